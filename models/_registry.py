@@ -1,0 +1,289 @@
+"""The model zoo's registry: ``register_model``, ``list_models``, ``create_model``, ``reparameterize``.
+
+Every zoo entry is a factory function that builds the *train* form. The deploy form is always produced
+from it by :func:`reparameterize`, which calls each block's idempotent ``reparameterize()``; train and
+deploy are a ``variant`` argument, never a name suffix.
+
+A user's own model plugs in without editing the repo:
+
+* ``path/to/file.py:factory`` anywhere a model name is accepted. The factory either takes a
+  ``variant`` keyword (``"train"``/``"deploy"``) or returns a train model whose blocks have
+  ``reparameterize()``.
+* an installed package exposing the ``benchbench.models`` entry-point group; loading the entry point
+  must run ``register_model`` decorators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from benchbench.registry import Registry, UnknownNameError, natural_key
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+__all__ = [
+    "Paper",
+    "Published",
+    "ModelInfo",
+    "VARIANTS",
+    "register_model",
+    "list_models",
+    "list_families",
+    "model_info",
+    "create_model",
+    "reparameterize",
+    "resolve_models",
+    "is_user_model",
+]
+
+VARIANTS = ("train", "deploy")
+
+
+@dataclass(frozen=True)
+class Paper:
+    title: str
+    year: int
+    url: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.year})"
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published size figure to agree with (``shared/REFERENCE.md``). Counts are absolute."""
+
+    params: float | None = None
+    macs: float | None = None  # multiply-accumulates; FLOPs = 2 x MACs
+    variant: str = "deploy"  # which form the figure describes
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Registry metadata of one zoo member."""
+
+    name: str
+    factory: Callable[..., nn.Module]
+    family: str
+    paper: Paper
+    input_size: tuple[int, int, int] = (3, 224, 224)  # C, H, W: the paper's default
+    seed_design: str = ""  # what the member stands for: reparameterization, fragmentation, truncation...
+    default: bool = False  # the member that ``--model <family>`` picks
+    fixed_input: bool = False  # weights are sized by the resolution: the factory takes ``input_size``
+    min_input: int = 32  # smallest H = W the architecture allows
+    identical_forms: bool = False  # train and deploy are the same network (guideline nets)
+    published: tuple[Published, ...] = ()
+    description: str = ""
+    source_hash: str = ""  # user models: hash of their file, so export caches notice edits
+
+
+_MODELS: Registry[ModelInfo] = Registry("model")
+_entry_points_loaded = False
+
+
+def register_model(
+    fn: Callable | None = None,
+    *,
+    family: str,
+    paper: Paper,
+    name: str | None = None,
+    **meta,
+):
+    """Decorator registering a train-form factory; the key is the function's name."""
+
+    def wrap(factory: Callable) -> Callable:
+        key = name or factory.__name__
+        doc = (inspect.getdoc(factory) or "").split("\n")[0]
+        meta.setdefault("description", doc)
+        if "input_size" in meta:
+            meta["input_size"] = tuple(meta["input_size"])
+        meta["published"] = tuple(meta.get("published", ()))
+        _MODELS.register(key, ModelInfo(name=key, factory=factory, family=family, paper=paper, **meta))
+        return factory
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="benchbench.models"):
+        ep.load()
+
+
+def is_user_model(name: str) -> bool:
+    """True for ``path/to/file.py:factory`` specs."""
+    return ".py:" in name
+
+
+def _load_user_model(spec: str) -> ModelInfo:
+    path_str, _, attr = spec.rpartition(":")
+    path = Path(path_str).expanduser()
+    if not path.is_file():
+        raise UnknownNameError("model file", path_str, [])
+    source = path.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()[:16]
+    mod_name = f"benchbench_user_{path.stem}_{digest}"
+    module = sys.modules.get(mod_name)
+    if module is None:
+        module_spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[mod_name] = module  # dataclasses and pickling look the module up by name
+        module_spec.loader.exec_module(module)
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        raise UnknownNameError(f"factory in {path_str}", attr, Registry("f", dict.fromkeys(names)).suggest(attr))
+    info = ModelInfo(
+        name=spec,
+        factory=factory,
+        family="user",
+        paper=Paper(title=f"user model {path.name}", year=0),
+        description=(inspect.getdoc(factory) or "").split("\n")[0],
+        source_hash=digest,
+    )
+    return _MODELS.register(spec, info)
+
+
+def model_info(name: str) -> ModelInfo:
+    """Metadata of a registered model (or a ``file.py:factory`` spec, loaded on first use)."""
+    if name in _MODELS:
+        return _MODELS.get(name)
+    if is_user_model(name):
+        return _load_user_model(name)
+    _load_entry_points()
+    return _MODELS.get(name)
+
+
+def list_models(include: str | Iterable[str] = "*", exclude: Iterable[str] = ()) -> list[str]:
+    """Registered model names matching fnmatch patterns, naturally sorted."""
+    _load_entry_points()
+    return [n for n in _MODELS.names(include, exclude) if not is_user_model(n)]
+
+
+def list_families() -> dict[str, list[str]]:
+    """Family → member names."""
+    families: dict[str, list[str]] = {}
+    for n in list_models():
+        families.setdefault(_MODELS.get(n).family, []).append(n)
+    return families
+
+
+def _family_default(family: str) -> str | None:
+    members = list_families().get(family)
+    if not members:
+        return None
+    defaults = [m for m in members if _MODELS.get(m).default]
+    return defaults[0] if defaults else members[0]
+
+
+def resolve_models(spec: str) -> tuple[list[str], list[str]]:
+    """Expand a ``--model`` argument into model names.
+
+    Accepts comma-separated exact names, fnmatch globs, family names (their default member) and
+    ``file.py:factory`` specs. Returns ``(names, notes)``, where notes say how a family name was
+    resolved. Raises :class:`UnknownNameError` for a part matching nothing.
+    """
+    _load_entry_points()
+    names: list[str] = []
+    notes: list[str] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        if is_user_model(part):
+            found = [model_info(part).name]
+        elif any(c in part for c in "*?["):
+            found = list_models(part)
+            if not found:
+                raise UnknownNameError("model pattern", part, [])
+        elif part in _MODELS:
+            found = [part]
+        elif (member := _family_default(part)) is not None:
+            found = [member]
+            notes.append(f"'{part}' is a family; using its default member {member} ({part}_* runs them all)")
+        else:
+            candidates = _MODELS.suggest(part) + [f for f in list_families() if f.startswith(part[:4])]
+            raise UnknownNameError("model", part, sorted(set(candidates), key=natural_key)[:4])
+        names.extend(n for n in found if n not in names)
+    return names, notes
+
+
+def _accepts(fn: Callable, param: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return param in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def create_model(
+    name: str,
+    variant: str = "train",
+    *,
+    input_size: tuple[int, int] | None = None,
+    seed: int = 0,
+    randomize: bool = True,
+) -> nn.Module:
+    """Build a model in eval mode.
+
+    ``variant="deploy"`` builds the train form with the same seed and reparameterizes it, so both
+    forms compute the same function. ``randomize`` gives BN statistics and constant-initialized
+    parameters random values (see :func:`benchbench.models.init.randomize_`), as no pretrained
+    weights exist here. ``input_size`` (H, W) reaches factories of fixed-resolution models.
+    """
+    import torch
+
+    from .init import randomize_
+
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant '{variant}'; choose from {', '.join(VARIANTS)}")
+    info = model_info(name)
+    kwargs = {}
+    if input_size is not None and (info.fixed_input or is_user_model(name)) and _accepts(info.factory, "input_size"):
+        kwargs["input_size"] = tuple(input_size)
+    # A factory that takes ``variant`` builds each form itself (and owns their equivalence);
+    # any other factory builds the train form, which reparameterize() converts.
+    takes_variant = _accepts(info.factory, "variant")
+    torch.manual_seed(seed)
+    model = info.factory(variant=variant, **kwargs) if takes_variant else info.factory(**kwargs)
+    if randomize:
+        randomize_(model, seed)
+    model.eval()
+    if variant == "deploy" and not takes_variant:
+        model = reparameterize(model)
+    return model
+
+
+def reparameterize(model: nn.Module) -> nn.Module:
+    """Convert a train-form model to its deploy form, in place; returns it in eval mode.
+
+    Calls ``reparameterize()`` on every module that has one, children before parents, so a block
+    can rely on its sub-blocks being converted already. Each block's method is idempotent and deletes
+    its training branches, so calling this twice is harmless. Fused weights are made contiguous
+    (a fused 1x1 from a transposed matmul is not, and runs slower).
+    """
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        for module in reversed(list(model.modules())):
+            fn = getattr(module, "reparameterize", None)
+            if callable(fn):
+                fn()
+        for p in model.parameters():
+            if not p.is_contiguous():
+                p.data = p.data.contiguous()
+    return model.eval()

@@ -1,0 +1,38 @@
+import pytest
+
+from benchbench.models import list_models, resolve_models
+from benchbench.registry import Registry, UnknownNameError
+
+
+def test_register_get_and_duplicates():
+    reg = Registry("thing")
+    reg.register("a", 1)
+    assert reg.get("a") == 1
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("a", 2)
+
+
+def test_unknown_name_suggests_close_matches():
+    reg = Registry("thing")
+    for name in ("resnet18", "resnet50", "repvgg_a0"):
+        reg.register(name, name)
+    with pytest.raises(UnknownNameError) as err:
+        reg.get("resnet19")
+    assert "resnet18" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_names_natural_sort_and_patterns():
+    reg = Registry("thing")
+    for name in ("net_10", "net_2", "net_1", "other"):
+        reg.register(name, None)
+    assert reg.names("net_*") == ["net_1", "net_2", "net_10"]
+    assert reg.names("*", exclude=["net_1*"]) == ["net_2", "other"]
+
+
+def test_resolve_family_glob_and_list():
+    names, notes = resolve_models("vanillanet")
+    assert names == ["vanillanet_5"] and "default" in notes[0]
+    assert resolve_models("vanillanet_*")[0] == list_models("vanillanet_*")
+    assert resolve_models("vanillanet_6,vanillanet_5")[0] == ["vanillanet_6", "vanillanet_5"]
+    with pytest.raises(UnknownNameError, match="vanillanet_5"):
+        resolve_models("vanilanet_5")
