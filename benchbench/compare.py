@@ -1,0 +1,80 @@
+"""Compare two runs: ratio of medians per matched cell, a Mann-Whitney U test, and a geometric mean.
+
+A cell counts as changed only when both the ratio leaves the ``threshold`` band and the test is
+significant (asv's rule): a 1% drift with p = 1e-9 is not a regression, and neither is a 20% swing
+measured on three noisy samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tabulate import tabulate
+
+from .result import CellResult, RunResult
+from .stats import geometric_mean, mann_whitney
+
+__all__ = ["Comparison", "compare_runs", "comparison_markdown"]
+
+
+@dataclass
+class Comparison:
+    key: tuple
+    label: str
+    a: CellResult | None
+    b: CellResult | None
+    ratio: float | None = None  # median B / median A (< 1: B is faster)
+    p_value: float | None = None
+    verdict: str = ""
+
+
+def _verdict(ratio: float, p: float, threshold: float, alpha: float) -> str:
+    significant = p == p and p < alpha  # nan (too few samples) is never significant
+    if significant and ratio > 1 + threshold:
+        return "slower"
+    if significant and ratio < 1 / (1 + threshold):
+        return "faster"
+    return "same"
+
+
+def compare_runs(a: RunResult, b: RunResult, threshold: float = 0.05, alpha: float = 0.01) -> list[Comparison]:
+    """Match cells by (model, variant, backend, batch, input, threads, options) and compare B to A."""
+    cells_a = {c.spec.key(): c for c in a.cells}
+    cells_b = {c.spec.key(): c for c in b.cells}
+    out = []
+    for key in list(dict.fromkeys([*cells_a, *cells_b])):
+        ca, cb = cells_a.get(key), cells_b.get(key)
+        label = (ca or cb).spec.label()
+        cmp = Comparison(key, label, ca, cb)
+        if ca is None or cb is None:
+            cmp.verdict = "only in A" if cb is None else "only in B"
+        elif not (ca.ok and cb.ok):
+            cmp.verdict = f"not comparable ({ca.status} / {cb.status})"
+        else:
+            cmp.ratio = cb.median_ms / ca.median_ms
+            cmp.p_value = mann_whitney(ca.samples_ns, cb.samples_ns)
+            cmp.verdict = _verdict(cmp.ratio, cmp.p_value, threshold, alpha)
+        out.append(cmp)
+    return out
+
+
+def comparison_markdown(comparisons: list[Comparison], name_a: str = "A", name_b: str = "B") -> str:
+    body = []
+    for c in comparisons:
+        body.append([
+            c.label,
+            f"{c.a.median_ms:.3f}" if c.a and c.a.ok else (c.a.status if c.a else "—"),
+            f"{c.b.median_ms:.3f}" if c.b and c.b.ok else (c.b.status if c.b else "—"),
+            f"{c.ratio:.3f}" if c.ratio else "",
+            f"{c.p_value:.2g}" if c.p_value is not None and c.p_value == c.p_value else "",
+            c.verdict,
+        ])
+    text = tabulate(body, ["cell", f"{name_a} median ms", f"{name_b} median ms", "B/A", "p (Mann-Whitney U)", "verdict"],
+                    tablefmt="github", disable_numparse=True)
+    ratios = [c.ratio for c in comparisons if c.ratio]
+    gm = geometric_mean(ratios)
+    summary = f"\nGeometric mean of B/A over {len(ratios)} matched cells: **{gm:.3f}**" if ratios else \
+        "\nNo cells matched in both runs."
+    counts = {v: sum(c.verdict == v for c in comparisons) for v in ("faster", "slower", "same")}
+    summary += f" ({counts['faster']} faster, {counts['slower']} slower, {counts['same']} unchanged)."
+    return text + "\n" + summary

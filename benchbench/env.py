@@ -1,0 +1,86 @@
+"""Facts about the machine and software a run was measured on."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["environment", "package_versions", "TRACKED_PACKAGES"]
+
+TRACKED_PACKAGES = (
+    "benchbench", "torch", "numpy", "scipy", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu",
+    "openvino", "ai-edge-litert", "litert-torch", "tflite-runtime", "psutil", "tabulate", "matplotlib",
+)
+
+
+def package_versions(names=TRACKED_PACKAGES) -> dict[str, str]:
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4", "neon", "sve")))
+    except OSError:
+        pass
+    return []
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict:
+    import psutil
+
+    freq = psutil.cpu_freq()
+    return {
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "hostname": platform.node(),
+        "os": f"{platform.system()} {platform.release()}",
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": {
+            "model": _cpu_model(),
+            "arch": platform.machine(),
+            "physical_cores": psutil.cpu_count(logical=False),
+            "logical_cores": psutil.cpu_count(),
+            "max_mhz": round(freq.max) if freq and freq.max else None,
+            "flags": _cpu_flags(),
+        },
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "packages": package_versions(),
+        "git_commit": _git_commit(),
+    }

@@ -1,0 +1,199 @@
+"""The sweep: build each model's artifacts once, then measure every cell in its own worker process.
+
+Failures never stop a sweep. A backend that is not installed gives ``unavailable`` cells, an export or
+runtime that rejects a model gives ``unsupported``, a worker that dies gives ``crashed``, one that
+overruns gives ``timeout``. The run file is rewritten after every cell, so finished cells are on disk
+whatever happens next.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .export import FORMATS, build_key, cache_root
+from .result import CellResult, RunResult
+from .spec import CellSpec, MeasureConfig
+
+__all__ = ["input_shape", "run_sweep"]
+
+
+def input_shape(spec: CellSpec) -> list[int]:
+    from benchbench.models import model_info
+
+    info = model_info(spec.model)
+    h, w = spec.input_size or info.input_size[1:]
+    return [spec.batch, info.input_size[0], h, w]
+
+
+def _worker_env(threads: int) -> dict:
+    env = dict(os.environ)
+    # Threads are explicit: every runtime and BLAS in the worker sees the same count.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " / ".join(ln.strip() for ln in text[-lines:])[-400:]
+
+
+def _run_worker(mode: str, job: dict, timeout_s: float, threads: int) -> tuple[str, dict]:
+    """Run one worker; returns (outcome, result) with outcome ok|crashed|timeout."""
+    with tempfile.TemporaryDirectory(prefix="bb-worker-") as tmp:
+        tmp = Path(tmp)
+        job_path, result_path, log_path = tmp / "job.json", tmp / "result.json", tmp / "worker.log"
+        job_path.write_text(json.dumps(job))
+        cmd = [sys.executable, "-m", "benchbench.worker", mode, str(job_path), str(result_path)]
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_worker_env(threads),
+                                    start_new_session=True)
+            try:
+                code = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, 9)  # the whole group: runtimes may have spawned helpers
+                proc.wait()
+                return "timeout", {"reason": f"{mode} exceeded {timeout_s:.0f} s and was killed"}
+        if result_path.exists():
+            return "ok", json.loads(result_path.read_text())
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        tail = _tail(log_path)
+        return "crashed", {"reason": f"{mode} worker died ({how})" + (f": {tail}" if tail else "")}
+
+
+def _build(spec: CellSpec, formats: set[str], config: MeasureConfig) -> dict:
+    """The cached build for a cell's model/variant/shape, with the given formats (runs a worker if needed)."""
+    shape = input_shape(spec)
+    key = build_key(spec.model, spec.variant, shape, spec.seed)
+    build_dir = cache_root() / key
+    manifest_path = build_dir / "build.json"
+    if manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text())
+        if "model" in manifest and formats <= set(manifest.get("artifacts", {})):
+            return {"status": "ok", "manifest": manifest, "cached": True, "dir": str(build_dir)}
+    job = {"model": spec.model, "variant": spec.variant, "input_shape": shape, "seed": spec.seed,
+           "formats": sorted(formats), "dir": str(build_dir)}
+    outcome, result = _run_worker("build", job, config.cell_timeout_s, threads=os.cpu_count() or 1)
+    if outcome != "ok":
+        return {"status": outcome, "reason": "export: " + result["reason"]}
+    result.update(cached=False, dir=str(build_dir))
+    return result
+
+
+def _artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict, str | None]:
+    """(what the runner's prepare() takes, artifact record, reason it is unusable or None)."""
+    manifest = build["manifest"]
+    fmt = runner_cls.artifact
+    if fmt == "torch":
+        ref = {"model": spec.model, "variant": spec.variant, "seed": spec.seed,
+               "input_size": manifest["model"]["input_shape"][2:]}
+        return ref, {"format": "torch", "note": "rebuilt in the worker from the registry and seed"}, None
+    if fmt not in FORMATS:
+        return None, {"format": fmt}, None
+    entry = manifest["artifacts"][fmt]
+    record = {"format": fmt, "cached": build.get("cached", False),
+              **{k: v for k, v in entry.items() if k not in ("status", "traceback")}}
+    if entry["status"] != "ok":
+        return None, record, entry.get("reason", "export failed")
+    return entry["path"], record, None
+
+
+def run_sweep(
+    cells: list[CellSpec],
+    config: MeasureConfig,
+    run: RunResult,
+    progress: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
+) -> RunResult:
+    """Measure ``cells`` into ``run``, saving it after every cell."""
+    from benchbench.runners import get_runner
+
+    # Build once per model/variant/shape with every format its backends need.
+    formats_needed: dict[tuple, set[str]] = {}
+    for spec in cells:
+        fmt = get_runner(spec.backend).artifact
+        group = (spec.model, spec.variant, spec.input_size, spec.batch, spec.seed)
+        formats_needed.setdefault(group, set()).update({fmt} & set(FORMATS))
+    builds: dict[tuple, dict] = {}
+
+    total = len(cells)
+    for i, spec in enumerate(cells, 1):
+        t0 = time.perf_counter()
+        cell = _measure_cell(spec, config, formats_needed, builds)
+        run.cells.append(cell)
+        run.save()
+        took = time.perf_counter() - t0
+        if cell.ok:
+            s = cell.stats
+            msg = f"{s['median_ms']:.3f} ms (n={s['count']}{', noisy' if s['noisy'] else ''})"
+            if cell.parity.get("checked") and not cell.parity.get("passed"):
+                msg += " PARITY FAIL"
+        else:
+            msg = f"{cell.status}: {cell.reason}"
+        progress(f"[{i}/{total}] {spec.label()}: {msg} [{took:.1f} s]")
+    return run
+
+
+def _measure_cell(spec: CellSpec, config: MeasureConfig, formats_needed: dict, builds: dict) -> CellResult:
+    from benchbench.runners import get_runner
+
+    runner_cls = get_runner(spec.backend)
+    available, why = runner_cls.is_available()
+    if not available:
+        return CellResult(spec, "unavailable", why)
+
+    from benchbench.models import model_info
+
+    min_input = model_info(spec.model).min_input
+    if spec.input_size and min(spec.input_size) < min_input:
+        return CellResult(spec, "unsupported", f"input {spec.input_size[0]}x{spec.input_size[1]} is below "
+                          f"this architecture's minimum of {min_input}")
+    group = (spec.model, spec.variant, spec.input_size, spec.batch, spec.seed)
+    if group not in builds:
+        builds[group] = _build(spec, formats_needed[group], config)
+    build = builds[group]
+    if build["status"] != "ok":
+        status = "unsupported" if build["status"] == "unsupported" else build["status"]
+        return CellResult(spec, status, build["reason"])
+    manifest = build["manifest"]
+    model_record = dict(manifest["model"])
+    artifact, artifact_record, unusable = _artifact_for(runner_cls, spec, build)
+    if unusable:
+        return CellResult(spec, "unsupported", unusable, model=model_record, artifact=artifact_record)
+
+    build_dir = Path(build["dir"])
+    job = {
+        "spec": spec.to_dict(),
+        "config": config.__dict__,
+        "artifact": artifact,
+        "input_path": str(build_dir / "input.npy"),
+        "reference_path": str(build_dir / "reference.npz"),
+    }
+    outcome, result = _run_worker("measure", job, config.cell_timeout_s, spec.threads)
+    if outcome != "ok":
+        return CellResult(spec, outcome, result["reason"], model=model_record, artifact=artifact_record)
+    cell = CellResult(
+        spec,
+        result["status"],
+        result.get("reason"),
+        samples_ns=result.get("samples_ns", []),
+        timing=result.get("timing", {}),
+        model=model_record,
+        memory=result.get("memory", {}),
+        parity=result.get("parity", {}),
+        backend=result.get("backend", {}),
+        artifact=artifact_record,
+    )
+    cell.recompute(config.noisy_ci, config.noisy_cv)
+    return cell

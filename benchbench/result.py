@@ -1,0 +1,140 @@
+"""The versioned result document: one JSON file per run, one record per cell.
+
+Raw latency samples are the source of truth; ``stats`` are derived from them and recomputed on load,
+so a file edited by hand or written by an older version cannot disagree with its samples. CSV,
+Markdown, compare and claim are all views of these files. The schema is documented in
+``docs/results.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .spec import CellSpec
+from .stats import summarize
+
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "STATUSES", "CellResult", "RunResult", "load_run", "SchemaError"]
+
+SCHEMA = "benchbench/result"
+SCHEMA_VERSION = 1
+# ok: measured. unsupported: a converter or runtime rejected the model. unavailable: the backend is
+# not installed or has no device here. crashed/timeout: the worker died or was killed. error: any
+# other failure inside the worker (a bug, reported with its message).
+STATUSES = ("ok", "unsupported", "unavailable", "crashed", "timeout", "error")
+
+
+class SchemaError(ValueError):
+    """A file that is not a benchbench result, or of a schema version this code cannot read."""
+
+
+@dataclass
+class CellResult:
+    spec: CellSpec
+    status: str
+    reason: str | None = None
+    samples_ns: list[int] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)  # derived from samples_ns
+    timing: dict = field(default_factory=dict)  # init_ms, first_ms, warm-up and stop details
+    model: dict = field(default_factory=dict)  # family, params, FLOPs, MACs
+    memory: dict = field(default_factory=dict)  # MiB over the worker's baseline
+    parity: dict = field(default_factory=dict)  # vs PyTorch eager float32
+    backend: dict = field(default_factory=dict)  # runner metadata: versions, threads, precision, ops
+    artifact: dict = field(default_factory=dict)  # format, path, bytes, exporter, export time
+    metrics: dict = field(default_factory=dict)  # fragmentation, element-ops, roofline
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def median_ms(self) -> float | None:
+        return self.stats.get("median_ms") if self.stats else None
+
+    def recompute(self, noisy_ci: float = 0.05, noisy_cv: float = 0.10) -> None:
+        self.stats = summarize(self.samples_ns, noisy_ci, noisy_cv) if self.samples_ns else {}
+
+    def to_dict(self) -> dict:
+        return {
+            "spec": self.spec.to_dict(),
+            "status": self.status,
+            "reason": self.reason,
+            "stats": self.stats,
+            "timing": self.timing,
+            "model": self.model,
+            "memory": self.memory,
+            "parity": self.parity,
+            "backend": self.backend,
+            "artifact": self.artifact,
+            "metrics": self.metrics,
+            "samples_ns": self.samples_ns,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CellResult:
+        d = dict(d)
+        spec = CellSpec.from_dict(d.pop("spec"))
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d and k != "spec"}
+        return cls(spec=spec, **known)
+
+
+@dataclass
+class RunResult:
+    """A run: shared metadata (machine, versions, settings) once, then its cells."""
+
+    meta: dict
+    cells: list[CellResult] = field(default_factory=list)
+    path: Path | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "schema_version": SCHEMA_VERSION,
+            "meta": self.meta,
+            "cells": [c.to_dict() for c in self.cells],
+        }
+
+    def save(self, path: str | Path | None = None) -> Path:
+        """Write atomically (temp file + rename): a crash mid-write never loses finished cells."""
+        path = Path(path or self.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(self.to_dict(), fh, indent=1)
+        os.replace(tmp, path)
+        self.path = path
+        return path
+
+
+def _migrate(doc: dict) -> dict:
+    """Bring an older document up to SCHEMA_VERSION. Add a step here with every version bump."""
+    version = doc.get("schema_version")
+    migrations: dict[int, callable] = {}
+    while version in migrations:
+        doc = migrations[version](doc)
+        version = doc["schema_version"]
+    if version != SCHEMA_VERSION:
+        raise SchemaError(f"unsupported result schema version {version} (this benchbench reads {SCHEMA_VERSION})")
+    return doc
+
+
+def load_run(path: str | Path) -> RunResult:
+    """Read a result file, migrating old schema versions and recomputing statistics from samples."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SchemaError(f"no such result file: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise SchemaError(f"{path} is not a benchbench result file")
+    doc = _migrate(doc)
+    settings = doc["meta"].get("settings", {})
+    cells = [CellResult.from_dict(c) for c in doc["cells"]]
+    for cell in cells:
+        cell.recompute(settings.get("noisy_ci", 0.05), settings.get("noisy_cv", 0.10))
+    return RunResult(meta=doc["meta"], cells=cells, path=path)

@@ -1,0 +1,80 @@
+"""What to measure: a cell's specification and the sampling policy. Imports nothing heavy."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+__all__ = ["CellSpec", "MeasureConfig", "QUICK", "physical_cores"]
+
+
+def physical_cores() -> int:
+    """The default thread count: physical cores (hyper-threads share execution units)."""
+    import psutil
+
+    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """Sampling policy. Warm-up and sampling each end on both a count and a time bound.
+
+    Sampling stops early once the 95% CI of the median is within ``target_ci`` of the median (and the
+    minimums are met), otherwise at ``max_s`` or ``max_count``.
+    """
+
+    warmup_min_count: int = 5
+    warmup_min_s: float = 0.5
+    min_count: int = 20
+    min_s: float = 1.0
+    max_s: float = 10.0
+    max_count: int = 100_000
+    target_ci: float = 0.01  # relative half-width of the median's 95% CI that ends sampling early
+    noisy_ci: float = 0.05  # a wider CI than this flags the cell as noisy
+    noisy_cv: float = 0.10  # robust CV (1.4826 MAD / median) above this flags it as noisy
+    cell_timeout_s: float = 900.0  # a worker (prepare + warm-up + sampling) is killed after this
+
+    def replace(self, **changes) -> MeasureConfig:
+        return MeasureConfig(**{**asdict(self), **changes})
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MeasureConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# For smoke runs and tests: fewer samples, looser early stop.
+QUICK = MeasureConfig(warmup_min_count=2, warmup_min_s=0.05, min_count=10, min_s=0.2, max_s=2.0, target_ci=0.03)
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One (model, variant, input shape, backend, threads) combination."""
+
+    model: str
+    variant: str
+    backend: str
+    batch: int = 1
+    input_size: tuple[int, int] | None = None  # H, W; None means the model's own
+    threads: int = 1
+    seed: int = 0
+    options: tuple[tuple[str, str], ...] = field(default=())  # backend options, sorted key/value pairs
+
+    def key(self) -> tuple:
+        """Identity used to match cells across runs (compare)."""
+        return (self.model, self.variant, self.backend, self.batch, self.input_size, self.threads, self.options)
+
+    def label(self) -> str:
+        return f"{self.model} [{self.variant}] on {self.backend}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input_size"] = list(self.input_size) if self.input_size else None
+        d["options"] = dict(self.options)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CellSpec:
+        d = dict(d)
+        d["input_size"] = tuple(d["input_size"]) if d.get("input_size") else None
+        d["options"] = tuple(sorted((d.get("options") or {}).items()))
+        return cls(**d)

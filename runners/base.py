@@ -1,0 +1,79 @@
+"""The runner protocol: what every backend implements.
+
+Lifecycle inside a worker process: ``load_runtime()`` → ``prepare()`` → ``run()``/``time_once()``
+many times → ``outputs()`` → ``teardown()`` (always, in ``finally``). ``metadata()`` and
+``executed_ops()`` may be called after ``prepare``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["Runner", "UnsupportedModel", "BackendUnavailable"]
+
+
+class UnsupportedModel(Exception):
+    """The backend cannot load or run this model (recorded as status ``unsupported``)."""
+
+
+class BackendUnavailable(Exception):
+    """The backend's package or device is absent here (recorded as status ``unavailable``)."""
+
+
+class Runner:
+    """Base class. Subclasses set the class attributes and implement ``prepare`` and ``run``."""
+
+    name: ClassVar[str]
+    artifact: ClassVar[str]  # what prepare() takes: "torch" (a model spec), "onnx", "tflite" or "none"
+    packages: ClassVar[tuple[str, ...]] = ()  # import names that must be present
+    extra: ClassVar[str] = ""  # pip extra providing them: pip install 'benchbench[extra]'
+    description: ClassVar[str] = ""
+
+    def __init__(self, threads: int, options: dict[str, Any] | None = None):
+        self.threads = threads
+        self.options = dict(options or {})
+        self.inputs: np.ndarray | None = None
+
+    @classmethod
+    def is_available(cls) -> tuple[bool, str]:
+        """(available, reason). Cheap: finds packages without importing them."""
+        missing = [p for p in cls.packages if importlib.util.find_spec(p) is None]
+        if missing:
+            hint = f"; install with: pip install 'benchbench[{cls.extra}]'" if cls.extra else ""
+            return False, f"{cls.name} needs {', '.join(missing)}{hint}"
+        return True, ""
+
+    def load_runtime(self) -> None:
+        """Import the runtime (before the memory baseline is taken)."""
+
+    def prepare(self, artifact: Path | dict, inputs: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        """One inference on the prepared inputs."""
+        raise NotImplementedError
+
+    def time_once(self) -> int:
+        """Wall time of one inference in ns. Device backends override this to synchronize."""
+        t0 = time.perf_counter_ns()
+        self.run()
+        return time.perf_counter_ns() - t0
+
+    def outputs(self) -> list[np.ndarray] | None:
+        """Outputs for the prepared inputs, for parity checks; None if the backend computes nothing."""
+        return None
+
+    def executed_ops(self) -> dict | None:
+        """Operators the backend really executes after its own fusions: {"count": n, "by_type": {...}}."""
+        return None
+
+    def metadata(self) -> dict:
+        return {"threads": self.threads, **({"options": self.options} if self.options else {})}
+
+    def teardown(self) -> None:
+        pass

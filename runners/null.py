@@ -1,0 +1,35 @@
+"""A backend that runs nothing: it tests the harness without a runtime (tinygrad's NULL device).
+
+Options make it misbehave on purpose, so tests can prove a sweep survives: ``latency_ms`` (sleep per
+inference), ``fail`` = ``crash`` (hard exit in prepare), ``hang`` (sleep forever), ``raise`` (an
+ordinary exception), ``unsupported`` (reject the model).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .base import Runner, UnsupportedModel
+
+
+class NullRunner(Runner):
+    name = "null"
+    artifact = "none"
+    description = "does nothing; for harness tests"
+
+    def prepare(self, artifact, inputs):
+        self.inputs = inputs
+        fail = self.options.get("fail")
+        if fail == "crash":
+            os._exit(3)  # no cleanup, no result file: what a segfault looks like to the harness
+        if fail == "hang":
+            time.sleep(10**6)
+        if fail == "raise":
+            raise RuntimeError("null runner asked to fail")
+        if fail == "unsupported":
+            raise UnsupportedModel("null runner rejects every model when asked to")
+        self.latency_s = float(self.options.get("latency_ms", 0.2)) / 1e3
+
+    def run(self):
+        time.sleep(self.latency_s)
