@@ -1,0 +1,36 @@
+"""compare: ratio of medians, Mann-Whitney U, geometric mean, and the verdict rule."""
+
+import numpy as np
+
+from benchbench.compare import compare_runs, comparison_markdown
+from benchbench.result import CellResult, RunResult
+from benchbench.spec import CellSpec
+
+
+def _run(medians_ms: dict, jitter=0.01, seed=0):
+    rng = np.random.default_rng(seed)
+    cells = []
+    for model, med in medians_ms.items():
+        samples = (med * 1e6 * (1 + jitter * rng.standard_normal(40))).astype(int).tolist()
+        cell = CellResult(CellSpec(model, "deploy", "ort"), "ok", samples_ns=samples)
+        cell.recompute()
+        cells.append(cell)
+    return RunResult(meta={}, cells=cells)
+
+
+def test_verdicts_need_both_a_large_ratio_and_significance():
+    a = _run({"same": 1.0, "slower": 1.0, "faster": 2.0, "tiny_drift": 1.0})
+    b = _run({"same": 1.0, "slower": 1.5, "faster": 1.0, "tiny_drift": 1.02}, seed=1)
+    by_model = {c.key[0]: c for c in compare_runs(a, b)}
+    assert by_model["slower"].verdict == "slower" and by_model["slower"].ratio > 1.4
+    assert by_model["faster"].verdict == "faster" and by_model["faster"].p_value < 1e-6
+    assert by_model["same"].verdict == "same"
+    assert by_model["tiny_drift"].verdict == "same"  # significant, but inside the 5% band
+
+
+def test_unmatched_cells_are_listed_not_dropped():
+    a, b = _run({"x": 1.0, "only_a": 1.0}), _run({"x": 1.0, "only_b": 1.0})
+    verdicts = {c.key[0]: c.verdict for c in compare_runs(a, b)}
+    assert verdicts["only_a"] == "only in A" and verdicts["only_b"] == "only in B"
+    text = comparison_markdown(compare_runs(a, b))
+    assert "only in A" in text and "Geometric mean of B/A over 1 matched cells" in text

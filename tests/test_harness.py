@@ -1,0 +1,107 @@
+"""The sweep survives every failure mode, keeps finished cells on disk, and caches exports.
+
+Faulty cells come from the null runner's ``fail`` option and from deliberately broken user models in
+tests/data/tiny.py; good cells run the real torch and ort backends on a millisecond-scale model.
+"""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from benchbench.harness import run_sweep
+from benchbench.result import RunResult, load_run
+from benchbench.spec import QUICK, CellSpec
+
+DATA = Path(__file__).parent / "data"
+TINY = f"{DATA / 'tiny.py'}:tiny"
+FAST = QUICK.replace(min_count=6, min_s=0.05, max_s=0.5, warmup_min_s=0.01, cell_timeout_s=120)
+
+
+def _sweep(tmp_path, cells, config=FAST):
+    run = RunResult(meta={"settings": config.__dict__}, path=tmp_path / "results.json")
+    return run_sweep(cells, config, run, progress=lambda msg: None)
+
+
+def _null(fail=None, variant="deploy"):
+    return CellSpec(TINY, variant, "null", options=(("fail", fail),) if fail else ())
+
+
+def test_null_sweep_records_samples_and_stats(cache_dir, tmp_path):
+    run = _sweep(tmp_path, [_null(variant="train"), _null()])
+    assert [c.status for c in run.cells] == ["ok", "ok"]
+    cell = run.cells[1]
+    assert len(cell.samples_ns) == cell.stats["count"] >= 6
+    assert cell.stats["ci_low_ms"] <= cell.stats["median_ms"] <= cell.stats["ci_high_ms"]
+    assert cell.timing["init_ms"] >= 0 and cell.timing["first_ms"] > 0
+    assert cell.model["params"] > 0 and cell.model["flops"] > 0
+    # The run file on disk holds both cells and reloads to the same statistics.
+    again = load_run(tmp_path / "results.json")
+    assert again.cells[1].stats["median_ms"] == pytest.approx(cell.stats["median_ms"])
+
+
+@pytest.mark.parametrize(
+    "fail,status",
+    [("crash", "crashed"), ("raise", "error"), ("unsupported", "unsupported")],
+)
+def test_failing_worker_is_recorded_and_sweep_goes_on(cache_dir, tmp_path, fail, status):
+    run = _sweep(tmp_path, [_null(fail), _null()])
+    assert [c.status for c in run.cells] == [status, "ok"]
+    assert run.cells[0].reason
+    on_disk = json.loads((tmp_path / "results.json").read_text())
+    assert [c["status"] for c in on_disk["cells"]] == [status, "ok"]
+
+
+def test_hanging_worker_times_out(cache_dir, tmp_path):
+    t0 = time.perf_counter()
+    run = _sweep(tmp_path, [_null("hang"), _null()], FAST.replace(cell_timeout_s=8))
+    assert [c.status for c in run.cells] == ["timeout", "ok"]
+    assert "exceeded" in run.cells[0].reason
+    assert time.perf_counter() - t0 < 60
+
+
+def test_export_failure_is_unsupported_with_the_exporters_reason(cache_dir, tmp_path):
+    bad = CellSpec(f"{DATA / 'tiny.py'}:unexportable", "deploy", "ort")
+    run = _sweep(tmp_path, [bad, CellSpec(TINY, "deploy", "ort")])
+    assert run.cells[0].status == "unsupported"
+    assert "eigvals" in run.cells[0].reason and "\x1b" not in run.cells[0].reason
+    assert run.cells[1].status == "ok"
+
+
+def test_model_that_cannot_run_is_unsupported(cache_dir, tmp_path):
+    run = _sweep(tmp_path, [CellSpec(f"{DATA / 'tiny.py'}:broken", "deploy", "null")])
+    assert run.cells[0].status == "unsupported"
+    assert "broken on purpose" in run.cells[0].reason
+
+
+def test_input_below_minimum_is_unsupported(cache_dir, tmp_path):
+    run = _sweep(tmp_path, [CellSpec("vanillanet_5", "deploy", "null", input_size=(16, 16))])
+    assert run.cells[0].status == "unsupported" and "minimum" in run.cells[0].reason
+
+
+def test_real_backends_agree_and_ort_worker_stays_torch_free(cache_dir, tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    cells = [CellSpec(TINY, v, b) for b in ("torch", "ort") for v in ("train", "deploy")]
+    run = _sweep(tmp_path, cells)
+    assert all(c.status == "ok" for c in run.cells), [(c.status, c.reason) for c in run.cells]
+    for cell in run.cells:
+        assert cell.parity["passed"], cell.parity
+        assert cell.backend["executed_ops"]["count"] > 0
+        assert cell.backend["worker_imported_torch"] == (cell.spec.backend == "torch")
+    ort_train, ort_deploy = run.cells[2], run.cells[3]
+    assert ort_deploy.model["params"] < ort_train.model["params"]  # BN folded away
+    assert ort_deploy.artifact["format"] == "onnx" and ort_deploy.artifact["bytes"] > 0
+
+
+def test_second_build_uses_the_cache(cache_dir, tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    spec = CellSpec(TINY, "train", "ort", seed=7)
+    first = _sweep(tmp_path / "a", [spec]).cells[0]
+    onnx_path = Path(first.artifact["path"])
+    mtime = onnx_path.stat().st_mtime_ns
+    second = _sweep(tmp_path / "b", [spec]).cells[0]
+    assert second.status == "ok" and second.artifact["cached"] is True
+    assert onnx_path.stat().st_mtime_ns == mtime
+    assert str(cache_dir) in str(onnx_path) and os.path.basename(onnx_path) == "model.onnx"
