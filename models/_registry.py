@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import os
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -213,7 +214,10 @@ def resolve_models(spec: str) -> tuple[list[str], list[str]]:
             found = [part]
         elif (member := _family_default(part)) is not None:
             found = [member]
-            notes.append(f"'{part}' is a family; using its default member {member} ({part}_* runs them all)")
+            members = list_families()[part]
+            prefix = os.path.commonprefix(members).rstrip("_") if len(members) > 1 else member
+            hint = f"'{prefix}*' runs all {len(members)}" if len(members) > 1 else "its only member"
+            notes.append(f"'{part}' is a family; using its default member {member} ({hint})")
         else:
             candidates = _MODELS.suggest(part) + [f for f in list_families() if f.startswith(part[:4])]
             raise UnknownNameError("model", part, sorted(set(candidates), key=natural_key)[:4])
