@@ -7,14 +7,14 @@ measured on three noisy samples.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tabulate import tabulate
 
 from .result import CellResult, RunResult
 from .stats import geometric_mean, mann_whitney
 
-__all__ = ["Comparison", "compare_runs", "comparison_markdown"]
+__all__ = ["Comparison", "compare_runs", "comparison_markdown", "pivot", "regressions"]
 
 
 @dataclass
@@ -78,3 +78,32 @@ def comparison_markdown(comparisons: list[Comparison], name_a: str = "A", name_b
     counts = {v: sum(c.verdict == v for c in comparisons) for v in ("faster", "slower", "same")}
     summary += f" ({counts['faster']} faster, {counts['slower']} slower, {counts['same']} unchanged)."
     return text + "\n" + summary
+
+
+def pivot(run: RunResult, by: str, baseline: str | None = None) -> list[tuple[str, RunResult, RunResult]]:
+    """Split one run into (label, A, B) pairs that differ only in ``by`` (``variant`` or ``backend``).
+
+    ``variant``: A = train, B = deploy. ``backend``: A = ``baseline`` (default: the first backend in
+    the file), B = each other backend in turn. The pivoted field is blanked so the cells match.
+    """
+    values = list(dict.fromkeys(getattr(c.spec, by) for c in run.cells))
+    if by == "variant":
+        pairs = [("train", "deploy")]
+    elif by == "backend":
+        base = baseline or values[0]
+        if base not in values:
+            raise ValueError(f"backend '{base}' is not in this file (it has {', '.join(values)})")
+        pairs = [(base, v) for v in values if v != base]
+    else:
+        raise ValueError(f"cannot pivot by '{by}'; use variant or backend")
+
+    def side(value):
+        cells = [replace(c, spec=replace(c.spec, **{by: "*"})) for c in run.cells if getattr(c.spec, by) == value]
+        return RunResult(meta=run.meta, cells=cells)
+
+    return [(f"{a} → {b}", side(a), side(b)) for a, b in pairs]
+
+
+def regressions(comparisons: list[Comparison], fail_above: float) -> list[Comparison]:
+    """Matched cells significantly slower by more than ``fail_above`` (a fraction): for CI gating."""
+    return [c for c in comparisons if c.verdict == "slower" and c.ratio and c.ratio > 1 + fail_above]

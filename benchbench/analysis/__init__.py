@@ -1,0 +1,1 @@
+"""Analyses over result files: the claim (FLOPs vs fragmentation) and the guideline tables."""

@@ -1,0 +1,167 @@
+"""Does FLOPs or fragmentation explain latency? Rank correlations, partial correlations, and
+leave-one-family-out latency models, per backend (scipy.stats and numpy least squares).
+
+Every observation is one ``ok`` cell: a (model, variant) on a backend. Train and deploy forms are
+different graphs of the same function, so both count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["PREDICTORS", "FRAGMENTATION", "observations", "correlations", "partial_correlations",
+           "loo_family_models", "family_ratios"]
+
+# Predictor → (label, where to read it in a cell record).
+PREDICTORS = {
+    "flops": "FLOPs",
+    "params": "params",
+    "element_ops": "element-ops",
+    "graph_ops": "graph ops",
+    "executed_ops": "executed ops",
+    "dag_width": "DAG width",
+    "joins": "joins",
+    "mac_bytes": "memory access cost",
+}
+FRAGMENTATION = ("executed_ops", "graph_ops", "dag_width", "joins", "mac_bytes", "element_ops")
+# The fragmentation latency model adds these to log FLOPs: the number of kernels the backend launches
+# and the bytes they move are ShuffleNetV2's two named costs besides FLOPs.
+MODEL_FEATURES = ("flops", "executed_ops", "mac_bytes")
+
+
+def observations(runs, include_guidelines: bool = False) -> list[dict]:
+    """Flat records of every ok cell: identity, median latency with CI, and every predictor."""
+    rows = []
+    for run in runs:
+        for c in run.cells:
+            if not c.ok or not c.median_ms:
+                continue
+            family = c.model.get("family", "")
+            if family.startswith("guideline") and not include_guidelines:
+                continue
+            rec = {
+                "model": c.spec.model, "family": family, "variant": c.spec.variant, "backend": c.spec.backend,
+                "threads": c.spec.threads, "median_ms": c.median_ms,
+                "ci_low_ms": c.stats.get("ci_low_ms"), "ci_high_ms": c.stats.get("ci_high_ms"),
+                "flops": c.model.get("flops"), "params": c.model.get("params"),
+            }
+            for key in PREDICTORS:
+                if key not in rec:
+                    rec[key] = c.metrics.get(key)
+            rows.append(rec)
+    return rows
+
+
+def _valid(rows, keys) -> list[dict]:
+    return [r for r in rows if all(isinstance(r.get(k), (int, float)) and r[k] > 0 for k in keys)]
+
+
+def correlations(rows: list[dict]) -> list[dict]:
+    """Spearman rho and Kendall tau (with p-values) of latency against each predictor."""
+    from scipy.stats import kendalltau, spearmanr
+
+    out = []
+    for key, label in PREDICTORS.items():
+        sub = _valid(rows, ("median_ms", key))
+        if len(sub) < 5 or len({r[key] for r in sub}) < 2:
+            continue
+        lat = [r["median_ms"] for r in sub]
+        x = [r[key] for r in sub]
+        rho, p_rho = spearmanr(lat, x)
+        tau, p_tau = kendalltau(lat, x)
+        out.append({"predictor": key, "label": label, "n": len(sub), "spearman": float(rho),
+                    "spearman_p": float(p_rho), "kendall": float(tau), "kendall_p": float(p_tau)})
+    return out
+
+
+def partial_correlations(rows: list[dict]) -> list[dict]:
+    """Partial Spearman correlation of latency with each fragmentation metric, controlling for FLOPs.
+
+    Ranks are residualized on the rank of FLOPs by least squares; the p-value is the t-test of a
+    partial correlation with n - 3 degrees of freedom.
+    """
+    from scipy.stats import pearsonr, rankdata
+    from scipy.stats import t as student_t
+
+    out = []
+    for key in FRAGMENTATION:
+        sub = _valid(rows, ("median_ms", "flops", key))
+        n = len(sub)
+        if n < 6 or len({r[key] for r in sub}) < 2:
+            continue
+        lat, frag, flops = (rankdata([r[k] for r in sub]) for k in ("median_ms", key, "flops"))
+        design = np.column_stack([np.ones(n), flops])
+
+        def resid(y):
+            coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+            return y - design @ coef
+
+        r, _ = pearsonr(resid(lat), resid(frag))
+        r = float(np.clip(r, -0.999999, 0.999999))
+        t = r * math.sqrt((n - 3) / (1 - r * r))
+        p = float(2 * student_t.sf(abs(t), n - 3))
+        out.append({"predictor": key, "label": PREDICTORS[key], "n": n, "partial_spearman": r, "p": p})
+    return out
+
+
+def _fit_predict(train: list[dict], test: list[dict], keys: tuple[str, ...]) -> np.ndarray:
+    def design(rs):
+        return np.column_stack([np.ones(len(rs))] + [np.log([r[k] for r in rs]) for k in keys])
+
+    y = np.log([r["median_ms"] for r in train])
+    coef, *_ = np.linalg.lstsq(design(train), y, rcond=None)
+    return np.exp(design(test) @ coef)
+
+
+def loo_family_models(rows: list[dict]) -> dict | None:
+    """Leave-one-family-out: a log-linear latency model on FLOPs alone vs FLOPs + fragmentation.
+
+    Each family is predicted by models fitted on all other families, so a model cannot memorize a
+    family's latency. Both models see the same observations (those with every feature). Returns the
+    median absolute percentage error of each and the share predicted within ±10%.
+    """
+    sub = _valid(rows, ("median_ms",) + MODEL_FEATURES)
+    families = sorted({r["family"] for r in sub})
+    if len(families) < 3 or len(sub) < len(MODEL_FEATURES) + 4:
+        return None
+    errors = {"flops_only": [], "fragmentation": []}
+    for fam in families:
+        test = [r for r in sub if r["family"] == fam]
+        train = [r for r in sub if r["family"] != fam]
+        if len(train) < len(MODEL_FEATURES) + 2:
+            continue
+        actual = np.array([r["median_ms"] for r in test])
+        for name, keys in (("flops_only", ("flops",)), ("fragmentation", MODEL_FEATURES)):
+            pred = _fit_predict(train, test, keys)
+            errors[name].extend(np.abs(pred / actual - 1).tolist())
+    out = {"n": len(errors["flops_only"]), "families": len(families), "features": list(MODEL_FEATURES)}
+    for name, errs in errors.items():
+        e = np.array(errs)
+        out[name] = {"median_ape": float(np.median(e)), "within_10pct": float(np.mean(e <= 0.10))}
+    # Paired test on the same held-out cells: is one model's error systematically smaller?
+    from scipy.stats import wilcoxon
+
+    diff = np.array(errors["fragmentation"]) - np.array(errors["flops_only"])
+    out["wilcoxon_p"] = float(wilcoxon(diff).pvalue) if np.count_nonzero(diff) >= 6 else float("nan")
+    return out
+
+
+def family_ratios(rows: list[dict]) -> list[dict]:
+    """Per family: median over members of deploy/train FLOPs ratio and deploy/train latency ratio."""
+    by_key = {(r["model"], r["backend"], r["variant"]): r for r in rows}
+    per_family: dict[str, dict[str, list]] = {}
+    for (model, backend, variant), r in by_key.items():
+        if variant != "deploy" or (model, backend, "train") not in by_key:
+            continue
+        t = by_key[(model, backend, "train")]
+        if not (t.get("flops") and r.get("flops")):
+            continue
+        entry = per_family.setdefault((r["family"], backend), {"flops": [], "latency": [], "members": set()})
+        entry["flops"].append(r["flops"] / t["flops"])
+        entry["latency"].append(r["median_ms"] / t["median_ms"])
+        entry["members"].add(model)
+    return [{"family": fam, "backend": backend, "members": len(v["members"]),
+             "flops_ratio": float(np.median(v["flops"])), "latency_ratio": float(np.median(v["latency"]))}
+            for (fam, backend), v in sorted(per_family.items())]

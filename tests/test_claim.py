@@ -1,0 +1,120 @@
+"""The claim analysis computes its verdicts from data: planted truths in both directions come out."""
+
+import numpy as np
+import pytest
+
+from benchbench.analysis.claim import analyze, claim_markdown
+from benchbench.analysis.guidelines import verdict
+from benchbench.cli import main
+from benchbench.result import CellResult, RunResult
+from benchbench.spec import CellSpec
+
+
+def _cell(model, family, backend, median_ms, flops, ops, mac, variant="deploy", rng=None):
+    rng = rng or np.random.default_rng(0)
+    samples = (median_ms * 1e6 * (1 + 0.01 * rng.standard_normal(30))).astype(int).tolist()
+    cell = CellResult(CellSpec(model, variant, backend), "ok", samples_ns=samples,
+                      model={"family": family, "flops": flops, "params": flops // 100},
+                      metrics={"executed_ops": ops, "graph_ops": ops, "mac_bytes": mac, "dag_width": 1,
+                               "joins": ops // 4, "element_ops": flops // 50})
+    cell.recompute()
+    return cell
+
+
+def _population(latency_from: str, backend="ort", seed=0):
+    """Six families of five models; latency is planted as a function of ops or of FLOPs."""
+    rng = np.random.default_rng(seed)
+    cells = []
+    for f in range(6):
+        for m in range(5):
+            flops = int(10 ** rng.uniform(8, 10))
+            ops = int(10 ** rng.uniform(1, 3))
+            mac = int(10 ** rng.uniform(6, 8))
+            lat = (0.05 * ops if latency_from == "ops" else flops / 1e8) * np.exp(0.03 * rng.standard_normal())
+            cells.append(_cell(f"fam{f}_m{m}", f"fam{f}", backend, lat, flops, ops, mac, rng=rng))
+    return RunResult(meta={}, cells=cells)
+
+
+def test_verdict_says_yes_when_latency_follows_ops():
+    a = analyze([_population("ops")])["per_backend"]["ort"]
+    assert a["loo"]["fragmentation"]["median_ape"] < a["loo"]["flops_only"]["median_ape"]
+    assert a["verdict"].startswith("ort: yes")
+    corr = {c["predictor"]: c for c in a["correlations"]}
+    assert corr["executed_ops"]["spearman"] > 0.9 and abs(corr["flops"]["spearman"]) < 0.5
+    part = {p["predictor"]: p for p in a["partial"]}
+    assert part["executed_ops"]["partial_spearman"] > 0.9 and part["executed_ops"]["p"] < 1e-6
+
+
+def test_verdict_says_no_when_latency_follows_flops():
+    a = analyze([_population("flops", backend="tflite")])["per_backend"]["tflite"]
+    assert a["verdict"].startswith("tflite: no")
+    assert a["loo"]["flops_only"]["within_10pct"] > 0.8
+
+
+def test_guideline_verdicts_need_separated_intervals():
+    assert verdict((1.0, 0.95, 1.05), (2.0, 1.9, 2.1)) == "holds"
+    assert verdict((2.0, 1.9, 2.1), (1.0, 0.95, 1.05)) == "reversed"
+    assert verdict((1.0, 0.9, 1.2), (1.1, 1.0, 1.3)) == "not resolved"
+    assert verdict(None, (1.0, 1.0, 1.0)) == "not measured"
+
+
+def test_guideline_tables_and_report_with_plots(tmp_path):
+    rng = np.random.default_rng(1)
+    run = _population("ops")
+    # G1 on ort: the 1:1 row fastest, as the paper says, except one planted reversal at x2.
+    for i, ratio in enumerate((1, 2, 6, 12)):
+        for mult in (1, 2):
+            lat = (1.0 + 0.2 * i) if mult == 1 else (2.0 - 0.2 * i)
+            run.cells.append(_cell(f"g1_ratio{ratio}_x{mult}", "guideline_g1", "ort", lat, 10**8, 20, 10**6, rng=rng))
+    analysis = analyze([run])
+    g1 = {g["multiplier"]: g for g in analysis["guidelines"] if g["table"] == "G1"}
+    assert g1[1]["verdict"] == "holds" and g1[2]["verdict"] == "reversed"
+    first, last = g1[1]["rows"][0]["ours"], g1[1]["rows"][3]["ours"]
+    assert first[0] == pytest.approx(1.0) and last[0] == pytest.approx(1 / 1.6, rel=0.03)
+    assert g1[1]["rows"][3]["arm"] == pytest.approx(57.6 / 76.2)
+    text = claim_markdown(analysis, tmp_path)
+    assert "G1: equal channel width" in text and "**reversed**" in text
+    assert "(plots/latency_vs_flops.png)" in text and "(plots/guidelines_x1.png)" in text
+    assert (tmp_path / "plots" / "latency_vs_flops.png").stat().st_size > 10_000
+    assert (tmp_path / "plots" / "guidelines_x1.png").stat().st_size > 10_000
+
+
+def test_family_ratios_and_train_deploy_plot(tmp_path):
+    rng = np.random.default_rng(2)
+    cells = []
+    for m in range(3):
+        cells.append(_cell(f"rep{m}", "rep", "ort", 2.0, 2 * 10**9, 40, 10**7, "train", rng))
+        cells.append(_cell(f"rep{m}", "rep", "ort", 1.0, 10**9, 20, 10**7, "deploy", rng))
+    analysis = analyze([RunResult(meta={}, cells=cells)])
+    (ratio,) = analysis["family_ratios"]
+    assert ratio["flops_ratio"] == pytest.approx(0.5) and ratio["latency_ratio"] == pytest.approx(0.5, rel=0.03)
+    claim_markdown(analysis, tmp_path)
+    assert (tmp_path / "plots" / "train_vs_deploy.png").exists()
+
+
+def test_compare_pivot_and_fail_above(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    cells = [_cell("m", "f", "ort", 2.0, 10**9, 10, 10**6, "train", rng),
+             _cell("m", "f", "ort", 1.0, 10**9, 10, 10**6, "deploy", rng),
+             _cell("m", "f", "tflite", 3.0, 10**9, 10, 10**6, "train", rng),
+             _cell("m", "f", "tflite", 3.3, 10**9, 10, 10**6, "deploy", rng)]
+    path = RunResult(meta={}, cells=cells).save(tmp_path / "r.json")
+    assert main(["compare", str(path), "--pivot", "variant"]) == 0
+    out = capsys.readouterr().out
+    assert "train → deploy" in out and "faster" in out and "slower" in out
+    assert main(["compare", str(path), "--pivot", "variant", "--fail-above", "5%"]) == 1
+    assert "slower by more than 5%" in capsys.readouterr().err
+    assert main(["compare", str(path), "--pivot", "backend", "--baseline", "ort"]) == 0
+    assert "ort → tflite" in capsys.readouterr().out
+    assert main(["compare", str(path), "--pivot", "backend", "--baseline", "ov"]) == 2
+
+
+def test_verdict_is_inconclusive_when_the_models_tie():
+    # Latency depends on neither predictor: both latency models are equally bad.
+    run = _population("ops")
+    rng = np.random.default_rng(9)
+    for c in run.cells:
+        c.samples_ns = [int(v * np.exp(rng.standard_normal())) for v in c.samples_ns[:1]] * 30
+        c.recompute()
+    a = analyze([run])["per_backend"]["ort"]
+    assert a["verdict"].startswith("ort: inconclusive"), a["verdict"]
