@@ -33,11 +33,18 @@ class Runner:
     packages: ClassVar[tuple[str, ...]] = ()  # import names that must be present
     extra: ClassVar[str] = ""  # pip extra providing them: pip install 'benchbench[extra]'
     description: ClassVar[str] = ""
+    # Options a user may pass with --option KEY=VALUE: key → allowed values (empty: any value).
+    OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, threads: int, options: dict[str, Any] | None = None):
         self.threads = threads
         self.options = dict(options or {})
         self.inputs: np.ndarray | None = None
+
+    @classmethod
+    def artifact_for(cls, options: dict[str, str]) -> str:
+        """The artifact format a cell with these options needs (the class default unless an option changes it)."""
+        return cls.artifact
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:

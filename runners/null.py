@@ -17,6 +17,7 @@ class NullRunner(Runner):
     name = "null"
     artifact = "none"
     description = "does nothing; for harness tests"
+    OPTIONS = {"fail": ("crash", "hang", "raise", "unsupported"), "latency_ms": ()}
 
     def prepare(self, artifact, inputs):
         self.inputs = inputs

@@ -42,13 +42,13 @@ class OrtRunner(Runner):
             from .base import BackendUnavailable
 
             raise BackendUnavailable(f"onnxruntime has no {', '.join(missing)} here (has {', '.join(available)})")
+        self._artifact_path = str(artifact)  # profile_ops opens a second, profiling session on it
         try:
             self.session = ort.InferenceSession(str(artifact), self._session_options(), providers=list(self.providers))
         except Exception as exc:  # ORT raises its own exception types for graphs it cannot load
             raise UnsupportedModel(f"onnxruntime cannot load the model: {exc}") from exc
         self.inputs = inputs
         self.feed = {self.session.get_inputs()[0].name: inputs}
-        self.session.run(None, self.feed)
 
     def run(self):
         self.session.run(None, self.feed)
@@ -68,6 +68,40 @@ class OrtRunner(Runner):
             by_type[node.op_type] = by_type.get(node.op_type, 0) + 1
         return {"count": len(graph.node), "by_type": dict(sorted(by_type.items())), "source": "ORT optimized graph"}
 
+    def profile_ops(self, runs: int) -> dict:
+        """Per-node kernel times from ORT's profiler (a second session with enable_profiling)."""
+        import json
+        import shutil
+        import statistics
+
+        keep = self._optimized_path
+        so = self._session_options()  # makes a fresh temp dir for this session's files
+        tmp, self._optimized_path = os.path.dirname(self._optimized_path), keep
+        so.optimized_model_filepath = ""  # the measuring session already wrote it
+        so.enable_profiling = True
+        so.profile_file_prefix = os.path.join(tmp, "profile")
+        try:
+            session = self.ort.InferenceSession(self._artifact_path, so, providers=list(self.providers))
+            session.run(None, self.feed)  # warm: the profile covers steady-state runs only
+            for _ in range(runs):
+                session.run(None, self.feed)
+            with open(session.end_profiling()) as fh:
+                events = json.load(fh)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        # Each run is a Session/model_run event; node events inside its window belong to it.
+        windows = [(e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run"][-runs:]
+        times: dict[str, list] = {}
+        for e in events:
+            if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and \
+                    any(lo <= e["ts"] <= hi for lo, hi in windows):
+                name = e["name"][: -len("_kernel_time")]
+                entry = times.setdefault(name, [e["args"].get("op_name", "?"), e["args"].get("provider", ""), []])
+                entry[2].append(e["dur"] / 1e3)
+        ops = [{"name": n, "type": t, "kernel": p, "time_ms": statistics.median(ms)} for n, (t, p, ms) in times.items()]
+        return {"source": "onnxruntime profiler (SessionOptions.enable_profiling, *_kernel_time events)",
+                "ops": ops, "run_ms": [(hi - lo) / 1e3 for lo, hi in windows]}
+
     def metadata(self):
         return {
             **super().metadata(),
@@ -85,7 +119,32 @@ class OrtRunner(Runner):
 
 
 class OrtCudaRunner(OrtRunner):
+    """session.run copies the input to the GPU and the outputs back, and returns when they are on the
+    host, so a wall-clock sample is already synchronized (host↔device copies included)."""
+
     name = "ort-cuda"
     extra = "ort"
     description = "ONNX Runtime, CUDA execution provider (needs onnxruntime-gpu and a GPU)"
     providers = ("CUDAExecutionProvider",)
+
+    @classmethod
+    def is_available(cls) -> tuple[bool, str]:
+        ok, why = super().is_available()
+        if not ok:
+            return ok, why
+        import onnxruntime
+
+        if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            return False, (f"ort-cuda needs onnxruntime-gpu and an NVIDIA GPU; this onnxruntime "
+                           f"{onnxruntime.__version__} has {', '.join(onnxruntime.get_available_providers())}")
+        return True, ""
+
+    def prepare(self, artifact, inputs):
+        super().prepare(artifact, inputs)
+        # ORT falls back to the CPU provider when CUDA cannot start (no device, driver mismatch): that
+        # would be a CPU measurement under a CUDA name.
+        if self.session.get_providers()[0] != "CUDAExecutionProvider":
+            from .base import BackendUnavailable
+
+            raise BackendUnavailable(f"onnxruntime could not start CUDA here (session runs on "
+                                     f"{', '.join(self.session.get_providers())})")

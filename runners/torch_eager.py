@@ -33,9 +33,7 @@ class TorchRunner(Runner):
             seed=artifact["seed"],
         ).to(self.device)
         self.inputs = torch.from_numpy(inputs).to(self.device)
-        with torch.inference_mode():  # build lazy state (e.g. oneDNN weight caches) here, not in run()
-            self._last = self.model(self.inputs)
-        self._count_ops()
+        self._ops = None  # counted on demand, after timing: counting runs a forward of its own
 
     def run(self):
         with self.torch.inference_mode():
@@ -69,7 +67,69 @@ class TorchRunner(Runner):
         self._ops = {"count": sum(kernels.values()), "by_type": dict(sorted(kernels.items())), "source": "aten dispatch"}
 
     def executed_ops(self):
+        if self._ops is None:
+            self._count_ops()
         return self._ops
+
+    def profile_ops(self, runs: int) -> dict:
+        """Per-op times from torch.profiler: the top-level aten ops of each forward, named by the innermost
+        module they ran in. Time is inclusive (an op's nested aten calls count once, in it); on CUDA it
+        is the device time of the kernels the op launched."""
+        import statistics
+        import time
+
+        from torch.profiler import ProfilerActivity, profile, record_function
+
+        torch, cuda = self.torch, self.device == "cuda"
+        stack, handles = [], []
+
+        def enter(name):
+            def hook(module, args):
+                scope = record_function(f"module::{name}")
+                scope.__enter__()
+                stack.append(scope)
+            return hook
+
+        def leave(module, args, out):
+            stack.pop().__exit__(None, None, None)
+
+        for name, module in self.model.named_modules():
+            if name:  # an op is named by the innermost module it ran in
+                handles += [module.register_forward_pre_hook(enter(name)), module.register_forward_hook(leave)]
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        run_ms = []
+        try:
+            self.run()  # warm, with the hooks in place
+            with profile(activities=activities) as prof:
+                for _ in range(runs):
+                    with record_function("benchbench::run"):
+                        t0 = time.perf_counter_ns()
+                        self.run()
+                        if cuda:
+                            torch.cuda.synchronize()
+                        run_ms.append((time.perf_counter_ns() - t0) / 1e6)
+        finally:
+            for h in handles:
+                h.remove()
+
+        def top_ops(event, scope=""):
+            for child in event.cpu_children:
+                if child.name.startswith("module::"):
+                    yield from top_ops(child, child.name[len("module::"):])
+                else:
+                    yield scope, child
+
+        per_run = []
+        for run in (e for e in prof.events() if e.name == "benchbench::run"):
+            per_run.append([(f"{scope}/{ev.name}" if scope else ev.name, ev.name,
+                             (ev.device_time_total if cuda else ev.cpu_time_total) / 1e3)
+                            for scope, ev in top_ops(run)])
+        ops = []
+        for i, (name, kind, _) in enumerate(per_run[0] if per_run else []):
+            times = [r[i][2] for r in per_run if len(r) > i]
+            ops.append({"name": name, "type": kind.removeprefix("aten::"), "time_ms": statistics.median(times)})
+        source = "torch.profiler, top-level aten ops per forward, " + ("CUDA kernel time" if cuda else "inclusive CPU time")
+        return {"source": source, "ops": ops, "run_ms": run_ms}
 
     def metadata(self):
         torch = self.torch
