@@ -1,0 +1,31 @@
+"""Metrics: work counts, graph fragmentation and the roofline. Definitions, units and worked example:
+``docs/metrics.md``.
+
+* :func:`count_model`: params, FLOPs/MACs (``FlopCounterMode``) and element-ops of a torch model;
+* :func:`graph_metrics`: ops, DAG width, joins and memory access cost of an exported ONNX file;
+* :func:`calibrate` / :func:`roofline_point`: the machine's roofline per backend, and a cell on it;
+* :func:`cell_metrics`: the flat per-cell record the harness stores in ``CellResult.metrics``.
+
+Nothing heavy is imported here: torch, onnx and scipy load inside the functions that need them.
+"""
+
+from .cell import METRIC_KEYS, cell_metrics
+from .flops import ELEMENT_OPS_CONVENTION, FLOPS_CONVENTION, count_model
+from .fragmentation import graph_metrics, max_antichain
+from .roofline import calibrate, roofline_point
+
+# Bump when a definition changes: cached builds are keyed by it, so their counts are redone.
+METRICS_VERSION = 1
+
+__all__ = [
+    "METRICS_VERSION",
+    "METRIC_KEYS",
+    "FLOPS_CONVENTION",
+    "ELEMENT_OPS_CONVENTION",
+    "count_model",
+    "graph_metrics",
+    "max_antichain",
+    "calibrate",
+    "roofline_point",
+    "cell_metrics",
+]

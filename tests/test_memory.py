@@ -1,0 +1,52 @@
+"""Worker memory figures (docs/metrics.md): they follow the weights and charge nothing else to the model.
+
+Two user models with the same graph and 9.9x the weights (tests/data/weights.py) run through the real
+harness on ort; the extra resident memory after load must match the extra weight bytes.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from benchbench.harness import run_sweep
+from benchbench.result import RunResult
+from benchbench.spec import QUICK, CellSpec
+from benchbench.worker import _peak_rss, _reset_peak_rss, _rss
+
+DATA = Path(__file__).parent / "data"
+FAST = QUICK.replace(min_count=6, min_s=0.05, max_s=0.5, warmup_min_s=0.01, cell_timeout_s=300)
+MIB = 2**20
+
+
+def test_peak_reset_gives_each_phase_its_own_high_water_mark():
+    if not _reset_peak_rss():
+        pytest.skip("/proc/self/clear_refs is not writable here (not Linux, or restricted)")
+    block = b"x" * (64 * MIB)  # written, so resident
+    del block
+    assert _peak_rss() - _rss() > 48 * MIB  # the peak remembers the freed block...
+    assert _reset_peak_rss()
+    assert _peak_rss() - _rss() < 8 * MIB  # ...until it is reset to the current RSS
+
+
+@pytest.mark.slow
+def test_load_memory_follows_the_weights_on_ort(cache_dir, tmp_path):
+    pytest.importorskip("onnxruntime", reason="the memory test measures the real ort backend")
+    cells = [CellSpec(f"{DATA / 'weights.py'}:{k}", "deploy", "ort", input_size=(32, 32), threads=1)
+             for k in ("small", "large")]
+    run = run_sweep(cells, FAST, RunResult(meta={}, path=tmp_path / "results.json"), progress=lambda m: None)
+    small, large = run.cells
+    assert small.ok and large.ok, (small.reason, large.reason)
+    w_small, w_large = 4 * small.model["params"], 4 * large.model["params"]  # float32 weight bytes
+    assert w_large / w_small == pytest.approx(9.9, rel=0.01)
+    # Extra resident memory per extra byte of weights: ORT keeps one copy of each weight (1.0 here);
+    # two copies (packed + original) would read 2.
+    slope = (large.memory["load_mib"] - small.memory["load_mib"]) * MIB / (w_large - w_small)
+    assert 0.8 < slope < 2.2, f"load memory grew {slope:.2f} bytes per weight byte"
+    assert large.memory["load_mib"] > 3 * small.memory["load_mib"]
+    for cell in (small, large):
+        m = cell.memory
+        assert m["baseline_mib"] > 0
+        assert m["load_peak_mib"] >= m["load_mib"] - 1  # a peak is never below the level it ends at
+        # Inference allocates a few KiB of activations here: anything more is charged wrongly (before
+        # the fix, scipy's first import in the sampling loop added ~60 MiB to infer_peak_mib).
+        assert m["infer_peak_mib"] - m["load_mib"] < 8, m
