@@ -1,4 +1,4 @@
-"""The ``benchbench`` command line: run, list, compare.
+"""The ``benchbench`` command line: run, profile, list, compare, claim.
 
 User mistakes (unknown names, missing packages, unreadable files) end with one line on stderr and
 exit code 2, never a traceback.
@@ -100,6 +100,7 @@ def _cells(args):
         raise UsageError(f"no requested backend is available: {'; '.join(get_runner(b).is_available()[1] for b in backends)}")
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
+    _check_options(args.option, backends)
     threads = args.threads or physical_cores()
     variants = VARIANTS if args.variant == "both" else (args.variant,)
     options = tuple(sorted(args.option))
@@ -109,13 +110,35 @@ def _cells(args):
         if args.input_size and min(args.input_size) < info.min_input:
             print(f"note: {name} needs inputs of at least {info.min_input}; "
                   f"{args.input_size[0]}x{args.input_size[1]} is recorded as unsupported", file=sys.stderr)
+        forms = ("deploy",) if info.identical_forms and len(variants) > 1 else variants  # one network: measure once
         for backend in backends:
-            for variant in variants:
+            for variant in forms:
                 cells.append(CellSpec(name, variant, backend, args.batch, args.input_size, threads, args.seed, options))
     return cells, names
 
 
+def _check_options(options: list[tuple[str, str]], backends: list[str]) -> None:
+    """Each --option must be known to at least one requested backend, with an allowed value."""
+    from benchbench.runners import get_runner
+
+    known = {b: get_runner(b).OPTIONS for b in backends}
+    for key, value in options:
+        takers = {b: opts[key] for b, opts in known.items() if key in opts}
+        if not takers:
+            offered = sorted({f"{k} ({b})" for b, opts in known.items() for k in opts})
+            raise UsageError(f"unknown option '{key}' for {', '.join(backends)}"
+                             + (f"; known: {', '.join(offered)}" if offered else "; these backends take no options"))
+        for b, allowed in takers.items():
+            if allowed and value.lower() not in allowed:
+                raise UsageError(f"option {key}={value} for {b}: choose from {', '.join(allowed)}")
+
+
 def cmd_run(args) -> int:
+    return _run(args)[0]
+
+
+def _run(args):
+    """Measure, write the reports, print the table; returns (exit code, run)."""
     from .env import environment
     from .harness import run_sweep
     from .report import terminal_table, write_reports
@@ -136,17 +159,30 @@ def cmd_run(args) -> int:
     print(f"benchbench: {len(cells)} cells ({len(names)} models), results in {out_dir}", file=sys.stderr)
     interrupted = False
     try:
-        run_sweep(cells, config, run)
+        run_sweep(cells, config, run, roofline=args.roofline)
+        if args.profile:  # after the sweep, in separate workers: no profiler touches the timed samples
+            from .profile import profile_run
+
+            profile_run(run, config, runs=args.profile_runs)
     except KeyboardInterrupt:
         interrupted = True
         print("interrupted: the cells finished so far are saved", file=sys.stderr)
     paths = write_reports(run, out_dir)
     print(terminal_table(run))
-    print(f"\nwrote {run.path}\n      {paths['csv']}\n      {paths['markdown']}")
+    if args.profile:
+        from .profile import profile_table, write_profiles
+
+        paths["profiles"] = write_profiles(run, out_dir / "profile.md")
+        if args.command == "profile":
+            for cell in run.cells:
+                if cell.ok:
+                    print("\n" + profile_table(cell, top=args.top))
+    print(f"\nwrote {run.path}\n      {paths['csv']}\n      {paths['markdown']}"
+          + (f"\n      {paths['profiles']}" if "profiles" in paths else ""))
     if interrupted:
-        return 130
+        return 130, run
     broken = [c for c in run.cells if c.status in ("crashed", "timeout", "error")]
-    return 1 if broken else 0
+    return (1 if broken else 0), run
 
 
 def cmd_list(args) -> int:
@@ -160,14 +196,18 @@ def cmd_list(args) -> int:
         body = []
         for name in list_models(args.pattern or "*"):
             info = model_info(name)
-            body.append([name, info.family, "x".join(map(str, info.input_size[1:])), str(info.paper),
+            body.append([name, info.family, "x".join(map(str, info.input_size)), str(info.paper),
                          "default" if info.default else ""])
         print(tabulate(body, ["model", "family", "input", "paper", ""], tablefmt="simple"))
         print(f"{len(body)} models\n")
     if what in ("all", "backends"):
         body = []
         for name in list_runners():
-            cls = get_runner(name)
+            try:
+                cls = get_runner(name)
+            except UnknownNameError:
+                body.append([name, ", ".join(runner_entry(name).aliases), "no", "not implemented in this version", ""])
+                continue
             ok, why = cls.is_available()
             body.append([name, ", ".join(runner_entry(name).aliases), "yes" if ok else "no", cls.description,
                          "" if ok else why])
@@ -175,16 +215,73 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _percent(text: str) -> float:
+    try:
+        return float(text.strip().rstrip("%")) / 100
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage such as 5%, got '{text}'") from None
+
+
 def cmd_compare(args) -> int:
-    from .compare import compare_runs, comparison_markdown
+    from .compare import compare_runs, comparison_markdown, pivot, regressions
     from .result import load_run
 
-    a, b = load_run(args.a), load_run(args.b)
-    comparisons = compare_runs(a, b, threshold=args.threshold / 100, alpha=args.alpha)
-    text = comparison_markdown(comparisons, Path(args.a).parent.name or "A", Path(args.b).parent.name or "B")
+    a = load_run(args.a)
+    if args.pivot:
+        if args.b:
+            raise UsageError("--pivot compares within one file; give only one")
+        try:
+            pairs = pivot(a, args.pivot, args.baseline)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        if not args.b:
+            raise UsageError("compare needs two result files, or one with --pivot variant|backend")
+        pairs = [("", a, load_run(args.b))]
+    texts, failing = [], []
+    for label, run_a, run_b in pairs:
+        comparisons = compare_runs(run_a, run_b, threshold=args.threshold / 100, alpha=args.alpha)
+        names = label.split(" → ") if label else [Path(args.a).parent.name or "A", Path(args.b).parent.name or "B"]
+        texts.append((f"## {label}\n\n" if label else "") + comparison_markdown(comparisons, *names))
+        if args.fail_above is not None:
+            failing += regressions(comparisons, args.fail_above)
+    text = "\n\n".join(texts)
     print(text)
     if args.output:
         Path(args.output).write_text(text + "\n")
+    if failing:
+        print(f"benchbench: {len(failing)} cells slower by more than {100 * args.fail_above:g}%: "
+              + ", ".join(c.label for c in failing), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_claim(args) -> int:
+    import json
+
+    from .analysis.claim import analyze, claim_markdown
+    from .result import load_run
+
+    if args.results:
+        runs = [load_run(p) for p in args.results]
+        out_dir = _run_dir(Path(args.out), "claim")
+    else:
+        args.model = ",".join(filter(None, [args.model, "g*"]))  # the guideline nets, plus any zoo models
+        code, run = _run(args)
+        if code == 130:
+            return code
+        runs, out_dir = [run], run.path.parent
+    analysis = analyze(runs)
+    (out_dir / "claim.md").write_text(claim_markdown(analysis, out_dir))
+    (out_dir / "claim.json").write_text(json.dumps({k: v for k, v in analysis.items() if k != "observations"},
+                                                   indent=1, default=str))
+    print("\n".join(["", "Does fragmentation explain latency better than FLOPs?"]
+                    + [f"  {b['verdict']}" for b in analysis["per_backend"].values()]
+                    or ["  (no zoo cells measured)"]))
+    for g in analysis["guidelines"]:
+        if g["multiplier"] == 1:
+            print(f"  {g['table']} on {g['backend']}: {g['best']} faster than {g['worst']}? {g['verdict']}")
+    print(f"\nwrote {out_dir / 'claim.md'} (with plots in {out_dir / 'plots'})")
     return 0
 
 
@@ -196,7 +293,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="measure models on backends (train and deploy forms)")
     _add_measure_args(p)
     p.add_argument("--out", default=str(DEFAULT_OUT), help="directory for the run's folder (default: reports/runs)")
+    p.add_argument("--roofline", choices=["cached", "fresh", "off"], default="cached",
+                   help="calibrate peak GFLOP/s and bandwidth per backend first; cached reuses one under 24 h old")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile each ok cell per operator, in separate workers (written to profile.md)")
+    p.add_argument("--profile-runs", type=int, default=10, help="profiled inferences per op (its time is their median)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("profile", help="measure, then print a per-operator profile of each cell")
+    _add_measure_args(p)
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="directory for the run's folder (default: reports/runs)")
+    p.add_argument("--profile-runs", type=int, default=10, help="profiled inferences per op (its time is their median)")
+    p.add_argument("--top", type=int, default=25, help="show the slowest N ops per cell (0: all)")
+    p.set_defaults(func=cmd_run, profile=True, roofline="off")
 
     p = sub.add_parser("list", help="list models and backends")
     p.add_argument("what", nargs="?", choices=["models", "backends", "all"])
@@ -205,11 +314,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="compare two result files: ratios, Mann-Whitney U, geometric mean")
     p.add_argument("a", help="baseline results.json")
-    p.add_argument("b", help="candidate results.json")
+    p.add_argument("b", nargs="?", help="candidate results.json (omit with --pivot)")
+    p.add_argument("--pivot", choices=["variant", "backend"], help="compare within one file: train vs deploy, "
+                   "or each backend against --baseline")
+    p.add_argument("--baseline", help="with --pivot backend: the reference backend (default: the file's first)")
+    p.add_argument("--fail-above", type=_percent, metavar="PCT",
+                   help="exit 1 if any cell is significantly slower by more than PCT (e.g. 5%%)")
     p.add_argument("--threshold", type=float, default=5.0, help="percent change below which cells count as same")
     p.add_argument("--alpha", type=float, default=0.01, help="significance level of the U test")
     p.add_argument("--output", help="also write the Markdown table here")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("claim", help="FLOPs vs fragmentation: correlations, held-out models, guideline tables")
+    p.add_argument("results", nargs="*", help="result files to analyze; none: measure the guideline nets now")
+    p.add_argument("--model", "-m", default="", help="zoo models to measure beside the guideline nets")
+    p.add_argument("--backend", "-b", default="ort", help="backends to measure on (comma-separated)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="directory for the report's folder")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
+    p.add_argument("--quick", action="store_true", help="short warm-up and sampling, for smoke runs")
+    p.set_defaults(func=cmd_claim, variant="both", batch=1, input_size=None, seed=0, option=[], min_time=None,
+                   max_time=None, target_ci=None, cell_timeout=None, roofline="cached", profile=False)
     return parser
 
 

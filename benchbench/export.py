@@ -13,16 +13,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 import traceback
 from pathlib import Path
 
 from .env import package_versions
 
-__all__ = ["FORMATS", "cache_root", "build_key", "build", "short_reason"]
+__all__ = ["FORMATS", "cache_root", "build_key", "build", "short_reason", "artifact_bytes"]
 
 # artifact format → file name; "torch" and "none" need no file.
-FORMATS = {"onnx": "model.onnx", "tflite": "model.tflite"}
+FORMATS = {"onnx": "model.onnx", "tflite": "model.tflite", "tflite_nhwc": "model_nhwc.tflite"}
 ONNX_OPSET = 18
 _EXPORTER_PACKAGES = ("torch", "onnx", "onnxscript", "litert-torch", "benchbench")
 
@@ -46,6 +47,7 @@ def _zoo_digest() -> str:
 
 
 def build_key(model: str, variant: str, input_shape: list[int], seed: int) -> str:
+    from benchbench.metrics import METRICS_VERSION
     from benchbench.models import model_info
 
     ident = {
@@ -57,6 +59,7 @@ def build_key(model: str, variant: str, input_shape: list[int], seed: int) -> st
         "user_source": model_info(model).source_hash,
         "exporters": package_versions(_EXPORTER_PACKAGES),
         "opset": ONNX_OPSET,
+        "metrics": METRICS_VERSION,  # a build's counts change when a metric's definition does
     }
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
     safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in model)[:40]
@@ -65,7 +68,7 @@ def build_key(model: str, variant: str, input_shape: list[int], seed: int) -> st
 
 def short_reason(exc: BaseException, limit: int = 300) -> str:
     """A converter's message cut to something readable: its last meaningful line, truncated."""
-    text = f"{type(exc).__name__}: {exc}"
+    text = re.sub(r"\x1b\[[0-9;]*m", "", f"{type(exc).__name__}: {exc}")  # exporters colour their messages
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(("File ", "^"))]
     picked = next((ln for ln in lines if "Error" in ln or "error" in ln), lines[0] if lines else text)
     return picked if len(picked) <= limit else picked[: limit - 3] + "..."
@@ -93,34 +96,53 @@ def _export_onnx(model, x, path: Path) -> dict:
 
 
 def _export_tflite(model, x, path: Path) -> dict:
+    """model.tflite with the model's NCHW signature.
+
+    The converter lowers NCHW PyTorch to NHWC TFLite kernels and keeps the NCHW signature by inserting
+    TRANSPOSE ops at the boundaries; their cost is part of what is measured (the runner counts them).
+    """
     import litert_torch
 
-    edge = litert_torch.convert(model, (x,))
-    edge.export(str(path))
-    return {
-        "exporter": "litert-torch",
-        # The converter lowers NCHW PyTorch to NHWC TFLite kernels and keeps the NCHW signature by
-        # inserting TRANSPOSE ops at the boundaries; their cost is part of what is measured.
-        "layout": "NCHW I/O, NHWC kernels (boundary transposes inserted by the converter)",
-    }
+    litert_torch.convert(model, (x,)).export(str(path))
+    return {"exporter": "litert-torch", "layout": "NCHW I/O, NHWC kernels (boundary transposes inserted by the converter)"}
 
 
-_EXPORTERS = {"onnx": _export_onnx, "tflite": _export_tflite}
-
-
-def _model_counts(model, x) -> dict:
+def _export_tflite_nhwc(model, x, path: Path) -> dict:
+    """The channels-last-I/O twin (tflite option ``layout=nhwc``): NHWC input, rank>=3 outputs
+    channels-last, so the converter's boundary transposes cancel and a user sees what they cost."""
+    import litert_torch
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x)
-    flops = int(counter.get_total_flops())
-    return {
-        "params": int(sum(p.numel() for p in model.parameters())),
-        "flops": flops,
-        "macs": flops // 2,
-        "flops_convention": "FlopCounterMode: conv/linear/matmul only, FLOPs = 2 x MACs, per batch",
-    }
+    with torch.no_grad():
+        out = model(x)
+    out = out if isinstance(out, (tuple, list)) else (out,)
+    wrapped = litert_torch.to_channel_last_io(model, args=[0], outputs=[i for i, o in enumerate(out) if o.ndim >= 3])
+    x_nhwc = x.permute(0, *range(2, x.ndim), 1).contiguous()
+    litert_torch.convert(wrapped, (x_nhwc,)).export(str(path))
+    return {"exporter": "litert-torch (to_channel_last_io)",
+            "layout": "NHWC input, rank>=3 outputs channels-last"}
+
+
+_EXPORTERS = {"onnx": _export_onnx, "tflite": _export_tflite, "tflite_nhwc": _export_tflite_nhwc}
+
+
+def artifact_bytes(path: Path) -> int:
+    """Bytes on disk of an artifact with its sidecars (``model.onnx.data`` external weights, IR ``.bin``)."""
+    path = Path(path)
+    files = {path, *path.parent.glob(path.name + ".*")}
+    if path.suffix == ".xml":
+        files.add(path.with_suffix(".bin"))
+    return sum(f.stat().st_size for f in files if f.is_file())
+
+
+def _graph_metrics(onnx_path: str) -> dict:
+    """Fragmentation of the exported ONNX (benchbench.metrics); a failure is recorded, never raised."""
+    from benchbench.metrics import graph_metrics
+
+    try:
+        return graph_metrics(onnx_path)
+    except Exception as exc:  # shape inference rejects some graphs; the build is still usable
+        return {"reason": short_reason(exc)}
 
 
 def build(job: dict) -> dict:
@@ -128,6 +150,7 @@ def build(job: dict) -> dict:
     import numpy as np
     import torch
 
+    from benchbench.metrics import count_model
     from benchbench.models import create_model, model_info
 
     out_dir = Path(job["dir"])
@@ -154,7 +177,7 @@ def build(job: dict) -> dict:
             "seed_design": info.seed_design,
             "identical_forms": info.identical_forms,
             "input_shape": list(shape),
-            **_model_counts(model, x),
+            **count_model(model, x),  # params, FLOPs/MACs, element-ops (docs/metrics.md)
         }
         manifest_path.write_text(json.dumps(manifest, indent=1))
 
@@ -165,11 +188,15 @@ def build(job: dict) -> dict:
         t0 = time.perf_counter()
         try:
             details = _EXPORTERS[fmt](model, x, path)
-            entry = {"status": "ok", "path": str(path), "bytes": path.stat().st_size, **details}
+            entry = {"status": "ok", "path": str(path), "bytes": artifact_bytes(path), **details}
         except Exception as exc:
             entry = {"status": "unsupported", "reason": short_reason(exc), "traceback": traceback.format_exc(limit=3)}
             path.unlink(missing_ok=True)
         entry["export_s"] = round(time.perf_counter() - t0, 3)
         manifest["artifacts"][fmt] = entry
         manifest_path.write_text(json.dumps(manifest, indent=1))  # after each format: nothing lost
+    onnx_entry = manifest["artifacts"].get("onnx", {})
+    if "graph" not in manifest and onnx_entry.get("status") == "ok":
+        manifest["graph"] = _graph_metrics(onnx_entry["path"])
+        manifest_path.write_text(json.dumps(manifest, indent=1))
     return manifest

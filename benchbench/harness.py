@@ -95,7 +95,7 @@ def _build(spec: CellSpec, formats: set[str], config: MeasureConfig) -> dict:
 def _artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict, str | None]:
     """(what the runner's prepare() takes, artifact record, reason it is unusable or None)."""
     manifest = build["manifest"]
-    fmt = runner_cls.artifact
+    fmt = runner_cls.artifact_for(dict(spec.options))
     if fmt == "torch":
         ref = {"model": spec.model, "variant": spec.variant, "seed": spec.seed,
                "input_size": manifest["model"]["input_shape"][2:]}
@@ -115,22 +115,37 @@ def run_sweep(
     config: MeasureConfig,
     run: RunResult,
     progress: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
+    roofline: str = "off",
 ) -> RunResult:
-    """Measure ``cells`` into ``run``, saving it after every cell."""
+    """Measure ``cells`` into ``run``, saving it after every cell.
+
+    ``roofline`` is ``cached``, ``fresh`` or ``off``: calibrate each backend/threads pair first
+    (benchbench.metrics.roofline), record it in ``run.meta["roofline"]`` and place every cell on it.
+    """
     from benchbench.runners import get_runner
 
-    # Build once per model/variant/shape with every format its backends need.
+    # Build once per model/variant/shape with every format its backends need. Every measured build
+    # also exports ONNX: the deploy-graph metrics (ops, DAG width, MAC) are read from it.
     formats_needed: dict[tuple, set[str]] = {}
     for spec in cells:
-        fmt = get_runner(spec.backend).artifact
+        fmt = get_runner(spec.backend).artifact_for(dict(spec.options))
         group = (spec.model, spec.variant, spec.input_size, spec.batch, spec.seed)
-        formats_needed.setdefault(group, set()).update({fmt} & set(FORMATS))
+        fmts = {fmt, "onnx"} if fmt != "none" else {fmt}
+        formats_needed.setdefault(group, set()).update(fmts & set(FORMATS))
     builds: dict[tuple, dict] = {}
+    if roofline != "off":
+        from benchbench.metrics import calibrate
+
+        measurable = {b for b in {s.backend for s in cells}
+                      if get_runner(b).artifact != "none" and get_runner(b).is_available()[0]}
+        pairs = [(s.backend, s.threads) for s in cells if s.backend in measurable]
+        run.meta.setdefault("roofline", {}).update(calibrate(pairs, roofline, progress))
+        run.save()
 
     total = len(cells)
     for i, spec in enumerate(cells, 1):
         t0 = time.perf_counter()
-        cell = _measure_cell(spec, config, formats_needed, builds)
+        cell = _measure_cell(spec, config, formats_needed, builds, run.meta.get("roofline", {}))
         run.cells.append(cell)
         run.save()
         took = time.perf_counter() - t0
@@ -145,7 +160,8 @@ def run_sweep(
     return run
 
 
-def _measure_cell(spec: CellSpec, config: MeasureConfig, formats_needed: dict, builds: dict) -> CellResult:
+def _measure_cell(spec: CellSpec, config: MeasureConfig, formats_needed: dict, builds: dict,
+                  roofline: dict) -> CellResult:
     from benchbench.runners import get_runner
 
     runner_cls = get_runner(spec.backend)
@@ -196,4 +212,9 @@ def _measure_cell(spec: CellSpec, config: MeasureConfig, formats_needed: dict, b
         artifact=artifact_record,
     )
     cell.recompute(config.noisy_ci, config.noisy_cv)
+    if cell.ok:
+        from benchbench.metrics import cell_metrics
+
+        cell.metrics = cell_metrics(model_record, manifest.get("graph"), cell.backend, artifact_record,
+                                    cell.median_ms, roofline.get(f"{spec.backend}/{spec.threads}"))
     return cell

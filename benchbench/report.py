@@ -29,6 +29,9 @@ def speedups(run: RunResult) -> dict[tuple, float]:
     return {k: v["train"] / v["deploy"] for k, v in medians.items() if "train" in v and "deploy" in v}
 
 
+_MEMORY_COLUMNS = ("load_mib", "load_peak_mib", "infer_peak_mib")
+
+
 def _parity_text(cell: CellResult) -> str:
     p = cell.parity
     if not p.get("checked"):
@@ -75,6 +78,9 @@ def rows(run: RunResult) -> list[dict]:
             "load_mib": c.memory.get("load_mib"),
             "load_peak_mib": c.memory.get("load_peak_mib"),
             "infer_peak_mib": c.memory.get("infer_peak_mib"),
+            # Device memory and anything else a runner adds (e.g. torch-cuda's max allocated).
+            **{f"memory_{k2}": v for k2, v in c.memory.items()
+               if k2 not in _MEMORY_COLUMNS and isinstance(v, (int, float)) and not isinstance(v, bool)},
             "executed_ops": ops.get("count"),
             "artifact_bytes": c.artifact.get("bytes"),
             "parity_passed": c.parity.get("passed"),
@@ -115,6 +121,9 @@ def terminal_table(run: RunResult) -> str:
     headers, body = _table(run)
     text = tabulate(body, headers, tablefmt="simple", disable_numparse=True)
     notes = []
+    bad = [c.spec.label() for c in run.cells if c.ok and c.parity.get("checked") and not c.parity.get("passed")]
+    if bad:
+        notes.append(f"PARITY FAILURES ({len(bad)}): {'; '.join(bad)}: outputs disagree with PyTorch eager float32.")
     if any(c.stats.get("noisy") for c in run.cells if c.ok):
         notes.append("~ noisy: the median's CI or the spread is wide; rerun on a quieter machine.")
     if any(r[3] != "ok" for r in body):
@@ -161,13 +170,60 @@ def markdown_report(run: RunResult, title: str = "benchbench run") -> str:
                            _fmt(r["load_mib"], ".1f"), _fmt(r["infer_peak_mib"], ".1f"),
                            _fmt(r["artifact_bytes"] / 2**20 if r["artifact_bytes"] else None, ".1f"),
                            r["samples"], _fmt(r["mean_ms"]), _fmt(r["std_ms"]), _fmt(r["p99_ms"])])
+    lines += _metrics_section(run)
     if detail:
         lines += ["## Details", "", tabulate(detail, ["model", "backend", "variant", "init ms", "first ms",
                                                       "load MiB", "infer peak MiB", "artifact MiB", "n", "mean ms",
                                                       "std ms", "p99 ms"], tablefmt="github", disable_numparse=True),
                   "", "init = session/interpreter creation (or model build for torch); first = first inference; "
-                  "memory = resident memory of the worker over its baseline after importing the runtime.", ""]
+                  "memory = resident memory of the worker over its baseline (runtime imported, input loaded): load = after "
+                  "prepare and the first inference, infer peak = high-water mark while sampling (docs/metrics.md).", ""]
     return "\n".join(lines)
+
+
+def _metrics_section(run: RunResult) -> list[str]:
+    """Work, fragmentation and roofline per ok cell, with the run's calibration (docs/metrics.md)."""
+    body = []
+    for r, c in zip(rows(run), run.cells):
+        if not c.ok:
+            continue
+        m = c.metrics
+
+        def mib(v):
+            return _fmt(v / 2**20 if v is not None else None, ".1f")
+
+        body.append([r["model"], r["backend"], r["variant"], _fmt(r["params"] / 1e6 if r["params"] else None, ".2f"),
+                     _fmt(r["flops"] / 1e9 if r["flops"] else None, ".3f"),
+                     _fmt(m.get("element_ops") / 1e6 if m.get("element_ops") is not None else None, ".2f"),
+                     _fmt(m.get("graph_ops"), "d"), _fmt(m.get("executed_ops"), "d"), _fmt(m.get("dag_width"), "d"),
+                     _fmt(m.get("joins"), "d"), mib(m.get("mac_bytes")), _fmt(m.get("arithmetic_intensity"), ".1f"),
+                     mib(m.get("artifact_bytes")), _fmt(r["load_mib"], ".1f"), _fmt(r["infer_peak_mib"], ".1f"),
+                     _fmt(m.get("achieved_gflops"), ".2f"),
+                     _fmt(100 * m["peak_share"] if m.get("peak_share") is not None else None, ".0f"),
+                     m.get("bound") or ""])
+    if not body:
+        return []
+    headers = ["model", "backend", "variant", "params M", "GFLOPs", "M elem-ops", "graph ops", "ops run", "DAG width",
+               "joins", "MAC MiB", "FLOP/B", "artifact MiB", "load MiB", "infer peak MiB", "GFLOP/s", "% peak",
+               "bound"]
+    lines = ["## Metrics", "", tabulate(body, headers, tablefmt="github", disable_numparse=True), ""]
+    lines += ["Per inference. GFLOPs: conv/linear/matmul, FLOPs = 2 x MACs; elem-ops: elementwise, normalization, "
+              "pooling and reduction work counted apart; graph ops, DAG width (max antichain) and joins: the exported "
+              "ONNX before backend fusions; ops run: after them; MAC: ShuffleNetV2 memory access cost (inputs + "
+              "outputs + weights per op); FLOP/B = GFLOPs / MAC; GFLOP/s = FLOPs / median latency; % peak and bound "
+              "against the calibration below. Definitions: docs/metrics.md.", ""]
+    cal = run.meta.get("roofline") or {}
+    if cal:
+        cal_rows = [[e.get("backend"), e.get("threads"), e.get("device"), _fmt(e.get("peak_gflops"), ".1f"),
+                     ", ".join(f"{k} {_fmt(v.get('best_gflops'), '.1f')}" for k, v in e.get("kernels", {}).items()),
+                     _fmt(e.get("bandwidth_gbs"), ".2f"), _fmt(e.get("ridge_flop_per_byte"), ".1f"),
+                     _fmt(e.get("load_avg_1m"), ".1f"), "cached" if e.get("cached") else "fresh"] for e in cal.values()]
+        lines += ["Roofline calibration of this machine:", "",
+                  tabulate(cal_rows, ["backend", "threads", "device", "peak GFLOP/s", "kernels GFLOP/s",
+                                      "bandwidth GB/s", "ridge FLOP/B", "load avg", ""], tablefmt="github",
+                           disable_numparse=True),
+                  ""]
+    return lines
 
 
 def _settings_text(s: dict) -> str:

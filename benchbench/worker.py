@@ -1,4 +1,4 @@
-"""The worker process: ``python -m benchbench.worker {build|measure} JOB.json RESULT.json``.
+"""The worker process: ``python -m benchbench.worker {build|measure|profile} JOB.json RESULT.json``.
 
 Each cell is measured in a fresh process that imports only its runtime, as on a real device. The
 result comes back through RESULT.json, never stdout (runtimes log to stdout). If the process dies,
@@ -82,6 +82,7 @@ def measure(job: dict) -> dict:
     from benchbench.runners import get_runner
     from benchbench.runners.base import BackendUnavailable, UnsupportedModel
     from benchbench.spec import CellSpec, MeasureConfig
+    from benchbench.stats import median_ci
     from benchbench.timing import sample
 
     spec = CellSpec.from_dict(job["spec"])
@@ -92,7 +93,10 @@ def measure(job: dict) -> dict:
     try:
         runner.load_runtime()
         inputs = np.load(job["input_path"])
-        _reset_peak_rss()
+        # The sampling loop's statistics import scipy (~60 MiB resident) on first use: import it
+        # before the baseline, or infer_peak_mib would charge it to the model (docs/metrics.md).
+        median_ci(list(range(10)))
+        base_reset = _reset_peak_rss()
         base = _rss()
         t0 = time.perf_counter_ns()
         runner.prepare(job["artifact"], inputs)
@@ -114,12 +118,15 @@ def measure(job: dict) -> dict:
             memory={
                 "baseline_mib": base / mib,
                 "load_mib": (loaded - base) / mib,
-                "load_peak_mib": (load_peak - base) / mib if load_peak else None,
+                "load_peak_mib": (load_peak - base) / mib if (load_peak and base_reset) else None,
                 "infer_peak_mib": (infer_peak - base) / mib if (infer_peak and peak_reset) else None,
-                "source": "psutil RSS; peaks from /proc/self/status VmHWM, reset per phase",
+                "source": "psutil RSS over the baseline (runtime, scipy and input loaded); peaks from "
+                          "/proc/self/status VmHWM, reset per phase (docs/metrics.md)",
             },
             parity=parity(runner.outputs(), reference) if reference else {"checked": False},
-            backend={**runner.metadata(), "executed_ops": runner.executed_ops()},
+            backend={**runner.metadata(), "executed_ops": runner.executed_ops(),
+                     # The isolation promise: a worker imports only its runtime (torch only for torch).
+                     "worker_imported_torch": "torch" in sys.modules},
         )
         extra_memory = getattr(runner, "device_memory", None)
         if callable(extra_memory):
@@ -150,7 +157,14 @@ def _build(job: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     mode, job_path, result_path = (argv or sys.argv[1:])[:3]
     job = json.loads(Path(job_path).read_text())
-    result = _build(job) if mode == "build" else measure(job)
+    if mode == "build":
+        result = _build(job)
+    elif mode == "profile":
+        from benchbench.profile import profile_in_worker
+
+        result = profile_in_worker(job)
+    else:
+        result = measure(job)
     tmp = Path(result_path).with_suffix(".tmp")
     tmp.write_text(json.dumps(result))
     tmp.replace(result_path)

@@ -23,7 +23,6 @@ full (D_S x C) bias, not a bias of W1. Both would fold only if γ, β were const
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

@@ -88,3 +88,11 @@ def test_compare_unreadable_file_exits_2(tmp_path, capsys):
     (tmp_path / "x.json").write_text("not json")
     assert main(["compare", str(tmp_path / "x.json"), str(tmp_path / "missing.json")]) == 2
     assert "not JSON" in capsys.readouterr().err
+
+
+def test_unknown_or_invalid_backend_option_exits_2(capsys):
+    assert main(["run", "--model", TINY, "--backend", "ort,tflite", "-o", "layot=nhwc"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown option 'layot'" in err and "layout (tflite)" in err
+    assert main(["run", "--model", TINY, "--backend", "openvino", "-o", "precision=int4"]) == 2
+    assert "choose from f32" in capsys.readouterr().err

@@ -1,0 +1,54 @@
+"""How long a sweep takes, cold (empty artifact cache) and warm (everything exported already).
+
+    python benchmarks/sweep_time.py --model 'resnet18,repvgg_a0' --backend torch,ort,tflite,openvino
+
+Runs the same ``benchbench run`` twice against a fresh temporary cache and prints the wall time of each,
+the number of cells, and the time per cell, so the cost of exports and of measuring are seen apart.
+Pass ``--cache DIR`` to time against an existing cache (e.g. before regenerating the reference report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _sweep(args, cache: str, out: str) -> tuple[float, list[dict]]:
+    cmd = [sys.executable, "-m", "benchbench", "run", "--model", args.model, "--backend", args.backend,
+           "--out", out, "--roofline", "off", *args.extra]
+    env = {**os.environ, "BENCHBENCH_CACHE": cache}
+    t0 = time.perf_counter()
+    subprocess.run(cmd, env=env, check=False, stdout=subprocess.DEVNULL)
+    took = time.perf_counter() - t0
+    newest = max(Path(out).iterdir(), key=lambda p: p.stat().st_mtime)
+    cells = json.loads((newest / "results.json").read_text())["cells"]
+    return took, cells
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet18,repvgg_a0,mobilenetv2_100")
+    parser.add_argument("--backend", default="torch,ort,tflite,openvino")
+    parser.add_argument("--cache", help="an existing cache to time against (default: a fresh one, cold then warm)")
+    parser.add_argument("extra", nargs="*", help="more `benchbench run` arguments, after --")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bb-sweep-") as tmp:
+        cache = args.cache or str(Path(tmp) / "cache")
+        rounds = ["given cache"] if args.cache else ["cold cache", "warm cache"]
+        print(f"sweep: --model {args.model} --backend {args.backend} {' '.join(args.extra)}")
+        for label in rounds:
+            took, cells = _sweep(args, cache, str(Path(tmp) / "out"))
+            statuses = {s: sum(c["status"] == s for c in cells) for s in {c["status"] for c in cells}}
+            print(f"{label:>12}: {took:7.1f} s for {len(cells)} cells ({took / max(1, len(cells)):.1f} s/cell); "
+                  + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
