@@ -21,7 +21,17 @@ from .export import FORMATS, build_key, cache_root
 from .result import CellResult, RunResult
 from .spec import CellSpec, MeasureConfig
 
-__all__ = ["input_shape", "run_sweep"]
+__all__ = ["input_shape", "run_sweep", "module_command"]
+
+
+def module_command(module: str, *args: str) -> list[str]:
+    """Command line running ``python -m module args`` in a fresh interpreter of this environment.
+
+    ``-P`` keeps the working directory off ``sys.path``: run from a checkout, ``-m`` would otherwise
+    import the source tree's ``benchbench/`` (which lacks ``models/`` and ``runners/``, mapped in only
+    at install time) instead of the installed package.
+    """
+    return [sys.executable, "-P", "-m", module, *args]
 
 
 def input_shape(spec: CellSpec) -> list[int]:
@@ -56,7 +66,7 @@ def _run_worker(mode: str, job: dict, timeout_s: float, threads: int) -> tuple[s
         tmp = Path(tmp)
         job_path, result_path, log_path = tmp / "job.json", tmp / "result.json", tmp / "worker.log"
         job_path.write_text(json.dumps(job))
-        cmd = [sys.executable, "-m", "benchbench.worker", mode, str(job_path), str(result_path)]
+        cmd = module_command("benchbench.worker", mode, str(job_path), str(result_path))
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_worker_env(threads),
                                     start_new_session=True)

@@ -18,10 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchbench.harness import module_command
+
 
 def _sweep(args, cache: str, out: str) -> tuple[float, list[dict]]:
-    cmd = [sys.executable, "-m", "benchbench", "run", "--model", args.model, "--backend", args.backend,
-           "--out", out, "--roofline", "off", *args.extra]
+    cmd = module_command("benchbench", "run", "--model", args.model, "--backend", args.backend,
+                         "--out", out, "--roofline", "off", *args.extra)
     env = {**os.environ, "BENCHBENCH_CACHE": cache}
     t0 = time.perf_counter()
     subprocess.run(cmd, env=env, check=False, stdout=subprocess.DEVNULL)

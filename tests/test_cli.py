@@ -2,12 +2,12 @@
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from benchbench.cli import main
+from benchbench.harness import module_command
 from benchbench.runners.base import Runner
 
 DATA = Path(__file__).parent / "data"
@@ -17,7 +17,7 @@ FAST = ["--quick", "--min-time", "0.05", "--max-time", "0.5"]
 
 def _cli(*args):
     """Run the real entry point in a subprocess, as a user would."""
-    return subprocess.run([sys.executable, "-m", "benchbench", *args], capture_output=True, text=True, timeout=600)
+    return subprocess.run(module_command("benchbench", *args), capture_output=True, text=True, timeout=600)
 
 
 def test_unknown_model_suggests_and_exits_2():

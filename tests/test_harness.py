@@ -105,3 +105,17 @@ def test_second_build_uses_the_cache(cache_dir, tmp_path):
     assert second.status == "ok" and second.artifact["cached"] is True
     assert onnx_path.stat().st_mtime_ns == mtime
     assert str(cache_dir) in str(onnx_path) and os.path.basename(onnx_path) == "model.onnx"
+
+
+def test_workers_import_the_installed_package_not_the_working_directory(tmp_path, monkeypatch):
+    """Run from a directory holding a stray benchbench/ (as a checkout's root does), a worker must
+    still import the installed package."""
+    import subprocess
+
+    from benchbench.harness import module_command
+
+    (tmp_path / "benchbench").mkdir()
+    (tmp_path / "benchbench" / "__init__.py").write_text("raise ImportError('shadowed by the cwd')\n")
+    monkeypatch.chdir(tmp_path)
+    proc = subprocess.run(module_command("benchbench", "--version"), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "benchbench" in proc.stdout, proc.stderr

@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -80,12 +79,12 @@ def _calibration_config():
 
 
 def _measure_bandwidth(device: str, threads: int, timeout_s: float = 300) -> dict:
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[var] = str(threads)
+    from benchbench.harness import _worker_env, module_command
+
+    env = _worker_env(threads)
     with tempfile.TemporaryDirectory(prefix="bb-bandwidth-") as tmp:
         out = Path(tmp) / "bandwidth.json"
-        cmd = [sys.executable, "-m", "benchbench.metrics._bandwidth", device, str(threads), str(out)]
+        cmd = module_command("benchbench.metrics._bandwidth", device, str(threads), str(out))
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
