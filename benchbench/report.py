@@ -220,7 +220,7 @@ def _metrics_section(run: RunResult) -> list[str]:
                      _fmt(e.get("load_avg_1m"), ".1f"), "cached" if e.get("cached") else "fresh"] for e in cal.values()]
         lines += ["Roofline calibration of this machine:", "",
                   tabulate(cal_rows, ["backend", "threads", "device", "peak GFLOP/s", "kernels GFLOP/s",
-                                      "bandwidth GB/s", "ridge FLOP/B", "load avg", ""], tablefmt="github",
+                                      "bandwidth GB/s", "ridge FLOP/B", "load avg", "source"], tablefmt="github",
                            disable_numparse=True),
                   ""]
     return lines
