@@ -118,3 +118,11 @@ def test_verdict_is_inconclusive_when_the_models_tie():
         c.recompute()
     a = analyze([run])["per_backend"]["ort"]
     assert a["verdict"].startswith("ort: inconclusive"), a["verdict"]
+
+
+def test_zero_is_a_value_for_correlations():
+    run = _population("ops")
+    for c in run.cells[:5]:
+        c.metrics["joins"] = 0  # plain nets have no joins: they stay in the population
+    corr = {c["predictor"]: c for c in analyze([run])["per_backend"]["ort"]["correlations"]}
+    assert corr["joins"]["n"] == len(run.cells)

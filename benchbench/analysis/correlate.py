@@ -54,8 +54,12 @@ def observations(runs, include_guidelines: bool = False) -> list[dict]:
     return rows
 
 
-def _valid(rows, keys) -> list[dict]:
-    return [r for r in rows if all(isinstance(r.get(k), (int, float)) and r[k] > 0 for k in keys)]
+def _valid(rows, keys, positive: bool = False) -> list[dict]:
+    """Rows where every key is a number (> 0 where a log is taken; zero joins are a real value)."""
+    def ok(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and (v > 0 if positive else v >= 0)
+
+    return [r for r in rows if all(ok(r.get(k)) for k in keys)]
 
 
 def correlations(rows: list[dict]) -> list[dict]:
@@ -122,7 +126,7 @@ def loo_family_models(rows: list[dict]) -> dict | None:
     family's latency. Both models see the same observations (those with every feature). Returns the
     median absolute percentage error of each and the share predicted within ±10%.
     """
-    sub = _valid(rows, ("median_ms",) + MODEL_FEATURES)
+    sub = _valid(rows, ("median_ms",) + MODEL_FEATURES, positive=True)
     families = sorted({r["family"] for r in sub})
     if len(families) < 3 or len(sub) < len(MODEL_FEATURES) + 4:
         return None
