@@ -42,6 +42,11 @@ def input_shape(spec: CellSpec) -> list[int]:
     return [spec.batch, info.input_size[0], h, w]
 
 
+def _build_group(spec: CellSpec) -> tuple:
+    """Cells sharing a model, variant and input share one build (each backend's artifact in it)."""
+    return (spec.model, spec.variant, spec.input_size, spec.batch, spec.seed)
+
+
 def _worker_env(threads: int) -> dict:
     env = dict(os.environ)
     # Threads are explicit: every runtime and BLAS in the worker sees the same count.
@@ -139,7 +144,7 @@ def run_sweep(
     formats_needed: dict[tuple, set[str]] = {}
     for spec in cells:
         fmt = get_runner(spec.backend).artifact_for(dict(spec.options))
-        group = (spec.model, spec.variant, spec.input_size, spec.batch, spec.seed)
+        group = _build_group(spec)
         fmts = {fmt, "onnx"} if fmt != "none" else {fmt}
         formats_needed.setdefault(group, set()).update(fmts & set(FORMATS))
     builds: dict[tuple, dict] = {}
@@ -185,13 +190,12 @@ def _measure_cell(spec: CellSpec, config: MeasureConfig, formats_needed: dict, b
     if spec.input_size and min(spec.input_size) < min_input:
         return CellResult(spec, "unsupported", f"input {spec.input_size[0]}x{spec.input_size[1]} is below "
                           f"this architecture's minimum of {min_input}")
-    group = (spec.model, spec.variant, spec.input_size, spec.batch, spec.seed)
+    group = _build_group(spec)
     if group not in builds:
         builds[group] = _build(spec, formats_needed[group], config)
     build = builds[group]
-    if build["status"] != "ok":
-        status = "unsupported" if build["status"] == "unsupported" else build["status"]
-        return CellResult(spec, status, build["reason"])
+    if build["status"] != "ok":  # unsupported, crashed or timeout, as the build worker ended
+        return CellResult(spec, build["status"], build["reason"])
     manifest = build["manifest"]
     model_record = dict(manifest["model"])
     artifact, artifact_record, unusable = _artifact_for(runner_cls, spec, build)

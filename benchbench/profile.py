@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import statistics
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,32 +73,22 @@ def profile_in_worker(job: dict) -> dict:
     """Prepare the cell's backend, warm up, and ask it for its per-op view."""
     import numpy as np
 
-    from benchbench.export import short_reason
-    from benchbench.runners import get_runner
-    from benchbench.runners.base import BackendUnavailable, UnsupportedModel
     from benchbench.spec import CellSpec
+    from benchbench.worker import failure_record, runner_session
 
     spec = CellSpec.from_dict(job["spec"])
-    runner = get_runner(spec.backend)(spec.threads, dict(spec.options))
     try:
-        runner.load_runtime()
-        runner.prepare(job["artifact"], np.load(job["input_path"]))
-        for _ in range(job["warmup"]):
-            runner.run()
-        profile_ops = getattr(runner, "profile_ops", None)
-        if profile_ops is None:
-            return {"status": "ok", "source": "none", "ops": [],
-                    "note": f"benchbench has no per-op profiler for {spec.backend}"}
-        return {"status": "ok", **profile_ops(job["runs"])}
-    except (UnsupportedModel, BackendUnavailable) as exc:
-        return {"status": "unsupported" if isinstance(exc, UnsupportedModel) else "unavailable", "reason": str(exc)}
+        with runner_session(spec) as runner:
+            runner.prepare(job["artifact"], np.load(job["input_path"]))
+            for _ in range(job["warmup"]):
+                runner.run()
+            profile_ops = getattr(runner, "profile_ops", None)
+            if profile_ops is None:
+                return {"status": "ok", "source": "none", "ops": [],
+                        "note": f"benchbench has no per-op profiler for {spec.backend}"}
+            return {"status": "ok", **profile_ops(job["runs"])}
     except Exception as exc:  # recorded, never raised: the other cells still get profiled
-        return {"status": "error", "reason": short_reason(exc), "traceback": traceback.format_exc(limit=6)}
-    finally:
-        try:
-            runner.teardown()
-        except Exception:
-            pass
+        return failure_record(exc)
 
 
 # -- parent side ---------------------------------------------------------------------------------

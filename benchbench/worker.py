@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 import time
 import traceback
 from pathlib import Path
 
-__all__ = ["measure", "parity", "PARITY_RTOL", "PARITY_MIN_COSINE"]
+__all__ = ["measure", "parity", "runner_session", "failure_record", "PARITY_RTOL", "PARITY_MIN_COSINE"]
 
 # Parity passes when max |out - ref| <= PARITY_RTOL * max |ref| and cosine similarity >= PARITY_MIN_COSINE,
 # for every output. float32 kernels that reorder sums (Winograd, blocked GEMM) stay far inside this.
@@ -74,74 +75,89 @@ def parity(outputs, reference) -> dict:
     return {"checked": True, "passed": passed, **worst, "rtol": PARITY_RTOL, "min_cosine": PARITY_MIN_COSINE}
 
 
+@contextmanager
+def runner_session(spec):
+    """The cell's runner with its runtime loaded; torn down whatever happens inside."""
+    from benchbench.runners import get_runner
+
+    runner = get_runner(spec.backend)(spec.threads, dict(spec.options))
+    try:
+        runner.load_runtime()
+        yield runner
+    finally:
+        try:
+            runner.teardown()
+        except Exception:
+            pass
+
+
+def failure_record(exc: Exception) -> dict:
+    """How a failure inside a worker is recorded (call it in the ``except``): never raised, the sweep goes on."""
+    from benchbench.export import short_reason
+    from benchbench.runners.base import BackendUnavailable, UnsupportedModel
+
+    if isinstance(exc, UnsupportedModel):
+        return {"status": "unsupported", "reason": short_reason(exc)}
+    if isinstance(exc, BackendUnavailable):
+        return {"status": "unavailable", "reason": str(exc)}
+    return {"status": "error", "reason": short_reason(exc), "traceback": traceback.format_exc(limit=6)}
+
+
 def measure(job: dict) -> dict:
     """Prepare the backend, time init and first inference, sample, check parity. Returns the cell record."""
     import numpy as np
 
-    from benchbench.export import short_reason
-    from benchbench.runners import get_runner
-    from benchbench.runners.base import BackendUnavailable, UnsupportedModel
     from benchbench.spec import CellSpec, MeasureConfig
     from benchbench.stats import median_ci
     from benchbench.timing import sample
 
     spec = CellSpec.from_dict(job["spec"])
     config = MeasureConfig.from_dict(job["config"])
-    runner = get_runner(spec.backend)(spec.threads, dict(spec.options))
     record: dict = {"status": "error", "reason": None}
     mib = 2**20
     try:
-        runner.load_runtime()
-        inputs = np.load(job["input_path"])
-        # The sampling loop's statistics import scipy (~60 MiB resident) on first use: import it
-        # before the baseline, or infer_peak_mib would charge it to the model (docs/metrics.md).
-        median_ci(list(range(10)))
-        base_reset = _reset_peak_rss()
-        base = _rss()
-        t0 = time.perf_counter_ns()
-        runner.prepare(job["artifact"], inputs)
-        t1 = time.perf_counter_ns()
-        runner.run()
-        t2 = time.perf_counter_ns()
-        loaded, load_peak = _rss(), _peak_rss()
-        peak_reset = _reset_peak_rss()
-        sampling = sample(runner.time_once, config)
-        infer_peak = _peak_rss()
-        reference = []
-        if job.get("reference_path"):
-            with np.load(job["reference_path"]) as ref:
-                reference = [ref[k] for k in ref.files]
-        record.update(
-            status="ok",
-            samples_ns=sampling.samples_ns,
-            timing={"init_ms": (t1 - t0) / 1e6, "first_ms": (t2 - t1) / 1e6, **sampling.timing()},
-            memory={
-                "baseline_mib": base / mib,
-                "load_mib": (loaded - base) / mib,
-                "load_peak_mib": (load_peak - base) / mib if (load_peak and base_reset) else None,
-                "infer_peak_mib": (infer_peak - base) / mib if (infer_peak and peak_reset) else None,
-                "source": "psutil RSS over the baseline (runtime, scipy and input loaded); peaks from "
-                          "/proc/self/status VmHWM, reset per phase (docs/metrics.md)",
-            },
-            parity=parity(runner.outputs(), reference) if reference else {"checked": False},
-            backend={**runner.metadata(), "executed_ops": runner.executed_ops(),
-                     # The isolation promise: a worker imports only its runtime (torch only for torch).
-                     "worker_imported_torch": "torch" in sys.modules},
-        )
-        extra_memory = getattr(runner, "device_memory", None)
-        if callable(extra_memory):
-            record["memory"].update(extra_memory())
-    except UnsupportedModel as exc:
-        record.update(status="unsupported", reason=short_reason(exc))
-    except BackendUnavailable as exc:
-        record.update(status="unavailable", reason=str(exc))
-    except Exception as exc:  # any other failure is recorded, never raised: the sweep goes on
-        record.update(status="error", reason=short_reason(exc), traceback=traceback.format_exc(limit=6))
-    finally:
-        try:
-            runner.teardown()
-        except Exception:
-            pass
+        with runner_session(spec) as runner:
+            inputs = np.load(job["input_path"])
+            # The sampling loop's statistics import scipy (~60 MiB resident) on first use: import it
+            # before the baseline, or infer_peak_mib would charge it to the model (docs/metrics.md).
+            median_ci(list(range(10)))
+            base_reset = _reset_peak_rss()
+            base = _rss()
+            t0 = time.perf_counter_ns()
+            runner.prepare(job["artifact"], inputs)
+            t1 = time.perf_counter_ns()
+            runner.run()
+            t2 = time.perf_counter_ns()
+            loaded, load_peak = _rss(), _peak_rss()
+            peak_reset = _reset_peak_rss()
+            sampling = sample(runner.time_once, config)
+            infer_peak = _peak_rss()
+            reference = []
+            if job.get("reference_path"):
+                with np.load(job["reference_path"]) as ref:
+                    reference = [ref[k] for k in ref.files]
+            record.update(
+                status="ok",
+                samples_ns=sampling.samples_ns,
+                timing={"init_ms": (t1 - t0) / 1e6, "first_ms": (t2 - t1) / 1e6, **sampling.timing()},
+                memory={
+                    "baseline_mib": base / mib,
+                    "load_mib": (loaded - base) / mib,
+                    "load_peak_mib": (load_peak - base) / mib if (load_peak and base_reset) else None,
+                    "infer_peak_mib": (infer_peak - base) / mib if (infer_peak and peak_reset) else None,
+                    "source": "psutil RSS over the baseline (runtime, scipy and input loaded); peaks from "
+                              "/proc/self/status VmHWM, reset per phase (docs/metrics.md)",
+                },
+                parity=parity(runner.outputs(), reference) if reference else {"checked": False},
+                backend={**runner.metadata(), "executed_ops": runner.executed_ops(),
+                         # The isolation promise: a worker imports only its runtime (torch only for torch).
+                         "worker_imported_torch": "torch" in sys.modules},
+            )
+            extra_memory = getattr(runner, "device_memory", None)
+            if callable(extra_memory):
+                record["memory"].update(extra_memory())
+    except Exception as exc:
+        record.update(failure_record(exc))
     return record
 
 
