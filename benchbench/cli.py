@@ -72,9 +72,9 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args):
-    from .spec import QUICK, MeasureConfig
+    from .spec import QUICK, REFERENCE, MeasureConfig
 
-    config = QUICK if args.quick else MeasureConfig()
+    config = QUICK if args.quick else REFERENCE if getattr(args, "sampling", None) == "reference" else MeasureConfig()
     changes = {k: v for k, v in {"min_s": args.min_time, "max_s": args.max_time, "target_ci": args.target_ci,
                                  "cell_timeout_s": args.cell_timeout}.items() if v is not None}
     return config.replace(**changes) if changes else config
@@ -90,6 +90,11 @@ def _cells(args):
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     backends = resolve_backends(args.backend)
+    # A mistake in what was asked is reported before what is installed: a typo must not hide behind a
+    # missing package.
+    if args.batch < 1:
+        raise UsageError("--batch must be at least 1")
+    _check_options(args.option, backends)
     available = {}
     for b in backends:
         ok, why = get_runner(b).is_available()
@@ -98,9 +103,6 @@ def _cells(args):
             print(f"note: {why}; its cells are recorded as unavailable", file=sys.stderr)
     if not any(available.values()):
         raise UsageError(f"no requested backend is available: {'; '.join(get_runner(b).is_available()[1] for b in backends)}")
-    if args.batch < 1:
-        raise UsageError("--batch must be at least 1")
-    _check_options(args.option, backends)
     threads = args.threads or physical_cores()
     variants = VARIANTS if args.variant == "both" else (args.variant,)
     options = tuple(sorted(args.option))
@@ -256,23 +258,52 @@ def cmd_compare(args) -> int:
     return 0
 
 
+# `benchbench claim --reference`: what the committed reference report measures, and where it lands.
+REFERENCE_MODELS = "*"  # the whole zoo and the guideline nets
+REFERENCE_BACKENDS = "torch,ort,tflite,openvino"
+REFERENCE_DIR = Path("reports") / "reference"
+
+
+def _reference_args(args) -> None:
+    """Turn ``claim --reference`` into the reference sweep's settings; refuse what would change it."""
+    if args.results or args.model or args.backend is not None or args.quick:
+        raise UsageError("--reference measures a fixed set (every model on torch, ort, tflite, openvino); "
+                         "drop result files, --model, --backend and --quick, or leave out --reference")
+    args.model, args.backend, args.sampling, args.roofline = REFERENCE_MODELS, REFERENCE_BACKENDS, "reference", "fresh"
+
+
+def publish_reference(run_dir: Path, dest: Path) -> Path:
+    """Replace ``dest`` with a finished run folder (results, reports, claim, plots); the run folder stays."""
+    import shutil
+
+    staging = dest.with_name(dest.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(run_dir, staging)
+    shutil.rmtree(dest, ignore_errors=True)
+    staging.rename(dest)
+    return dest
+
+
 def cmd_claim(args) -> int:
     import json
 
     from .analysis.claim import analyze, claim_markdown
     from .result import load_run
 
+    if args.reference:
+        _reference_args(args)
     if args.results:
         runs = [load_run(p) for p in args.results]
         out_dir = _run_dir(Path(args.out), "claim")
     else:
+        args.backend = args.backend or "ort"
         args.model = ",".join(filter(None, [args.model, "g*"]))  # the guideline nets, plus any zoo models
         code, run = _run(args)
         if code == 130:
             return code
         runs, out_dir = [run], run.path.parent
     analysis = analyze(runs)
-    (out_dir / "claim.md").write_text(claim_markdown(analysis, out_dir))
+    (out_dir / "claim.md").write_text(claim_markdown(analysis, out_dir, runs))
     (out_dir / "claim.json").write_text(json.dumps({k: v for k, v in analysis.items() if k != "observations"},
                                                    indent=1, default=str))
     print("\n".join(["", "Does fragmentation explain latency better than FLOPs?"]
@@ -282,6 +313,8 @@ def cmd_claim(args) -> int:
         if g["multiplier"] == 1:
             print(f"  {g['table']} on {g['backend']}: {g['best']} faster than {g['worst']}? {g['verdict']}")
     print(f"\nwrote {out_dir / 'claim.md'} (with plots in {out_dir / 'plots'})")
+    if args.reference:
+        print(f"published the reference report: {publish_reference(out_dir, Path(args.out).parent / REFERENCE_DIR.name)}")
     return 0
 
 
@@ -328,12 +361,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("claim", help="FLOPs vs fragmentation: correlations, held-out models, guideline tables")
     p.add_argument("results", nargs="*", help="result files to analyze; none: measure the guideline nets now")
     p.add_argument("--model", "-m", default="", help="zoo models to measure beside the guideline nets")
-    p.add_argument("--backend", "-b", default="ort", help="backends to measure on (comma-separated)")
+    p.add_argument("--backend", "-b", default=None, help="backends to measure on (comma-separated; default: ort)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="directory for the report's folder")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
     p.add_argument("--quick", action="store_true", help="short warm-up and sampling, for smoke runs")
+    p.add_argument("--reference", action="store_true",
+                   help=f"regenerate the reference report: every model on {REFERENCE_BACKENDS} with the reference "
+                        f"sampling, published to reports/{REFERENCE_DIR.name}/ (beside the --out folder)")
     p.set_defaults(func=cmd_claim, variant="both", batch=1, input_size=None, seed=0, option=[], min_time=None,
-                   max_time=None, target_ci=None, cell_timeout=None, roofline="cached", profile=False)
+                   max_time=None, target_ci=None, cell_timeout=None, roofline="cached", profile=False,
+                   sampling=None)
     return parser
 
 

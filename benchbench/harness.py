@@ -100,10 +100,12 @@ def _build(spec: CellSpec, formats: set[str], config: MeasureConfig) -> dict:
             return {"status": "ok", "manifest": manifest, "cached": True, "dir": str(build_dir)}
     job = {"model": spec.model, "variant": spec.variant, "input_shape": shape, "seed": spec.seed,
            "formats": sorted(formats), "dir": str(build_dir)}
+    t0 = time.perf_counter()
     outcome, result = _run_worker("build", job, config.cell_timeout_s, threads=os.cpu_count() or 1)
+    build_s = time.perf_counter() - t0
     if outcome != "ok":
-        return {"status": outcome, "reason": "export: " + result["reason"]}
-    result.update(cached=False, dir=str(build_dir))
+        return {"status": outcome, "reason": "export: " + result["reason"], "build_s": build_s}
+    result.update(cached=False, dir=str(build_dir), build_s=build_s)
     return result
 
 
@@ -158,10 +160,15 @@ def run_sweep(
         run.save()
 
     total = len(cells)
+    sweep_start = time.perf_counter()
     for i, spec in enumerate(cells, 1):
         t0 = time.perf_counter()
         cell = _measure_cell(spec, config, formats_needed, builds, run.meta.get("roofline", {}))
         run.cells.append(cell)
+        # What the sweep cost so far, and how much of it was exporting (0 on a warm cache).
+        run.meta["sweep"] = {"cells": i, "wall_s": round(time.perf_counter() - sweep_start, 1),
+                             "build_s": round(sum(b.get("build_s", 0.0) for b in builds.values()), 1),
+                             "builds_run": sum("build_s" in b for b in builds.values())}
         run.save()
         took = time.perf_counter() - t0
         if cell.ok:

@@ -10,7 +10,7 @@ from tabulate import tabulate
 
 from .result import CellResult, RunResult
 
-__all__ = ["rows", "terminal_table", "markdown_report", "write_csv", "write_reports", "speedups"]
+__all__ = ["rows", "terminal_table", "markdown_report", "write_csv", "write_reports", "speedups", "run_header"]
 
 
 def _fmt(value, spec: str = ".3f", empty: str = "") -> str:
@@ -132,13 +132,11 @@ def terminal_table(run: RunResult) -> str:
     return text + "\n" + "\n".join(notes)
 
 
-def markdown_report(run: RunResult, title: str = "benchbench run") -> str:
-    meta = run.meta
+def run_header(meta: dict) -> list[str]:
+    """Markdown bullets saying when, on what machine and with which versions and settings a run was measured."""
     env = meta.get("environment", {})
     cpu = env.get("cpu", {})
-    headers, body = _table(run)
-    lines = [f"# {title}", ""]
-    lines += [
+    lines = [
         f"- **When**: {env.get('time', '?')}, benchbench {meta.get('benchbench_version', '?')} "
         f"(commit {env.get('git_commit') or 'unknown'})",
         f"- **Machine**: {cpu.get('model', '?')}, {cpu.get('physical_cores', '?')} physical / "
@@ -147,8 +145,17 @@ def markdown_report(run: RunResult, title: str = "benchbench run") -> str:
         "- **Packages**: " + ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items()),
         f"- **Command**: `{' '.join(meta.get('argv', []))}`",
         f"- **Sampling**: {_settings_text(meta.get('settings', {}))}",
-        "",
     ]
+    sweep = meta.get("sweep")
+    if sweep:
+        lines.append(f"- **Sweep time**: {sweep['wall_s'] / 60:.1f} min for {sweep['cells']} cells, of which "
+                     f"{sweep['build_s'] / 60:.1f} min exporting ({sweep['builds_run']} builds not in the cache)")
+    return lines
+
+
+def markdown_report(run: RunResult, title: str = "benchbench run") -> str:
+    headers, body = _table(run)
+    lines = [f"# {title}", "", *run_header(run.meta), ""]
     bad_parity = [c for c in run.cells if c.ok and c.parity.get("checked") and not c.parity.get("passed")]
     if bad_parity:
         lines += ["> **PARITY FAILURES**: " + ", ".join(c.spec.label() for c in bad_parity)

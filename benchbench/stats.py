@@ -1,4 +1,9 @@
-"""Summary statistics of raw latency samples (nanoseconds in, milliseconds out), via scipy.stats."""
+"""Summary statistics of raw latency samples (nanoseconds in, milliseconds out).
+
+The median's confidence interval and the MAD are computed with numpy alone: the measure worker calls
+them inside its sampling loop, and importing ``scipy.stats`` there cost ~1.2 s per cell (every cell
+is a fresh process). ``tests/test_timing.py`` checks them against ``scipy.stats``.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,35 @@ import numpy as np
 
 __all__ = ["summarize", "median_ci", "mann_whitney", "geometric_mean"]
 
+# 1 / Phi^-1(3/4): scales the median absolute deviation to a normal distribution's sigma.
+_MAD_TO_SIGMA = 1.482602218505602
+
+
+def _binomial_half_cdf(n: int) -> np.ndarray:
+    """CDF of Binomial(n, 1/2) at k = 0..n, from log binomial coefficients (stable for large n)."""
+    k = np.arange(1, n + 1, dtype=float)
+    log_comb = np.concatenate([[0.0], np.cumsum(np.log((n - k + 1) / k))])
+    return np.cumsum(np.exp(log_comb + n * math.log(0.5)))
+
 
 def median_ci(samples, confidence: float = 0.95) -> tuple[float, float]:
-    """Distribution-free CI of the median (binomial order statistics, ``scipy.stats.quantile_test``)."""
-    from scipy.stats import quantile_test
+    """Distribution-free CI of the median from binomial order statistics.
 
-    x = np.asarray(samples, dtype=float)
-    if x.size < 6:  # too few order statistics for a 95% interval
-        return float(x.min()), float(x.max())
-    ci = quantile_test(x, q=float(np.median(x)), p=0.5).confidence_interval(confidence)
-    low = float(ci.low) if math.isfinite(ci.low) else float(x.min())
-    high = float(ci.high) if math.isfinite(ci.high) else float(x.max())
-    return low, high
+    The same interval as ``scipy.stats.quantile_test(x, q=median, p=0.5).confidence_interval()``:
+    the order statistics at ``ppf(a) - 1`` and ``isf(a)`` of Binomial(n, 1/2), ``a = (1 - confidence) / 2``.
+    """
+    x = np.sort(np.asarray(samples, dtype=float))
+    n = x.size
+    if n < 6:  # too few order statistics for a 95% interval
+        return float(x[0]), float(x[-1])
+    a = (1 - confidence) / 2
+    cdf = _binomial_half_cdf(n)
+    # The relative slack absorbs rounding in the summed CDF at exact ties, as scipy's ppf/isf do.
+    low_index = int(np.searchsorted(cdf, a * (1 - 1e-12), side="left")) - 1
+    high_index = int(np.argmax(1.0 - cdf <= a * (1 + 1e-12)))
+    low = x[low_index] if low_index >= 0 else x[0]
+    high = x[high_index] if high_index < n else x[-1]
+    return float(low), float(high)
 
 
 def summarize(samples_ns, noisy_ci: float = 0.05, noisy_cv: float = 0.10) -> dict:
@@ -28,8 +50,6 @@ def summarize(samples_ns, noisy_ci: float = 0.05, noisy_cv: float = 0.10) -> dic
     ``noisy`` is set when the CI's half-width exceeds ``noisy_ci`` of the median or the robust
     coefficient of variation (1.4826 MAD / median) exceeds ``noisy_cv``.
     """
-    from scipy.stats import median_abs_deviation
-
     x = np.asarray(samples_ns, dtype=float) / 1e6
     if x.size == 0:
         return {"count": 0}
@@ -37,7 +57,7 @@ def summarize(samples_ns, noisy_ci: float = 0.05, noisy_cv: float = 0.10) -> dic
     low, high = median_ci(x)
     half = (high - low) / 2
     ci_rel = half / median if median > 0 else math.inf
-    robust_cv = float(median_abs_deviation(x, scale="normal")) / median if median > 0 else math.inf
+    robust_cv = _MAD_TO_SIGMA * float(np.median(np.abs(x - median))) / median if median > 0 else math.inf
     return {
         "count": int(x.size),
         "median_ms": median,
@@ -65,7 +85,6 @@ def mann_whitney(a, b) -> float:
 
 
 def geometric_mean(values) -> float:
-    from scipy.stats import gmean
-
+    """Geometric mean of the finite positive values (nan if none)."""
     vals = [v for v in values if v and math.isfinite(v) and v > 0]
-    return float(gmean(vals)) if vals else math.nan
+    return float(np.exp(np.mean(np.log(vals)))) if vals else math.nan

@@ -118,8 +118,8 @@ def measure(job: dict) -> dict:
     try:
         with runner_session(spec) as runner:
             inputs = np.load(job["input_path"])
-            # The sampling loop's statistics import scipy (~60 MiB resident) on first use: import it
-            # before the baseline, or infer_peak_mib would charge it to the model (docs/metrics.md).
+            # Warm the sampling loop's statistics before the baseline, so nothing they allocate on
+            # first use is charged to the model's inference peak (docs/metrics.md).
             median_ci(list(range(10)))
             base_reset = _reset_peak_rss()
             base = _rss()

@@ -126,3 +126,35 @@ def test_zero_is_a_value_for_correlations():
         c.metrics["joins"] = 0  # plain nets have no joins: they stay in the population
     corr = {c["predictor"]: c for c in analyze([run])["per_backend"]["ort"]["correlations"]}
     assert corr["joins"]["n"] == len(run.cells)
+
+
+def test_reference_is_a_fixed_set_and_refuses_changes(capsys):
+    assert main(["claim", "--reference", "--model", "resnet18"]) == 2
+    assert "--reference measures a fixed set" in capsys.readouterr().err
+    assert main(["claim", "--reference", "--backend", "ort"]) == 2
+
+
+def test_publish_reference_replaces_the_folder_and_keeps_the_run(tmp_path):
+    from benchbench.cli import publish_reference
+
+    run_dir = tmp_path / "runs" / "20260101-000000_reference"
+    (run_dir / "plots").mkdir(parents=True)
+    (run_dir / "claim.md").write_text("new")
+    (run_dir / "plots" / "a.png").write_bytes(b"png")
+    dest = tmp_path / "reference"
+    dest.mkdir()
+    (dest / "stale.md").write_text("old")
+    assert publish_reference(run_dir, dest) == dest
+    assert (dest / "claim.md").read_text() == "new" and (dest / "plots" / "a.png").exists()
+    assert not (dest / "stale.md").exists() and (run_dir / "claim.md").exists()
+
+
+def test_claim_report_ends_with_the_machine_and_sweep_time(tmp_path):
+    run = _population("flops")
+    run.path = tmp_path / "20260101-000000_x" / "results.json"
+    run.meta = {"environment": {"cpu": {"model": "Test CPU", "physical_cores": 2}, "packages": {"onnxruntime": "9.9"}},
+                "sweep": {"cells": 30, "wall_s": 600.0, "build_s": 120.0, "builds_run": 4}}
+    text = claim_markdown(analyze([run]), tmp_path, [run])
+    measured = text[text.index("## Measured on (20260101-000000_x, 30 cells)"):]
+    assert "Test CPU, 2 physical" in measured and "onnxruntime 9.9" in measured
+    assert "10.0 min for 30 cells, of which 2.0 min exporting (4 builds not in the cache)" in measured

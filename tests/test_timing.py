@@ -58,3 +58,22 @@ def test_slow_model_gets_at_least_three_samples():
     cfg = MeasureConfig(warmup_min_count=1, warmup_min_s=0, min_count=20, min_s=1, max_s=1)
     out = sample(_timer(clock, _forever([2_000_000_000])), cfg, clock)  # 2 s per inference
     assert out.stop_reason == "max_time" and len(out.samples_ns) == 3
+
+
+def test_median_ci_and_robust_cv_match_scipy():
+    """stats.py computes them with numpy (the worker must not import scipy); scipy is the reference."""
+    import numpy as np
+    from scipy.stats import median_abs_deviation, quantile_test
+
+    from benchbench.stats import median_ci, summarize
+
+    rng = np.random.default_rng(0)
+    for n in [6, 7, 19, 20, 21, 64, 101, 1000, 4097]:
+        x = rng.lognormal(0.0, 0.3, n) * 1e6  # ns-scale, skewed like latencies
+        ci = quantile_test(x, q=float(np.median(x)), p=0.5).confidence_interval(0.95)
+        low, high = median_ci(x)
+        assert low == (ci.low if np.isfinite(ci.low) else x.min()), n
+        assert high == (ci.high if np.isfinite(ci.high) else x.max()), n
+        cv = summarize(x)["robust_cv"]
+        assert abs(cv - median_abs_deviation(x / 1e6, scale="normal") / np.median(x / 1e6)) < 1e-12
+    assert median_ci([5, 1, 3]) == (1.0, 5.0)  # too few samples: the range

@@ -105,8 +105,14 @@ def _guideline_tables(results: list[dict]) -> list[str]:
     return lines
 
 
-def claim_markdown(analysis: dict, out_dir: Path, title: str = "Does fragmentation predict latency better than FLOPs?") -> str:
-    """The claim report; writes its plots under ``out_dir/plots`` and links them."""
+def claim_markdown(analysis: dict, out_dir: Path, runs=(),
+                   title: str = "Does fragmentation predict latency better than FLOPs?") -> str:
+    """The claim report; writes its plots under ``out_dir/plots`` and links them.
+
+    ``runs`` are the measured runs; their machine, versions, settings and sweep time close the report.
+    """
+    from benchbench.report import run_header
+
     plot_dir = out_dir / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)
     made = {
@@ -154,4 +160,7 @@ def claim_markdown(analysis: dict, out_dir: Path, title: str = "Does fragmentati
     for name, path in made.items():
         if path:
             lines += [f"![{name}](plots/{path.name})", ""]
+    for run in runs:
+        lines += [f"## Measured on ({run.path.parent.name if run.path else 'run'}, {len(run.cells)} cells)", "",
+                  *run_header(run.meta), ""]
     return "\n".join(lines)

@@ -10,6 +10,14 @@ import numpy as np
 __all__ = ["latency_vs_flops", "train_vs_deploy", "guideline_bars"]
 
 _MARKERS = "osD^vPX*<>hp8d"
+# Past 14 families the markers repeat; a second and third edge colour keeps every family distinct.
+_EDGES = ("black", "crimson", "royalblue")
+
+
+def _family_styles(families: list[str]) -> dict[str, tuple[str, str]]:
+    """family -> (marker, edge colour), unique for up to 42 families."""
+    n = len(_MARKERS)
+    return {f: (_MARKERS[i % n], _EDGES[(i // n) % len(_EDGES)]) for i, f in enumerate(families)}
 
 
 def _plt():
@@ -31,7 +39,7 @@ def latency_vs_flops(rows: list[dict], path: Path) -> Path | None:
 
     backends = sorted({r["backend"] for r in rows})
     families = sorted({r["family"] for r in rows})
-    marker = {f: _MARKERS[i % len(_MARKERS)] for i, f in enumerate(families)}
+    style = _family_styles(families)
     ops = [r["executed_ops"] for r in rows if r.get("executed_ops")]
     norm = LogNorm(vmin=max(1, min(ops)), vmax=max(ops)) if ops else None
     cols = min(2, len(backends))
@@ -45,7 +53,8 @@ def latency_vs_flops(rows: list[dict], path: Path) -> Path | None:
                 continue
             scatter = ax.scatter([r["flops"] / 1e9 for r in pts], [r["median_ms"] for r in pts],
                                  c=[r.get("executed_ops") or 1 for r in pts], cmap="viridis", norm=norm,
-                                 marker=marker[fam], s=42, edgecolors="black", linewidths=0.4, label=fam)
+                                 marker=style[fam][0], s=42, edgecolors=style[fam][1],
+                                 linewidths=0.4 if style[fam][1] == "black" else 1.1, label=fam)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(backend)
@@ -54,7 +63,8 @@ def latency_vs_flops(rows: list[dict], path: Path) -> Path | None:
         ax.grid(True, which="both", alpha=0.25)
     for ax in list(axes.flat)[len(backends):]:
         ax.set_visible(False)
-    handles = [plt.Line2D([], [], marker=marker[f], linestyle="", color="grey", markeredgecolor="black", label=f)
+    handles = [plt.Line2D([], [], marker=style[f][0], linestyle="", color="grey", markeredgecolor=style[f][1],
+                          markeredgewidth=0.4 if style[f][1] == "black" else 1.1, label=f)
                for f in families]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, title="family")
     if scatter is not None and norm is not None:
