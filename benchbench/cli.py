@@ -64,7 +64,11 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input")
     p.add_argument("--option", "-o", type=_option, action="append", default=[], metavar="KEY=VALUE",
                    help="backend option, e.g. precision=bf16 (repeatable)")
-    p.add_argument("--quick", action="store_true", help="short warm-up and sampling, for smoke runs")
+    p.add_argument("--quick", action="store_const", const="quick", dest="sampling",
+                   help="short warm-up and sampling, for smoke runs (= --sampling quick)")
+    p.add_argument("--sampling", choices=["default", "quick", "reference"], default="default",
+                   help="sampling profile: default, quick (smoke runs), reference (the reference report's: "
+                        "3 s cap per cell)")
     p.add_argument("--min-time", type=float, help="minimum sampling time per cell (s)")
     p.add_argument("--max-time", type=float, help="maximum sampling time per cell (s)")
     p.add_argument("--target-ci", type=float, help="stop once the median's 95%% CI half-width is within this fraction")
@@ -74,7 +78,7 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
 def _config(args):
     from .spec import QUICK, REFERENCE, MeasureConfig
 
-    config = QUICK if args.quick else REFERENCE if getattr(args, "sampling", None) == "reference" else MeasureConfig()
+    config = {"quick": QUICK, "reference": REFERENCE}.get(args.sampling, MeasureConfig())
     changes = {k: v for k, v in {"min_s": args.min_time, "max_s": args.max_time, "target_ci": args.target_ci,
                                  "cell_timeout_s": args.cell_timeout}.items() if v is not None}
     return config.replace(**changes) if changes else config
@@ -266,7 +270,7 @@ REFERENCE_DIR = Path("reports") / "reference"
 
 def _reference_args(args) -> None:
     """Turn ``claim --reference`` into the reference sweep's settings; refuse what would change it."""
-    if args.results or args.model or args.backend is not None or args.quick:
+    if args.results or args.model or args.backend is not None or args.sampling != "default":
         raise UsageError("--reference measures a fixed set (every model on torch, ort, tflite, openvino); "
                          "drop result files, --model, --backend and --quick, or leave out --reference")
     args.model, args.backend, args.sampling, args.roofline = REFERENCE_MODELS, REFERENCE_BACKENDS, "reference", "fresh"
@@ -306,9 +310,9 @@ def cmd_claim(args) -> int:
     (out_dir / "claim.md").write_text(claim_markdown(analysis, out_dir, runs))
     (out_dir / "claim.json").write_text(json.dumps({k: v for k, v in analysis.items() if k != "observations"},
                                                    indent=1, default=str))
+    verdicts = [f"  {b['verdict']}" for b in analysis["per_backend"].values()]
     print("\n".join(["", "Does fragmentation explain latency better than FLOPs?"]
-                    + [f"  {b['verdict']}" for b in analysis["per_backend"].values()]
-                    or ["  (no zoo cells measured)"]))
+                    + (verdicts or ["  (no zoo cells measured: the guideline nets only fill the tables)"])))
     for g in analysis["guidelines"]:
         if g["multiplier"] == 1:
             print(f"  {g['table']} on {g['backend']}: {g['best']} faster than {g['worst']}? {g['verdict']}")
@@ -364,13 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", "-b", default=None, help="backends to measure on (comma-separated; default: ort)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="directory for the report's folder")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
-    p.add_argument("--quick", action="store_true", help="short warm-up and sampling, for smoke runs")
+    p.add_argument("--quick", action="store_const", const="quick", dest="sampling", default="default",
+                   help="short warm-up and sampling, for smoke runs")
     p.add_argument("--reference", action="store_true",
                    help=f"regenerate the reference report: every model on {REFERENCE_BACKENDS} with the reference "
                         f"sampling, published to reports/{REFERENCE_DIR.name}/ (beside the --out folder)")
     p.set_defaults(func=cmd_claim, variant="both", batch=1, input_size=None, seed=0, option=[], min_time=None,
-                   max_time=None, target_ci=None, cell_timeout=None, roofline="cached", profile=False,
-                   sampling=None)
+                   max_time=None, target_ci=None, cell_timeout=None, roofline="cached", profile=False)
     return parser
 
 

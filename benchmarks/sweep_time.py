@@ -5,6 +5,12 @@
 Runs the same ``benchbench run`` twice against a fresh temporary cache and prints the wall time of each,
 the number of cells, and the time per cell, so the cost of exports and of measuring are seen apart.
 Pass ``--cache DIR`` to time against an existing cache (e.g. before regenerating the reference report).
+
+    python benchmarks/sweep_time.py --reference --cache ~/.cache/benchbench
+
+times the reference report's sweep (``benchbench claim --reference``: every model on the four CPU backends,
+``--sampling reference``) against your cache. The reference run also records its own time in
+``meta.sweep`` of ``reports/reference/results.json``.
 """
 
 from __future__ import annotations
@@ -38,8 +44,15 @@ def main() -> int:
     parser.add_argument("--model", default="resnet18,repvgg_a0,mobilenetv2_100")
     parser.add_argument("--backend", default="torch,ort,tflite,openvino")
     parser.add_argument("--cache", help="an existing cache to time against (default: a fresh one, cold then warm)")
+    parser.add_argument("--reference", action="store_true",
+                        help="the reference report's sweep: every model, torch,ort,tflite,openvino, reference sampling")
     parser.add_argument("extra", nargs="*", help="more `benchbench run` arguments, after --")
     args = parser.parse_args()
+    if args.reference:
+        from benchbench.cli import REFERENCE_BACKENDS, REFERENCE_MODELS
+
+        args.model, args.backend = REFERENCE_MODELS, REFERENCE_BACKENDS
+        args.extra = ["--sampling", "reference", *args.extra]
     with tempfile.TemporaryDirectory(prefix="bb-sweep-") as tmp:
         cache = args.cache or str(Path(tmp) / "cache")
         rounds = ["given cache"] if args.cache else ["cold cache", "warm cache"]

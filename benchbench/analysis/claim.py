@@ -126,7 +126,8 @@ def claim_markdown(analysis: dict, out_dir: Path, runs=(),
               "turn: log latency on log FLOPs alone, and on log FLOPs, log executed ops and log memory access "
               "cost. It says yes or no only when the paired Wilcoxon signed-rank test on their per-cell errors "
               f"gives p < {SIGNIFICANCE}; otherwise inconclusive. It is computed from the measurements; the "
-              "paper's answer is not assumed.", ""]
+              "paper's answer is not assumed. The correlations and models use the zoo's cells (train and deploy "
+              "forms); the guideline nets, built to hold FLOPs equal, are analysed in their own tables below.", ""]
     for backend, a in analysis["per_backend"].items():
         lines += [f"## {backend} ({a['n']} cells)", ""]
         if a["correlations"]:
