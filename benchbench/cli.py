@@ -69,6 +69,9 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampling", choices=["default", "quick", "reference"], default="default",
                    help="sampling profile: default, quick (smoke runs), reference (the reference report's: "
                         "3 s cap per cell)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every cell N times, in sweeps of alternating direction; keep each cell's "
+                        "fastest round (robust to transient slowdowns of a shared machine)")
     p.add_argument("--min-time", type=float, help="minimum sampling time per cell (s)")
     p.add_argument("--max-time", type=float, help="maximum sampling time per cell (s)")
     p.add_argument("--target-ci", type=float, help="stop once the median's 95%% CI half-width is within this fraction")
@@ -143,8 +146,11 @@ def cmd_run(args) -> int:
     return _run(args)[0]
 
 
-def _run(args):
-    """Measure, write the reports, print the table; returns (exit code, run)."""
+def _run(args, rounds=None):
+    """Measure, write the reports, print the table; returns (exit code, run).
+
+    ``rounds``: rounds per cell spec (a callable), overriding ``--rounds``.
+    """
     from .env import environment
     from .harness import run_sweep
     from .report import terminal_table, write_reports
@@ -152,6 +158,9 @@ def _run(args):
 
     cells, names = _cells(args)
     config = _config(args)
+    if args.rounds < 1:
+        raise UsageError("--rounds must be at least 1")
+    rounds = rounds or args.rounds
     slug = names[0] if len(names) == 1 else f"{len(names)}models"
     out_dir = _run_dir(Path(args.out), f"{slug}_{args.backend.replace(',', '+')}")
     meta = {
@@ -159,13 +168,14 @@ def _run(args):
         "argv": ["benchbench", *sys.argv[1:]],
         "environment": environment(),
         "settings": config.__dict__,
+        "rounds": getattr(rounds, "__doc__", None) if callable(rounds) else rounds,
     }
     run = RunResult(meta=meta, path=out_dir / "results.json")
     run.save()
     print(f"benchbench: {len(cells)} cells ({len(names)} models), results in {out_dir}", file=sys.stderr)
     interrupted = False
     try:
-        run_sweep(cells, config, run, roofline=args.roofline)
+        run_sweep(cells, config, run, roofline=args.roofline, rounds=rounds)
         if args.profile:  # after the sweep, in separate workers: no profiler touches the timed samples
             from .profile import profile_run
 
@@ -266,13 +276,23 @@ def cmd_compare(args) -> int:
 REFERENCE_MODELS = "*"  # the whole zoo and the guideline nets
 REFERENCE_BACKENDS = "torch,ort,tflite,openvino"
 REFERENCE_DIR = Path("reports") / "reference"
+# The guideline tables compare nets of equal FLOPs whose speeds differ by 5-50%: a transient slowdown
+# of the machine during one row would decide a verdict, so each guideline cell is measured in 3 rounds.
+REFERENCE_GUIDELINE_ROUNDS = 3
+
+
+def _reference_rounds(spec) -> int:
+    """3 rounds for guideline nets, 1 for the zoo (fastest round kept)."""
+    from benchbench.models import model_info
+
+    return REFERENCE_GUIDELINE_ROUNDS if model_info(spec.model).family.startswith("guideline") else 1
 
 
 def _reference_args(args) -> None:
     """Turn ``claim --reference`` into the reference sweep's settings; refuse what would change it."""
-    if args.results or args.model or args.backend is not None or args.sampling != "default":
+    if args.results or args.model or args.backend is not None or args.sampling != "default" or args.rounds != 1:
         raise UsageError("--reference measures a fixed set (every model on torch, ort, tflite, openvino); "
-                         "drop result files, --model, --backend and --quick, or leave out --reference")
+                         "drop result files, --model, --backend, --quick and --rounds, or leave out --reference")
     args.model, args.backend, args.sampling, args.roofline = REFERENCE_MODELS, REFERENCE_BACKENDS, "reference", "fresh"
 
 
@@ -302,7 +322,7 @@ def cmd_claim(args) -> int:
     else:
         args.backend = args.backend or "ort"
         args.model = ",".join(filter(None, [args.model, "g*"]))  # the guideline nets, plus any zoo models
-        code, run = _run(args)
+        code, run = _run(args, rounds=_reference_rounds if args.reference else None)
         if code == 130:
             return code
         runs, out_dir = [run], run.path.parent
@@ -373,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", action="store_true",
                    help=f"regenerate the reference report: every model on {REFERENCE_BACKENDS} with the reference "
                         f"sampling, published to reports/{REFERENCE_DIR.name}/ (beside the --out folder)")
+    p.add_argument("--rounds", type=int, default=1, help="measure every cell N times; keep each one's fastest round")
     p.set_defaults(func=cmd_claim, variant="both", batch=1, input_size=None, seed=0, option=[], min_time=None,
                    max_time=None, target_ci=None, cell_timeout=None, roofline="cached", profile=False)
     return parser

@@ -144,7 +144,8 @@ def run_header(meta: dict) -> list[str]:
         f"Python {env.get('python', '?')}",
         "- **Packages**: " + ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items()),
         f"- **Command**: `{' '.join(meta.get('argv', []))}`",
-        f"- **Sampling**: {_settings_text(meta.get('settings', {}))}",
+        f"- **Sampling**: {_settings_text(meta.get('settings', {}))}"
+        + (f"; rounds: {meta['rounds']}" if meta.get("rounds") not in (None, 1) else ""),
     ]
     sweep = meta.get("sweep")
     if sweep:

@@ -45,6 +45,9 @@ class CellResult:
     backend: dict = field(default_factory=dict)  # runner metadata: versions, threads, precision, ops
     artifact: dict = field(default_factory=dict)  # format, path, bytes, exporter, export time
     metrics: dict = field(default_factory=dict)  # fragmentation, element-ops, roofline
+    # With --rounds N: one record per round ({round, status, samples_ns, timing} or {round, status, reason}).
+    # The cell's own samples_ns are those of its fastest ok round (harness.keep_fastest_round).
+    rounds: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -56,6 +59,12 @@ class CellResult:
 
     def recompute(self, noisy_ci: float = 0.05, noisy_cv: float = 0.10) -> None:
         self.stats = summarize(self.samples_ns, noisy_ci, noisy_cv) if self.samples_ns else {}
+        medians = [summarize(r["samples_ns"])["median_ms"] for r in self.rounds
+                   if r.get("status") == "ok" and r.get("samples_ns")]
+        if self.stats and len(medians) > 1:
+            # How far apart the rounds came out: interference between them, not sampling noise.
+            self.stats["round_medians_ms"] = medians
+            self.stats["round_spread"] = max(medians) / min(medians) - 1
 
     def to_dict(self) -> dict:
         return {
@@ -71,6 +80,7 @@ class CellResult:
             "artifact": self.artifact,
             "metrics": self.metrics,
             "samples_ns": self.samples_ns,
+            **({"rounds": self.rounds} if self.rounds else {}),
         }
 
     @classmethod

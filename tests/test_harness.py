@@ -119,3 +119,37 @@ def test_workers_import_the_installed_package_not_the_working_directory(tmp_path
     monkeypatch.chdir(tmp_path)
     proc = subprocess.run(module_command("benchbench", "--version"), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "benchbench" in proc.stdout, proc.stderr
+
+
+def test_rounds_keep_the_fastest_round_and_record_every_one(cache_dir, tmp_path):
+    specs = [_null(variant="train"), _null(), _null("unsupported")]
+    order = []
+    run = RunResult(meta={}, path=tmp_path / "results.json")
+    run_sweep(specs, FAST, run, progress=order.append, rounds=lambda s: 1 if s.variant == "train" else 3)
+    assert [c.status for c in run.cells] == ["ok", "ok", "unsupported"]
+    train, deploy, broken = run.cells
+    assert train.rounds == [] and "round_spread" not in train.stats
+    assert [r["round"] for r in deploy.rounds] == [1, 2, 3] and broken.rounds == []  # a failure is not retried
+    medians = deploy.stats["round_medians_ms"]
+    assert len(medians) == 3 and deploy.median_ms == pytest.approx(min(medians))
+    assert deploy.stats["round_spread"] == pytest.approx(max(medians) / min(medians) - 1)
+    # Round 2 runs backwards: the deploy cell is measured again before anything else of round 2 would be.
+    assert sum(", round 2]" in line for line in order) == 1 and sum(", round 3]" in line for line in order) == 1
+    again = load_run(tmp_path / "results.json")
+    assert again.cells[1].stats["round_spread"] == pytest.approx(deploy.stats["round_spread"])
+    assert run.meta["sweep"]["measurements"] == 5 and run.meta["sweep"]["cells"] == 3
+
+
+def test_keep_fastest_round_prefers_an_ok_round_over_a_failed_one():
+    from benchbench.harness import keep_fastest_round
+    from benchbench.result import CellResult
+
+    failed = CellResult(_null(), "crashed", "worker died")
+    good = CellResult(_null(), "ok", samples_ns=[2_000_000] * 10)
+    faster = CellResult(_null(), "ok", samples_ns=[1_000_000] * 10)
+    good.recompute(), faster.recompute()  # as the harness does for every measured cell
+    kept = keep_fastest_round(failed, good, 2, FAST)
+    assert kept.ok and kept.median_ms == pytest.approx(2.0)
+    kept = keep_fastest_round(kept, faster, 3, FAST)
+    assert kept.median_ms == pytest.approx(1.0) and [r["status"] for r in kept.rounds] == ["crashed", "ok", "ok"]
+    assert kept.stats["round_spread"] == pytest.approx(1.0)
