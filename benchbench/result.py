@@ -112,11 +112,18 @@ class RunResult:
         path = Path(path or self.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it owner-only; a report is as readable as any file
         with os.fdopen(fd, "w") as fh:
             json.dump(self.to_dict(), fh, indent=1)
         os.replace(tmp, path)
         self.path = path
         return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _migrate(doc: dict) -> dict:

@@ -1,6 +1,7 @@
 """The result schema: round trips, statistics recomputed from samples, old files still load."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,12 @@ def test_round_trip_and_stats_recomputed_from_samples(tmp_path):
     assert loaded.cells[0].spec == cell.spec
     assert loaded.cells[0].stats["median_ms"] == pytest.approx(1.0245)  # from the samples, not the stale field
     assert loaded.cells[1].status == "crashed" and loaded.cells[1].reason == "boom"
+    mask = os.umask(0o022)
+    try:
+        run.save(tmp_path / "r2.json")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "r2.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's owner-only 0600
 
 
 def test_v1_fixture_still_loads():

@@ -44,7 +44,8 @@ def latency_vs_flops(rows: list[dict], path: Path) -> Path | None:
     norm = LogNorm(vmin=max(1, min(ops)), vmax=max(ops)) if ops else None
     cols = min(2, len(backends))
     nrows = math.ceil(len(backends) / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(6.5 * cols, 4.8 * nrows), squeeze=False)
+    # Constrained layout keeps titles, axis labels, the colour bar and the legend from overlapping.
+    fig, axes = plt.subplots(nrows, cols, figsize=(6.5 * cols, 4.8 * nrows), squeeze=False, layout="constrained")
     scatter = None
     for ax, backend in zip(axes.flat, backends):
         for fam in families:
@@ -66,9 +67,9 @@ def latency_vs_flops(rows: list[dict], path: Path) -> Path | None:
     handles = [plt.Line2D([], [], marker=style[f][0], linestyle="", color="grey", markeredgecolor=style[f][1],
                           markeredgewidth=0.4 if style[f][1] == "black" else 1.1, label=f)
                for f in families]
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, title="family")
     if scatter is not None and norm is not None:
-        fig.colorbar(scatter, ax=axes.ravel().tolist(), label="executed ops", shrink=0.8, pad=0.02)
+        fig.colorbar(scatter, ax=axes, label="executed ops", shrink=0.8)
+    fig.legend(handles=handles, loc="outside right center", fontsize=8, title="family")
     fig.suptitle("Latency vs FLOPs (colour: ops the backend executes)")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
