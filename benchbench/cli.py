@@ -311,7 +311,7 @@ def publish_reference(run_dir: Path, dest: Path) -> Path:
 def cmd_claim(args) -> int:
     import json
 
-    from .analysis.claim import analyze, claim_markdown
+    from .analysis.claim import analyze, claim_markdown, guideline_tables
     from .result import load_run
 
     if args.reference:
@@ -333,9 +333,8 @@ def cmd_claim(args) -> int:
     verdicts = [f"  {b['verdict']}" for b in analysis["per_backend"].values()]
     print("\n".join(["", "Does fragmentation explain latency better than FLOPs?"]
                     + (verdicts or ["  (no zoo cells measured: the guideline nets only fill the tables)"])))
-    for g in analysis["guidelines"]:
-        if g["multiplier"] == 1:
-            print(f"  {g['table']} on {g['backend']}: {g['best']} faster than {g['worst']}? {g['verdict']}")
+    if analysis["guidelines"]:  # the x1 tables here; every width is in claim.md
+        print("\n" + "\n".join(guideline_tables(analysis["guidelines"], multipliers=(1,))))
     print(f"\nwrote {out_dir / 'claim.md'} (with plots in {out_dir / 'plots'})")
     if args.reference:
         print(f"published the reference report: {publish_reference(out_dir, Path(args.out).parent / REFERENCE_DIR.name)}")

@@ -158,3 +158,16 @@ def test_claim_report_ends_with_the_machine_and_sweep_time(tmp_path):
     measured = text[text.index("## Measured on (20260101-000000_x, 30 cells)"):]
     assert "Test CPU, 2 physical" in measured and "onnxruntime 9.9" in measured
     assert "10.0 min for 30 cells, of which 2.0 min exporting (4 builds not in the cache)" in measured
+
+
+def test_claim_on_result_files_prints_verdicts_and_guideline_tables(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    run = _population("ops")
+    for i, ratio in enumerate((1, 2, 6, 12)):
+        run.cells.append(_cell(f"g1_ratio{ratio}_x1", "guideline_g1", "ort", 1.0 + 0.2 * i, 10**8, 20, 10**6, rng=rng))
+    path = run.save(tmp_path / "r.json")
+    assert main(["claim", str(path), "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "ort: yes, fragmentation explains latency better than FLOPs" in out
+    assert "### G1: equal channel width" in out and "| 1:12" in out and "ort: **holds**" in out
+    assert len(list((tmp_path / "out").glob("*/claim.md"))) == 1

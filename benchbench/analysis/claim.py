@@ -11,7 +11,7 @@ from tabulate import tabulate
 from . import correlate, plots
 from .guidelines import guideline_results
 
-__all__ = ["analyze", "verdict_sentence", "claim_markdown", "SIGNIFICANCE"]
+__all__ = ["analyze", "verdict_sentence", "claim_markdown", "guideline_tables", "SIGNIFICANCE"]
 
 # A verdict needs the held-out errors of the two latency models to differ at this level (paired
 # Wilcoxon signed-rank test on the same cells); otherwise it says "inconclusive".
@@ -84,14 +84,15 @@ def _fmt_rel(v) -> str:
     return f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]" if v else "—"
 
 
-def _guideline_tables(results: list[dict]) -> list[str]:
+def guideline_tables(results: list[dict], multipliers=(1, 2, 4)) -> list[str]:
+    """Markdown lines: each guideline table beside the paper's, per channel multiplier, with verdicts."""
     lines = []
     for key in ("G1", "G2", "G3", "G4"):
         entries = [r for r in results if r["table"] == key]
         if not entries:
             continue
         lines += [f"### {entries[0]['title']}", ""]
-        for mult in (1, 2, 4):
+        for mult in multipliers:
             ents = [e for e in entries if e["multiplier"] == mult]
             if not ents:
                 continue
@@ -156,7 +157,7 @@ def claim_markdown(analysis: dict, out_dir: Path, runs=(),
     if analysis["guidelines"]:
         lines += ["## ShuffleNetV2 guideline tables", "", "The paper's speeds (ARM: Snapdragon 810 single thread, "
                   "GPU: GTX 1080Ti) and ours, each relative to the table's first row.", ""]
-        lines += _guideline_tables(analysis["guidelines"])
+        lines += guideline_tables(analysis["guidelines"])
     lines += ["## Plots", ""]
     for name, path in made.items():
         if path:
