@@ -14,6 +14,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .spec import CellSpec
 from .stats import summarize
 
@@ -59,7 +61,7 @@ class CellResult:
 
     def recompute(self, noisy_ci: float = 0.05, noisy_cv: float = 0.10) -> None:
         self.stats = summarize(self.samples_ns, noisy_ci, noisy_cv) if self.samples_ns else {}
-        medians = [summarize(r["samples_ns"])["median_ms"] for r in self.rounds
+        medians = [float(np.median(r["samples_ns"])) / 1e6 for r in self.rounds
                    if r.get("status") == "ok" and r.get("samples_ns")]
         if self.stats and len(medians) > 1:
             # How far apart the rounds came out: interference between them, not sampling noise.
