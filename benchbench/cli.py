@@ -1,4 +1,4 @@
-"""The ``benchbench`` command line: run, profile, list, compare, claim.
+"""The ``benchbench`` command line: run, profile, list, compare, claim, doctor.
 
 User mistakes (unknown names, missing packages, unreadable files) end with one line on stderr and
 exit code 2, never a traceback.
@@ -70,8 +70,11 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
                    help="sampling profile: default, quick (smoke runs), reference (the reference report's: "
                         "3 s cap per cell)")
     p.add_argument("--rounds", type=int, default=1,
-                   help="measure every cell N times, in sweeps of alternating direction; keep each cell's "
-                        "fastest round (robust to transient slowdowns of a shared machine)")
+                   help="measure every comparison group N times, each in fresh workers, in sweeps of alternating "
+                        "direction; intervals are built over every round's blocks")
+    p.add_argument("--lockstep", choices=["auto", "backend", "off"], default="auto",
+                   help="which cells take turns block by block: auto = train/deploy pairs and guideline tables; "
+                        "backend = also one model on every backend; off = each cell alone (default: auto)")
     p.add_argument("--min-time", type=float, help="minimum sampling time per cell (s)")
     p.add_argument("--max-time", type=float, help="maximum sampling time per cell (s)")
     p.add_argument("--target-ci", type=float, help="stop once the median's 95%% CI half-width is within this fraction")
@@ -151,6 +154,7 @@ def _run(args, rounds=None):
 
     ``rounds``: rounds per cell spec (a callable), overriding ``--rounds``.
     """
+    from .calibration import calibrate_run
     from .env import environment
     from .harness import run_sweep
     from .report import terminal_table, write_reports
@@ -160,6 +164,11 @@ def _run(args, rounds=None):
     config = _config(args)
     if args.rounds < 1:
         raise UsageError("--rounds must be at least 1")
+    from .machine import busy_warning, machine_state
+
+    state = machine_state(0.5, threads=max(c.threads for c in cells))
+    if warning := busy_warning(state):
+        print(f"benchbench: {warning}", file=sys.stderr)
     rounds = rounds or args.rounds
     slug = names[0] if len(names) == 1 else f"{len(names)}models"
     out_dir = _run_dir(Path(args.out), f"{slug}_{args.backend.replace(',', '+')}")
@@ -169,13 +178,16 @@ def _run(args, rounds=None):
         "environment": environment(),
         "settings": config.__dict__,
         "rounds": getattr(rounds, "__doc__", None) if callable(rounds) else rounds,
+        "lockstep": args.lockstep,
+        "machine_before": state,
     }
     run = RunResult(meta=meta, path=out_dir / "results.json")
     run.save()
     print(f"benchbench: {len(cells)} cells ({len(names)} models), results in {out_dir}", file=sys.stderr)
     interrupted = False
     try:
-        run_sweep(cells, config, run, roofline=args.roofline, rounds=rounds)
+        calibrate_run(cells, run, args.roofline, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+        run_sweep(cells, config, run, rounds=rounds, lockstep=args.lockstep)
         if args.profile:  # after the sweep, in separate workers: no profiler touches the timed samples
             from .profile import profile_run
 
@@ -276,16 +288,9 @@ def cmd_compare(args) -> int:
 REFERENCE_MODELS = "*"  # the whole zoo and the guideline nets
 REFERENCE_BACKENDS = "torch,ort,tflite,openvino"
 REFERENCE_DIR = Path("reports") / "reference"
-# The guideline tables compare nets of equal FLOPs whose speeds differ by 5-50%: a transient slowdown
-# of the machine during one row would decide a verdict, so each guideline cell is measured in 3 rounds.
-REFERENCE_GUIDELINE_ROUNDS = 3
-
-
-def _reference_rounds(spec) -> int:
-    """3 rounds for guideline nets, 1 for the zoo (fastest round kept)."""
-    from benchbench.models import model_info
-
-    return REFERENCE_GUIDELINE_ROUNDS if model_info(spec.model).family.startswith("guideline") else 1
+# Every compared cell of the reference sweep is measured in lockstep (train/deploy pairs, guideline
+# tables), so a slow phase of the machine hits both sides of a ratio alike; one round each.
+REFERENCE_ROUNDS = 1
 
 
 def _reference_args(args) -> None:
@@ -322,7 +327,7 @@ def cmd_claim(args) -> int:
     else:
         args.backend = args.backend or "ort"
         args.model = ",".join(filter(None, [args.model, "g*"]))  # the guideline nets, plus any zoo models
-        code, run = _run(args, rounds=_reference_rounds if args.reference else None)
+        code, run = _run(args, rounds=REFERENCE_ROUNDS if args.reference else None)
         if code == 130:
             return code
         runs, out_dir = [run], run.path.parent
@@ -392,10 +397,67 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", action="store_true",
                    help=f"regenerate the reference report: every model on {REFERENCE_BACKENDS} with the reference "
                         f"sampling, published to reports/{REFERENCE_DIR.name}/ (beside the --out folder)")
-    p.add_argument("--rounds", type=int, default=1, help="measure every cell N times; keep each one's fastest round")
-    p.set_defaults(func=cmd_claim, variant="both", batch=1, input_size=None, seed=0, option=[], min_time=None,
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every comparison group N times, each in fresh workers (intervals use every round)")
+    p.set_defaults(func=cmd_claim, variant="both", batch=1, input_size=None, seed=0, option=[], min_time=None, lockstep="auto",
                    max_time=None, target_ci=None, cell_timeout=None, roofline="cached", profile=False)
+
+    p = sub.add_parser("doctor", help="machine check: load, steal, busy processes, and an A/A comparison")
+    p.add_argument("--model", "-m", default="resnet18", help="model of the A/A comparison (default: resnet18)")
+    p.add_argument("--backend", "-b", default="ort", help="backend of the A/A comparison (default: ort)")
+    p.add_argument("--variant", choices=["train", "deploy"], default="deploy")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
+    p.add_argument("--max-time", type=float, default=5.0, help="A/A sampling cap per worker, seconds (default: 5)")
+    p.add_argument("--no-aa", action="store_true", help="machine state only, no A/A comparison")
+    p.set_defaults(func=cmd_doctor)
     return parser
+
+
+def cmd_doctor(args) -> int:
+    """Print the machine's state and an A/A comparison; exit 1 if the A/A interval excludes 1.00."""
+    from benchbench.models import resolve_models
+    from benchbench.runners import get_runner, resolve_backends
+
+    from .machine import busy_warning, machine_state
+    from .spec import CellSpec, MeasureConfig, physical_cores
+
+    threads = args.threads or physical_cores()
+    names, _ = resolve_models(args.model)
+    backend = resolve_backends(args.backend)[0]
+    if args.threads is not None and args.threads < 1:
+        raise UsageError("--threads must be at least 1")
+    state = machine_state(1.0, threads)
+    share = lambda v: "not readable" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    print(f"load average (1 min)      {state['load_avg_1m']:.2f} on {state['cores_logical']} logical / "
+          f"{state['cores_physical']} physical cores; {threads} threads asked")
+    print(f"CPU used by others (1 s)  {share(state['others_cpu_share'])}")
+    print(f"VM steal (1 s)            {share(state['steal_share'])}")
+    print(f"frequency governor        {state['governor'] or 'not readable'}; turbo {state['turbo'] or 'not readable'}")
+    for b in state["busy_processes"]:
+        print(f"busy: pid {b['pid']} at {100 * b['cpu']:.0f}% of a CPU: {b['command']}")
+    if warning := busy_warning(state):
+        print(warning)
+    if args.no_aa:
+        return 0
+    ok, why = get_runner(backend).is_available()
+    if not ok:
+        raise UsageError(why)
+    from .doctor import aa_check
+
+    spec = CellSpec(names[0], args.variant, backend, threads=threads)
+    config = MeasureConfig(max_s=args.max_time)
+    print(f"\nA/A: {spec.label()} in two workers, in lockstep ...", flush=True)
+    result = aa_check(spec, config)
+    if result.estimate is None:
+        print(f"A/A could not run: {result.reason}")
+        return 1
+    e = result.estimate
+    print(f"A/A ratio {e.value:.4f} [{e.low:.4f}, {e.high:.4f}] over {e.units} rounds "
+          f"({result.median_ms:.3f} ms per inference; {e.rule}; waited {share(result.wait_share)})")
+    print(f"smallest difference resolvable now: about ±{100 * e.half_width:.1f}%"
+          + ("" if result.contains_one else "  — the interval excludes 1.00: this machine's noise is not "
+             "stationary enough for lockstep comparisons right now"))
+    return 0 if result.contains_one else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,15 @@
-"""Compare two runs: ratio of medians per matched cell, a Mann-Whitney U test, and a geometric mean.
+"""Compare cells: the latency ratio B/A per matched cell with its 95% interval, and a geometric mean.
 
-A cell counts as changed only when both the ratio leaves the ``threshold`` band and the test is
-significant (asv's rule): a 1% drift with p = 1e-9 is not a regression, and neither is a 20% swing
-measured on three noisy samples.
+The units are what varies independently, never pooled inferences (``shared/MEASUREMENT.md``):
+
+* cells measured in one lockstep group (``--pivot variant`` on a run, train vs deploy) are compared
+  **paired**, one log-ratio per round (``benchbench.lockstep.ratio``);
+* cells from two runs were measured apart: their interval is the quotient of the two cells' intervals
+  over blocks, and the Mann-Whitney U test runs on the two cells' block medians.
+
+A direction is stated only when the interval lies outside the ``threshold`` band (and, unpaired, the
+block-level test is significant at ``alpha``): *faster* / *slower*. An interval inside the band is
+*same*; one that straddles a band edge is *unresolved*: the data cannot say.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from dataclasses import dataclass, replace
 
 from tabulate import tabulate
 
+from .lockstep import RatioEstimate, block_medians_ms, cell_ratio
 from .result import CellResult, RunResult
 from .stats import geometric_mean, mann_whitney
 
@@ -23,18 +31,32 @@ class Comparison:
     label: str
     a: CellResult | None
     b: CellResult | None
-    ratio: float | None = None  # median B / median A (< 1: B is faster)
-    p_value: float | None = None
+    estimate: RatioEstimate | None = None  # latency B / A (< 1: B is faster) with its 95% interval
+    p_value: float | None = None  # Mann-Whitney U on block medians (unpaired comparisons only)
     verdict: str = ""
 
+    @property
+    def ratio(self) -> float | None:
+        return self.estimate.value if self.estimate else None
 
-def _verdict(ratio: float, p: float, threshold: float, alpha: float) -> str:
-    significant = p == p and p < alpha  # nan (too few samples) is never significant
-    if significant and ratio > 1 + threshold:
-        return "slower"
-    if significant and ratio < 1 / (1 + threshold):
-        return "faster"
-    return "same"
+    @property
+    def paired(self) -> bool:
+        return bool(self.estimate) and not self.estimate.rule.startswith("unpaired")
+
+
+def _verdict(est: RatioEstimate, p: float | None, threshold: float, alpha: float, paired: bool) -> str:
+    if est.inside(threshold):
+        return "same"
+    direction = est.excludes(threshold)
+    significant = paired or (p is not None and p == p and p < alpha)  # nan (too few units) never is
+    if direction and significant:
+        return "slower" if direction > 0 else "faster"
+    return "unresolved"
+
+
+def _units(cell: CellResult) -> list[float]:
+    """The cell's independent units: block medians, or (schema-1 cells) its raw samples."""
+    return block_medians_ms(cell.blocks, cell.samples_ns) if cell.blocks else [x / 1e6 for x in cell.samples_ns]
 
 
 def compare_runs(a: RunResult, b: RunResult, threshold: float = 0.05, alpha: float = 0.01) -> list[Comparison]:
@@ -51,9 +73,14 @@ def compare_runs(a: RunResult, b: RunResult, threshold: float = 0.05, alpha: flo
         elif not (ca.ok and cb.ok):
             cmp.verdict = f"not comparable ({ca.status} / {cb.status})"
         else:
-            cmp.ratio = cb.median_ms / ca.median_ms
-            cmp.p_value = mann_whitney(ca.samples_ns, cb.samples_ns)
-            cmp.verdict = _verdict(cmp.ratio, cmp.p_value, threshold, alpha)
+            cmp.estimate = cell_ratio(cb, ca)
+            if cmp.estimate is None:
+                cmp.verdict = "not comparable (no interval)"
+                out.append(cmp)
+                continue
+            if not cmp.paired:
+                cmp.p_value = mann_whitney(_units(ca), _units(cb))
+            cmp.verdict = _verdict(cmp.estimate, cmp.p_value, threshold, alpha, cmp.paired)
         out.append(cmp)
     return out
 
@@ -66,17 +93,23 @@ def comparison_markdown(comparisons: list[Comparison], name_a: str = "A", name_b
             f"{c.a.median_ms:.3f}" if c.a and c.a.ok else (c.a.status if c.a else "—"),
             f"{c.b.median_ms:.3f}" if c.b and c.b.ok else (c.b.status if c.b else "—"),
             f"{c.ratio:.3f}" if c.ratio else "",
+            f"[{c.estimate.low:.3f}, {c.estimate.high:.3f}]" if c.estimate else "",
+            ("paired" if c.paired else "unpaired") if c.estimate else "",
             f"{c.p_value:.2g}" if c.p_value is not None and c.p_value == c.p_value else "",
             c.verdict,
         ])
-    text = tabulate(body, ["cell", f"{name_a} median ms", f"{name_b} median ms", "B/A", "p (Mann-Whitney U)", "verdict"],
-                    tablefmt="github", disable_numparse=True)
+    text = tabulate(body, ["cell", f"{name_a} median ms", f"{name_b} median ms", "B/A", "95% CI", "pairing",
+                           "p (U, blocks)", "verdict"], tablefmt="github", disable_numparse=True)
     ratios = [c.ratio for c in comparisons if c.ratio]
     gm = geometric_mean(ratios)
     summary = f"\nGeometric mean of B/A over {len(ratios)} matched cells: **{gm:.3f}**" if ratios else \
         "\nNo cells matched in both runs."
-    counts = {v: sum(c.verdict == v for c in comparisons) for v in ("faster", "slower", "same")}
-    summary += f" ({counts['faster']} faster, {counts['slower']} slower, {counts['same']} unchanged)."
+    counts = {v: sum(c.verdict == v for c in comparisons) for v in ("faster", "slower", "same", "unresolved")}
+    summary += (f" ({counts['faster']} faster, {counts['slower']} slower, {counts['same']} the same within the band, "
+                f"{counts['unresolved']} unresolved).")
+    summary += ("\nA direction is stated only when the 95% interval of B/A lies outside the no-difference band. "
+                "paired: measured in lockstep, one ratio per round; unpaired: measured apart, the quotient of the "
+                "cells' intervals over blocks, which cannot see a machine that changed between the two.")
     return text + "\n" + summary
 
 

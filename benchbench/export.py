@@ -4,7 +4,7 @@ A *build* is keyed by everything that determines its bytes: the model name, vari
 seed, the zoo's source, and the exporter versions. Its directory under the cache holds ``input.npy``,
 ``reference.npz`` (PyTorch eager float32 outputs, the parity reference), one file per exported format
 (``model.onnx``, ``model.tflite``) and ``build.json`` describing them. A second run with the same key
-builds nothing. Builds run in a worker subprocess (``benchbench.worker build``), so a converter
+builds nothing. Builds run in a worker subprocess (``benchbench._worker``, a build job), so a converter
 that crashes takes down only that build.
 """
 
@@ -150,7 +150,7 @@ def build(job: dict) -> dict:
     import numpy as np
     import torch
 
-    from benchbench.metrics import count_model
+    from benchbench.metrics import count_dispatched_ops, count_model
     from benchbench.models import create_model, model_info
 
     out_dir = Path(job["dir"])
@@ -179,6 +179,7 @@ def build(job: dict) -> dict:
             "input_shape": list(shape),
             **count_model(model, x),  # params, FLOPs/MACs, element-ops (docs/metrics.md)
         }
+        manifest["torch_ops"] = count_dispatched_ops(model, x)  # what torch eager executes, counted once
         manifest_path.write_text(json.dumps(manifest, indent=1))
 
     for fmt in job.get("formats", []):

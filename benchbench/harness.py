@@ -1,152 +1,211 @@
-"""The sweep: build each model's artifacts once, then measure every cell in its own worker process.
+"""The sweep: build each model's artifacts once, then measure every comparison group in lockstep.
+
+A *comparison group* is a set of cells whose ratios users read (``comparison_groups``): a model's
+train and deploy forms on one backend, the rows of one guideline table at one width on one backend,
+or, when asked, one cell on several backends. Each cell of a group gets its own worker process, all
+are prepared and warmed up first, and then the lockstep scheduler (``benchbench.lockstep``) drives
+them block by block in alternating order. A cell with nothing to compare is a group of one.
 
 Failures never stop a sweep. A backend that is not installed gives ``unavailable`` cells, an export or
 runtime that rejects a model gives ``unsupported``, a worker that dies gives ``crashed``, one that
-overruns gives ``timeout``. The run file is rewritten after every cell, so finished cells are on disk
-whatever happens next.
+overruns gives ``timeout``; the group's other cells go on. The run file is rewritten after every
+group, so finished cells are on disk whatever happens next.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .export import FORMATS, build_key, cache_root
+from ._manager import Worker, WorkerLost
+from .builds import artifact_for, build_group, ensure_build
+from .export import FORMATS
+from .lockstep import Arm, run_lockstep
+from .protocol import Block, BlockDone, Failed, Finish, Finished, Prepare, Ready
 from .result import CellResult, RunResult
 from .spec import CellSpec, MeasureConfig
 
-__all__ = ["input_shape", "run_sweep", "keep_fastest_round", "module_command"]
+__all__ = ["LOCKSTEP_MODES", "comparison_groups", "measure_group", "run_sweep"]
+
+# auto: train/deploy pairs and guideline tables; backend: also one model's cells across backends;
+# off: every cell alone (one after the other, as benchbench measured before lockstep).
+LOCKSTEP_MODES = ("auto", "backend", "off")
 
 
-def module_command(module: str, *args: str) -> list[str]:
-    """Command line running ``python -m module args`` in a fresh interpreter of this environment.
-
-    ``-P`` keeps the working directory off ``sys.path``: run from a checkout, ``-m`` would otherwise
-    import the source tree's ``benchbench/`` (which lacks ``models/`` and ``runners/``, mapped in only
-    at install time) instead of the installed package.
-    """
-    return [sys.executable, "-P", "-m", module, *args]
-
-
-def input_shape(spec: CellSpec) -> list[int]:
+def _guideline_table(model: str) -> str | None:
+    """``g3_2series_x2`` → ``g3_x2``: the rows of one guideline table at one width share this key."""
     from benchbench.models import model_info
 
-    info = model_info(spec.model)
-    h, w = spec.input_size or info.input_size[1:]
-    return [spec.batch, info.input_size[0], h, w]
+    if not model_info(model).family.startswith("guideline"):
+        return None
+    prefix, _, width = model.rpartition("_")
+    return f"{prefix.split('_')[0]}_{width}"
 
 
-def _build_group(spec: CellSpec) -> tuple:
-    """Cells sharing a model, variant and input share one build (each backend's artifact in it)."""
-    return (spec.model, spec.variant, spec.input_size, spec.batch, spec.seed)
+def comparison_groups(cells: Sequence[CellSpec], mode: str = "auto") -> list[list[int]]:
+    """Indices of ``cells`` grouped for lockstep measurement, in order of first appearance.
 
-
-def _worker_env(threads: int) -> dict:
-    env = dict(os.environ)
-    # Threads are explicit: every runtime and BLAS in the worker sees the same count.
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[var] = str(threads)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return env
-
-
-def _tail(path: Path, lines: int = 3) -> str:
-    try:
-        text = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return " / ".join(ln.strip() for ln in text[-lines:])[-400:]
-
-
-def _run_worker(mode: str, job: dict, timeout_s: float, threads: int) -> tuple[str, dict]:
-    """Run one worker; returns (outcome, result) with outcome ok|crashed|timeout."""
-    with tempfile.TemporaryDirectory(prefix="bb-worker-") as tmp:
-        tmp = Path(tmp)
-        job_path, result_path, log_path = tmp / "job.json", tmp / "result.json", tmp / "worker.log"
-        job_path.write_text(json.dumps(job))
-        cmd = module_command("benchbench.worker", mode, str(job_path), str(result_path))
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_worker_env(threads),
-                                    start_new_session=True)
-            try:
-                code = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)  # the whole group: runtimes may have spawned helpers
-                proc.wait()
-                return "timeout", {"reason": f"{mode} exceeded {timeout_s:.0f} s and was killed"}
-        if result_path.exists():
-            return "ok", json.loads(result_path.read_text())
-        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-        tail = _tail(log_path)
-        return "crashed", {"reason": f"{mode} worker died ({how})" + (f": {tail}" if tail else "")}
-
-
-def _build(spec: CellSpec, formats: set[str], config: MeasureConfig) -> dict:
-    """The cached build for a cell's model/variant/shape, with the given formats (runs a worker if needed)."""
-    shape = input_shape(spec)
-    key = build_key(spec.model, spec.variant, shape, spec.seed)
-    build_dir = cache_root() / key
-    manifest_path = build_dir / "build.json"
-    if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        if "model" in manifest and formats <= set(manifest.get("artifacts", {})):
-            return {"status": "ok", "manifest": manifest, "cached": True, "dir": str(build_dir)}
-    job = {"model": spec.model, "variant": spec.variant, "input_shape": shape, "seed": spec.seed,
-           "formats": sorted(formats), "dir": str(build_dir)}
-    t0 = time.perf_counter()
-    outcome, result = _run_worker("build", job, config.cell_timeout_s, threads=os.cpu_count() or 1)
-    build_s = time.perf_counter() - t0
-    if outcome != "ok":
-        return {"status": outcome, "reason": "export: " + result["reason"], "build_s": build_s}
-    result.update(cached=False, dir=str(build_dir), build_s=build_s)
-    return result
-
-
-def _artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict, str | None]:
-    """(what the runner's prepare() takes, artifact record, reason it is unusable or None)."""
-    manifest = build["manifest"]
-    fmt = runner_cls.artifact_for(dict(spec.options))
-    if fmt == "torch":
-        ref = {"model": spec.model, "variant": spec.variant, "seed": spec.seed,
-               "input_size": manifest["model"]["input_shape"][2:]}
-        return ref, {"format": "torch", "note": "rebuilt in the worker from the registry and seed"}, None
-    if fmt not in FORMATS:
-        return None, {"format": fmt}, None
-    entry = manifest["artifacts"][fmt]
-    record = {"format": fmt, "cached": build.get("cached", False),
-              **{k: v for k, v in entry.items() if k not in ("status", "traceback")}}
-    if entry["status"] != "ok":
-        return None, record, entry.get("reason", "export failed")
-    return entry["path"], record, None
-
-
-def _round_record(cell: CellResult, r: int) -> dict:
-    if cell.ok:
-        return {"round": r, "status": "ok", "samples_ns": cell.samples_ns, "timing": cell.timing}
-    return {"round": r, "status": cell.status, "reason": cell.reason}
-
-
-def keep_fastest_round(kept: CellResult, new: CellResult, r: int, config: MeasureConfig) -> CellResult:
-    """Fold round ``r`` of a cell into what earlier rounds kept: every round is recorded in ``rounds``, and
-    the cell's samples, timing, memory and parity are those of the round with the lowest median.
-
-    Why the fastest: on a shared machine, interference (neighbours, frequency, memory traffic) only ever
-    slows an inference down, so the fastest round is the least disturbed one; the spread between rounds is
-    recorded in ``stats.round_spread``.
+    ``auto``: cells that differ only in variant (train vs deploy), and the rows of one guideline table
+    at one width, on one backend. ``backend``: as auto, and one model's cells on every backend together.
+    ``off``: every cell alone. A group's first cell is its baseline.
     """
-    rounds = kept.rounds or [_round_record(kept, 1)]
-    rounds.append(_round_record(new, r))
-    winner = new if new.ok and (not kept.ok or new.median_ms < kept.median_ms) else kept
-    winner.rounds = rounds
-    winner.recompute(config.noisy_ci, config.noisy_cv)
-    return winner
+    if mode not in LOCKSTEP_MODES:
+        raise ValueError(f"unknown lockstep mode '{mode}' ({', '.join(LOCKSTEP_MODES)})")
+    groups: dict[tuple, list[int]] = {}
+    for i, spec in enumerate(cells):
+        if mode == "off":
+            key = (i,)
+        else:
+            subject = _guideline_table(spec.model) or spec.model
+            rest = (spec.batch, spec.input_size, spec.threads, spec.seed, spec.options)
+            key = (subject, *rest) if mode == "backend" else (subject, spec.backend, *rest)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+class _Prepared:
+    """A cell whose worker is ready to time blocks."""
+
+    def __init__(self, index: int, spec: CellSpec, worker: Worker, ready: Ready, model: dict, artifact: dict):
+        self.index, self.spec, self.worker, self.ready = index, spec, worker, ready
+        self.model, self.artifact = model, artifact
+        self.lost: tuple[str, str] | None = None  # (status, reason) if the worker died mid-group
+
+
+def _preflight(spec: CellSpec, formats: set[str], builds: dict, config: MeasureConfig):
+    """A CellResult when the cell cannot be measured, else (artifact, build, model record, artifact record)."""
+    from benchbench.models import model_info
+    from benchbench.runners import get_runner
+
+    runner_cls = get_runner(spec.backend)
+    available, why = runner_cls.is_available()
+    if not available:
+        return CellResult(spec, "unavailable", why)
+    min_input = model_info(spec.model).min_input
+    if spec.input_size and min(spec.input_size) < min_input:
+        return CellResult(spec, "unsupported", f"input {spec.input_size[0]}x{spec.input_size[1]} is below "
+                          f"this architecture's minimum of {min_input}")
+    group = build_group(spec)
+    if group not in builds:
+        builds[group] = ensure_build(spec, formats, config)
+    build = builds[group]
+    if build["status"] != "ok":  # unsupported, crashed or timeout, as the build worker ended
+        return CellResult(spec, build["status"], build["reason"])
+    model_record = dict(build["manifest"]["model"])
+    artifact, artifact_record, unusable = artifact_for(runner_cls, spec, build)
+    if unusable:
+        return CellResult(spec, "unsupported", unusable, model=model_record, artifact=artifact_record)
+    return artifact, build, model_record, artifact_record
+
+
+def _prepare(index: int, spec: CellSpec, pre: tuple, config: MeasureConfig) -> _Prepared | CellResult:
+    artifact, build, model_record, artifact_record = pre
+    build_dir = Path(build["dir"])
+    worker = Worker(spec.threads, f"measure worker of {spec.label()}")
+    try:
+        reply = worker.request(Prepare(spec.to_dict(), config.__dict__, artifact, str(build_dir / "input.npy"),
+                                       str(build_dir / "reference.npz")), config.cell_timeout_s)
+    except WorkerLost as lost:
+        worker.close()
+        return CellResult(spec, lost.outcome, lost.reason, model=model_record, artifact=artifact_record)
+    if isinstance(reply, Failed):
+        worker.close()
+        return CellResult(spec, reply.status, reply.reason, model=model_record, artifact=artifact_record)
+    return _Prepared(index, spec, worker, reply, model_record, artifact_record)
+
+
+def _block_runner(cell: _Prepared, timeout_s: float) -> Callable[[int], dict | None]:
+    def run_block(count: int) -> dict | None:
+        try:
+            reply = cell.worker.request(Block(count), timeout_s)
+        except WorkerLost as lost:
+            cell.lost = (lost.outcome, lost.reason)
+            return None
+        if not isinstance(reply, BlockDone):
+            cell.lost = ("error", f"the worker answered a block with {type(reply).__name__}")
+            return None
+        return {"samples_ns": reply.samples_ns, **reply.interference, "idle_cpu_ns": reply.idle_cpu_ns}
+    return run_block
+
+
+def _finish(cell: _Prepared, arm: Arm, schedule, config: MeasureConfig) -> CellResult:
+    spec = cell.spec
+    if cell.lost:
+        return CellResult(spec, cell.lost[0], cell.lost[1], model=cell.model, artifact=cell.artifact)
+    try:
+        reply = cell.worker.request(Finish(), config.cell_timeout_s)
+    except WorkerLost as lost:
+        return CellResult(spec, lost.outcome, lost.reason, model=cell.model, artifact=cell.artifact)
+    if isinstance(reply, Failed):
+        return CellResult(spec, reply.status, reply.reason, model=cell.model, artifact=cell.artifact)
+    assert isinstance(reply, Finished)
+    samples, blocks = [], []
+    for b in arm.blocks:
+        block_samples = b.pop("samples_ns")
+        samples += block_samples
+        blocks.append({"n": len(block_samples), "session": 1, **b})
+    ready = cell.ready
+    cell_result = CellResult(
+        spec, "ok", None,
+        samples_ns=samples,
+        blocks=blocks,
+        timing={"init_ms": ready.init_ms, "first_ms": ready.first_ms, "warmup_count": ready.warmup_count,
+                "warmup_s": round(ready.warmup_s, 4), "sampling_s": round(schedule.sampling_s, 4),
+                "stop_reason": schedule.stop_reason, "block_count": arm.count},
+        model=cell.model, memory=reply.memory, parity=reply.parity, backend=reply.backend, artifact=cell.artifact,
+    )
+    cell_result.recompute(config.noisy_ci, config.noisy_cv)
+    return cell_result
+
+
+def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, formats: dict[tuple, set[str]],
+                  builds: dict) -> tuple[list[CellResult], dict]:
+    """Measure one comparison group in lockstep; returns its cells (in ``specs`` order) and the
+    scheduler's record (rounds, stop reason, sampling time, idle CPU of the waiting workers)."""
+    results: list[CellResult | None] = [None] * len(specs)
+    prepared: list[_Prepared] = []
+    try:
+        for i, spec in enumerate(specs):
+            pre = _preflight(spec, formats[build_group(spec)], builds, config)
+            outcome = pre if isinstance(pre, CellResult) else _prepare(i, spec, pre, config)
+            if isinstance(outcome, CellResult):
+                results[i] = outcome
+            else:
+                prepared.append(outcome)
+        record: dict = {"rounds": 0}
+        if prepared:
+            arms = [Arm(_block_runner(p, config.cell_timeout_s), p.ready.estimate_ns) for p in prepared]
+            schedule = run_lockstep(arms, block_s=config.block_s, min_blocks=config.min_blocks,
+                                    min_s=config.min_s, max_s=config.max_s, target_ci=config.target_ci,
+                                    max_count=config.max_count)
+            idle = sum(b.get("idle_cpu_ns") or 0 for a in arms for b in a.blocks)
+            record = {"rounds": schedule.rounds, "stop_reason": schedule.stop_reason,
+                      "sampling_s": round(schedule.sampling_s, 3), "order": "alternating (ABBA)",
+                      # CPU the waiting workers used while another one was timed (spinning thread pools)
+                      "idle_cpu_share": idle / (schedule.sampling_s * 1e9) if schedule.sampling_s > 0 else None}
+            for p, arm in zip(prepared, arms):
+                results[p.index] = _finish(p, arm, schedule, config)
+    finally:
+        for p in prepared:
+            p.worker.close()
+    return results, record
+
+
+def _place(cell: CellResult, builds: dict, calibration: dict) -> None:
+    """The cell's metrics: deploy-graph fragmentation from the build's ONNX, and its roofline point
+    (which moves with the median, so this runs again after every round)."""
+    from benchbench.metrics import cell_metrics
+
+    if not cell.ok:
+        return
+    graph = builds.get(build_group(cell.spec), {}).get("manifest", {}).get("graph")
+    profile = cell.metrics.get("profile")
+    cell.metrics = cell_metrics(cell.model, graph, cell.backend, cell.artifact, cell.median_ms,
+                                calibration.get(f"{cell.spec.backend}/{cell.spec.threads}"))
+    if profile:
+        cell.metrics["profile"] = profile
 
 
 def run_sweep(
@@ -154,18 +213,18 @@ def run_sweep(
     config: MeasureConfig,
     run: RunResult,
     progress: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
-    roofline: str = "off",
     rounds: int | Callable[[CellSpec], int] = 1,
+    lockstep: str = "auto",
 ) -> RunResult:
-    """Measure ``cells`` into ``run``, saving it after every cell.
+    """Measure ``cells`` into ``run`` group by group (``comparison_groups``), saving after each group.
 
-    ``roofline`` is ``cached``, ``fresh`` or ``off``: calibrate each backend/threads pair first
-    (benchbench.metrics.roofline), record it in ``run.meta["roofline"]`` and place every cell on it.
+    A roofline calibration in ``run.meta["roofline"]`` (``benchbench.calibration.calibrate_run``, run
+    first by the caller) places every cell on it.
 
-    ``rounds`` (a number, or one per cell spec) measures a cell that many times, each in a fresh worker,
-    in sweeps over the whole list that alternate direction, so a cell's rounds are minutes apart and a
-    transient slowdown of the machine hits one of them, not all (``keep_fastest_round``). Cells that did
-    not measure in round 1 (unsupported, unavailable) are not retried.
+    ``rounds`` (a number, or one per cell spec; a group takes its largest) measures a group that many
+    times, each time in fresh workers, in sweeps over the groups that alternate direction, so a group's
+    rounds are minutes apart. Every round's blocks are kept, tagged with their round; intervals are
+    built over all of them, so they include the variation between processes and rounds.
     """
     from benchbench.runners import get_runner
 
@@ -174,114 +233,66 @@ def run_sweep(
     formats_needed: dict[tuple, set[str]] = {}
     for spec in cells:
         fmt = get_runner(spec.backend).artifact_for(dict(spec.options))
-        group = _build_group(spec)
         fmts = {fmt, "onnx"} if fmt != "none" else {fmt}
-        formats_needed.setdefault(group, set()).update(fmts & set(FORMATS))
+        formats_needed.setdefault(build_group(spec), set()).update(fmts & set(FORMATS))
     builds: dict[tuple, dict] = {}
-    if roofline != "off":
-        from benchbench.metrics import calibrate
+    calibration = run.meta.get("roofline", {})
 
-        measurable = {b for b in {s.backend for s in cells}
-                      if get_runner(b).artifact != "none" and get_runner(b).is_available()[0]}
-        pairs = [(s.backend, s.threads) for s in cells if s.backend in measurable]
-        run.meta.setdefault("roofline", {}).update(calibrate(pairs, roofline, progress))
-        run.save()
-
+    groups = comparison_groups(cells, lockstep)
     rounds_of = rounds if callable(rounds) else (lambda spec: rounds)
-    wanted = [max(1, rounds_of(spec)) for spec in cells]
-    slot: dict[int, int] = {}  # index in cells -> index in run.cells
+    wanted = [max(max(1, rounds_of(cells[i])) for i in g) for g in groups]
+    slots: dict[int, list[int]] = {}  # group -> indices in run.cells
     sweep_start = time.perf_counter()
     done = 0
-    for r in range(1, max(wanted, default=1) + 1):
-        order = range(len(cells)) if r % 2 else reversed(range(len(cells)))
-        todo = [i for i in order if wanted[i] >= r and (r == 1 or run.cells[slot[i]].ok)]
-        for k, i in enumerate(todo, 1):
-            spec = cells[i]
+    total_rounds = max(wanted, default=1)
+    for r in range(1, total_rounds + 1):
+        order = range(len(groups)) if r % 2 else reversed(range(len(groups)))
+        todo = [g for g in order if wanted[g] >= r and (r == 1 or any(run.cells[s].ok for s in slots[g]))]
+        for k, g in enumerate(todo, 1):
+            specs = [cells[i] for i in groups[g]]
             t0 = time.perf_counter()
-            cell = _measure_cell(spec, config, formats_needed, builds, run.meta.get("roofline", {}))
+            measured, record = measure_group(specs, config, formats_needed, builds)
             if r == 1:
-                slot[i] = len(run.cells)
-                run.cells.append(cell)
+                group_id = len(run.groups)
+                slots[g] = list(range(len(run.cells), len(run.cells) + len(measured)))
+                run.groups.append({"id": group_id, "cells": slots[g], "rounds": [record]})
+                for cell in measured:
+                    cell.group = group_id if len(specs) > 1 else None
+                    run.cells.append(cell)
             else:
-                run.cells[slot[i]] = keep_fastest_round(run.cells[slot[i]], cell, r, config)
-            done += 1
-            # What the sweep cost so far, and how much of it was exporting (0 on a warm cache).
-            run.meta["sweep"] = {"cells": len(run.cells), "measurements": done,
+                run.groups[_group_id(run, slots[g])]["rounds"].append(record)
+                for slot, cell in zip(slots[g], measured):
+                    run.cells[slot].add_round(cell, r)
+            for slot in slots[g]:
+                run.cells[slot].recompute(config.noisy_ci, config.noisy_cv)
+                _place(run.cells[slot], builds, calibration)
+            done += len(specs)
+            run.meta["sweep"] = {"cells": len(run.cells), "groups": len(run.groups), "measurements": done,
                                  "wall_s": round(time.perf_counter() - sweep_start, 1),
                                  "build_s": round(sum(b.get("build_s", 0.0) for b in builds.values()), 1),
                                  "builds_run": sum("build_s" in b for b in builds.values())}
             run.save()
-            where = f"{k}/{len(todo)}" + (f", round {r}" if max(wanted, default=1) > 1 else "")
-            _report_progress(progress, cell, spec, where, time.perf_counter() - t0)
+            where = f"{k}/{len(todo)}" + (f", round {r}" if total_rounds > 1 else "")
+            _report_progress(progress, [run.cells[s] for s in slots[g]], where, time.perf_counter() - t0)
     return run
 
 
-def _report_progress(progress, cell: CellResult, spec: CellSpec, where: str, took: float) -> None:
-    """One line per measurement: the round's median (not the kept one), or why it failed."""
-    if cell.ok:
-        s = cell.stats
-        msg = f"{s['median_ms']:.3f} ms (n={s['count']}{', noisy' if s['noisy'] else ''})"
-        if cell.parity.get("checked") and not cell.parity.get("passed"):
-            msg += " PARITY FAIL"
-    else:
-        msg = f"{cell.status}: {cell.reason}"
-    progress(f"[{where}] {spec.label()}: {msg} [{took:.1f} s]")
+def _group_id(run: RunResult, slots: list[int]) -> int:
+    return next(g["id"] for g in run.groups if g["cells"] == slots)
 
 
-def _measure_cell(spec: CellSpec, config: MeasureConfig, formats_needed: dict, builds: dict,
-                  roofline: dict) -> CellResult:
-    from benchbench.runners import get_runner
-
-    runner_cls = get_runner(spec.backend)
-    available, why = runner_cls.is_available()
-    if not available:
-        return CellResult(spec, "unavailable", why)
-
-    from benchbench.models import model_info
-
-    min_input = model_info(spec.model).min_input
-    if spec.input_size and min(spec.input_size) < min_input:
-        return CellResult(spec, "unsupported", f"input {spec.input_size[0]}x{spec.input_size[1]} is below "
-                          f"this architecture's minimum of {min_input}")
-    group = _build_group(spec)
-    if group not in builds:
-        builds[group] = _build(spec, formats_needed[group], config)
-    build = builds[group]
-    if build["status"] != "ok":  # unsupported, crashed or timeout, as the build worker ended
-        return CellResult(spec, build["status"], build["reason"])
-    manifest = build["manifest"]
-    model_record = dict(manifest["model"])
-    artifact, artifact_record, unusable = _artifact_for(runner_cls, spec, build)
-    if unusable:
-        return CellResult(spec, "unsupported", unusable, model=model_record, artifact=artifact_record)
-
-    build_dir = Path(build["dir"])
-    job = {
-        "spec": spec.to_dict(),
-        "config": config.__dict__,
-        "artifact": artifact,
-        "input_path": str(build_dir / "input.npy"),
-        "reference_path": str(build_dir / "reference.npz"),
-    }
-    outcome, result = _run_worker("measure", job, config.cell_timeout_s, spec.threads)
-    if outcome != "ok":
-        return CellResult(spec, outcome, result["reason"], model=model_record, artifact=artifact_record)
-    cell = CellResult(
-        spec,
-        result["status"],
-        result.get("reason"),
-        samples_ns=result.get("samples_ns", []),
-        timing=result.get("timing", {}),
-        model=model_record,
-        memory=result.get("memory", {}),
-        parity=result.get("parity", {}),
-        backend=result.get("backend", {}),
-        artifact=artifact_record,
-    )
-    cell.recompute(config.noisy_ci, config.noisy_cv)
-    if cell.ok:
-        from benchbench.metrics import cell_metrics
-
-        cell.metrics = cell_metrics(model_record, manifest.get("graph"), cell.backend, artifact_record,
-                                    cell.median_ms, roofline.get(f"{spec.backend}/{spec.threads}"))
-    return cell
+def _report_progress(progress, cells: list[CellResult], where: str, took: float) -> None:
+    """One line per cell of the group: its median so far, or why it failed."""
+    for cell in cells:
+        if cell.ok:
+            s = cell.stats
+            msg = f"{s['median_ms']:.3f} ms ({s.get('blocks', 0)} blocks, n={s['count']}"
+            if s.get("wait_share") is not None:
+                msg += f", waited {100 * s['wait_share']:.0f}%"
+            msg += ")"
+            if cell.parity.get("checked") and not cell.parity.get("passed"):
+                msg += " PARITY FAIL"
+        else:
+            msg = f"{cell.status}: {cell.reason}"
+        progress(f"[{where}] {cell.spec.label()}: {msg}")
+    progress(f"[{where}] group took {took:.1f} s")

@@ -1,6 +1,6 @@
 """Per-operator profiles: one table for every backend, measured apart from the timed samples.
 
-A profile is taken in its own worker process (``python -m benchbench.worker profile JOB RESULT``) after
+A profile is taken in its own worker process (a ``profile`` job of ``benchbench._worker``) after
 the cell has been measured, because a profiler slows the very kernels it times: ORT writes an event
 per node, OpenVINO's performance counters need a separate compile, torch.profiler wraps every op.
 The cell's latency samples come from the ordinary measuring worker and never see a profiler.
@@ -66,31 +66,6 @@ def summarize(raw: dict, e2e_median_ms: float | None) -> dict:
     }
 
 
-# -- worker side ---------------------------------------------------------------------------------
-
-
-def profile_in_worker(job: dict) -> dict:
-    """Prepare the cell's backend, warm up, and ask it for its per-op view."""
-    import numpy as np
-
-    from benchbench.spec import CellSpec
-    from benchbench.worker import failure_record, runner_session
-
-    spec = CellSpec.from_dict(job["spec"])
-    try:
-        with runner_session(spec) as runner:
-            runner.prepare(job["artifact"], np.load(job["input_path"]))
-            for _ in range(job["warmup"]):
-                runner.run()
-            profile_ops = getattr(runner, "profile_ops", None)
-            if profile_ops is None:
-                return {"status": "ok", "source": "none", "ops": [],
-                        "note": f"benchbench has no per-op profiler for {spec.backend}"}
-            return {"status": "ok", **profile_ops(job["runs"])}
-    except Exception as exc:  # recorded, never raised: the other cells still get profiled
-        return failure_record(exc)
-
-
 # -- parent side ---------------------------------------------------------------------------------
 
 
@@ -98,24 +73,24 @@ def profile_cell(cell, config, runs: int = PROFILE_RUNS) -> dict:
     """Profile one measured cell in a fresh worker; returns the record stored as ``metrics["profile"]``."""
     from benchbench.runners import get_runner
 
+    from ._manager import run_job
+    from .builds import artifact_for, ensure_build
     from .export import FORMATS
-    from .harness import _artifact_for, _build, _run_worker
 
     spec = cell.spec
     runner_cls = get_runner(spec.backend)
-    build = _build(spec, {runner_cls.artifact_for(dict(spec.options))} & set(FORMATS), config)  # cached by the measuring sweep
+    formats = {runner_cls.artifact_for(dict(spec.options))} & set(FORMATS)
+    build = ensure_build(spec, formats, config)  # cached by the measuring sweep
     if build["status"] != "ok":
         return {"status": build["status"], "reason": build.get("reason")}
-    artifact, _, unusable = _artifact_for(runner_cls, spec, build)
+    artifact, _, unusable = artifact_for(runner_cls, spec, build)
     if unusable:
         return {"status": "unsupported", "reason": unusable}
     job = {"spec": spec.to_dict(), "artifact": artifact, "input_path": str(Path(build["dir"]) / "input.npy"),
            "runs": runs, "warmup": config.warmup_min_count}
-    outcome, raw = _run_worker("profile", job, config.cell_timeout_s, spec.threads)
+    outcome, raw = run_job("profile", job, config.cell_timeout_s, spec.threads)
     if outcome != "ok":
         return {"status": outcome, "reason": raw["reason"]}
-    if raw.get("status") != "ok":
-        return {"status": raw.get("status", "error"), "reason": raw.get("reason")}
     return summarize(raw, cell.median_ms)
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from .lockstep import RatioEstimate, cell_ratio
 from .result import CellResult, RunResult
 
-__all__ = ["rows", "terminal_table", "markdown_report", "write_csv", "write_reports", "speedups", "run_header"]
+__all__ = ["rows", "terminal_table", "markdown_report", "write_csv", "write_reports", "speedups", "run_header",
+           "ratio_text"]
 
 
 def _fmt(value, spec: str = ".3f", empty: str = "") -> str:
@@ -19,14 +21,31 @@ def _fmt(value, spec: str = ".3f", empty: str = "") -> str:
     return format(value, spec)
 
 
-def speedups(run: RunResult) -> dict[tuple, float]:
-    """Deploy speedup per cell key without the variant: train median / deploy median (>1: deploy faster)."""
-    medians: dict[tuple, dict[str, float]] = {}
+def speedups(run: RunResult) -> dict[tuple, RatioEstimate]:
+    """Deploy speedup per cell key without the variant: train latency / deploy latency (>1: deploy faster),
+    with its 95% interval: paired from the lockstep rounds when the two forms were measured together."""
+    forms: dict[tuple, dict[str, CellResult]] = {}
     for c in run.cells:
         if c.ok:
             k = c.spec.key()
-            medians.setdefault(k[:1] + k[2:], {})[c.spec.variant] = c.median_ms
-    return {k: v["train"] / v["deploy"] for k, v in medians.items() if "train" in v and "deploy" in v}
+            forms.setdefault(k[:1] + k[2:], {})[c.spec.variant] = c
+    out = {}
+    for k, v in forms.items():
+        if "train" in v and "deploy" in v and (est := cell_ratio(v["train"], v["deploy"])) is not None:
+            out[k] = est
+    return out
+
+
+def ratio_text(est: RatioEstimate | None, suffix: str = "x") -> str:
+    """``1.65x [1.61, 1.70]``; ``(n.s.)`` when the interval holds 1, ``(unpaired)`` when measured apart."""
+    if est is None:
+        return ""
+    text = f"{est.value:.2f}{suffix} [{est.low:.2f}, {est.high:.2f}]"
+    if est.rule.startswith("unpaired"):
+        text += " (unpaired)"
+    elif est.excludes() == 0:
+        text += " (n.s.)"
+    return text
 
 
 _MEMORY_COLUMNS = ("load_mib", "load_peak_mib", "infer_peak_mib")
@@ -69,7 +88,10 @@ def rows(run: RunResult) -> list[dict]:
             "p99_ms": s.get("p99_ms"),
             "samples": s.get("count"),
             "noisy": s.get("noisy"),
-            "speedup": sp.get(k[:1] + k[2:]) if c.spec.variant == "deploy" and c.ok else None,
+            **_speedup_columns(sp.get(k[:1] + k[2:]) if c.spec.variant == "deploy" and c.ok else None),
+            "wait_share": s.get("wait_share"),
+            "blocks": s.get("blocks"),
+            "blocks_dropped": s.get("blocks_dropped"),
             "init_ms": c.timing.get("init_ms"),
             "first_ms": c.timing.get("first_ms"),
             "params": m.get("params"),
@@ -91,9 +113,15 @@ def rows(run: RunResult) -> list[dict]:
     return out
 
 
+def _speedup_columns(est: RatioEstimate | None) -> dict:
+    return {"speedup": est.value if est else None, "speedup_low": est.low if est else None,
+            "speedup_high": est.high if est else None, "speedup_paired": (not est.rule.startswith("unpaired")) if est else None}
+
+
 def _table(run: RunResult) -> tuple[list[str], list[list[str]]]:
-    headers = ["model", "backend", "variant", "status", "median ms", "95% CI ms", "p90 ms", "speedup",
-               "params M", "GFLOPs", "ops run", "parity"]
+    headers = ["model", "backend", "variant", "status", "median ms", "95% CI ms", "p90 ms", "waited",
+               "speedup [95% CI]", "params M", "GFLOPs", "ops run", "parity"]
+    sp = speedups(run)
     body = []
     for r, c in zip(rows(run), run.cells):
         if c.ok:
@@ -102,9 +130,11 @@ def _table(run: RunResult) -> tuple[list[str], list[list[str]]]:
             status = "ok"
         else:
             ci, median, status = "", "", c.status
+        k = c.spec.key()
         body.append([
             r["model"], r["backend"], r["variant"], status, median, ci, _fmt(r["p90_ms"]),
-            _fmt(r["speedup"], ".2f") + ("x" if r["speedup"] else ""),
+            _fmt(100 * r["wait_share"] if r.get("wait_share") is not None else None, ".0f") + ("%" if r.get("wait_share") is not None else ""),
+            ratio_text(sp.get(k[:1] + k[2:])) if c.spec.variant == "deploy" and c.ok else "",
             _fmt(r["params"] / 1e6 if r["params"] else None, ".2f"),
             _fmt(r["flops"] / 1e9 if r["flops"] else None, ".2f"),
             _fmt(r["executed_ops"], "d"),
@@ -124,12 +154,33 @@ def terminal_table(run: RunResult) -> str:
     bad = [c.spec.label() for c in run.cells if c.ok and c.parity.get("checked") and not c.parity.get("passed")]
     if bad:
         notes.append(f"PARITY FAILURES ({len(bad)}): {'; '.join(bad)}: outputs disagree with PyTorch eager float32.")
-    if any(c.stats.get("noisy") for c in run.cells if c.ok):
-        notes.append("~ noisy: the median's CI or the spread is wide; rerun on a quieter machine.")
+    notes += _footer(run)
     if any(r[3] != "ok" for r in body):
         notes.append("Reasons for non-ok cells are in the Markdown report and the JSON.")
-    notes.append("speedup = train median / deploy median (>1: the deploy form is faster).")
     return text + "\n" + "\n".join(notes)
+
+
+def _footer(run: RunResult) -> list[str]:
+    """What the columns mean, and the run's conditions (threads, batch, input), for the table's reader."""
+    notes = []
+    ok = [c for c in run.cells if c.ok]
+    if any(c.stats.get("noisy") for c in ok):
+        notes.append("~ noisy: its threads waited for a CPU more than 10% of the time, or its interval is wider than "
+                     "±5%; rerun on a quieter machine (benchbench doctor).")
+    dropped = sum(c.stats.get("blocks_dropped") or 0 for c in ok)
+    total = sum(c.stats.get("blocks") or 0 for c in ok)
+    if total:
+        notes.append(f"median and 95% CI over timed blocks; waited = share of the cell's runnable time spent waiting "
+                     f"for a CPU (measured); {dropped} of {total} blocks left out as disturbed (> 10%).")
+    notes.append("speedup = train / deploy latency (>1: the deploy form is faster), with its 95% interval from the "
+                 "lockstep rounds; (n.s.): the interval holds 1, no direction is claimed.")
+    notes.append("ops run = operators the backend executes after its own fusions. parity = max |out - ref| / max |ref| "
+                 "vs PyTorch eager float32 (ok <= 1e-3).")
+    shapes = sorted({(c.spec.threads, c.spec.batch, "x".join(map(str, c.model.get("input_shape", [])[1:])))
+                     for c in ok})
+    if shapes:
+        notes.append("threads / batch / input: " + "; ".join(f"{t} / {b} / {i}" for t, b, i in shapes))
+    return notes
 
 
 def run_header(meta: dict) -> list[str]:
@@ -163,10 +214,8 @@ def markdown_report(run: RunResult, title: str = "benchbench run") -> str:
                   + " disagree with PyTorch eager float32 beyond tolerance. Their latencies measure a "
                   "computation that is not the model's.", ""]
     lines += ["## Results", "", tabulate(body, headers, tablefmt="github", disable_numparse=True), ""]
-    lines += ["Median latency per inference (ms) with its 95% confidence interval; `~` marks a noisy cell. "
-              "speedup = train median / deploy median. GFLOPs per inference from `FlopCounterMode` "
-              "(conv/linear/matmul, FLOPs = 2 x MACs). *ops run* = operators the backend executes after "
-              "its own fusions. parity = max |out - ref| / max |ref| vs PyTorch eager float32.", ""]
+    lines += [" ".join(_footer(run)) + " GFLOPs per inference from `FlopCounterMode` (conv/linear/matmul, "
+              "FLOPs = 2 x MACs).", ""]
     failures = _failures(run)
     if failures:
         lines += ["## Cells that did not measure", "",
@@ -237,9 +286,10 @@ def _metrics_section(run: RunResult) -> list[str]:
 def _settings_text(s: dict) -> str:
     if not s:
         return "?"
-    return (f"warm-up ≥ {s.get('warmup_min_count')} runs and ≥ {s.get('warmup_min_s')} s; samples ≥ "
-            f"{s.get('min_count')} and ≥ {s.get('min_s')} s, until the median's 95% CI is within "
-            f"±{100 * s.get('target_ci', 0):.0f}% or {s.get('max_s')} s")
+    return (f"warm-up ≥ {s.get('warmup_min_count')} runs and ≥ {s.get('warmup_min_s')} s; blocks of "
+            f"~{1000 * s.get('block_s', 0):.0f} ms in lockstep, ≥ {s.get('min_blocks')} rounds and ≥ {s.get('min_s')} s "
+            f"per cell, until every 95% interval is within ±{100 * s.get('target_ci', 0):.0f}% or {s.get('max_s')} s "
+            f"per cell")
 
 
 def write_csv(run: RunResult, path: Path) -> Path:

@@ -22,7 +22,7 @@ from .stats import summarize
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "STATUSES", "CellResult", "RunResult", "load_run", "SchemaError"]
 
 SCHEMA = "benchbench/result"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: timed blocks per cell, lockstep groups (1 had pooled samples only)
 # ok: measured. unsupported: a converter or runtime rejected the model. unavailable: the backend is
 # not installed or has no device here. crashed/timeout: the worker died or was killed. error: any
 # other failure inside the worker (a bug, reported with its message).
@@ -47,8 +47,11 @@ class CellResult:
     backend: dict = field(default_factory=dict)  # runner metadata: versions, threads, precision, ops
     artifact: dict = field(default_factory=dict)  # format, path, bytes, exporter, export time
     metrics: dict = field(default_factory=dict)  # fragmentation, element-ops, roofline
-    # With --rounds N: one record per round ({round, status, samples_ns, timing} or {round, status, reason}).
-    # The cell's own samples_ns are those of its fastest ok round (harness.keep_fastest_round).
+    # Timed blocks, in order: n samples (a slice of samples_ns), the lockstep session and round, and the
+    # block's measured interference (benchbench.interference). Empty for schema-1 files.
+    blocks: list[dict] = field(default_factory=list)
+    group: int | None = None  # index into RunResult.groups when measured in lockstep with other cells
+    # Schema-1 files only: per-round records of the old keep-the-fastest-round rule.
     rounds: list[dict] = field(default_factory=list)
 
     @property
@@ -60,13 +63,37 @@ class CellResult:
         return self.stats.get("median_ms") if self.stats else None
 
     def recompute(self, noisy_ci: float = 0.05, noisy_cv: float = 0.10) -> None:
-        self.stats = summarize(self.samples_ns, noisy_ci, noisy_cv) if self.samples_ns else {}
-        medians = [float(np.median(r["samples_ns"])) / 1e6 for r in self.rounds
-                   if r.get("status") == "ok" and r.get("samples_ns")]
-        if self.stats and len(medians) > 1:
-            # How far apart the rounds came out: interference between them, not sampling noise.
-            self.stats["round_medians_ms"] = medians
-            self.stats["round_spread"] = max(medians) / min(medians) - 1
+        """Statistics from the raw samples: over blocks when the cell has them (``lockstep.cell_stats``),
+        else over the pooled samples (schema-1 cells: ``stats.interval`` says so)."""
+        from .lockstep import cell_stats
+
+        if not self.samples_ns:
+            self.stats = {}
+        elif self.blocks:
+            self.stats = cell_stats(self.samples_ns, self.blocks, noisy_ci)
+        else:
+            self.stats = {**summarize(self.samples_ns, noisy_ci, noisy_cv), "interval": "over samples (one process)"}
+            medians = [float(np.median(r["samples_ns"])) / 1e6 for r in self.rounds
+                       if r.get("status") == "ok" and r.get("samples_ns")]
+            if len(medians) > 1:
+                self.stats["round_medians_ms"] = medians
+                self.stats["round_spread"] = max(medians) / min(medians) - 1
+
+    def add_round(self, new: CellResult, session: int) -> None:
+        """Fold a later round (``--rounds``: the group measured again in fresh workers) into this cell:
+        its blocks and samples are appended, tagged with ``session``; nothing is discarded."""
+        if not new.ok:
+            self.rounds.append({"round": session, "status": new.status, "reason": new.reason})
+            return
+        if not self.ok:  # round 1 failed: the first good round becomes the cell
+            group = self.group
+            self.__dict__.update(new.__dict__)
+            self.group = group
+            for b in self.blocks:
+                b["session"] = session
+            return
+        self.blocks += [{**b, "session": session} for b in new.blocks]
+        self.samples_ns = self.samples_ns + new.samples_ns
 
     def to_dict(self) -> dict:
         return {
@@ -82,6 +109,8 @@ class CellResult:
             "artifact": self.artifact,
             "metrics": self.metrics,
             "samples_ns": self.samples_ns,
+            "blocks": self.blocks,
+            "group": self.group,
             **({"rounds": self.rounds} if self.rounds else {}),
         }
 
@@ -100,12 +129,16 @@ class RunResult:
     meta: dict
     cells: list[CellResult] = field(default_factory=list)
     path: Path | None = None
+    # Lockstep groups: {"id", "cells": [indices into cells], "rounds": [scheduler record per round]}.
+    # Their ratios are not stored: they are recomputed from the cells' blocks (benchbench.lockstep.ratio).
+    groups: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
             "meta": self.meta,
+            "groups": self.groups,
             "cells": [c.to_dict() for c in self.cells],
         }
 
@@ -128,10 +161,15 @@ def _umask() -> int:
     return mask
 
 
+def _from_v1(doc: dict) -> dict:
+    """Schema 1 had no blocks and no groups: its cells keep their pooled samples (and old rounds)."""
+    return {**doc, "schema_version": 2, "groups": []}
+
+
 def _migrate(doc: dict) -> dict:
     """Bring an older document up to SCHEMA_VERSION. Add a step here with every version bump."""
     version = doc.get("schema_version")
-    migrations: dict[int, callable] = {}
+    migrations: dict[int, callable] = {1: _from_v1}
     while version in migrations:
         doc = migrations[version](doc)
         version = doc["schema_version"]
@@ -156,4 +194,4 @@ def load_run(path: str | Path) -> RunResult:
     cells = [CellResult.from_dict(c) for c in doc["cells"]]
     for cell in cells:
         cell.recompute(settings.get("noisy_ci", 0.05), settings.get("noisy_cv", 0.10))
-    return RunResult(meta=doc["meta"], cells=cells, path=path)
+    return RunResult(meta=doc["meta"], cells=cells, path=path, groups=doc.get("groups", []))

@@ -16,10 +16,12 @@ def physical_cores() -> int:
 
 @dataclass(frozen=True)
 class MeasureConfig:
-    """Sampling policy. Warm-up and sampling each end on both a count and a time bound.
+    """Sampling policy. Warm-up ends on both a count and a time bound; then the cells of a comparison
+    group take turns timing blocks of about ``block_s`` (``benchbench.lockstep``).
 
-    Sampling stops early once the 95% CI of the median is within ``target_ci`` of the median (and the
-    minimums are met), otherwise at ``max_s`` or ``max_count``.
+    Sampling stops once every ratio in the group (alone: the cell's median) has a 95% interval within
+    ``target_ci`` (relative half-width) and at least ``min_blocks`` rounds and ``min_s`` per cell have
+    passed, or at ``max_s`` per cell. ``min_count`` is kept for schema-1 settings; blocks set the pace.
     """
 
     warmup_min_count: int = 5
@@ -27,8 +29,10 @@ class MeasureConfig:
     min_count: int = 20
     min_s: float = 1.0
     max_s: float = 10.0
-    max_count: int = 100_000
-    target_ci: float = 0.01  # relative half-width of the median's 95% CI that ends sampling early
+    max_count: int = 100_000  # inferences per block, at most
+    target_ci: float = 0.01  # relative half-width of the 95% interval that ends sampling early
+    block_s: float = 0.05  # one block's length: long against a scheduler tick (~4 ms), short against drift
+    min_blocks: int = 10  # rounds before the interval may stop sampling (6 is the least a 95% interval needs)
     noisy_ci: float = 0.05  # a wider CI than this flags the cell as noisy
     noisy_cv: float = 0.10  # robust CV (1.4826 MAD / median) above this flags it as noisy
     cell_timeout_s: float = 900.0  # a worker (prepare + warm-up + sampling) is killed after this
@@ -43,11 +47,12 @@ class MeasureConfig:
 
 
 # For smoke runs and tests: fewer samples, looser early stop.
-QUICK = MeasureConfig(warmup_min_count=2, warmup_min_s=0.05, min_count=10, min_s=0.2, max_s=2.0, target_ci=0.03)
+QUICK = MeasureConfig(warmup_min_count=2, warmup_min_s=0.05, min_count=10, min_s=0.2, max_s=2.0, target_ci=0.03,
+                      block_s=0.02, min_blocks=6)
 
-# The reference report (`benchbench claim --reference`, ~520 cells): the default stopping rule (20 samples,
-# a 1% CI target) with shorter minimums and a 3 s cap, so the four-backend sweep stays practical to rerun.
-# Cells that hit the cap keep their wider CI, and the report shows it.
+# The reference report (`benchbench claim --reference`, ~520 cells): the default stopping rule (a 1%
+# target, at least 10 rounds) with shorter minimums and a 3 s cap per cell, so the four-backend sweep
+# stays practical to rerun. Cells that hit the cap keep their wider interval, and the report shows it.
 REFERENCE = MeasureConfig(warmup_min_s=0.3, min_s=0.5, max_s=3.0)
 
 

@@ -1,76 +1,41 @@
-"""The sampling loop: warm up, then time inferences one by one until the median is pinned down.
+"""Warm-up: run inferences until both a count and a time bound are met, before anything is timed.
 
-The backend owns each timed call (``time_once`` returns nanoseconds, with any device sync inside),
-this module owns *when to stop*. The clock is injectable so the policy is testable with a fake one.
+The backend owns each timed call (``time_once`` returns nanoseconds, with any device sync inside).
+What happens after warm-up, the timed blocks, is the lockstep scheduler's (``benchbench.lockstep``).
+The clock is injectable so the policy is testable with a fake one.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .spec import MeasureConfig
-from .stats import median_ci
 
-__all__ = ["Sampling", "sample"]
-
-
-@dataclass
-class Sampling:
-    samples_ns: list[int] = field(default_factory=list)
-    warmup_count: int = 0
-    warmup_s: float = 0.0
-    sampling_s: float = 0.0
-    stop_reason: str = ""  # converged | max_time | max_count
-
-    def timing(self) -> dict:
-        return {
-            "warmup_count": self.warmup_count,
-            "warmup_s": round(self.warmup_s, 4),
-            "sampling_s": round(self.sampling_s, 4),
-            "stop_reason": self.stop_reason,
-        }
+__all__ = ["WarmUp", "warm_up"]
 
 
-def _ci_rel(samples: list[int]) -> float:
-    low, high = median_ci(samples)
-    mid = sorted(samples)[len(samples) // 2]
-    return (high - low) / 2 / mid if mid > 0 else float("inf")
+@dataclass(frozen=True)
+class WarmUp:
+    count: int
+    seconds: float
+    estimate_ns: int  # median of the warm-up inferences: sizes the timed blocks
 
 
-def sample(
+def warm_up(
     time_once: Callable[[], int],
     config: MeasureConfig,
     clock: Callable[[], int] = time.perf_counter_ns,
-) -> Sampling:
-    """Warm up, then collect per-inference times (ns) under ``config``'s count/time/CI bounds."""
-    out = Sampling()
+) -> WarmUp:
+    """At least ``warmup_min_count`` runs and ``warmup_min_s`` seconds; a very slow model stops at ``max_s``."""
+    times: list[int] = []
     start = clock()
-    while out.warmup_count < config.warmup_min_count or (clock() - start) < config.warmup_min_s * 1e9:
-        time_once()
-        out.warmup_count += 1
-        if (clock() - start) > config.max_s * 1e9:  # a very slow model: don't spend max_s warming up
+    while len(times) < config.warmup_min_count or (clock() - start) < config.warmup_min_s * 1e9:
+        times.append(int(time_once()))
+        if (clock() - start) > config.max_s * 1e9:  # don't spend a whole cell's budget warming up
             break
-    out.warmup_s = (clock() - start) / 1e9
-
-    start = clock()
-    next_check = config.min_count
-    while True:
-        out.samples_ns.append(int(time_once()))
-        n = len(out.samples_ns)
-        elapsed = (clock() - start) / 1e9
-        if n >= config.max_count:
-            out.stop_reason = "max_count"
-            break
-        if elapsed >= config.max_s and n >= 3:
-            out.stop_reason = "max_time"
-            break
-        # The CI is an O(n) scipy call: check it at geometrically spaced counts, not every sample.
-        if n >= next_check and elapsed >= config.min_s:
-            if _ci_rel(out.samples_ns) <= config.target_ci:
-                out.stop_reason = "converged"
-                break
-            next_check = max(n + 1, int(n * 1.25))
-    out.sampling_s = (clock() - start) / 1e9
-    return out
+    # The second half only: the first inferences after prepare are the slowest (caches, lazy init).
+    tail = times[len(times) // 2:] or times
+    return WarmUp(len(times), (clock() - start) / 1e9, int(statistics.median(tail)))

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchbench.harness import module_command
+from benchbench._manager import module_command
 
 
 def _sweep(args, cache: str, out: str) -> tuple[float, list[dict]]:

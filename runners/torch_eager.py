@@ -33,7 +33,7 @@ class TorchRunner(Runner):
             seed=artifact["seed"],
         ).to(self.device)
         self.inputs = torch.from_numpy(inputs).to(self.device)
-        self._ops = None  # counted on demand, after timing: counting runs a forward of its own
+        self._ops = artifact.get("executed_ops")  # else counted on demand: a forward of its own
 
     def run(self):
         with self.torch.inference_mode():
@@ -45,30 +45,12 @@ class TorchRunner(Runner):
         out = out if isinstance(out, (tuple, list)) else (out,)
         return [o.detach().float().cpu().numpy() for o in out]
 
-    def _count_ops(self):
-        """aten ops dispatched per forward: torch executes every one (eager has no fusion)."""
-        from torch.utils._python_dispatch import TorchDispatchMode
-
-        counts: dict[str, int] = {}
-
-        class _Count(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                name = func.overloadpacket.__name__
-                counts[name] = counts.get(name, 0) + 1
-                return func(*args, **(kwargs or {}))
-
-        with self.torch.inference_mode(), _Count():
-            self.model(self.inputs)
-        # Views and metadata ops launch no kernel; keep them out of the executed count.
-        free = {"view", "_unsafe_view", "reshape", "t", "transpose", "permute", "expand", "detach", "alias",
-                "unsqueeze", "squeeze", "flatten", "as_strided", "slice", "select", "split", "chunk",
-                "split_with_sizes", "unbind", "_reshape_alias"}
-        kernels = {k: v for k, v in counts.items() if k not in free}
-        self._ops = {"count": sum(kernels.values()), "by_type": dict(sorted(kernels.items())), "source": "aten dispatch"}
-
     def executed_ops(self):
+        """aten ops per forward: counted once per build (``artifact["executed_ops"]``), else here."""
         if self._ops is None:
-            self._count_ops()
+            from benchbench.metrics import count_dispatched_ops
+
+            self._ops = count_dispatched_ops(self.model, self.inputs)
         return self._ops
 
     def profile_ops(self, runs: int) -> dict:

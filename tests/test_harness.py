@@ -112,7 +112,7 @@ def test_workers_import_the_installed_package_not_the_working_directory(tmp_path
     still import the installed package."""
     import subprocess
 
-    from benchbench.harness import module_command
+    from benchbench._manager import module_command
 
     (tmp_path / "benchbench").mkdir()
     (tmp_path / "benchbench" / "__init__.py").write_text("raise ImportError('shadowed by the cwd')\n")
@@ -121,35 +121,50 @@ def test_workers_import_the_installed_package_not_the_working_directory(tmp_path
     assert proc.returncode == 0 and "benchbench" in proc.stdout, proc.stderr
 
 
-def test_rounds_keep_the_fastest_round_and_record_every_one(cache_dir, tmp_path):
+def test_rounds_measure_groups_again_and_keep_every_block(cache_dir, tmp_path):
     specs = [_null(variant="train"), _null(), _null("unsupported")]
     order = []
     run = RunResult(meta={}, path=tmp_path / "results.json")
     run_sweep(specs, FAST, run, progress=order.append, rounds=lambda s: 1 if s.variant == "train" else 3)
     assert [c.status for c in run.cells] == ["ok", "ok", "unsupported"]
     train, deploy, broken = run.cells
-    assert train.rounds == [] and "round_spread" not in train.stats
-    assert [r["round"] for r in deploy.rounds] == [1, 2, 3] and broken.rounds == []  # a failure is not retried
+    # train and deploy form one lockstep group, so the group takes the larger count: 3 rounds for both
+    assert train.group == deploy.group == 0 and broken.group is None
+    assert {b["session"] for b in deploy.blocks} == {1, 2, 3} == {b["session"] for b in train.blocks}
+    assert len(run.groups[0]["rounds"]) == 3 and broken.rounds == []  # a failure is not retried
     medians = deploy.stats["round_medians_ms"]
-    assert len(medians) == 3 and deploy.median_ms == pytest.approx(min(medians))
+    assert len(medians) == 3 and deploy.stats["blocks"] == len(deploy.blocks)
     assert deploy.stats["round_spread"] == pytest.approx(max(medians) / min(medians) - 1)
-    # Round 2 runs backwards: the deploy cell is measured again before anything else of round 2 would be.
-    assert sum(", round 2]" in line for line in order) == 1 and sum(", round 3]" in line for line in order) == 1
+    assert sum(", round 2]" in line and "group took" in line for line in order) == 1
     again = load_run(tmp_path / "results.json")
-    assert again.cells[1].stats["round_spread"] == pytest.approx(deploy.stats["round_spread"])
-    assert run.meta["sweep"]["measurements"] == 5 and run.meta["sweep"]["cells"] == 3
+    assert again.cells[1].stats["median_ms"] == pytest.approx(deploy.stats["median_ms"])
+    assert run.meta["sweep"]["measurements"] == 7 and run.meta["sweep"]["cells"] == 3
 
 
-def test_keep_fastest_round_prefers_an_ok_round_over_a_failed_one():
-    from benchbench.harness import keep_fastest_round
-    from benchbench.result import CellResult
+def test_groups_pair_train_with_deploy_and_guideline_rows():
+    from benchbench.harness import comparison_groups
 
-    failed = CellResult(_null(), "crashed", "worker died")
-    good = CellResult(_null(), "ok", samples_ns=[2_000_000] * 10)
-    faster = CellResult(_null(), "ok", samples_ns=[1_000_000] * 10)
-    good.recompute(), faster.recompute()  # as the harness does for every measured cell
-    kept = keep_fastest_round(failed, good, 2, FAST)
-    assert kept.ok and kept.median_ms == pytest.approx(2.0)
-    kept = keep_fastest_round(kept, faster, 3, FAST)
-    assert kept.median_ms == pytest.approx(1.0) and [r["status"] for r in kept.rounds] == ["crashed", "ok", "ok"]
-    assert kept.stats["round_spread"] == pytest.approx(1.0)
+    cells = [CellSpec("resnet18", v, b) for b in ("ort", "tflite") for v in ("train", "deploy")]
+    cells += [CellSpec(f"g1_ratio{r}_x{w}", "deploy", "ort") for w in (1, 2) for r in (1, 2, 6, 12)]
+    assert comparison_groups(cells, "auto") == [[0, 1], [2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    assert comparison_groups(cells, "backend")[0] == [0, 1, 2, 3]
+    assert comparison_groups(cells, "off") == [[i] for i in range(len(cells))]
+    with pytest.raises(ValueError, match="lockstep mode"):
+        comparison_groups(cells, "sideways")
+
+
+def test_a_worker_crashing_mid_group_spares_the_other_arm(cache_dir, tmp_path):
+    """The crash option fires in prepare; a block-time crash is the same path (WorkerLost)."""
+    from benchbench.harness import measure_group
+
+    a = _null()
+    b = CellSpec(TINY, "deploy", "null", options=(("fail", "crash"),))
+    cells, record = measure_group([a, b], FAST, {("x",): set()} | _formats([a, b]), {})
+    assert [c.status for c in cells] == ["ok", "crashed"]
+    assert record["rounds"] >= FAST.min_blocks and cells[0].stats["blocks"] == record["rounds"]
+
+
+def _formats(specs):
+    from benchbench.builds import build_group
+
+    return {build_group(s): set() for s in specs}

@@ -11,7 +11,7 @@ import pytest
 from benchbench.harness import run_sweep
 from benchbench.result import RunResult
 from benchbench.spec import QUICK, CellSpec
-from benchbench.worker import _peak_rss, _reset_peak_rss, _rss
+from benchbench._worker import _peak_rss, _reset_peak_rss, _rss
 
 DATA = Path(__file__).parent / "data"
 FAST = QUICK.replace(min_count=6, min_s=0.05, max_s=0.5, warmup_min_s=0.01, cell_timeout_s=300)

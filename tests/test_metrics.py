@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchbench.calibration import calibrate, calibrate_run
 from benchbench.export import artifact_bytes, build
 from benchbench.harness import run_sweep
 from benchbench.metrics import (
     METRIC_KEYS,
-    calibrate,
     cell_metrics,
     count_model,
     graph_metrics,
@@ -179,7 +179,8 @@ def test_ort_sweep_carries_every_metric(cache_dir, tmp_path):
     the calibration is then reused from the cache, not measured again."""
     run = RunResult(meta={"settings": FAST.__dict__}, path=tmp_path / "results.json")
     cells = [CellSpec(TWO_CONV, v, "ort", input_size=(32, 32), threads=1) for v in ("train", "deploy")]
-    run_sweep(cells, FAST, run, progress=lambda msg: None, roofline="cached")
+    calibrate_run(cells, run, "cached")
+    run_sweep(cells, FAST, run, progress=lambda msg: None)
     cal = run.meta["roofline"]["ort/1"]
     assert cal["peak_gflops"] > 0 and cal["bandwidth_gbs"] > 0
     assert cal["ridge_flop_per_byte"] == pytest.approx(cal["peak_gflops"] / cal["bandwidth_gbs"])

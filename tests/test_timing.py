@@ -1,7 +1,10 @@
-"""The sampling policy, driven by a fake clock (no real time passes)."""
+"""The warm-up policy, driven by a fake clock (no real time passes); the median's interval vs scipy.
+
+The timed blocks after warm-up are the lockstep scheduler's: tests/test_lockstep.py.
+"""
 
 from benchbench.spec import MeasureConfig
-from benchbench.timing import sample
+from benchbench.timing import warm_up
 
 
 class FakeClock:
@@ -28,36 +31,27 @@ def _forever(pattern):
         yield from pattern
 
 
-def test_steady_latency_converges_after_minimums():
+def test_warm_up_needs_both_count_and_time():
     clock = FakeClock()
-    cfg = MeasureConfig(warmup_min_count=3, warmup_min_s=0.01, min_count=20, min_s=0.1, max_s=10, target_ci=0.01)
-    out = sample(_timer(clock, _forever([1_000_000])), cfg, clock)  # 1 ms, no jitter
-    assert out.stop_reason == "converged"
-    assert out.warmup_count == 10  # 10 ms of 1 ms runs reaches warmup_min_s
-    assert len(out.samples_ns) >= 100  # min_s = 0.1 s of 1 ms samples
-    assert len(out.samples_ns) < 200
+    cfg = MeasureConfig(warmup_min_count=3, warmup_min_s=0.01, max_s=10)
+    out = warm_up(_timer(clock, _forever([1_000_000])), cfg, clock)  # 1 ms runs
+    assert out.count == 10 and out.estimate_ns == 1_000_000  # 10 ms of 1 ms runs reaches warmup_min_s
+    out = warm_up(_timer(clock, _forever([20_000_000])), cfg, clock)  # 20 ms runs: the count decides
+    assert out.count == 3
 
 
-def test_noisy_latency_runs_to_max_time():
+def test_warm_up_estimate_ignores_the_slow_first_runs():
     clock = FakeClock()
-    cfg = MeasureConfig(warmup_min_count=1, warmup_min_s=0, min_count=5, min_s=0.01, max_s=0.5, target_ci=0.001)
-    out = sample(_timer(clock, _forever([1_000_000, 3_000_000])), cfg, clock)  # bimodal: CI never tight
-    assert out.stop_reason == "max_time"
-    assert 0.5e9 <= sum(out.samples_ns) <= 0.51e9
+    cfg = MeasureConfig(warmup_min_count=6, warmup_min_s=0, max_s=10)
+    out = warm_up(_timer(clock, iter([50_000_000, 9_000_000, 2_000_000, 2_000_000, 2_000_000, 2_000_000])), cfg, clock)
+    assert out.estimate_ns == 2_000_000
 
 
-def test_max_count_bounds_fast_models():
+def test_slow_model_stops_warming_up_at_max_time():
     clock = FakeClock()
-    cfg = MeasureConfig(warmup_min_count=1, warmup_min_s=0, min_count=5, min_s=100, max_s=1000, max_count=50)
-    out = sample(_timer(clock, _forever([1000])), cfg, clock)
-    assert out.stop_reason == "max_count" and len(out.samples_ns) == 50
-
-
-def test_slow_model_gets_at_least_three_samples():
-    clock = FakeClock()
-    cfg = MeasureConfig(warmup_min_count=1, warmup_min_s=0, min_count=20, min_s=1, max_s=1)
-    out = sample(_timer(clock, _forever([2_000_000_000])), cfg, clock)  # 2 s per inference
-    assert out.stop_reason == "max_time" and len(out.samples_ns) == 3
+    cfg = MeasureConfig(warmup_min_count=5, warmup_min_s=100, max_s=1)
+    out = warm_up(_timer(clock, _forever([2_000_000_000])), cfg, clock)  # 2 s per inference
+    assert out.count == 1
 
 
 def test_median_ci_and_robust_cv_match_scipy():

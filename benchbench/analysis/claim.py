@@ -18,15 +18,14 @@ __all__ = ["analyze", "verdict_sentence", "claim_markdown", "guideline_tables", 
 SIGNIFICANCE = 0.05
 
 
-def _guideline_latencies(runs) -> dict:
-    lat = {}
+def _guideline_cells(runs) -> dict:
+    cells = {}
     for run in runs:
         for c in run.cells:
             if c.ok and c.model.get("family", "").startswith("guideline"):
                 # Train and deploy are the same network here: either measurement stands for the row.
-                lat.setdefault((c.spec.model, c.spec.backend),
-                               (c.median_ms, c.stats["ci_low_ms"], c.stats["ci_high_ms"]))
-    return lat
+                cells.setdefault((c.spec.model, c.spec.backend), c)
+    return cells
 
 
 def analyze(runs) -> dict:
@@ -46,7 +45,7 @@ def analyze(runs) -> dict:
         "observations": rows,
         "per_backend": per_backend,
         "family_ratios": correlate.family_ratios(rows),
-        "guidelines": guideline_results(_guideline_latencies(runs)),
+        "guidelines": guideline_results(_guideline_cells(runs)),
     }
 
 
@@ -99,7 +98,8 @@ def guideline_tables(results: list[dict], multipliers=(1, 2, 4)) -> list[str]:
             headers = ["row", "paper ARM", "paper GPU"] + [f"ours {e['backend']}" for e in ents]
             body = [[row["row"], f"{row['arm']:.2f}", f"{row['gpu']:.2f}"] + [_fmt_rel(e["rows"][i]["ours"]) for e in ents]
                     for i, row in enumerate(ents[0]["rows"])]
-            lines += [f"Channels x{mult}: speed relative to the first row (95% interval).", "",
+            lines += [f"Channels x{mult}: speed relative to the first row, with its 95% interval from the lockstep "
+                      "rounds (rows measured together, one ratio per round; 'unpaired' if measured apart).", "",
                       tabulate(body, headers, tablefmt="github", disable_numparse=True), ""]
             lines += ["Verdict (" + ents[0]["best"] + " faster than " + ents[0]["worst"] + "?): "
                       + "; ".join(f"{e['backend']}: **{e['verdict']}**" for e in ents), ""]

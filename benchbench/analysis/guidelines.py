@@ -1,16 +1,19 @@
 """The ShuffleNetV2 guideline tables (Ma et al., ECCV 2018), the paper's numbers beside ours.
 
 Speeds are shown relative to each table's first row at the same channel multiplier, as the paper's
-own columns invite: 1.00 is the first row, below 1 is slower. Ours come with a 95% interval derived
-from the medians' CIs. The verdict for a table is computed from the data: the guideline *holds* on a
-backend when the row the paper says is best is faster than the row it says is worst with
-non-overlapping CIs, is *reversed* when it is slower with non-overlapping CIs, and is *not resolved*
-otherwise.
+own columns invite: 1.00 is the first row, below 1 is slower. The rows of one table at one width on one
+backend are measured in lockstep (``benchbench.harness.comparison_groups``), so each relative speed is
+a paired ratio with its 95% interval from the rounds (``benchbench.lockstep``). The verdict for a table
+is computed from the data: the guideline *holds* on a backend when the interval of the speed of the row
+the paper says is best, relative to the row it says is worst, lies above 1; *reversed* when it lies
+below 1; *not resolved* when it holds 1.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from benchbench.lockstep import RatioEstimate, cell_ratio
 
 __all__ = ["GuidelineTable", "TABLES", "guideline_results", "verdict"]
 
@@ -62,47 +65,48 @@ TABLES = (
 MULTIPLIERS = (1, 2, 4)
 
 
-def _relative(num: tuple[float, float, float], den: tuple[float, float, float]) -> tuple[float, float, float]:
-    """Speed ratio num/den of (median, low, high) latencies: speed ~ 1/latency, so the bounds swap."""
-    med = den[0] / num[0]
-    low = den[1] / num[2]
-    high = den[2] / num[1]
-    return med, low, high
+def _speed(row, first) -> tuple[float, float, float] | None:
+    """Speed of ``row`` relative to ``first`` (= latency first / latency row) as (value, low, high)."""
+    est = cell_ratio(first, row) if row is not None and first is not None else None
+    return (est.value, est.low, est.high) if est else None
 
 
-def verdict(best: tuple[float, float, float] | None, worst: tuple[float, float, float] | None) -> str:
-    """From (median, ci_low, ci_high) latencies of the paper's best and worst rows."""
-    if best is None or worst is None:
+def verdict(speed: RatioEstimate | tuple | None) -> str:
+    """From the speed of the paper's best row relative to its worst row, with its interval."""
+    if speed is None:
         return "not measured"
-    if best[2] < worst[1]:
+    _, low, high = speed if isinstance(speed, tuple) else (speed.value, speed.low, speed.high)
+    if low > 1:
         return "holds"
-    if best[1] > worst[2]:
+    if high < 1:
         return "reversed"
     return "not resolved"
 
 
-def guideline_results(latency: dict[tuple[str, str], tuple[float, float, float]]) -> list[dict]:
-    """For each table, backend and multiplier: our relative speeds with CIs, the paper's, and a verdict.
+def guideline_results(cells: dict) -> list[dict]:
+    """For each table, backend and multiplier: our relative speeds with intervals, the paper's, a verdict.
 
-    ``latency`` maps (model, backend) to (median, ci_low, ci_high) in ms.
+    ``cells`` maps (model, backend) to its measured cell (a ``CellResult``).
     """
-    backends = sorted({b for _, b in latency})
+    backends = sorted({b for _, b in cells})
     out = []
     for table in TABLES:
         for backend in backends:
             for j, mult in enumerate(MULTIPLIERS):
-                lat = [latency.get((f"{prefix}_x{mult}", backend)) for _, prefix in table.rows]
-                if not any(lat):
+                row_cells = [cells.get((f"{prefix}_x{mult}", backend)) for _, prefix in table.rows]
+                if not any(row_cells):
                     continue
-                first = lat[0]
+                first = row_cells[0]
                 rows = []
                 for i, (label, prefix) in enumerate(table.rows):
-                    rel = _relative(lat[i], first) if lat[i] and first else None
+                    c = row_cells[i]
                     rows.append({
-                        "row": label, "model": f"{prefix}_x{mult}", "latency_ms": lat[i][0] if lat[i] else None,
-                        "ours": rel, "arm": table.arm[i][j] / table.arm[0][j], "gpu": table.gpu[i][j] / table.gpu[0][j],
+                        "row": label, "model": f"{prefix}_x{mult}", "latency_ms": c.median_ms if c else None,
+                        "ours": _speed(c, first), "paired": bool(c and first and c.group is not None
+                                                                 and c.group == first.group),
+                        "arm": table.arm[i][j] / table.arm[0][j], "gpu": table.gpu[i][j] / table.gpu[0][j],
                     })
                 out.append({"table": table.key, "title": table.title, "backend": backend, "multiplier": mult,
-                            "rows": rows, "verdict": verdict(lat[table.best], lat[table.worst]),
+                            "rows": rows, "verdict": verdict(_speed(row_cells[table.best], row_cells[table.worst])),
                             "best": table.rows[table.best][0], "worst": table.rows[table.worst][0]})
     return out

@@ -3,16 +3,17 @@
 
 * :func:`count_model`: params, FLOPs/MACs (``FlopCounterMode``) and element-ops of a torch model;
 * :func:`graph_metrics`: ops, DAG width, joins and memory access cost of an exported ONNX file;
-* :func:`calibrate` / :func:`roofline_point`: the machine's roofline per backend, and a cell on it;
+* :func:`roofline_point`: a cell on its backend's roofline (the calibration is ``benchbench.calibration``);
 * :func:`cell_metrics`: the flat per-cell record the harness stores in ``CellResult.metrics``.
 
+Pure computation: nothing here starts a process or imports the harness (``tests/test_layering.py``).
 Nothing heavy is imported here: torch, onnx and scipy load inside the functions that need them.
 """
 
 from .cell import METRIC_KEYS, cell_metrics
-from .flops import ELEMENT_OPS_CONVENTION, FLOPS_CONVENTION, count_model
+from .flops import ELEMENT_OPS_CONVENTION, FLOPS_CONVENTION, count_dispatched_ops, count_model
 from .fragmentation import graph_metrics, max_antichain
-from .roofline import calibrate, roofline_point
+from .roofline import roofline_point
 
 # Bump when a definition changes: cached builds are keyed by it, so their counts are redone.
 METRICS_VERSION = 1
@@ -23,9 +24,9 @@ __all__ = [
     "FLOPS_CONVENTION",
     "ELEMENT_OPS_CONVENTION",
     "count_model",
+    "count_dispatched_ops",
     "graph_metrics",
     "max_antichain",
-    "calibrate",
     "roofline_point",
     "cell_metrics",
 ]

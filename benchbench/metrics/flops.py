@@ -178,3 +178,30 @@ def count_model(model, x) -> dict:
         "flops_convention": FLOPS_CONVENTION,
         "element_ops_convention": ELEMENT_OPS_CONVENTION,
     }
+
+
+# Views and metadata ops launch no kernel: they are left out of the executed-op count.
+_NO_KERNEL = {"view", "_unsafe_view", "reshape", "t", "transpose", "permute", "expand", "detach", "alias",
+              "unsqueeze", "squeeze", "flatten", "as_strided", "slice", "select", "split", "chunk",
+              "split_with_sizes", "unbind", "_reshape_alias"}
+
+
+def count_dispatched_ops(model, x) -> dict:
+    """aten ops dispatched by one forward of ``model`` on ``x``: what PyTorch eager executes (it has no
+    fusion), without views. ``{"count", "by_type", "source"}``."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    counts: dict[str, int] = {}
+
+    class _Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            counts[name] = counts.get(name, 0) + 1
+            return func(*args, **(kwargs or {}))
+
+    with torch.inference_mode(), _Count():
+        model(x)
+    kernels = {k: v for k, v in counts.items() if k not in _NO_KERNEL}
+    return {"count": sum(kernels.values()), "by_type": dict(sorted(kernels.items())), "source": "aten dispatch"}
+

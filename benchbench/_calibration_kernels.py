@@ -1,4 +1,4 @@
-"""Roofline calibration kernels, loaded through the user-model path as ``_calibration.py:<kernel>``.
+"""Roofline calibration kernels, loaded through the user-model path as ``_calibration_kernels.py:<kernel>``.
 
 Each takes the harness's usual (1, 3, H, W) input; the calibration runs them at H = W = 512, where
 the reshapes below are exact. The reshape is free next to the kernel (3 MiB moved vs GFLOPs of work).

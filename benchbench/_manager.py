@@ -1,0 +1,161 @@
+"""Worker processes, parent side: start them, talk to them in protocol records, and never lose one.
+
+A :class:`Worker` is one child process (``benchbench._worker``) connected by a socket pair. Every
+request has a deadline; a worker that overruns it is killed with its whole process group (runtimes
+may spawn helpers) and reported as ``timeout``, one that dies as ``crashed`` with its exit status and
+the tail of its log. :meth:`Worker.close` always reaps the process, so none outlives the harness.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .protocol import Failed, Job, JobDone, ProtocolError, decode, encode
+
+__all__ = ["WorkerLost", "Worker", "module_command", "worker_env", "run_job"]
+
+
+def module_command(module: str, *args: str) -> list[str]:
+    """Command line running ``python -m module args`` in a fresh interpreter of this environment.
+
+    ``-P`` keeps the working directory off ``sys.path``: run from a checkout, ``-m`` would otherwise
+    import the source tree's ``benchbench/`` (which lacks ``models/`` and ``runners/``, mapped in only
+    at install time) instead of the installed package.
+    """
+    return [sys.executable, "-P", "-m", module, *args]
+
+
+def worker_env(threads: int) -> dict:
+    env = dict(os.environ)
+    # Threads are explicit: every runtime and BLAS in the worker sees the same count.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+class WorkerLost(Exception):
+    """The worker crashed, overran its deadline, or broke the protocol: ``outcome`` and ``reason``."""
+
+    def __init__(self, outcome: str, reason: str):
+        super().__init__(reason)
+        self.outcome, self.reason = outcome, reason
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " / ".join(ln.strip() for ln in text[-lines:])[-400:]
+
+
+class Worker:
+    """One worker process. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, threads: int, label: str = "worker"):
+        self.label = label
+        self._tmp = tempfile.TemporaryDirectory(prefix="bb-worker-")
+        self.log_path = Path(self._tmp.name) / "worker.log"
+        parent, child = socket.socketpair()
+        self.sock = parent
+        self._buffer = b""
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                module_command("benchbench._worker", str(child.fileno()), str(os.getpid())),
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(threads),
+                pass_fds=(child.fileno(),), start_new_session=True,  # its own group: killed as one
+            )
+        child.close()
+
+    def send(self, record) -> None:
+        try:
+            self.sock.sendall(encode(record))
+        except OSError:
+            raise self._lost("the worker closed its end") from None
+
+    def recv(self, timeout_s: float):
+        """The next record, within ``timeout_s``; raises :class:`WorkerLost` otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise WorkerLost("timeout", f"{self.label} exceeded {timeout_s:.0f} s and was killed")
+            ready, _, _ = select.select([self.sock], [], [], left)
+            if not ready:
+                continue
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise self._lost()
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        try:
+            return decode(line)
+        except ProtocolError as exc:
+            self.kill()
+            raise WorkerLost("error", f"{self.label}: {exc}") from None
+
+    def request(self, record, timeout_s: float):
+        self.send(record)
+        return self.recv(timeout_s)
+
+    def _lost(self, why: str = "") -> WorkerLost:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            code = self.proc.returncode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        tail = _tail(self.log_path)
+        return WorkerLost("crashed", f"{self.label} died ({why or how})" + (f": {tail}" if tail else ""))
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                self.proc.kill()
+        self.proc.wait()
+
+    def close(self) -> None:
+        """End the worker (closing its socket ends a healthy one; a stuck one is killed) and clean up."""
+        try:
+            self.sock.close()
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        finally:
+            self.kill()
+            self._tmp.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def run_job(mode: str, payload: dict, timeout_s: float, threads: int) -> tuple[str, dict]:
+    """A one-shot worker (build, profile). Returns (outcome, result): outcome ``ok`` with the job's
+    result, or the failure's status (``unsupported``, ``error``, ``crashed``, ``timeout``) with a reason."""
+    with Worker(threads, f"{mode} worker") as worker:
+        try:
+            reply = worker.request(Job(mode, payload), timeout_s)
+        except WorkerLost as lost:
+            return lost.outcome, {"reason": lost.reason}
+    if isinstance(reply, JobDone):
+        return "ok", reply.result
+    if isinstance(reply, Failed):
+        return reply.status, {"reason": reply.reason, "traceback": reply.traceback}
+    return "error", {"reason": f"{mode} worker answered {type(reply).__name__}"}

@@ -1,0 +1,241 @@
+"""The worker process (child side): ``python -P -m benchbench._worker FD PARENT_PID``.
+
+Every cell runs in a process of its own that imports only its runtime, as on a real device. The
+harness (``benchbench._manager``) talks to it over the socket inherited as FD, with the typed records of
+``benchbench.protocol``; stdout and stderr go to a log file (runtimes write there). The first record
+decides what the worker is:
+
+* ``Prepare``: a *measuring* worker. It loads the runtime and the artifact, times init and the first
+  inference, warms up, answers ``Ready``, and then times one block of inferences per ``Block`` record
+  until ``Finish``, when it checks parity and reports memory and metadata;
+* ``Job(mode="build")``: export a model's artifacts into the cache (``benchbench.export.build``);
+* ``Job(mode="profile")``: prepare a cell and return its backend's per-operator profile.
+
+The worker dies with its parent: it asks the kernel for SIGKILL when the parent dies (Linux
+``PR_SET_PDEATHSIG``), and a closed socket ends it at the next record in any case.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+from .protocol import (
+    Block, BlockDone, Failed, Finish, Finished, Job, JobDone, Prepare, ProtocolError, Ready, decode, encode,
+)
+
+__all__ = ["runner_session", "failure_record", "main"]
+
+
+def _rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def _peak_rss() -> int | None:
+    """The kernel's high-water mark of resident memory (VmHWM), in bytes; Linux only."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0), so each phase gets its own peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def runner_session(spec):
+    """The cell's runner with its runtime loaded; torn down whatever happens inside."""
+    from benchbench.runners import get_runner
+
+    runner = get_runner(spec.backend)(spec.threads, dict(spec.options))
+    try:
+        runner.load_runtime()
+        yield runner
+    finally:
+        try:
+            runner.teardown()
+        except Exception:
+            pass
+
+
+def failure_record(exc: Exception) -> Failed:
+    """How a failure inside a worker is reported (call it in the ``except``): never raised, the sweep goes on."""
+    from benchbench.export import short_reason
+    from benchbench.runners.base import BackendUnavailable, UnsupportedModel
+
+    if isinstance(exc, UnsupportedModel):
+        return Failed("unsupported", short_reason(exc))
+    if isinstance(exc, BackendUnavailable):
+        return Failed("unavailable", str(exc))
+    return Failed("error", short_reason(exc), traceback.format_exc(limit=6))
+
+
+class _Channel:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.reader = sock.makefile("rb")
+
+    def recv(self):
+        line = self.reader.readline()
+        if not line:  # the parent is gone: nothing left to do
+            raise SystemExit(0)
+        return decode(line)
+
+    def send(self, record) -> None:
+        self.sock.sendall(encode(record))
+
+
+def _measure(channel: _Channel, prep: Prepare) -> None:
+    """The measuring worker's life: prepare, warm up, Ready; then blocks until Finish."""
+    import numpy as np
+
+    from benchbench.interference import block_interference, snapshot
+    from benchbench.parity import parity
+    from benchbench.spec import CellSpec, MeasureConfig
+    from benchbench.timing import warm_up
+
+    spec = CellSpec.from_dict(prep.spec)
+    config = MeasureConfig.from_dict(prep.config)
+    mib = 2**20
+    try:
+        with runner_session(spec) as runner:
+            inputs = np.load(prep.input_path)
+            base_reset = _reset_peak_rss()
+            base = _rss()
+            t0 = time.perf_counter_ns()
+            runner.prepare(prep.artifact, inputs)
+            t1 = time.perf_counter_ns()
+            runner.run()
+            t2 = time.perf_counter_ns()
+            loaded, load_peak = _rss(), _peak_rss()
+            warm = warm_up(runner.time_once, config)
+            peak_reset = _reset_peak_rss()
+            channel.send(Ready((t1 - t0) / 1e6, (t2 - t1) / 1e6, warm.count, warm.seconds, warm.estimate_ns))
+            idle_since = time.process_time_ns()
+            while True:
+                record = channel.recv()
+                if isinstance(record, Block):
+                    idle_cpu = time.process_time_ns() - idle_since
+                    time_once = runner.time_once
+                    before = snapshot()
+                    samples = [time_once() for _ in range(record.count)]
+                    after = snapshot()
+                    idle_since = after.cpu_ns
+                    channel.send(BlockDone(samples, block_interference(before, after), idle_cpu))
+                elif isinstance(record, Finish):
+                    break
+                else:
+                    raise ProtocolError(f"a measuring worker takes Block or Finish, not {type(record).__name__}")
+            infer_peak = _peak_rss()
+            reference = []
+            if prep.reference_path:
+                with np.load(prep.reference_path) as ref:
+                    reference = [ref[k] for k in ref.files]
+            memory = {
+                "baseline_mib": base / mib,
+                "load_mib": (loaded - base) / mib,
+                "load_peak_mib": (load_peak - base) / mib if (load_peak and base_reset) else None,
+                "infer_peak_mib": (infer_peak - base) / mib if (infer_peak and peak_reset) else None,
+                "source": "psutil RSS over the baseline (runtime and input loaded); peaks from "
+                          "/proc/self/status VmHWM, reset per phase (docs/metrics.md)",
+            }
+            extra_memory = getattr(runner, "device_memory", None)
+            if callable(extra_memory):
+                memory.update(extra_memory())
+            result = Finished(
+                memory=memory,
+                parity=parity(runner.outputs(), reference) if reference else {"checked": False},
+                backend={**runner.metadata(), "executed_ops": runner.executed_ops(),
+                         # The isolation promise: a worker imports only its runtime (torch only for torch).
+                         "worker_imported_torch": "torch" in sys.modules},
+            )
+    except ProtocolError:
+        raise
+    except Exception as exc:
+        result = failure_record(exc)
+    channel.send(result)
+
+
+def _build(payload: dict):
+    from benchbench.export import build, short_reason
+
+    try:
+        return JobDone(build(payload))
+    except Exception as exc:  # an exporter's refusal: the cell records its message
+        return Failed("unsupported", short_reason(exc), traceback.format_exc(limit=6))
+
+
+def _profile(payload: dict):
+    """Prepare the cell's backend, warm up, and ask it for its per-op view."""
+    import numpy as np
+
+    from benchbench.spec import CellSpec
+
+    spec = CellSpec.from_dict(payload["spec"])
+    try:
+        with runner_session(spec) as runner:
+            runner.prepare(payload["artifact"], np.load(payload["input_path"]))
+            for _ in range(payload["warmup"]):
+                runner.run()
+            profile_ops = getattr(runner, "profile_ops", None)
+            if profile_ops is None:
+                return JobDone({"source": "none", "ops": [],
+                                "note": f"benchbench has no per-op profiler for {spec.backend}"})
+            return JobDone(profile_ops(payload["runs"]))
+    except Exception as exc:  # recorded, never raised: the other cells still get profiled
+        return failure_record(exc)
+
+
+JOBS = {"build": _build, "profile": _profile}
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """SIGKILL this process when its parent dies (Linux); exit now if the parent is already gone."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent_pid:
+        raise SystemExit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    fd, parent_pid = (int(a) for a in (argv or sys.argv[1:])[:2])
+    _die_with_parent(parent_pid)
+    channel = _Channel(socket.socket(fileno=fd))
+    first = channel.recv()
+    if isinstance(first, Prepare):
+        _measure(channel, first)
+    elif isinstance(first, Job):
+        job = JOBS.get(first.mode)
+        if job is None:
+            channel.send(Failed("error", f"unknown worker mode '{first.mode}' (known: {', '.join(JOBS)})"))
+            return 2
+        channel.send(job(first.payload))
+    else:
+        raise ProtocolError(f"a worker starts with Prepare or Job, not {type(first).__name__}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

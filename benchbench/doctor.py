@@ -1,0 +1,50 @@
+"""``benchbench doctor``: can this machine resolve a comparison right now, and how fine a one?
+
+Two parts. The machine's state (``benchbench.machine``): load, CPU taken by other processes, steal,
+cores against threads, governor and turbo. Then an **A/A comparison**: one artifact in two workers,
+measured in lockstep exactly as a train/deploy pair is. Both arms run the same thing, so the true ratio
+is 1.00: the interval must contain it, and its half-width is the smallest difference this machine can
+resolve now (``benchmarks/aa_check.py`` checks the coverage over many trials).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .lockstep import RatioEstimate, ratio
+from .spec import CellSpec, MeasureConfig
+
+__all__ = ["AAResult", "aa_check"]
+
+
+@dataclass
+class AAResult:
+    spec: CellSpec
+    estimate: RatioEstimate | None
+    median_ms: float | None
+    wait_share: float | None
+    reason: str = ""  # why there is no estimate
+
+    @property
+    def contains_one(self) -> bool:
+        return self.estimate is not None and self.estimate.low <= 1.0 <= self.estimate.high
+
+
+def aa_check(spec: CellSpec, config: MeasureConfig) -> AAResult:
+    """Measure ``spec`` against itself in two lockstep workers; the ratio's interval should hold 1."""
+    from benchbench.runners import get_runner
+
+    from .builds import build_group
+    from .export import FORMATS
+    from .harness import measure_group
+
+    fmt = get_runner(spec.backend).artifact_for(dict(spec.options))
+    formats = {build_group(spec): {fmt} & set(FORMATS)}
+    cells, _ = measure_group([spec, spec], config, formats, {})
+    a, b = cells
+    if not (a.ok and b.ok):
+        bad = a if not a.ok else b
+        return AAResult(spec, None, None, None, f"{bad.status}: {bad.reason}")
+    est = ratio(b.blocks, a.blocks, samples_b=b.samples_ns, samples_a=a.samples_ns)
+    waits = [c.stats.get("wait_share") for c in (a, b) if c.stats.get("wait_share") is not None]
+    return AAResult(spec, est, a.median_ms, max(waits) if waits else None)

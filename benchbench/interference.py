@@ -1,0 +1,96 @@
+"""Interference, measured: how much of a block of inferences was spent waiting for a CPU.
+
+On a shared machine the dominant noise is time-sharing, not frequency (``shared/MEASUREMENT.md``): a
+thread that is ready to run waits in the run queue while another process holds the core. Linux counts
+that wait per thread in ``/proc/<pid>/task/<tid>/schedstat`` (field 2, ns) and a hypervisor's theft of
+the whole VM in the ``steal`` column of ``/proc/stat``. A worker reads both before and after each block,
+so every block carries its own evidence:
+
+* ``run_ns``: time the worker's threads spent on a CPU;
+* ``wait_ns``: time they were runnable but waiting for one;
+* ``wait_share = wait / (run + wait)``: of the time the worker wanted a CPU, the share it waited. 0 on a
+  quiet machine; 0.5 means half the block was lost to other processes;
+* ``steal_share``: VM steal over the block, as a share of all CPUs' time.
+
+schedstat advances in scheduler ticks (about 4 ms here), so read it per block (tens of ms), not per
+inference. On systems without ``/proc`` every figure is None and no block is ever filtered.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Snapshot", "snapshot", "block_interference", "WAIT_SHARE_LIMIT", "disturbed"]
+
+# A block whose threads waited for a CPU more than this share of their runnable time, or lost this
+# share of the machine to VM steal, is *disturbed*: left out of ratios and latencies (docs/measurement.md).
+WAIT_SHARE_LIMIT = 0.10
+
+_TICK_NS = 1e9 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 1e7
+_CPUS = os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    wall_ns: int
+    cpu_ns: int  # process CPU time, all threads
+    run_ns: int | None  # summed over the process's threads (schedstat field 1)
+    wait_ns: int | None  # summed over the process's threads (schedstat field 2)
+    steal_ns: int | None  # machine-wide (all CPUs) VM steal
+
+
+def _schedstat() -> tuple[int | None, int | None]:
+    run = wait = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None, None
+    for tid in tasks:
+        try:
+            fields = Path(f"/proc/self/task/{tid}/schedstat").read_text().split()
+        except OSError:  # a thread that ended between listdir and read
+            continue
+        run += int(fields[0])
+        wait += int(fields[1])
+    return run, wait
+
+
+def _steal() -> int | None:
+    try:
+        with open("/proc/stat") as fh:
+            fields = fh.readline().split()
+        return int(float(fields[8]) * _TICK_NS) if fields[0] == "cpu" and len(fields) > 8 else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def snapshot() -> Snapshot:
+    run, wait = _schedstat()
+    return Snapshot(time.perf_counter_ns(), time.process_time_ns(), run, wait, _steal())
+
+
+def block_interference(before: Snapshot, after: Snapshot) -> dict:
+    """The per-block record: wall, CPU, run-queue wait and steal over the block, and their shares."""
+
+    def diff(name):
+        a, b = getattr(before, name), getattr(after, name)
+        return None if a is None or b is None else b - a
+
+    wall, run, wait, steal = diff("wall_ns"), diff("run_ns"), diff("wait_ns"), diff("steal_ns")
+    return {
+        "wall_ns": wall,
+        "cpu_ns": diff("cpu_ns"),
+        "run_ns": run,
+        "wait_ns": wait,
+        "steal_ns": steal,
+        "wait_share": wait / (run + wait) if run is not None and wait is not None and run + wait > 0 else None,
+        "steal_share": steal / (wall * _CPUS) if steal is not None and wall else None,
+    }
+
+
+def disturbed(block: dict, limit: float = WAIT_SHARE_LIMIT) -> bool:
+    """The documented filter rule: a block waited for a CPU, or lost to steal, more than ``limit``."""
+    return any((block.get(k) or 0.0) > limit for k in ("wait_share", "steal_share"))

@@ -1,0 +1,103 @@
+"""The layering holds: metrics/ is pure computation, worker and manager code live apart, no import cycles.
+
+Checked two ways: by importing ``benchbench.metrics`` (and using it) with the harness made unimportable,
+and statically, from the import statements of every module in the package (module level and inside
+functions alike).
+"""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import benchbench
+
+PKG = Path(benchbench.__file__).parent
+
+
+def _imports(path: Path) -> set[str]:
+    """benchbench modules imported anywhere in a file, as dotted names (relative imports resolved)."""
+    tree = ast.parse(path.read_text())
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    package = ".".join(rel.parts[:-1]) if rel.name != "__init__" else ".".join(rel.parts[:-1])
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("benchbench")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            if mod.startswith("benchbench"):
+                out.add(mod)
+                out |= {f"{mod}.{a.name}" for a in node.names}
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {}
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG.parent).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        modules[name] = path
+    return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+
+
+def test_metrics_import_nothing_above_them():
+    graph = _graph()
+    upper = {"benchbench.harness", "benchbench.calibration", "benchbench._manager", "benchbench._worker",
+             "benchbench.builds", "benchbench.cli", "benchbench.export", "benchbench.profile", "benchbench.doctor",
+             "benchbench.runners", "benchbench.report", "benchbench.analysis"}
+    for name, deps in graph.items():
+        if name.startswith("benchbench.metrics"):
+            bad = {d for d in deps if any(d == u or d.startswith(u + ".") for u in upper)}
+            assert not bad, f"{name} imports {bad}"
+
+
+def test_worker_and_profile_and_manager_stay_apart():
+    graph = _graph()
+    assert "benchbench.profile" not in graph["benchbench._worker"]
+    assert "benchbench._worker" not in graph["benchbench.profile"]
+    assert "benchbench._worker" not in graph["benchbench._manager"]
+    assert "benchbench._manager" not in graph["benchbench._worker"]
+    assert not (PKG / "worker.py").exists()
+
+
+def test_no_import_cycles_in_the_core():
+    graph = _graph()
+    seen, stack, cycles = set(), [], []
+
+    def visit(node):
+        if node in stack:
+            cycles.append(stack[stack.index(node):] + [node])
+            return
+        if node in seen:
+            return
+        seen.add(node)
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            # a package's __init__ re-exporting its submodules is not a cycle of concepts
+            if not dep.startswith(node + "."):
+                visit(dep)
+        stack.pop()
+
+    for node in sorted(graph):
+        visit(node)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_metrics_work_with_the_harness_unimportable():
+    code = (
+        "import sys\n"
+        "for name in ('benchbench.harness', 'benchbench._manager', 'benchbench.calibration', 'benchbench.builds'):\n"
+        "    sys.modules[name] = None  # any import of them now raises ImportError\n"
+        "import benchbench.metrics as m\n"
+        "p = m.roofline_point(2e9, 1e8, 40.0, {'peak_gflops': 100.0, 'bandwidth_gbs': 10.0})\n"
+        "assert p['bound'] == 'compute', p\n"
+        "print(m.cell_metrics({'flops': 2e9}, {'mac_bytes': 1e8}, {}, {}, 40.0, None)['arithmetic_intensity'])\n"
+    )
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "20.0"

@@ -1,0 +1,152 @@
+"""The lockstep scheduler and its arithmetic, with fake workers on a fake clock (planted truths).
+
+A fake "machine" has a speed factor that drifts over time; each fake arm's block takes
+``count x latency x slowdown(now)`` on the fake clock. Sequential measurement (all of A, then all of B)
+gets the ratio wrong under drift; lockstep gets it right, and its intervals hold the planted ratio.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from benchbench.interference import WAIT_SHARE_LIMIT, block_interference, disturbed, Snapshot
+from benchbench.lockstep import Arm, cell_latency, cell_stats, kept_blocks, ratio, run_lockstep
+
+
+class FakeMachine:
+    def __init__(self, slowdown, noise=0.0, seed=0, wait=lambda t: 0.0):
+        self.t_ns = 0
+        self.slowdown = slowdown  # seconds -> factor >= 1
+        self.noise = noise
+        self.wait = wait  # seconds -> wait share of a block that starts then
+        self.rng = np.random.default_rng(seed)
+
+    def clock(self):
+        return self.t_ns
+
+    def arm(self, latency_ms):
+        def run_block(count):
+            now = self.t_ns / 1e9
+            factor = self.slowdown(now)
+            samples = []
+            for _ in range(count):
+                s = latency_ms * 1e6 * factor * (1 + self.noise * self.rng.standard_normal())
+                samples.append(int(max(s, 1)))
+                self.t_ns += samples[-1]
+            w = self.wait(now)
+            run = sum(samples)
+            return {"samples_ns": samples, "wall_ns": run, "run_ns": int(run * (1 - w)), "wait_ns": int(run * w),
+                    "steal_share": 0.0, "wait_share": w, "idle_cpu_ns": 0}
+        return Arm(run_block, latency_ms * 1e6)
+
+
+def _drift(t):
+    """The machine slows down 3x over the first 10 s, then recovers: a slow phase covering a whole cell."""
+    return 1.0 + 2.0 * math.sin(min(t, 20.0) / 20.0 * math.pi)
+
+
+SETTINGS = dict(block_s=0.05, min_blocks=10, min_s=0.5, max_s=5.0, target_ci=0.01)
+
+
+def test_drift_fools_sequential_measurement_but_not_lockstep():
+    # Sequential: A alone for 5 s, then B alone for 5 s, on the same drifting machine.
+    seq = FakeMachine(_drift, noise=0.01)
+    a, b = seq.arm(1.0), seq.arm(1.2)
+    run_lockstep([a], **SETTINGS, clock=seq.clock)
+    run_lockstep([b], **SETTINGS, clock=seq.clock)
+    sequential = cell_latency(b.blocks).value / cell_latency(a.blocks).value
+    # Lockstep on a fresh machine with the same drift.
+    lock = FakeMachine(_drift, noise=0.01)
+    a2, b2 = lock.arm(1.0), lock.arm(1.2)
+    schedule = run_lockstep([a2, b2], **SETTINGS, clock=lock.clock)
+    est = ratio(b2.blocks, a2.blocks)
+    assert abs(sequential / 1.2 - 1) > 0.10, f"sequential should be fooled by the drift, got {sequential:.3f}"
+    assert est.low <= 1.2 <= est.high and est.value == pytest.approx(1.2, rel=0.02)
+    assert schedule.rounds >= SETTINGS["min_blocks"]
+    # Alternating order: round 0 is A then B, round 1 is B then A (ABBA).
+    assert [b["position"] for b in a2.blocks[:2]] == [0, 1] and [b["position"] for b in b2.blocks[:2]] == [1, 0]
+
+
+def test_converges_early_on_a_quiet_machine_and_sizes_blocks():
+    m = FakeMachine(lambda t: 1.0, noise=0.002)
+    a, b = m.arm(0.5), m.arm(2.0)
+    schedule = run_lockstep([a, b], **SETTINGS, clock=m.clock)
+    assert schedule.stop_reason == "converged"
+    assert a.count == 100 and b.count == 25  # about block_s of inferences each
+    assert schedule.sampling_s < 2 * SETTINGS["max_s"]
+
+
+def test_noisy_machine_stops_at_the_time_cap():
+    m = FakeMachine(lambda t: 1.0, noise=0.5, seed=3)
+    a, b = m.arm(1.0), m.arm(1.0)
+    schedule = run_lockstep([a, b], **{**SETTINGS, "max_s": 1.0, "target_ci": 0.001}, clock=m.clock)
+    assert schedule.stop_reason == "max_time"
+    assert 1.9 <= schedule.sampling_s <= 2.3  # 2 arms x max_s, plus at most one round
+
+
+@pytest.mark.parametrize("true_ratio", [1.0, 1.1])
+def test_interval_coverage_under_random_drift(true_ratio):
+    """Planted truth: over 60 drifting machines the 95% interval holds the true ratio in >= 90% of them."""
+    hits = 0
+    trials = 60
+    for seed in range(trials):
+        rng = np.random.default_rng(seed)
+        phases = rng.uniform(0, 2 * math.pi, 3)
+        slow = lambda t, p=phases: 1.5 + 0.4 * math.sin(t * 3 + p[0]) + 0.3 * math.sin(t * 11 + p[1])  # noqa: E731
+        m = FakeMachine(slow, noise=0.05, seed=seed)
+        a, b = m.arm(1.0), m.arm(true_ratio)
+        run_lockstep([a, b], **{**SETTINGS, "max_s": 0.6, "min_s": 0.3}, clock=m.clock)
+        est = ratio(b.blocks, a.blocks)
+        hits += est.low <= true_ratio <= est.high
+    assert hits >= 0.90 * trials, f"coverage {hits}/{trials}"
+
+
+def test_disturbed_rounds_are_left_out_of_ratios():
+    """Blocks that waited for a CPU run 2x slow, for one arm only: filtering them restores the ratio."""
+    state = {"round": 0}
+
+    class Machine(FakeMachine):
+        pass
+
+    m = Machine(lambda t: 1.0, noise=0.005)
+    a = m.arm(1.0)
+    b_fast = m.arm(1.0)
+
+    def loaded_block(count, run=b_fast.run_block):
+        block = run(count)
+        state["round"] += 1
+        if state["round"] % 3 == 0:  # every third B block lands in a busy moment: slow, and it waited
+            block["samples_ns"] = [2 * s for s in block["samples_ns"]]
+            wall = sum(block["samples_ns"])
+            block.update(wall_ns=wall, run_ns=wall // 2, wait_ns=wall // 2, wait_share=0.5)
+        return block
+
+    b = Arm(loaded_block, 1e6)
+    run_lockstep([a, b], **{**SETTINGS, "min_blocks": 30, "target_ci": 0.0001, "max_s": 2.0}, clock=m.clock)
+    est = ratio(b.blocks, a.blocks)
+    unfiltered = ratio(b.blocks, a.blocks, wait_limit=1.0)
+    assert est.dropped > 0 and "left out" in est.rule
+    assert est.value == pytest.approx(1.0, abs=0.01) and est.low <= 1.0 <= est.high
+    assert unfiltered.dropped == 0
+    stats = cell_stats([s for blk in b.blocks for s in blk["samples_ns"]],
+                       [{k: v for k, v in blk.items() if k != "samples_ns"} | {"n": len(blk["samples_ns"])}
+                        for blk in b.blocks])
+    assert stats["blocks_dropped"] == est.dropped and stats["median_ms"] == pytest.approx(1.0, rel=0.01)
+    assert stats["wait_share"] > WAIT_SHARE_LIMIT and stats["noisy"]  # the window did wait: a measured fact
+
+
+def test_filter_keeps_everything_when_too_few_quiet_blocks_remain():
+    blocks = [{"wait_share": 0.5}] * 8 + [{"wait_share": 0.0}] * 3
+    keep, rule = kept_blocks(blocks)
+    assert all(keep) and "not applied" in rule
+    keep, rule = kept_blocks([{"wait_share": 0.5}] * 2 + [{"wait_share": 0.01}] * 7)
+    assert keep == [False, False] + [True] * 7 and "2 of 9" in rule
+
+
+def test_block_interference_shares():
+    before = Snapshot(0, 0, 1_000, 500, 0)
+    after = Snapshot(100_000_000, 80_000_000, 81_000, 20_500, None)
+    rec = block_interference(before, after)
+    assert rec["wait_share"] == pytest.approx(0.2) and rec["steal_ns"] is None and rec["steal_share"] is None
+    assert disturbed(rec) and not disturbed({"wait_share": 0.05, "steal_share": 0.0})

@@ -1,0 +1,63 @@
+"""The parent-worker protocol: typed records with a version; a mismatch or an unknown type is an error."""
+
+import json
+
+import pytest
+
+from benchbench._manager import Worker, WorkerLost, run_job
+from benchbench.protocol import (
+    PROTOCOL_VERSION, Block, BlockDone, Failed, Job, ProtocolError, Ready, decode, encode,
+)
+
+
+def test_round_trip_of_every_field():
+    rec = BlockDone([1, 2, 3], {"wall_ns": 10, "wait_share": 0.1}, 5)
+    line = encode(rec)
+    assert line.endswith(b"\n") and json.loads(line)["v"] == PROTOCOL_VERSION
+    assert decode(line) == rec
+    assert decode(encode(Ready(1.0, 2.0, 5, 0.5, 1000))).estimate_ns == 1000
+
+
+def test_version_mismatch_is_refused():
+    doc = json.loads(encode(Block(3)))
+    doc["v"] = PROTOCOL_VERSION + 1
+    with pytest.raises(ProtocolError, match="different benchbench versions"):
+        decode(json.dumps(doc))
+    del doc["v"]
+    with pytest.raises(ProtocolError, match="protocol version None"):
+        decode(json.dumps(doc))
+
+
+@pytest.mark.parametrize("line,match", [
+    ('{"v": 1, "type": "Launch"}', "unknown record type"),
+    ('{"v": 1, "type": "Block", "count": 3, "extra": 1}', "no field"),
+    ('{"v": 1, "type": "Block"}', "Block"),
+    ("[1, 2]", "not a protocol record"),
+    ("{not json", "not a protocol line"),
+])
+def test_malformed_records_are_refused(line, match):
+    with pytest.raises(ProtocolError, match=match):
+        decode(line)
+
+
+def test_encode_refuses_a_non_record():
+    with pytest.raises(ProtocolError):
+        encode({"type": "Block"})
+
+
+def test_unknown_worker_mode_is_an_error_from_a_real_worker():
+    outcome, result = run_job("dance", {}, timeout_s=60, threads=1)
+    assert outcome == "error" and "unknown worker mode 'dance'" in result["reason"]
+
+
+def test_a_worker_that_gets_the_wrong_first_record_dies_and_is_reported():
+    with Worker(1, "test worker") as worker:
+        worker.send(Block(3))  # a measuring worker must be prepared first
+        with pytest.raises(WorkerLost) as lost:
+            worker.recv(60)
+    assert lost.value.outcome == "crashed" and "Prepare or Job" in lost.value.reason
+
+
+def test_failed_record_carries_status_and_reason():
+    assert decode(encode(Failed("unsupported", "no such op"))).status == "unsupported"
+    assert decode(encode(Job("build", {"a": 1}))).payload == {"a": 1}
