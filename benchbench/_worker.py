@@ -102,6 +102,27 @@ class _Channel:
         self.sock.sendall(encode(record))
 
 
+def _settle(quiet_ns: int = 100_000, step_s: float = 0.002, max_s: float = 0.1) -> int:
+    """Wait until this process stops using CPU (its runtime's thread pools stop spinning), at most ``max_s``.
+
+    Runtimes keep their pools spinning for a while after an inference (ORT's intra-op spinning, OpenMP's
+    wait policy). That is part of a cell's own configuration, so it stays on; but in lockstep the next
+    block is another worker's, and a spinning neighbour would take its CPUs. So a worker reports a block
+    only once it is quiet: the next block starts on an idle machine, and ``idle_cpu_ns`` measures what leaks.
+    """
+    from benchbench.interference import runnable_ns
+
+    start = time.perf_counter_ns()
+    deadline = start + max_s * 1e9
+    while time.perf_counter_ns() < deadline:
+        # On a busy machine a spinning thread may be waiting for a CPU rather than on one: count both.
+        before = runnable_ns()
+        time.sleep(step_s)
+        if runnable_ns() - before < quiet_ns:
+            break
+    return time.perf_counter_ns() - start
+
+
 def _measure(channel: _Channel, prep: Prepare) -> None:
     """The measuring worker's life: prepare, warm up, Ready; then blocks until Finish."""
     import numpy as np
@@ -137,8 +158,9 @@ def _measure(channel: _Channel, prep: Prepare) -> None:
                     before = snapshot()
                     samples = [time_once() for _ in range(record.count)]
                     after = snapshot()
-                    idle_since = after.cpu_ns
-                    channel.send(BlockDone(samples, block_interference(before, after), idle_cpu))
+                    settle_ns = _settle()
+                    idle_since = time.process_time_ns()
+                    channel.send(BlockDone(samples, block_interference(before, after), idle_cpu, settle_ns))
                 elif isinstance(record, Finish):
                     break
                 else:

@@ -126,7 +126,8 @@ def _block_runner(cell: _Prepared, timeout_s: float) -> Callable[[int], dict | N
         if not isinstance(reply, BlockDone):
             cell.lost = ("error", f"the worker answered a block with {type(reply).__name__}")
             return None
-        return {"samples_ns": reply.samples_ns, **reply.interference, "idle_cpu_ns": reply.idle_cpu_ns}
+        return {"samples_ns": reply.samples_ns, **reply.interference, "idle_cpu_ns": reply.idle_cpu_ns,
+                "settle_ns": reply.settle_ns}
     return run_block
 
 
@@ -179,12 +180,15 @@ def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, formats: dic
             arms = [Arm(_block_runner(p, config.cell_timeout_s), p.ready.estimate_ns) for p in prepared]
             schedule = run_lockstep(arms, block_s=config.block_s, min_blocks=config.min_blocks,
                                     min_s=config.min_s, max_s=config.max_s, target_ci=config.target_ci,
-                                    max_count=config.max_count)
+                                    max_count=config.max_count, max_rounds=config.max_blocks)
             idle = sum(b.get("idle_cpu_ns") or 0 for a in arms for b in a.blocks)
+            settle = sum(b.get("settle_ns") or 0 for a in arms for b in a.blocks)
             record = {"rounds": schedule.rounds, "stop_reason": schedule.stop_reason,
                       "sampling_s": round(schedule.sampling_s, 3), "order": "alternating (ABBA)",
                       # CPU the waiting workers used while another one was timed (spinning thread pools)
-                      "idle_cpu_share": idle / (schedule.sampling_s * 1e9) if schedule.sampling_s > 0 else None}
+                      "idle_cpu_share": idle / (schedule.sampling_s * 1e9) if schedule.sampling_s > 0 else None,
+                      # wall time spent waiting for a finished block's thread pools to stop spinning
+                      "settle_share": settle / (schedule.sampling_s * 1e9) if schedule.sampling_s > 0 else None}
             for p, arm in zip(prepared, arms):
                 results[p.index] = _finish(p, arm, schedule, config)
     finally:

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Snapshot", "snapshot", "block_interference", "WAIT_SHARE_LIMIT", "disturbed"]
+__all__ = ["Snapshot", "snapshot", "runnable_ns", "block_interference", "WAIT_SHARE_LIMIT", "disturbed"]
 
 # A block whose threads waited for a CPU more than this share of their runnable time, or lost this
 # share of the machine to VM steal, is *disturbed*: left out of ratios and latencies (docs/measurement.md).
@@ -65,6 +65,12 @@ def _steal() -> int | None:
         return int(float(fields[8]) * _TICK_NS) if fields[0] == "cpu" and len(fields) > 8 else None
     except (OSError, ValueError, IndexError):
         return None
+
+
+def runnable_ns() -> int:
+    """Time this process's threads have been on a CPU or waiting for one (schedstat), else CPU time."""
+    run, wait = _schedstat()
+    return run + wait if run is not None else time.process_time_ns()
 
 
 def snapshot() -> Snapshot:

@@ -75,7 +75,8 @@ class Block:
 class BlockDone:
     samples_ns: list
     interference: dict  # benchbench.interference.block_interference
-    idle_cpu_ns: int  # CPU this worker used between its previous block and this one (spinning pools)
+    idle_cpu_ns: int  # CPU this worker used between its previous block (settled) and this one
+    settle_ns: int = 0  # how long after the block its thread pools took to go quiet
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ class MeasureConfig:
     target_ci: float = 0.01  # relative half-width of the 95% interval that ends sampling early
     block_s: float = 0.05  # one block's length: long against a scheduler tick (~4 ms), short against drift
     min_blocks: int = 10  # rounds before the interval may stop sampling (6 is the least a 95% interval needs)
+    max_blocks: int = 100_000  # rounds at most (a fixed count when equal to min_blocks)
     noisy_ci: float = 0.05  # a wider CI than this flags the cell as noisy
     noisy_cv: float = 0.10  # robust CV (1.4826 MAD / median) above this flags it as noisy
     cell_timeout_s: float = 900.0  # a worker (prepare + warm-up + sampling) is killed after this

@@ -30,7 +30,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from benchbench.harness import _build, _worker_env, run_sweep
+from benchbench._manager import worker_env
+from benchbench.builds import ensure_build
+from benchbench.harness import run_sweep
 from benchbench.result import RunResult
 from benchbench.spec import CellSpec, MeasureConfig, physical_cores
 
@@ -51,7 +53,7 @@ def benchmark_app(onnx: str, threads: int, runs: int, tmp: Path) -> float:
     cmd = [_tool("benchmark_app"), "-m", onnx, "-d", "CPU", "-hint", "none", "-nstreams", "1", "-nthreads",
            str(threads), "-api", "sync", "-infer_precision", "f32", "-niter", str(runs),
            "-report_type", "no_counters", "-report_folder", str(report), "-json_stats"]
-    subprocess.run(cmd, check=True, capture_output=True, env=_worker_env(threads))
+    subprocess.run(cmd, check=True, capture_output=True, env=worker_env(threads))
     stats = json.loads((report / "benchmark_report.json").read_text())["execution_results"]
     return float(stats["latency (ms)"])  # the median (benchmark_app's default latency percentile is 50)
 
@@ -61,7 +63,7 @@ def litert_benchmark(tflite: str, threads: int, runs: int, warmup: int, tmp: Pat
     out = tmp / "litert.json"
     cmd = [_tool("litert-benchmark"), "--model", tflite, "--num_threads", str(threads), "--num_runs", str(runs),
            "--warmup_runs", str(warmup), "--result_json", str(out)]
-    subprocess.run(cmd, check=True, capture_output=True, env=_worker_env(threads))
+    subprocess.run(cmd, check=True, capture_output=True, env=worker_env(threads))
     return float(json.loads(out.read_text())["latency"]["median_ms"])
 
 
@@ -91,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or physical_cores()
     size = (args.input_size, args.input_size) if args.input_size else None
     spec = CellSpec(args.model, args.variant, "openvino", input_size=size, threads=threads)
-    # Exactly --runs samples after --warmup inferences, as the native tools take.
+    # Exactly --runs samples after --warmup inferences, as the native tools take: blocks of one inference.
     config = MeasureConfig(warmup_min_count=args.warmup, warmup_min_s=0.0, min_count=args.runs, min_s=0.0,
-                           max_s=1e9, max_count=args.runs, target_ci=0.0, cell_timeout_s=1800)
-    build = _build(spec, {"onnx", "tflite"}, config)
+                           max_s=1e9, max_count=1, block_s=0.0, min_blocks=args.runs, max_blocks=args.runs,
+                           target_ci=0.0, cell_timeout_s=1800)
+    build = ensure_build(spec, {"onnx", "tflite"}, config)
     if build["status"] != "ok":
         sys.exit(f"build failed: {build.get('reason')}")
     artifacts = build["manifest"]["artifacts"]

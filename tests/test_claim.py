@@ -51,11 +51,46 @@ def test_verdict_says_no_when_latency_follows_flops():
     assert a["loo"]["flops_only"]["within_10pct"] > 0.8
 
 
-def test_guideline_verdicts_need_separated_intervals():
-    assert verdict((1.0, 0.95, 1.05), (2.0, 1.9, 2.1)) == "holds"
-    assert verdict((2.0, 1.9, 2.1), (1.0, 0.95, 1.05)) == "reversed"
-    assert verdict((1.0, 0.9, 1.2), (1.1, 1.0, 1.3)) == "not resolved"
-    assert verdict(None, (1.0, 1.0, 1.0)) == "not measured"
+def test_guideline_verdicts_need_an_interval_clear_of_one():
+    # the speed of the paper's best row relative to its worst row: (value, low, high)
+    assert verdict((2.0, 1.9, 2.1)) == "holds"
+    assert verdict((0.5, 0.45, 0.55)) == "reversed"
+    assert verdict((1.1, 0.98, 1.2)) == "not resolved"
+    assert verdict(None) == "not measured"
+
+
+def _lockstep_cells(models, latencies, drift, group, backend="ort", rounds=20, seed=0):
+    """Cells measured in one lockstep group on a drifting machine: each round's blocks share a slowdown."""
+    rng = np.random.default_rng(seed)
+    slow = [1 + drift * np.sin(r / 3) ** 2 for r in range(rounds)]
+    cells = []
+    for model, lat in zip(models, latencies):
+        samples, blocks = [], []
+        for r in range(rounds):
+            block = (lat * slow[r] * 1e6 * (1 + 0.005 * rng.standard_normal(5))).astype(int).tolist()
+            samples += block
+            blocks.append({"n": 5, "round": r, "session": 1, "wait_share": 0.0, "run_ns": 1, "wait_ns": 0})
+        c = CellResult(CellSpec(model, "deploy", backend), "ok", samples_ns=samples, blocks=blocks, group=group,
+                       model={"family": "guideline_g4", "flops": 10**8})
+        c.recompute()
+        cells.append(c)
+    return cells
+
+
+def test_guideline_rows_in_lockstep_resolve_what_unpaired_intervals_cannot():
+    """Planted truth: no-ReLU rows 3% faster on a machine drifting by 40%. Each cell's own interval is
+    wide (the drift), so unpaired the table is not resolved; paired per round, it holds."""
+    models = [f"g4_{r}_x1" for r in ("relu_shortcut", "relu_noshortcut", "norelu_shortcut", "norelu_noshortcut")]
+    paired = _lockstep_cells(models, [1.0, 0.99, 0.98, 0.97], drift=0.4, group=0)
+    g4 = next(g for g in analyze([RunResult(meta={}, cells=paired)])["guidelines"] if g["table"] == "G4")
+    assert g4["verdict"] == "holds" and all(r["paired"] for r in g4["rows"])
+    speed = g4["rows"][3]["ours"]
+    assert speed[1] <= 1 / 0.97 <= speed[2] and speed[2] - speed[1] < 0.02
+    apart = paired
+    for c in apart:
+        c.group = None  # the same samples, as if measured apart
+    g4 = next(g for g in analyze([RunResult(meta={}, cells=apart)])["guidelines"] if g["table"] == "G4")
+    assert g4["verdict"] == "not resolved" and not any(r["paired"] for r in g4["rows"])
 
 
 def test_guideline_tables_and_report_with_plots(tmp_path):
