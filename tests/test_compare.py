@@ -34,3 +34,45 @@ def test_unmatched_cells_are_listed_not_dropped():
     assert verdicts["only_a"] == "only in A" and verdicts["only_b"] == "only in B"
     text = comparison_markdown(compare_runs(a, b))
     assert "only in A" in text and "Geometric mean of B/A over 1 matched cells" in text
+
+
+def _pair(lat_train, lat_deploy, drift, rounds=16, seed=0):
+    """A train/deploy pair measured in lockstep on a machine whose speed drifts by ``drift`` per round."""
+    rng = np.random.default_rng(seed)
+    cells = []
+    for variant, lat in (("train", lat_train), ("deploy", lat_deploy)):
+        samples, blocks = [], []
+        for r in range(rounds):
+            slow = 1 + drift * (r % 4)  # a staircase: each round's two blocks share it
+            samples += (lat * slow * 1e6 * (1 + 0.003 * rng.standard_normal(4))).astype(int).tolist()
+            blocks.append({"n": 4, "round": r, "session": 1, "run_ns": 1, "wait_ns": 0})
+        cell = CellResult(CellSpec("m", variant, "ort"), "ok", samples_ns=samples, blocks=blocks, group=0)
+        cell.recompute()
+        cells.append(cell)
+    return RunResult(meta={}, cells=cells, groups=[{"id": 0, "cells": [0, 1], "rounds": []}])
+
+
+def test_pivot_variant_is_paired_and_sees_through_drift():
+    """Planted: deploy 8% faster on a machine drifting by up to 90%. Each cell's own interval is wide,
+    so unpaired the answer is unresolved; paired per round it is faster, with the truth in the interval."""
+    from benchbench.compare import pivot
+
+    run = _pair(1.08, 1.0, drift=0.3)
+    ((label, a, b),) = pivot(run, "variant")
+    (cmp,) = compare_runs(a, b)
+    assert cmp.paired and cmp.verdict == "faster"
+    assert cmp.estimate.low <= 1 / 1.08 <= cmp.estimate.high
+    for c in run.cells:
+        c.group = None  # the same samples, as if measured apart
+    ((label, a, b),) = pivot(run, "variant")
+    (cmp,) = compare_runs(a, b)
+    assert not cmp.paired and cmp.verdict == "unresolved"
+
+
+def test_equivalent_cells_are_stated_the_same():
+    run = _pair(1.0, 1.004, drift=0.0, seed=2)
+    from benchbench.compare import pivot
+
+    ((label, a, b),) = pivot(run, "variant")
+    (cmp,) = compare_runs(a, b)
+    assert cmp.verdict == "same" and cmp.estimate.inside(0.05)
