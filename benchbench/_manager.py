@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .protocol import Failed, Job, JobDone, ProtocolError, decode, encode
+from .protocol import Failed, Job, JobDone, ProtocolError, Reap, Reaped, Spawn, Spawned, decode, encode
 
-__all__ = ["WorkerLost", "Worker", "module_command", "worker_env", "run_job"]
+__all__ = ["WorkerLost", "Worker", "ForkServer", "module_command", "worker_env", "run_job"]
 
 
 def module_command(module: str, *args: str) -> list[str]:
@@ -59,23 +59,118 @@ def _tail(path: Path, lines: int = 3) -> str:
     return " / ".join(ln.strip() for ln in text[-lines:])[-400:]
 
 
-class Worker:
-    """One worker process. Use as a context manager, or call :meth:`close`."""
+class ForkServer:
+    """A process that has imported one backend's runtime and forks measuring workers on request
+    (``benchbench._worker``, fork-server mode): a worker then starts in milliseconds, not seconds.
+    One per (backend, threads): the thread count is in the environment the runtime reads at import."""
 
-    def __init__(self, threads: int, label: str = "worker"):
+    def __init__(self, backend: str, threads: int):
+        self.backend, self.threads = backend, threads
+        self._tmp = tempfile.TemporaryDirectory(prefix="bb-forkserver-")
+        ctrl, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # one record per message
+        self.ctrl = ctrl
+        with open(Path(self._tmp.name) / "server.log", "wb") as log:
+            self.proc = subprocess.Popen(
+                module_command("benchbench._worker", str(child.fileno()), str(os.getpid()), backend),
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(threads),
+                pass_fds=(child.fileno(),), start_new_session=True,
+            )
+        child.close()
+
+    def _ask(self, record, fds=(), timeout_s: float = 120.0):
+        try:
+            socket.send_fds(self.ctrl, [encode(record)], list(fds))
+            ready, _, _ = select.select([self.ctrl], [], [], timeout_s)
+            data = self.ctrl.recv(1 << 16) if ready else b""
+        except OSError:
+            data = b""
+        if not data:
+            raise WorkerLost("crashed", f"the {self.backend} fork server is gone: " + _tail(Path(self._tmp.name) / "server.log"))
+        return decode(data)
+
+    def spawn(self, child: socket.socket, log_path: Path) -> int:
+        """Fork a worker that talks over ``child``; returns its pid."""
+        reply = self._ask(Spawn(str(log_path)), [child.fileno()])
+        if not isinstance(reply, Spawned):
+            raise WorkerLost("error", f"the fork server answered Spawn with {type(reply).__name__}")
+        return reply.pid
+
+    def reap(self, pid: int, timeout_s: float = 0.0) -> int | None:
+        """The worker's exit status (subprocess convention), or None while it runs."""
+        reply = self._ask(Reap(pid, timeout_s), timeout_s=timeout_s + 30)
+        return reply.code if isinstance(reply, Reaped) else None
+
+    def close(self) -> None:
+        try:
+            self.ctrl.close()
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        finally:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            self._tmp.cleanup()
+
+
+class _Forked:
+    """The Popen-like handle of a worker forked by a :class:`ForkServer` (its own process group)."""
+
+    def __init__(self, server: ForkServer, pid: int):
+        self.server, self.pid, self.returncode = server, pid, None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                self.returncode = self.server.reap(self.pid)
+            except WorkerLost:  # the server is gone; so, by PDEATHSIG, is its child
+                self.returncode = -signal.SIGKILL
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            try:
+                self.returncode = self.server.reap(self.pid, 3600.0 if timeout is None else timeout)
+            except WorkerLost:
+                self.returncode = -signal.SIGKILL
+            if self.returncode is None:
+                raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout)
+        return self.returncode
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class Worker:
+    """One worker process, started fresh or forked by a :class:`ForkServer`. Use as a context manager,
+    or call :meth:`close`."""
+
+    def __init__(self, threads: int, label: str = "worker", server: ForkServer | None = None):
         self.label = label
         self._tmp = tempfile.TemporaryDirectory(prefix="bb-worker-")
         self.log_path = Path(self._tmp.name) / "worker.log"
         parent, child = socket.socketpair()
         self.sock = parent
         self._buffer = b""
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                module_command("benchbench._worker", str(child.fileno()), str(os.getpid())),
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(threads),
-                pass_fds=(child.fileno(),), start_new_session=True,  # its own group: killed as one
-            )
-        child.close()
+        try:
+            if server is not None:
+                self.proc = _Forked(server, server.spawn(child, self.log_path))
+            else:
+                with open(self.log_path, "wb") as log:
+                    self.proc = subprocess.Popen(
+                        module_command("benchbench._worker", str(child.fileno()), str(os.getpid())),
+                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(threads),
+                        pass_fds=(child.fileno(),), start_new_session=True,  # its own group: killed as one
+                    )
+        except BaseException:
+            parent.close()
+            self._tmp.cleanup()
+            raise
+        finally:
+            child.close()
 
     def send(self, record) -> None:
         try:

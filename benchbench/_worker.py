@@ -1,4 +1,4 @@
-"""The worker process (child side): ``python -P -m benchbench._worker FD PARENT_PID``.
+"""The worker process (child side): ``python -P -m benchbench._worker FD PARENT_PID [BACKEND]``.
 
 Every cell runs in a process of its own that imports only its runtime, as on a real device. The
 harness (``benchbench._manager``) talks to it over the socket inherited as FD, with the typed records of
@@ -10,6 +10,12 @@ decides what the worker is:
   until ``Finish``, when it checks parity and reports memory and metadata;
 * ``Job(mode="build")``: export a model's artifacts into the cache (``benchbench.export.build``);
 * ``Job(mode="profile")``: prepare a cell and return its backend's per-operator profile.
+
+With a BACKEND argument the process is a **fork server** instead: it imports that backend's runtime
+(``Runner.preload_modules``) once, then forks one measuring worker per ``Spawn`` record, with the new
+worker's socket passed over SCM_RIGHTS. A forked worker starts with its runtime imported and runs exactly
+as a fresh one does from there (its own process group, log, memory baseline and high-water mark), so a
+cell no longer pays for importing torch (about 3 s here) or ONNX Runtime.
 
 The worker dies with its parent: it asks the kernel for SIGKILL when the parent dies (Linux
 ``PR_SET_PDEATHSIG``), and a closed socket ends it at the next record in any case.
@@ -27,7 +33,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .protocol import (
-    Block, BlockDone, Failed, Finish, Finished, Job, JobDone, Prepare, ProtocolError, Ready, decode, encode,
+    Block, BlockDone, Failed, Finish, Finished, Job, JobDone, Prepare, ProtocolError, Ready, Reap, Reaped, Spawn,
+    Spawned, decode, encode,
 )
 
 __all__ = ["runner_session", "failure_record", "main"]
@@ -241,10 +248,8 @@ def _die_with_parent(parent_pid: int) -> None:
         raise SystemExit(0)
 
 
-def main(argv: list[str] | None = None) -> int:
-    fd, parent_pid = (int(a) for a in (argv or sys.argv[1:])[:2])
-    _die_with_parent(parent_pid)
-    channel = _Channel(socket.socket(fileno=fd))
+def _serve(channel: _Channel) -> int:
+    """A worker's life, from its first record."""
     first = channel.recv()
     if isinstance(first, Prepare):
         _measure(channel, first)
@@ -257,6 +262,92 @@ def main(argv: list[str] | None = None) -> int:
     else:
         raise ProtocolError(f"a worker starts with Prepare or Job, not {type(first).__name__}")
     return 0
+
+
+def _exit_code(status: int) -> int:
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def _fork_server(ctrl: socket.socket, backend: str) -> int:
+    """Import the backend's runtime once; fork a measuring worker per Spawn; report exit codes on Reap."""
+    import importlib
+
+    import numpy  # noqa: F401  (every worker loads its input with it)
+
+    from benchbench import interference, parity, spec, timing  # noqa: F401  (what _measure imports)
+    from benchbench.runners import get_runner
+
+    for module in get_runner(backend).preload_modules():
+        importlib.import_module(module)
+    codes: dict[int, int] = {}
+
+    def reap(pid: int, timeout_s: float) -> int | None:
+        deadline = time.monotonic() + timeout_s
+        while pid not in codes:
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return codes.get(pid)
+            if done:
+                codes[pid] = _exit_code(status)
+            elif time.monotonic() >= deadline:
+                return None
+            else:
+                time.sleep(0.01)
+        return codes.pop(pid)
+
+    while True:
+        try:
+            data, fds, _, _ = socket.recv_fds(ctrl, 1 << 16, 1)
+        except OSError:
+            return 0
+        if not data:  # the harness closed the control socket: done
+            return 0
+        record = decode(data)
+        if isinstance(record, Reap):
+            ctrl.send(encode(Reaped(reap(record.pid, record.timeout_s))))
+        elif isinstance(record, Spawn) and fds:
+            pid = os.fork()
+            if pid == 0:
+                _forked_child(ctrl, fds[0], record.log_path)
+            os.close(fds[0])
+            ctrl.send(encode(Spawned(pid)))
+        else:
+            raise ProtocolError(f"a fork server takes Spawn (with a socket) or Reap, not {type(record).__name__}")
+
+
+def _forked_child(ctrl: socket.socket, fd: int, log_path: str) -> None:
+    """In the forked worker: a process group, log and parent-death signal of its own, then serve."""
+    code = 1
+    try:
+        ctrl.close()
+        os.setsid()
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        _die_with_parent(os.getppid())
+        code = _serve(_Channel(socket.socket(fileno=fd)))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = (argv or sys.argv[1:])
+    fd, parent_pid = int(args[0]), int(args[1])
+    _die_with_parent(parent_pid)
+    if len(args) > 2:
+        return _fork_server(socket.socket(fileno=fd), args[2])
+    return _serve(_Channel(socket.socket(fileno=fd)))
 
 
 if __name__ == "__main__":

@@ -35,14 +35,29 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "benchbench"
 
 
-def _zoo_digest() -> str:
-    """Hash of the zoo's source, so editing a model invalidates its cached builds."""
-    import benchbench.models as zoo
+def _zoo_digest(model: str) -> str:
+    """Hash of the source a zoo model is built from: its family's module, every other family module it
+    imports from, and the shared helpers (``_layers``, the backbones, ``init``). Editing one family
+    invalidates its own builds (and its importers'), not the whole zoo's; the registry's lookup code
+    (``_registry.py``) builds nothing and is left out."""
+    import sys
 
+    import benchbench.models as zoo
+    from benchbench.models import model_info
+
+    root = Path(zoo.__file__).parent
+    module = sys.modules.get(model_info(model).factory.__module__)
+    own = Path(module.__file__) if module is not None and getattr(module, "__file__", None) else None
+    if own is None or own.parent != root:
+        return ""  # a user model: its own file's hash is in the key (source_hash)
+    names = {own.name, "init.py"} | {p.name for p in root.glob("_*.py") if p.name not in ("_registry.py", "__init__.py")}
+    source = own.read_text()
+    names |= {p.name for p in root.glob("*.py") if re.search(rf"from \.{p.stem} import|from \. import {p.stem}\b", source)}
+    names.discard("_registry.py")
     h = hashlib.sha256()
-    for path in sorted(Path(zoo.__file__).parent.glob("*.py")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
+    for name in sorted(names):
+        h.update(name.encode())
+        h.update((root / name).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -55,7 +70,7 @@ def build_key(model: str, variant: str, input_shape: list[int], seed: int) -> st
         "variant": variant,
         "input_shape": list(input_shape),
         "seed": seed,
-        "zoo": _zoo_digest(),
+        "zoo": _zoo_digest(model),
         "user_source": model_info(model).source_hash,
         "exporters": package_versions(_EXPORTER_PACKAGES),
         "opset": ONNX_OPSET,

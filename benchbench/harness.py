@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ._manager import Worker, WorkerLost
+from ._manager import ForkServer, Worker, WorkerLost
 from .builds import artifact_for, build_group, ensure_build
 from .export import FORMATS
 from .lockstep import Arm, run_lockstep
@@ -100,10 +100,14 @@ def _preflight(spec: CellSpec, formats: set[str], builds: dict, config: MeasureC
     return artifact, build, model_record, artifact_record
 
 
-def _prepare(index: int, spec: CellSpec, pre: tuple, config: MeasureConfig) -> _Prepared | CellResult:
+def _prepare(index: int, spec: CellSpec, pre: tuple, config: MeasureConfig,
+             servers: dict | None) -> _Prepared | CellResult:
     artifact, build, model_record, artifact_record = pre
     build_dir = Path(build["dir"])
-    worker = Worker(spec.threads, f"measure worker of {spec.label()}")
+    try:
+        worker = Worker(spec.threads, f"measure worker of {spec.label()}", server=_server(servers, spec))
+    except WorkerLost as lost:
+        return CellResult(spec, lost.outcome, lost.reason, model=model_record, artifact=artifact_record)
     try:
         reply = worker.request(Prepare(spec.to_dict(), config.__dict__, artifact, str(build_dir / "input.npy"),
                                        str(build_dir / "reference.npz")), config.cell_timeout_s)
@@ -114,6 +118,20 @@ def _prepare(index: int, spec: CellSpec, pre: tuple, config: MeasureConfig) -> _
         worker.close()
         return CellResult(spec, reply.status, reply.reason, model=model_record, artifact=artifact_record)
     return _Prepared(index, spec, worker, reply, model_record, artifact_record)
+
+
+def _server(servers: dict | None, spec: CellSpec) -> ForkServer | None:
+    """The fork server of the cell's backend and threads (started on first use), or None: a fresh process.
+    A server that died is replaced."""
+    if servers is None:
+        return None
+    key = (spec.backend, spec.threads)
+    server = servers.get(key)
+    if server is None or server.proc.poll() is not None:
+        if server is not None:
+            server.close()
+        server = servers[key] = ForkServer(spec.backend, spec.threads)
+    return server
 
 
 def _block_runner(cell: _Prepared, timeout_s: float) -> Callable[[int], dict | None]:
@@ -162,15 +180,18 @@ def _finish(cell: _Prepared, arm: Arm, schedule, config: MeasureConfig) -> CellR
 
 
 def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, formats: dict[tuple, set[str]],
-                  builds: dict) -> tuple[list[CellResult], dict]:
+                  builds: dict, servers: dict | None = None) -> tuple[list[CellResult], dict]:
     """Measure one comparison group in lockstep; returns its cells (in ``specs`` order) and the
-    scheduler's record (rounds, stop reason, sampling time, idle CPU of the waiting workers)."""
+    scheduler's record (rounds, stop reason, sampling time, idle CPU of the waiting workers).
+
+    ``servers`` (a dict the caller owns and closes) holds fork servers per backend and threads, so
+    workers start with their runtime imported; None starts every worker as a fresh interpreter."""
     results: list[CellResult | None] = [None] * len(specs)
     prepared: list[_Prepared] = []
     try:
         for i, spec in enumerate(specs):
             pre = _preflight(spec, formats[build_group(spec)], builds, config)
-            outcome = pre if isinstance(pre, CellResult) else _prepare(i, spec, pre, config)
+            outcome = pre if isinstance(pre, CellResult) else _prepare(i, spec, pre, config, servers)
             if isinstance(outcome, CellResult):
                 results[i] = outcome
             else:
@@ -219,6 +240,7 @@ def run_sweep(
     progress: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
     rounds: int | Callable[[CellSpec], int] = 1,
     lockstep: str = "auto",
+    fork_servers: bool = True,
 ) -> RunResult:
     """Measure ``cells`` into ``run`` group by group (``comparison_groups``), saving after each group.
 
@@ -229,6 +251,10 @@ def run_sweep(
     times, each time in fresh workers, in sweeps over the groups that alternate direction, so a group's
     rounds are minutes apart. Every round's blocks are kept, tagged with their round; intervals are
     built over all of them, so they include the variation between processes and rounds.
+
+    ``fork_servers``: measuring workers are forked from one server per backend and threads that has
+    imported the runtime already (``benchbench._manager.ForkServer``); False starts each as a fresh
+    interpreter. Every fork server is stopped before this returns.
     """
     from benchbench.runners import get_runner
 
@@ -246,6 +272,16 @@ def run_sweep(
     rounds_of = rounds if callable(rounds) else (lambda spec: rounds)
     wanted = [max(max(1, rounds_of(cells[i])) for i in g) for g in groups]
     slots: dict[int, list[int]] = {}  # group -> indices in run.cells
+    servers: dict | None = {} if fork_servers else None
+    try:
+        _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, builds, calibration, servers)
+    finally:
+        for server in (servers or {}).values():
+            server.close()
+    return run
+
+
+def _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, builds, calibration, servers):
     sweep_start = time.perf_counter()
     done = 0
     total_rounds = max(wanted, default=1)
@@ -255,7 +291,7 @@ def run_sweep(
         for k, g in enumerate(todo, 1):
             specs = [cells[i] for i in groups[g]]
             t0 = time.perf_counter()
-            measured, record = measure_group(specs, config, formats_needed, builds)
+            measured, record = measure_group(specs, config, formats_needed, builds, servers)
             if r == 1:
                 group_id = len(run.groups)
                 slots[g] = list(range(len(run.cells), len(run.cells) + len(measured)))
@@ -278,7 +314,6 @@ def run_sweep(
             run.save()
             where = f"{k}/{len(todo)}" + (f", round {r}" if total_rounds > 1 else "")
             _report_progress(progress, [run.cells[s] for s in slots[g]], where, time.perf_counter() - t0)
-    return run
 
 
 def _group_id(run: RunResult, slots: list[int]) -> int:

@@ -16,6 +16,10 @@ A measuring worker's conversation::
                                        ◄─ Finished(memory, parity, backend)
 
 One-shot workers (build, profile) get a ``Job`` and answer ``JobDone`` or ``Failed``.
+
+A fork server (one per backend and thread count, its runtime already imported) takes ``Spawn`` with
+the new worker's socket attached (SCM_RIGHTS) and answers ``Spawned(pid)``; ``Reap(pid)`` answers
+``Reaped(code)``, the worker's exit status once it has ended (None while it runs).
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ __all__ = [
     "Job",
     "JobDone",
     "Failed",
+    "Spawn",
+    "Spawned",
+    "Reap",
+    "Reaped",
     "encode",
     "decode",
 ]
@@ -103,6 +111,27 @@ class JobDone:
 
 
 @dataclass(frozen=True)
+class Spawn:
+    log_path: str  # the new worker's stdout and stderr
+
+
+@dataclass(frozen=True)
+class Spawned:
+    pid: int
+
+
+@dataclass(frozen=True)
+class Reap:
+    pid: int
+    timeout_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Reaped:
+    code: int | None  # as subprocess reports it: negative for a signal; None if still running
+
+
+@dataclass(frozen=True)
 class Failed:
     status: str  # unsupported | unavailable | error
     reason: str
@@ -110,7 +139,8 @@ class Failed:
     extra: dict = field(default_factory=dict)
 
 
-_TYPES = {cls.__name__: cls for cls in (Prepare, Ready, Block, BlockDone, Finish, Finished, Job, JobDone, Failed)}
+_TYPES = {cls.__name__: cls for cls in (Prepare, Ready, Block, BlockDone, Finish, Finished, Job, JobDone, Failed,
+                                        Spawn, Spawned, Reap, Reaped)}
 
 
 def encode(record) -> bytes:

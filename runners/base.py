@@ -31,6 +31,9 @@ class Runner:
     name: ClassVar[str]
     artifact: ClassVar[str]  # what prepare() takes: "torch" (a model spec), "onnx", "tflite" or "none"
     packages: ClassVar[tuple[str, ...]] = ()  # import names that must be present
+    # What a fork server imports before forking this backend's workers (default: ``packages``). Only
+    # imports: nothing that starts threads or a device, which a fork would not carry over.
+    preload: ClassVar[tuple[str, ...] | None] = None
     extra: ClassVar[str] = ""  # pip extra providing them: pip install 'benchbench[extra]'
     description: ClassVar[str] = ""
     # Options a user may pass with --option KEY=VALUE: key → allowed values (empty: any value).
@@ -45,6 +48,10 @@ class Runner:
     def artifact_for(cls, options: dict[str, str]) -> str:
         """The artifact format a cell with these options needs (the class default unless an option changes it)."""
         return cls.artifact
+
+    @classmethod
+    def preload_modules(cls) -> tuple[str, ...]:
+        return cls.packages if cls.preload is None else cls.preload
 
     @classmethod
     def is_available(cls) -> tuple[bool, str]:

@@ -61,3 +61,40 @@ def test_a_worker_that_gets_the_wrong_first_record_dies_and_is_reported():
 def test_failed_record_carries_status_and_reason():
     assert decode(encode(Failed("unsupported", "no such op"))).status == "unsupported"
     assert decode(encode(Job("build", {"a": 1}))).payload == {"a": 1}
+
+
+def test_fork_server_workers_report_exits_and_die_with_their_server():
+    import os
+
+    from benchbench._manager import ForkServer
+
+    server = ForkServer("null", 1)
+    try:
+        with Worker(1, "forked worker", server=server) as worker:
+            outcome = worker.request(Job("dance", {}), 60)
+            assert isinstance(outcome, Failed) and "unknown worker mode" in outcome.reason
+            assert worker.proc.wait(30) == 2  # the worker's own exit code, reaped by the server
+        with Worker(1, "forked worker", server=server) as worker:
+            worker.send(Block(3))  # the wrong first record: the forked worker dies, and says why
+            with pytest.raises(WorkerLost) as lost:
+                worker.recv(60)
+            assert lost.value.outcome == "crashed" and "Prepare or Job" in lost.value.reason
+        idle = Worker(1, "idle forked worker", server=server)  # waits for its first record
+        pid = idle.proc.pid
+        os.kill(pid, 0)  # alive
+    finally:
+        server.close()
+    # The server's death takes its children with it (PR_SET_PDEATHSIG), so nothing outlives a sweep.
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"forked worker {pid} outlived its fork server")
+    idle.sock.close()
+    idle._tmp.cleanup()
