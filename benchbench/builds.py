@@ -63,6 +63,11 @@ def artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict,
                "input_size": manifest["model"]["input_shape"][2:],
                # counted once per build, not in every torch worker (a forward under a dispatch mode)
                "executed_ops": manifest.get("torch_ops")}
+        pickled = manifest.get("torch_module") or {}
+        if pickled.get("status") == "ok" and os.path.exists(pickled["path"]):
+            ref["path"] = pickled["path"]
+            return ref, {"format": "torch", "path": pickled["path"], "bytes": pickled.get("bytes"),
+                         "note": "the build's eager model, pickled (torch.save)"}, None
         return ref, {"format": "torch", "note": "rebuilt in the worker from the registry and seed"}, None
     if fmt not in FORMATS:
         return None, {"format": fmt}, None

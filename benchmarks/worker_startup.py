@@ -40,6 +40,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="resnet18,repvgg_a0")
     ap.add_argument("--backend", default="torch,ort")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=4, help="cells per sweep: each model this many times, so a "
+                    "fork server's own start is spread over several cells, as in a real sweep")
     args = ap.parse_args(argv)
     threads = physical_cores()
     # A little sampling, the same both ways: what differs is the worker's start.
@@ -48,7 +50,7 @@ def main(argv=None) -> int:
     body = []
     with tempfile.TemporaryDirectory(prefix="bb-startup-") as tmp:
         for backend in args.backend.split(","):
-            cells = [CellSpec(m, "deploy", backend, threads=threads) for m in args.model.split(",")]
+            cells = [CellSpec(m, "deploy", backend, threads=threads) for m in args.model.split(",")] * args.repeat
             sweep(cells, config, True, Path(tmp))  # builds, if the cache lacks them
             fresh, forked = [], []
             for r in range(args.rounds):

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from ._layers import conv_from, fuse_bn, pad_kernel
 from ._registry import Paper, Published, register_model
+from .repvgg import identity_kernel  # the identity map as a kernel: RepVGG's fold, shared
 
 __all__ = ["MobileOneBlock", "MobileOne", "MobileOneConfig"]
 
@@ -44,15 +45,6 @@ PAPER = Paper("MobileOne: An Improved One millisecond Mobile Backbone", 2023, "h
 def _conv_bn(cin: int, cout: int, k: int, stride: int, groups: int) -> nn.Sequential:
     # A branch, not a block: MobileOneBlock fuses it, so it has no reparameterize() of its own.
     return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout))
-
-
-def _identity_kernel(channels: int, groups: int, size: int, like: torch.Tensor) -> torch.Tensor:
-    """The size x size kernel of the identity map: a centre 1 at [i, i mod (C/g)]."""
-    per_group = channels // groups
-    kernel = torch.zeros(channels, per_group, size, size, dtype=like.dtype, device=like.device)
-    idx = torch.arange(channels, device=like.device)
-    kernel[idx, idx % per_group, size // 2, size // 2] = 1
-    return kernel
 
 
 class SqueezeExcite(nn.Module):
@@ -115,7 +107,7 @@ class MobileOneBlock(nn.Module):
             k, b = fuse_bn(self.scale[0].weight, None, self.scale[1])
             kernel, bias = kernel + pad_kernel(k, size), bias + b
         if self.identity is not None:
-            kid = _identity_kernel(conv.in_channels, conv.groups, size, like=kernel)
+            kid = identity_kernel(conv.in_channels, conv.groups, size, like=kernel)
             k, b = fuse_bn(kid, None, self.identity)
             kernel, bias = kernel + k, bias + b
         return kernel, bias

@@ -20,7 +20,7 @@ import torch.nn as nn
 from ._layers import conv_from, fuse_bn, pad_kernel
 from ._registry import Paper, Published, register_model
 
-__all__ = ["RepVGGBlock", "RepVGG", "RepVGGConfig"]
+__all__ = ["identity_kernel", "RepVGGBlock", "RepVGG", "RepVGGConfig"]
 
 PAPER = Paper("RepVGG: Making VGG-style ConvNets Great Again", 2021, "https://arxiv.org/abs/2101.03697")
 
@@ -31,7 +31,7 @@ def _conv_bn(cin: int, cout: int, k: int, stride: int, groups: int) -> nn.Sequen
     return nn.Sequential(conv, nn.BatchNorm2d(cout))
 
 
-def _identity_kernel(channels: int, groups: int, size: int, like: torch.Tensor) -> torch.Tensor:
+def identity_kernel(channels: int, groups: int, size: int, like: torch.Tensor) -> torch.Tensor:
     """The size x size kernel of the identity map: a centre 1 at [i, i mod (C/g)] (handles groups)."""
     per_group = channels // groups
     kernel = torch.zeros(channels, per_group, size, size, dtype=like.dtype, device=like.device)
@@ -68,7 +68,7 @@ class RepVGGBlock(nn.Module):
         kernel, bias = k3 + pad_kernel(k1, 3), b3 + b1
         if self.identity is not None:
             conv = self.dense[0]
-            kid = _identity_kernel(conv.in_channels, conv.groups, 3, like=k3)
+            kid = identity_kernel(conv.in_channels, conv.groups, 3, like=k3)
             kid, bid = fuse_bn(kid, None, self.identity)
             kernel, bias = kernel + kid, bias + bid
         return kernel, bias

@@ -24,15 +24,20 @@ class TorchRunner(Runner):
             pass
 
     def prepare(self, artifact: dict, inputs):
-        from benchbench.models import create_model
+        """Load the build's pickled eager model (``artifact["path"]``), else build it from the registry."""
+        from benchbench.models import create_model, model_info
 
         torch = self.torch
-        self.model = create_model(
-            artifact["model"],
-            artifact["variant"],
-            input_size=tuple(artifact["input_size"]) if artifact.get("input_size") else None,
-            seed=artifact["seed"],
-        ).to(self.device)
+        if artifact.get("path"):
+            model_info(artifact["model"])  # a user model's module must be loaded before its classes unpickle
+            self.model = torch.load(artifact["path"], weights_only=False, map_location="cpu").eval().to(self.device)
+        else:
+            self.model = create_model(
+                artifact["model"],
+                artifact["variant"],
+                input_size=tuple(artifact["input_size"]) if artifact.get("input_size") else None,
+                seed=artifact["seed"],
+            ).to(self.device)
         self.inputs = torch.from_numpy(inputs).to(self.device)
         self._ops = artifact.get("executed_ops")  # else counted on demand: a forward of its own
 
