@@ -169,9 +169,12 @@ def _footer(run: RunResult) -> list[str]:
                      "±5%; rerun on a quieter machine (benchbench doctor).")
     dropped = sum(c.stats.get("blocks_dropped") or 0 for c in ok)
     total = sum(c.stats.get("blocks") or 0 for c in ok)
+    unfiltered = [c for c in ok if str(c.stats.get("filter", "")).startswith("filter not applied")]
     if total:
         notes.append(f"median and 95% CI over timed blocks; waited = share of the cell's runnable time spent waiting "
-                     f"for a CPU (measured); {dropped} of {total} blocks left out as disturbed (> 10%).")
+                     f"for a CPU (measured); {dropped} of {total} blocks left out as disturbed (> 10%)"
+                     + (f"; in {len(unfiltered)} cells too few blocks were quiet to filter, so all were kept"
+                        if unfiltered else "") + ".")
     notes.append("speedup = train / deploy latency (>1: the deploy form is faster), with its 95% interval from the "
                  "lockstep rounds; (n.s.): the interval holds 1, no direction is claimed.")
     notes.append("ops run = operators the backend executes after its own fusions. parity = max |out - ref| / max |ref| "
