@@ -12,6 +12,7 @@ inference can be: a finite number of nanoseconds above zero and below ``MAX_SAMP
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -158,7 +159,8 @@ def describe(exc: ValidationError) -> str:
     where = ""
     for part in err["loc"]:
         where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
-    msg = err["msg"].removeprefix("Value error, ")
+    # pydantic's wording names its own classes ("a valid dictionary or instance of Meta"): not the reader's.
+    msg = re.sub(r" or instance of \w+", "", err["msg"].removeprefix("Value error, "))
     value = err.get("input")
     got = f" (got {value!r:.60})" if isinstance(value, (int, float, str)) and err["type"] != "missing" else ""
     more = len(exc.errors()) - 1

@@ -80,7 +80,7 @@ BAD_FILES = {
     "batch_as_text": (_edit(lambda d: d["cells"][0]["spec"].__setitem__("batch", "1")),
                       r"cells\[0\]\.spec\.batch: Input should be a valid integer \(got '1'\)"),
     "unknown_status": (_edit(lambda d: d["cells"][1].__setitem__("status", "great")), r"cells\[1\]\.status: Input should be 'ok'"),
-    "meta_not_a_dict": (_edit(lambda d: d.__setitem__("meta", [])), r"meta: Input should be a valid dictionary"),
+    "meta_not_a_dict": (_edit(lambda d: d.__setitem__("meta", [])), r"meta: Input should be a valid dictionary$"),
     "flops_as_text": (_edit(lambda d: d["cells"][0]["model"].__setitem__("flops", "many")),
                       r"cells\[0\]\.model\.flops: Input should be a valid number"),
     "ok_cell_without_samples": (_edit(lambda d: d["cells"][0].__setitem__("samples_ns", [])),
