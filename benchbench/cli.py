@@ -1,18 +1,22 @@
 """The ``benchbench`` command line: run, profile, list, compare, claim, doctor.
 
-User mistakes (unknown names, missing packages, unreadable files) end with one line on stderr and
-exit code 2, never a traceback.
+User mistakes (bad option values, unknown names, missing packages, unreadable or malformed files) end
+with one line on stderr, ``benchbench: error: ...``, and exit code 2, never a traceback. Exit codes: 0
+done, 1 a run had broken cells or ``compare --fail-above`` found a regression, 2 a mistake in what was
+asked, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import os
 import re
 import sys
 from pathlib import Path
 
 from . import __version__
+from ._argtypes import bounded_float, bounded_int, input_size, name_list, new_folder_base, option, percent
 from .registry import UnknownNameError
 
 __all__ = ["main"]
@@ -24,19 +28,31 @@ class UsageError(Exception):
     """A mistake in what the user asked for; printed as one line, exit code 2."""
 
 
-def _input_size(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"(\d+)(?:[x,](\d+))?", text.strip())
-    if not m:
-        raise argparse.ArgumentTypeError(f"expected N or HxW, got '{text}'")
-    h = int(m.group(1))
-    return h, int(m.group(2) or h)
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one line like every other mistake, not usage + message."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
-def _option(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{text}'")
-    return key.strip(), value.strip()
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default. argparse's ArgumentDefaultsHelpFormatter would print
+    'None' where the real default is computed (threads, sampling bounds); those helps say it themselves."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (not action.option_strings or action.default is argparse.SUPPRESS or action.required
+                or "(default" in text):
+            return text
+        default = action.default
+        shown = "off" if action.nargs == 0 and not default else ("none" if default in (None, []) else "%(default)s")
+        return f"{text} (default: {shown})"
+
+
+# Sizes past these are typos, not benchmarks; they stay far inside what a runtime accepts.
+MAX_THREADS = 1024
+MAX_BATCH = 4096
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding and most runtimes take 32-bit seeds
 
 
 def _run_dir(base: Path, slug: str) -> Path:
@@ -48,37 +64,54 @@ def _run_dir(base: Path, slug: str) -> Path:
     while path.exists():
         path = base / f"{stamp}_{slug}-{n}"
         n += 1
-    path.mkdir(parents=True)
+    try:
+        path.mkdir(parents=True)
+    except OSError as exc:  # --out under a file, or in a folder we may not write
+        raise UsageError(f"cannot create a folder in {base}: {exc.strerror or exc}") from None
     return path
 
 
+_POSITIVE_S = bounded_float(0)  # seconds: finite and above zero
+
+
 def _add_measure_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", required=True,
-                   help="names, globs ('repvgg_*'), family names, or path/to/file.py:factory; comma-separated")
-    p.add_argument("--backend", "-b", default="torch",
-                   help="torch, torch-cuda, ort, ort-cuda, openvino (ov), tflite (litert); comma-separated")
-    p.add_argument("--variant", choices=["both", "train", "deploy"], default="both")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--input-size", type=_input_size, default=None, help="N or HxW (default: the model's)")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the input")
-    p.add_argument("--option", "-o", type=_option, action="append", default=[], metavar="KEY=VALUE",
-                   help="backend option, e.g. precision=bf16 (repeatable)")
+    p.add_argument("--model", "-m", required=True, type=name_list,
+                   help="names, globs ('repvgg_*'), family names, or path/to/file.py:factory; comma-separated, "
+                        "any case (required)")
+    p.add_argument("--backend", "-b", default="torch", type=name_list,
+                   help="torch, torch-cuda, ort, ort-cuda, openvino (ov), tflite (litert); comma-separated, any case")
+    p.add_argument("--variant", choices=["both", "train", "deploy"], default="both",
+                   help="both: train and deploy side by side, with the deploy speedup")
+    p.add_argument("--batch", type=bounded_int(1, MAX_BATCH), default=1, help=f"batch size, 1..{MAX_BATCH}")
+    p.add_argument("--input-size", type=input_size, default=None,
+                   help="input resolution, N or HxW, each side 1..8192 (default: the model's)")
+    p.add_argument("--threads", type=bounded_int(1, MAX_THREADS), default=None,
+                   help=f"intra-op threads, 1..{MAX_THREADS} (default: the physical core count)")
+    p.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0,
+                   help="seed of the weights and the input, 0..2**32-1")
+    p.add_argument("--option", "-o", type=option, action="append", default=[], metavar="KEY=VALUE",
+                   help="backend option, e.g. precision=bf16 (repeatable; the keys are listed below)")
     p.add_argument("--quick", action="store_const", const="quick", dest="sampling",
                    help="short warm-up and sampling, for smoke runs (= --sampling quick)")
     p.add_argument("--sampling", choices=["default", "quick", "reference"], default="default",
                    help="sampling profile: default, quick (smoke runs), reference (the reference report's: "
                         "3 s cap per cell)")
-    p.add_argument("--rounds", type=int, default=1,
+    p.add_argument("--rounds", type=bounded_int(1), default=1,
                    help="measure every comparison group N times, each in fresh workers, in sweeps of alternating "
                         "direction; intervals are built over every round's blocks")
     p.add_argument("--lockstep", choices=["auto", "backend", "off"], default="auto",
                    help="which cells take turns block by block: auto = train/deploy pairs and guideline tables; "
                         "backend = also one model on every backend; off = each cell alone (default: auto)")
-    p.add_argument("--min-time", type=float, help="minimum sampling time per cell (s)")
-    p.add_argument("--max-time", type=float, help="maximum sampling time per cell (s)")
-    p.add_argument("--target-ci", type=float, help="stop once the median's 95%% CI half-width is within this fraction")
-    p.add_argument("--cell-timeout", type=float, help="kill a worker after this many seconds")
+    p.add_argument("--min-time", type=_POSITIVE_S,
+                   help="minimum sampling time per cell, s (default: the --sampling profile's: 1, quick 0.2, "
+                        "reference 0.5)")
+    p.add_argument("--max-time", type=_POSITIVE_S,
+                   help="maximum sampling time per cell, s, at least --min-time (default: the --sampling "
+                        "profile's: 10, quick 2, reference 3)")
+    p.add_argument("--target-ci", type=bounded_float(0, 1),
+                   help="stop once every 95%% interval's half-width is within this fraction, in (0, 1) "
+                        "(default: the --sampling profile's: 0.01, quick 0.03)")
+    p.add_argument("--cell-timeout", type=_POSITIVE_S, help="kill a worker after this many seconds (default: 900)")
 
 
 def _config(args):
@@ -87,7 +120,11 @@ def _config(args):
     config = {"quick": QUICK, "reference": REFERENCE}.get(args.sampling, MeasureConfig())
     changes = {k: v for k, v in {"min_s": args.min_time, "max_s": args.max_time, "target_ci": args.target_ci,
                                  "cell_timeout_s": args.cell_timeout}.items() if v is not None}
-    return config.replace(**changes) if changes else config
+    config = config.replace(**changes) if changes else config
+    if config.min_s > config.max_s:  # checked on the profile's values too: --min-time 20 alone exceeds 10 s
+        raise UsageError(f"the minimum sampling time ({config.min_s:g} s, --min-time) exceeds the maximum "
+                         f"({config.max_s:g} s, --max-time)")
+    return config
 
 
 def _cells(args):
@@ -102,8 +139,6 @@ def _cells(args):
     backends = resolve_backends(args.backend)
     # A mistake in what was asked is reported before what is installed: a typo must not hide behind a
     # missing package.
-    if args.batch < 1:
-        raise UsageError("--batch must be at least 1")
     _check_options(args.option, backends)
     available = {}
     for b in backends:
@@ -160,10 +195,8 @@ def _run(args, rounds=None):
     from .report import terminal_table, write_reports
     from .result import RunResult
 
+    config = _config(args)  # before resolving models, which imports the zoo (seconds)
     cells, names = _cells(args)
-    config = _config(args)
-    if args.rounds < 1:
-        raise UsageError("--rounds must be at least 1")
     from .machine import busy_warning, machine_state
 
     state = machine_state(0.5, threads=max(c.threads for c in cells))
@@ -171,7 +204,8 @@ def _run(args, rounds=None):
         print(f"benchbench: {warning}", file=sys.stderr)
     rounds = rounds or args.rounds
     slug = names[0] if len(names) == 1 else f"{len(names)}models"
-    out_dir = _run_dir(Path(args.out), f"{slug}_{args.backend.replace(',', '+')}")
+    backends = "+".join(dict.fromkeys(c.backend for c in cells))  # canonical names, whatever the case typed
+    out_dir = _run_dir(Path(args.out), f"{slug}_{backends}")
     meta = {
         "benchbench_version": __version__,
         "argv": ["benchbench", *sys.argv[1:]],
@@ -225,8 +259,9 @@ def cmd_list(args) -> int:
         for name in list_models(args.pattern or "*"):
             info = model_info(name)
             body.append([name, info.family, "x".join(map(str, info.input_size)), str(info.paper),
-                         "default" if info.default else ""])
-        print(tabulate(body, ["model", "family", "input", "paper", ""], tablefmt="simple"))
+                         "yes" if info.default else ""])
+        # "family default": the member that `--model <family>` picks.
+        print(tabulate(body, ["model", "family", "input", "paper", "family default"], tablefmt="simple"))
         print(f"{len(body)} models\n")
     if what in ("all", "backends"):
         body = []
@@ -243,17 +278,29 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _percent(text: str) -> float:
+def _check_writable(path: Path) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a directory")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {path}: no folder {path.parent}")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise UsageError(f"cannot write {path}: permission denied")
+
+
+def _write_text(path: Path, text: str) -> None:
     try:
-        return float(text.strip().rstrip("%")) / 100
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a percentage such as 5%, got '{text}'") from None
+        path.write_text(text)
+    except OSError as exc:  # what _check_writable cannot foresee: a full disk, a race
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def cmd_compare(args) -> int:
     from .compare import compare_runs, comparison_markdown, pivot, regressions
     from .result import load_run
 
+    if args.output:
+        _check_writable(Path(args.output))
     a = load_run(args.a)
     if args.pivot:
         if args.b:
@@ -276,7 +323,7 @@ def cmd_compare(args) -> int:
     text = "\n\n".join(texts)
     print(text)
     if args.output:
-        Path(args.output).write_text(text + "\n")
+        _write_text(Path(args.output), text + "\n")
     if failing:
         print(f"benchbench: {len(failing)} cells slower by more than {100 * args.fail_above:g}%: "
               + ", ".join(c.label for c in failing), file=sys.stderr)
@@ -314,15 +361,16 @@ def publish_reference(run_dir: Path, dest: Path) -> Path:
 
 
 def cmd_claim(args) -> int:
-    import json
-
-    from .analysis.claim import analyze, claim_markdown, guideline_tables
+    from . import strictjson
+    from .analysis.claim import analyze, check_claimable, claim_markdown, guideline_tables
     from .result import load_run
 
     if args.reference:
         _reference_args(args)
     if args.results:
         runs = [load_run(p) for p in args.results]
+        for run in runs:
+            check_claimable(run)
         out_dir = _run_dir(Path(args.out), "claim")
     else:
         args.backend = args.backend or "ort"
@@ -333,8 +381,8 @@ def cmd_claim(args) -> int:
         runs, out_dir = [run], run.path.parent
     analysis = analyze(runs)
     (out_dir / "claim.md").write_text(claim_markdown(analysis, out_dir, runs))
-    (out_dir / "claim.json").write_text(json.dumps({k: v for k, v in analysis.items() if k != "observations"},
-                                                   indent=1, default=str))
+    (out_dir / "claim.json").write_text(strictjson.dumps({k: v for k, v in analysis.items() if k != "observations"},
+                                                         indent=1, default=str))
     verdicts = [f"  {b['verdict']}" for b in analysis["per_backend"].values()]
     print("\n".join(["", "Does fragmentation explain latency better than FLOPs?"]
                     + (verdicts or ["  (no zoo cells measured: the guideline nets only fill the tables)"])))
@@ -346,68 +394,115 @@ def cmd_claim(args) -> int:
     return 0
 
 
+def _backend_options_text() -> str:
+    """The --option keys each backend takes, from the runner classes (their modules import no runtime)."""
+    from benchbench.runners import get_runner, list_runners
+
+    lines, bare = [], []
+    for name in list_runners():
+        try:
+            options = get_runner(name).OPTIONS
+        except UnknownNameError:  # listed but not implemented in this version
+            continue
+        if not options:
+            bare.append(name)
+            continue
+        keys = ", ".join(f"{k}={'|'.join(v) if v else 'VALUE'}" for k, v in options.items())
+        lines.append(f"  {name:<12}{keys}")
+    if bare:
+        lines.append(f"  {', '.join(bare)}: no options")
+    return "\n".join(lines)
+
+
+def _measure_epilog(command: str) -> str:
+    return (f"backend options (--option KEY=VALUE):\n{_backend_options_text()}\n\n"
+            f"example:\n  benchbench {command} --model vanillanet --backend ort --quick\n\n"
+            "The models and backends (and which are installed): benchbench list")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="benchbench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="benchbench", description=__doc__.splitlines()[0], formatter_class=_HelpFormatter,
+                     epilog="Start with: benchbench list; then benchbench run --help")
     parser.add_argument("--version", action="version", version=f"benchbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="measure models on backends (train and deploy forms)")
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, formatter_class=_HelpFormatter, **kwargs)
+
+    out_help = "folder in which the run's own new folder is created"
+    p = command("run", help="measure models on backends (train and deploy forms)",
+                description="Measure models on backends; writes results.json, results.csv and report.md.",
+                epilog=_measure_epilog("run"))
     _add_measure_args(p)
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="directory for the run's folder (default: reports/runs)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), type=new_folder_base, help=out_help)
     p.add_argument("--roofline", choices=["cached", "fresh", "off"], default="cached",
                    help="calibrate peak GFLOP/s and bandwidth per backend first; cached reuses one under 24 h old")
     p.add_argument("--profile", action="store_true",
                    help="also profile each ok cell per operator, in separate workers (written to profile.md)")
-    p.add_argument("--profile-runs", type=int, default=10, help="profiled inferences per op (its time is their median)")
+    p.add_argument("--profile-runs", type=bounded_int(1), default=10,
+                   help="profiled inferences per op (its time is their median)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("profile", help="measure, then print a per-operator profile of each cell")
+    p = command("profile", help="measure, then print a per-operator profile of each cell",
+                description="run, then a per-operator time table for each cell (profiled in separate workers).",
+                epilog=_measure_epilog("profile"))
     _add_measure_args(p)
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="directory for the run's folder (default: reports/runs)")
-    p.add_argument("--profile-runs", type=int, default=10, help="profiled inferences per op (its time is their median)")
-    p.add_argument("--top", type=int, default=25, help="show the slowest N ops per cell (0: all)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), type=new_folder_base, help=out_help)
+    p.add_argument("--profile-runs", type=bounded_int(1), default=10,
+                   help="profiled inferences per op (its time is their median)")
+    p.add_argument("--top", type=bounded_int(0), default=25, help="show the slowest N ops per cell (0: all)")
     p.set_defaults(func=cmd_run, profile=True, roofline="off")
 
-    p = sub.add_parser("list", help="list models and backends")
-    p.add_argument("what", nargs="?", choices=["models", "backends", "all"])
-    p.add_argument("pattern", nargs="?", help="fnmatch pattern for models")
+    p = command("list", help="list models and backends")
+    p.add_argument("what", nargs="?", choices=["models", "backends", "all"], help="what to list (default: all)")
+    p.add_argument("pattern", nargs="?", help="fnmatch pattern for models (default: every model)")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("compare", help="compare two result files: ratios, Mann-Whitney U, geometric mean")
+    p = command("compare", help="compare two result files: ratios, Mann-Whitney U, geometric mean",
+                epilog="example:\n  benchbench compare A/results.json B/results.json --fail-above 5%")
     p.add_argument("a", help="baseline results.json")
     p.add_argument("b", nargs="?", help="candidate results.json (omit with --pivot)")
     p.add_argument("--pivot", choices=["variant", "backend"], help="compare within one file: train vs deploy, "
-                   "or each backend against --baseline")
+                   "or each backend against --baseline (default: compare two files)")
     p.add_argument("--baseline", help="with --pivot backend: the reference backend (default: the file's first)")
-    p.add_argument("--fail-above", type=_percent, metavar="PCT",
-                   help="exit 1 if any cell is significantly slower by more than PCT (e.g. 5%%)")
-    p.add_argument("--threshold", type=float, default=5.0, help="percent change below which cells count as same")
-    p.add_argument("--alpha", type=float, default=0.01, help="significance level of the U test")
-    p.add_argument("--output", help="also write the Markdown table here")
+    p.add_argument("--fail-above", type=percent, metavar="PCT",
+                   help="exit 1 if any cell is significantly slower by more than PCT, above 0, e.g. 5%% "
+                        "(default: never)")
+    p.add_argument("--threshold", type=bounded_float(0, low_open=False), default=5.0, metavar="PCT",
+                   help="percent change, at least 0, within which cells count as the same")
+    p.add_argument("--alpha", type=bounded_float(0, 1), default=0.01,
+                   help="significance level of the U test, in (0, 1)")
+    p.add_argument("--output", help="also write the Markdown table to this file (default: only print it)")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("claim", help="FLOPs vs fragmentation: correlations, held-out models, guideline tables")
+    p = command("claim", help="FLOPs vs fragmentation: correlations, held-out models, guideline tables",
+                epilog="example:\n  benchbench claim reports/runs/*/results.json")
     p.add_argument("results", nargs="*", help="result files to analyze; none: measure the guideline nets now")
-    p.add_argument("--model", "-m", default="", help="zoo models to measure beside the guideline nets")
-    p.add_argument("--backend", "-b", default=None, help="backends to measure on (comma-separated; default: ort)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="directory for the report's folder")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
+    p.add_argument("--model", "-m", default=None, type=name_list,
+                   help="zoo models to measure beside the guideline nets (default: none)")
+    p.add_argument("--backend", "-b", default=None, type=name_list,
+                   help="backends to measure on, comma-separated (default: ort)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), type=new_folder_base, help="folder for the report's folder")
+    p.add_argument("--threads", type=bounded_int(1, MAX_THREADS), default=None,
+                   help=f"intra-op threads, 1..{MAX_THREADS} (default: the physical core count)")
     p.add_argument("--quick", action="store_const", const="quick", dest="sampling", default="default",
-                   help="short warm-up and sampling, for smoke runs")
+                   help="short warm-up and sampling, for smoke runs (default: off)")
     p.add_argument("--reference", action="store_true",
                    help=f"regenerate the reference report: every model on {REFERENCE_BACKENDS} with the reference "
                         f"sampling, published to reports/{REFERENCE_DIR.name}/ (beside the --out folder)")
-    p.add_argument("--rounds", type=int, default=1,
+    p.add_argument("--rounds", type=bounded_int(1), default=1,
                    help="measure every comparison group N times, each in fresh workers (intervals use every round)")
-    p.set_defaults(func=cmd_claim, variant="both", batch=1, input_size=None, seed=0, option=[], min_time=None, lockstep="auto",
+    p.set_defaults(func=cmd_claim, variant="both", batch=1, input_size=None, seed=0, option=[], min_time=None,
+                   lockstep="auto",
                    max_time=None, target_ci=None, cell_timeout=None, roofline="cached", profile=False)
 
     p = sub.add_parser("doctor", help="machine check: load, steal, busy processes, and an A/A comparison")
     p.add_argument("--model", "-m", default="resnet18", help="model of the A/A comparison (default: resnet18)")
     p.add_argument("--backend", "-b", default="ort", help="backend of the A/A comparison (default: ort)")
     p.add_argument("--variant", choices=["train", "deploy"], default="deploy")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
-    p.add_argument("--max-time", type=float, default=5.0, help="A/A sampling cap per worker, seconds (default: 5)")
+    p.add_argument("--threads", type=bounded_int(1, 1024), default=None,
+                   help="intra-op threads (default: physical cores)")
+    p.add_argument("--max-time", type=_POSITIVE_S, default=5.0, help="A/A sampling cap per worker, seconds (default: 5)")
     p.add_argument("--no-aa", action="store_true", help="machine state only, no A/A comparison")
     p.set_defaults(func=cmd_doctor)
     return parser
@@ -424,8 +519,6 @@ def cmd_doctor(args) -> int:
     threads = args.threads or physical_cores()
     names, _ = resolve_models(args.model)
     backend = resolve_backends(args.backend)[0]
-    if args.threads is not None and args.threads < 1:
-        raise UsageError("--threads must be at least 1")
     state = machine_state(1.0, threads)
     share = lambda v: "not readable" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     print(f"load average (1 min)      {state['load_avg_1m']:.2f} on {state['cores_logical']} logical / "
@@ -460,16 +553,27 @@ def cmd_doctor(args) -> int:
     return 0 if result.contains_one else 1
 
 
+def _one_line(text: str) -> str:
+    """``text`` with control characters escaped: a quoted file name or argument may hold a newline."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``benchbench`` command; returns the exit code (0, 1, 2, or 130 when interrupted)."""
     from .result import SchemaError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except (UnknownNameError, UsageError, SchemaError) as exc:
-        print(f"benchbench: error: {exc}", file=sys.stderr)
+        print(f"benchbench: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+    except SystemExit as exc:  # --help and --version exit 0 from inside argparse
+        return exc.code if isinstance(exc.code, int) else 0
+    except BrokenPipeError:  # `benchbench list | head`: the reader left; nothing is wrong
+        # Point stdout at devnull so the interpreter's final flush does not fail again (Python's docs' recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -59,8 +59,26 @@ def _units(cell: CellResult) -> list[float]:
     return block_medians_ms(cell.blocks, cell.samples_ns) if cell.blocks else [x / 1e6 for x in cell.samples_ns]
 
 
+def _not_comparable(a: CellResult, b: CellResult) -> str | None:
+    """Why two matched cells cannot be compared, or None. A ratio needs two positive medians: a zero
+    or negative one (a cell built in memory, or edited) would make it infinite, zero or negative."""
+    if not (a.ok and b.ok):
+        return f"{a.status} / {b.status}"
+    for side, cell in (("A", a), ("B", b)):
+        median = cell.median_ms
+        if median is None:
+            return f"no samples in {side}"
+        if not median > 0:  # nan included
+            return f"median {median:g} ms in {side}"
+    return None
+
+
 def compare_runs(a: RunResult, b: RunResult, threshold: float = 0.05, alpha: float = 0.01) -> list[Comparison]:
-    """Match cells by (model, variant, backend, batch, input, threads, options) and compare B to A."""
+    """Match cells by (model, variant, backend, batch, input, threads, options) and compare B to A.
+
+    ``threshold`` is the relative change inside which a cell is the same (0.05: ±5%), ``alpha`` the
+    U test's significance level.
+    """
     cells_a = {c.spec.key(): c for c in a.cells}
     cells_b = {c.spec.key(): c for c in b.cells}
     out = []
@@ -70,8 +88,8 @@ def compare_runs(a: RunResult, b: RunResult, threshold: float = 0.05, alpha: flo
         cmp = Comparison(key, label, ca, cb)
         if ca is None or cb is None:
             cmp.verdict = "only in A" if cb is None else "only in B"
-        elif not (ca.ok and cb.ok):
-            cmp.verdict = f"not comparable ({ca.status} / {cb.status})"
+        elif why := _not_comparable(ca, cb):
+            cmp.verdict = f"not comparable ({why})"
         else:
             cmp.estimate = cell_ratio(cb, ca)
             if cmp.estimate is None:
@@ -85,13 +103,20 @@ def compare_runs(a: RunResult, b: RunResult, threshold: float = 0.05, alpha: flo
     return out
 
 
+def _median_text(cell: CellResult | None) -> str:
+    if cell is None:
+        return "—"
+    return f"{cell.median_ms:.3f}" if cell.ok and cell.median_ms is not None else cell.status
+
+
 def comparison_markdown(comparisons: list[Comparison], name_a: str = "A", name_b: str = "B") -> str:
+    """The comparison as a Markdown table, closed by the geometric mean of the ratios and verdict counts."""
     body = []
     for c in comparisons:
         body.append([
             c.label,
-            f"{c.a.median_ms:.3f}" if c.a and c.a.ok else (c.a.status if c.a else "—"),
-            f"{c.b.median_ms:.3f}" if c.b and c.b.ok else (c.b.status if c.b else "—"),
+            _median_text(c.a),
+            _median_text(c.b),
             f"{c.ratio:.3f}" if c.ratio else "",
             f"[{c.estimate.low:.3f}, {c.estimate.high:.3f}]" if c.estimate else "",
             ("paired" if c.paired else "unpaired") if c.estimate else "",
@@ -123,9 +148,14 @@ def pivot(run: RunResult, by: str, baseline: str | None = None) -> list[tuple[st
     if by == "variant":
         pairs = [("train", "deploy")]
     elif by == "backend":
+        if not values:
+            raise ValueError("the file has no cells to compare")
         base = baseline or values[0]
+        base = next((v for v in values if v.casefold() == base.casefold()), base)  # --baseline ORT
         if base not in values:
             raise ValueError(f"backend '{base}' is not in this file (it has {', '.join(values)})")
+        if len(values) < 2:
+            raise ValueError(f"the file has one backend ({values[0]}): nothing to compare it with")
         pairs = [(base, v) for v in values if v != base]
     else:
         raise ValueError(f"cannot pivot by '{by}'; use variant or backend")

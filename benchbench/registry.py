@@ -1,8 +1,8 @@
 """A tiny generic name → object registry, shared by the model zoo and the runners.
 
-Names are unique (registering twice raises), lookups of unknown names fail with close-match
-suggestions, and listing takes fnmatch patterns and sorts naturally (``vanillanet_5`` before
-``vanillanet_10``).
+Names are unique (registering twice raises), lookups ignore case (``VanillaNet_5`` finds
+``vanillanet_5``) and fail on unknown names with close-match suggestions, and listing takes fnmatch
+patterns, also without regard to case, and sorts naturally (``vanillanet_5`` before ``vanillanet_10``).
 """
 
 from __future__ import annotations
@@ -49,14 +49,23 @@ class Registry(Generic[T]):
         self._items[name] = obj
         return obj
 
+    def canonical(self, name: str) -> str | None:
+        """The registered spelling of ``name``: itself, else its one case-insensitive match, else None."""
+        if name in self._items:
+            return name
+        folded = [n for n in self._items if n.casefold() == name.casefold()]
+        return folded[0] if len(folded) == 1 else None  # two names differing only in case: ambiguous
+
     def get(self, name: str) -> T:
-        try:
-            return self._items[name]
-        except KeyError:
-            raise UnknownNameError(self.kind, name, self.suggest(name)) from None
+        key = self.canonical(name)
+        if key is None:
+            raise UnknownNameError(self.kind, name, self.suggest(name))
+        return self._items[key]
 
     def suggest(self, name: str, n: int = 3) -> list[str]:
-        return difflib.get_close_matches(name, list(self._items), n=n, cutoff=0.5)
+        """Close matches of ``name`` among the registered names, compared without regard to case."""
+        by_folded = {k.casefold(): k for k in self._items}
+        return [by_folded[m] for m in difflib.get_close_matches(name.casefold(), list(by_folded), n=n, cutoff=0.5)]
 
     def __contains__(self, name: object) -> bool:
         return name in self._items
@@ -71,7 +80,7 @@ class Registry(Generic[T]):
         found = {
             n
             for n in self._items
-            if any(fnmatch.fnmatchcase(n, p) for p in includes)
-            and not any(fnmatch.fnmatchcase(n, p) for p in excludes)
+            if any(fnmatch.fnmatchcase(n.casefold(), p.casefold()) for p in includes)
+            and not any(fnmatch.fnmatchcase(n.casefold(), p.casefold()) for p in excludes)
         }
         return sorted(found, key=natural_key)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import strictjson
+from .schema import validate_document
 from .spec import CellSpec
 from .stats import summarize
 
@@ -30,7 +32,8 @@ STATUSES = ("ok", "unsupported", "unavailable", "crashed", "timeout", "error")
 
 
 class SchemaError(ValueError):
-    """A file that is not a benchbench result, or of a schema version this code cannot read."""
+    """A file that cannot be read as a benchbench result: missing, unreadable, not JSON, of another schema or
+    version, or of the wrong shape. ``str()`` is one line that names the file and the problem."""
 
 
 @dataclass
@@ -143,13 +146,16 @@ class RunResult:
         }
 
     def save(self, path: str | Path | None = None) -> Path:
-        """Write atomically (temp file + rename): a crash mid-write never loses finished cells."""
+        """Write atomically (temp file + rename): a crash mid-write never loses finished cells.
+
+        The file is strict JSON: non-finite floats are written as null (see ``benchbench.strictjson``).
+        """
         path = Path(path or self.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it owner-only; a report is as readable as any file
         with os.fdopen(fd, "w") as fh:
-            json.dump(self.to_dict(), fh, indent=1)
+            strictjson.dump(self.to_dict(), fh, indent=1)
         os.replace(tmp, path)
         self.path = path
         return path
@@ -169,29 +175,89 @@ def _from_v1(doc: dict) -> dict:
 def _migrate(doc: dict) -> dict:
     """Bring an older document up to SCHEMA_VERSION. Add a step here with every version bump."""
     version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"schema_version is {version!r:.40}, not a version number")
     migrations: dict[int, callable] = {1: _from_v1}
     while version in migrations:
         doc = migrations[version](doc)
         version = doc["schema_version"]
     if version != SCHEMA_VERSION:
-        raise SchemaError(f"unsupported result schema version {version} (this benchbench reads {SCHEMA_VERSION})")
+        raise ValueError(f"unsupported result schema version {version} (this benchbench reads {SCHEMA_VERSION})")
     return doc
 
 
-def load_run(path: str | Path) -> RunResult:
-    """Read a result file, migrating old schema versions and recomputing statistics from samples."""
-    path = Path(path)
+class _TooLarge(ValueError):
+    pass
+
+
+def _parse_int(text: str) -> int:
+    # Past int64 no runtime counts anything, and numpy would fall back to object arrays (or Python refuse
+    # the conversion past 4300 digits): a number that large is corruption.
+    if len(text) > 20 or abs(value := int(text)) > 2**63 - 1:
+        raise _TooLarge(f"number too large: {text[:30]}{'...' if len(text) > 30 else ''}")
+    return value
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # a literal such as 1e400: beyond any float
+        raise _TooLarge(f"number too large: {text[:30]}")
+    return value
+
+
+def _read_json(path: Path):
+    """The parsed document, or a one-line ``SchemaError`` saying why the file cannot be parsed."""
     try:
-        doc = json.loads(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SchemaError(f"no such result file: {path}") from None
+    except IsADirectoryError:
+        raise SchemaError(f"{path} is a directory, not a result file") from None
+    except PermissionError:
+        raise SchemaError(f"cannot read {path}: permission denied") from None
+    except OSError as exc:
+        raise SchemaError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SchemaError(f"{path} is not JSON (binary data, not UTF-8 text)") from None
+    try:
+        # NaN and Infinity tokens are accepted: files written before results became strict JSON may
+        # hold them outside the samples; load_run turns them into null.
+        return json.loads(text, parse_int=_parse_int, parse_float=_parse_float)
     except json.JSONDecodeError as exc:
-        raise SchemaError(f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from None
+        raise SchemaError(f"{path} is not JSON ({exc.msg}: line {exc.lineno} column {exc.colno})") from None
+    except _TooLarge as exc:
+        raise SchemaError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise SchemaError(f"{path} is not a benchbench result file (nested too deeply)") from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def load_run(path: str | Path) -> RunResult:
+    """Read a result file, migrating old schema versions and recomputing statistics from samples.
+
+    Anything that is not a readable result of a known schema version and the right shape (see
+    ``benchbench.schema``) raises :class:`SchemaError`, whose one-line message names the file.
+    """
+    path = Path(path)
+    doc = _read_json(path)
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise SchemaError(f"{path} is not a benchbench result file")
-    doc = _migrate(doc)
+    try:
+        doc = _migrate(doc)
+        validate_document(doc)
+    except ValueError as exc:
+        raise SchemaError(_one_line(f"{path}: {exc}")) from None
+    # Past validation, the samples are finite; NaN or Infinity elsewhere (files from before strict JSON)
+    # become null here, as they would on the next save.
+    doc = strictjson.finite(doc)
     settings = doc["meta"].get("settings", {})
+    noisy = {k: settings[k] for k in ("noisy_ci", "noisy_cv") if settings.get(k) is not None}
     cells = [CellResult.from_dict(c) for c in doc["cells"]]
     for cell in cells:
-        cell.recompute(settings.get("noisy_ci", 0.05), settings.get("noisy_cv", 0.10))
+        cell.recompute(**noisy)
     return RunResult(meta=doc["meta"], cells=cells, path=path, groups=doc.get("groups", []))

@@ -183,6 +183,11 @@ def list_families() -> dict[str, list[str]]:
     return families
 
 
+def _family(name: str) -> str | None:
+    """The family called ``name``, ignoring case."""
+    return next((f for f in list_families() if f.casefold() == name.casefold()), None)
+
+
 def _family_default(family: str) -> str | None:
     members = list_families().get(family)
     if not members:
@@ -194,8 +199,8 @@ def _family_default(family: str) -> str | None:
 def resolve_models(spec: str) -> tuple[list[str], list[str]]:
     """Expand a ``--model`` argument into model names.
 
-    Accepts comma-separated exact names, fnmatch globs, family names (their default member) and
-    ``file.py:factory`` specs. Returns ``(names, notes)``, where notes say how a family name was
+    Accepts comma-separated names, fnmatch globs and family names (their default member), all in any
+    case, and ``file.py:factory`` specs (case-sensitive: they are paths). Returns ``(names, notes)``, where notes say how a family name was
     resolved. Raises :class:`UnknownNameError` for a part matching nothing.
     """
     _load_entry_points()
@@ -210,16 +215,18 @@ def resolve_models(spec: str) -> tuple[list[str], list[str]]:
             found = list_models(part)
             if not found:
                 raise UnknownNameError("model pattern", part, [])
-        elif part in _MODELS:
-            found = [part]
-        elif (member := _family_default(part)) is not None:
+        elif (name := _MODELS.canonical(part)) is not None and not is_user_model(name):
+            found = [name]
+        elif (family := _family(part)) is not None:
+            member = _family_default(family)
             found = [member]
-            members = list_families()[part]
+            members = list_families()[family]
             prefix = os.path.commonprefix(members).rstrip("_") if len(members) > 1 else member
             hint = f"'{prefix}*' runs all {len(members)}" if len(members) > 1 else "its only member"
             notes.append(f"'{part}' is a family; using its default member {member} ({hint})")
         else:
-            candidates = _MODELS.suggest(part) + [f for f in list_families() if f.startswith(part[:4])]
+            candidates = _MODELS.suggest(part) + [f for f in list_families()
+                                                  if f.casefold().startswith(part[:4].casefold())]
             raise UnknownNameError("model", part, sorted(set(candidates), key=natural_key)[:4])
         names.extend(n for n in found if n not in names)
     return names, notes

@@ -1,6 +1,6 @@
 """Backends, installed as ``benchbench.runners``. Each lives in its own module, imported only on use.
 
-``get_runner(name)`` resolves names and aliases (``ov`` → ``openvino``, ``litert`` → ``tflite``) and
+``get_runner(name)`` resolves names and aliases in any case (``ov`` → ``openvino``, ``LiteRT`` → ``tflite``) and
 imports the module lazily, so ``import benchbench`` works with no backend installed.
 """
 
@@ -41,7 +41,8 @@ for _entry in (
 
 
 def runner_entry(name: str) -> RunnerEntry:
-    return _RUNNERS.get(_ALIASES.get(name, name))
+    """The registry entry of a backend name or alias, in any case (``ORT``, ``OV``)."""
+    return _RUNNERS.get(_ALIASES.get(name.casefold(), name))
 
 
 def get_runner(name: str):

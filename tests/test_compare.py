@@ -76,3 +76,28 @@ def test_equivalent_cells_are_stated_the_same():
     ((label, a, b),) = pivot(run, "variant")
     (cmp,) = compare_runs(a, b)
     assert cmp.verdict == "same" and cmp.estimate.inside(0.05)
+
+
+def test_zero_or_negative_medians_are_not_comparable():
+    """Cells built in memory (pivot, tests, other tools) can hold what a loaded file cannot: a ratio of
+    a zero or negative median would be infinite or negative, so the cell gets no verdict."""
+    a = _run({"zero": 1.0, "negative": 1.0, "fine": 1.0})
+    b = _run({"zero": 1.0, "negative": 1.0, "fine": 1.0}, seed=1)
+    for cell in b.cells[:2]:
+        cell.samples_ns = [0] * 40 if cell.spec.model == "zero" else [-1000] * 40
+        cell.recompute()
+    by_model = {c.key[0]: c for c in compare_runs(a, b)}
+    assert by_model["zero"].verdict == "not comparable (median 0 ms in B)" and by_model["zero"].ratio is None
+    assert by_model["negative"].verdict == "not comparable (median -0.001 ms in B)"
+    assert by_model["fine"].verdict == "same"
+    text = comparison_markdown(list(by_model.values()))
+    assert "Geometric mean of B/A over 1 matched cells" in text and "inf" not in text
+
+
+def test_an_ok_cell_without_samples_is_not_comparable():
+    a, b = _run({"x": 1.0}), _run({"x": 1.0})
+    b.cells[0].samples_ns = []
+    b.cells[0].recompute()
+    (cmp,) = compare_runs(a, b)
+    assert cmp.verdict == "not comparable (no samples in B)"
+    assert "not comparable (no samples in B)" in comparison_markdown([cmp])  # and no TypeError on None

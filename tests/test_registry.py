@@ -2,6 +2,7 @@ import pytest
 
 from benchbench.models import list_models, resolve_models
 from benchbench.registry import Registry, UnknownNameError
+from benchbench.runners import resolve_backends
 
 
 def test_register_get_and_duplicates():
@@ -36,3 +37,26 @@ def test_resolve_family_glob_and_list():
     assert resolve_models("vanillanet_6,vanillanet_5")[0] == ["vanillanet_6", "vanillanet_5"]
     with pytest.raises(UnknownNameError, match="vanillanet_5"):
         resolve_models("vanilanet_5")
+
+
+def test_lookups_ignore_case_and_still_suggest():
+    reg = Registry("thing")
+    for name in ("VanillaNet_5", "resnet18"):
+        reg.register(name, name)
+    assert reg.get("vanillanet_5") == reg.get("VANILLANET_5") == "VanillaNet_5"
+    assert reg.names("vanilla*") == ["VanillaNet_5"]
+    with pytest.raises(UnknownNameError, match="did you mean resnet18"):
+        reg.get("ResNet19")
+    reg.register("Net", 1)
+    reg.register("NET", 2)
+    assert reg.canonical("net") is None and reg.get("NET") == 2  # two spellings: only an exact one decides
+
+
+def test_models_and_backends_resolve_in_any_case():
+    assert resolve_models("VanillaNet_5")[0] == ["vanillanet_5"]
+    names, notes = resolve_models("VANILLANET")
+    assert names == ["vanillanet_5"] and "'VANILLANET' is a family" in notes[0]
+    assert resolve_models("VanillaNet_*")[0] == resolve_models("vanillanet_*")[0]
+    assert resolve_backends("ORT,Ov,LiteRT,Torch") == ["ort", "openvino", "tflite", "torch"]
+    with pytest.raises(UnknownNameError, match="did you mean ort"):
+        resolve_backends("ONNXRT")

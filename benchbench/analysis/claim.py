@@ -8,14 +8,29 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from benchbench.result import SchemaError
+
 from . import correlate, plots
 from .guidelines import guideline_results
 
-__all__ = ["analyze", "verdict_sentence", "claim_markdown", "guideline_tables", "SIGNIFICANCE"]
+__all__ = ["analyze", "check_claimable", "verdict_sentence", "claim_markdown", "guideline_tables", "SIGNIFICANCE"]
 
 # A verdict needs the held-out errors of the two latency models to differ at this level (paired
 # Wilcoxon signed-rank test on the same cells); otherwise it says "inconclusive".
 SIGNIFICANCE = 0.05
+
+
+def check_claimable(run) -> None:
+    """Refuse a run the analysis cannot use: every measured cell needs its model's family and FLOPs.
+
+    A result file may lack them (compare does not need them), but here a missing family or FLOPs would
+    silently drop cells from the correlations, or put a zoo model among the guideline nets.
+    """
+    for i, c in enumerate(run.cells):
+        missing = [k for k in ("family", "flops") if c.model.get(k) in (None, "")]
+        if c.ok and missing:
+            raise SchemaError(f"{run.path}: cells[{i}] ({c.spec.label()}) has no model {' or '.join(missing)}; "
+                              "claim needs the model metadata of every measured cell")
 
 
 def _guideline_cells(runs) -> dict:

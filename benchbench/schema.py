@@ -1,0 +1,209 @@
+"""The shape of a ``results.json`` document (schema version 2), checked on load with pydantic.
+
+These models validate; they are not the in-memory objects (those are ``benchbench.result``'s
+dataclasses, built from the same document once it has passed). They check what the readers rely on:
+compare and claim index ``spec`` fields and do arithmetic on samples and model metadata, and the
+reports format ``meta``. Keys they do not name are allowed, so a file with more metadata than this
+version knows still loads; a change that breaks old readers bumps ``SCHEMA_VERSION`` instead.
+
+Samples are the raw data every statistic is recomputed from, so they are held to what a timed
+inference can be: a finite number of nanoseconds above zero and below ``MAX_SAMPLE_NS``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = ["MAX_SAMPLE_NS", "describe", "validate_document"]
+
+# 10^15 ns is 11.6 days: no single inference survives a cell timeout that long, so a larger "sample"
+# is corruption, and it keeps every derived statistic far from float overflow.
+MAX_SAMPLE_NS = 10**15
+_INT64 = 2**63 - 1
+
+Sample = Annotated[float, Field(gt=0, le=MAX_SAMPLE_NS, allow_inf_nan=False)]  # strict: int or float, no bool
+Count = Annotated[int, Field(ge=0, le=_INT64)]
+Positive = Annotated[int, Field(ge=1, le=_INT64)]
+Name = Annotated[str, Field(min_length=1)]
+Status = Literal["ok", "unsupported", "unavailable", "crashed", "timeout", "error"]  # result.STATUSES
+
+
+class _Open(BaseModel):
+    """Strict types (no "5" for 5, no true for 1); unknown keys allowed."""
+
+    model_config = ConfigDict(strict=True, extra="allow", protected_namespaces=())
+
+
+class Spec(BaseModel):
+    """A cell's identity. Closed: ``CellSpec`` takes exactly these keys."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", protected_namespaces=())
+
+    model: Name
+    variant: Literal["train", "deploy"]
+    backend: Name
+    batch: Positive = 1
+    input_size: Annotated[list[Positive], Field(min_length=2, max_length=2)] | None = None
+    threads: Positive = 1
+    seed: Count = 0
+    options: dict[str, str] = {}
+
+
+class ModelMeta(_Open):
+    name: str | None = None
+    family: str | None = None
+    paper: str | None = None
+    params: Annotated[float, Field(ge=0)] | None = None
+    flops: Annotated[float, Field(ge=0)] | None = None
+    macs: Annotated[float, Field(ge=0)] | None = None
+    input_shape: list[Count] | None = None
+
+
+class Metrics(_Open):
+    """The numbers claim correlates and plots (``docs/metrics.md``); numbers or null."""
+
+    element_ops: float | None = None
+    graph_ops: float | None = None
+    executed_ops: float | None = None
+    dag_width: float | None = None
+    joins: float | None = None
+    mac_bytes: float | None = None
+    arithmetic_intensity: float | None = None
+    artifact_bytes: float | None = None
+    achieved_gflops: float | None = None
+    peak_share: float | None = None
+    attainable_gflops: float | None = None
+    bound: str | None = None
+
+
+class Round(_Open):
+    round: Count
+    status: Status
+    reason: str | None = None
+    samples_ns: list[Sample] = []
+
+
+class BlockRecord(_Open):
+    """A timed block: ``n`` consecutive samples of ``samples_ns``, its place in the lockstep order, and its
+    measured interference (``benchbench.interference``)."""
+
+    n: Positive
+    round: Count
+    session: Positive = 1
+    wait_share: Annotated[float, Field(ge=0, le=1)] | None = None
+    steal_share: Annotated[float, Field(ge=0)] | None = None
+
+
+class Cell(_Open):
+    spec: Spec
+    status: Status
+    reason: str | None = None
+    samples_ns: list[Sample] = []
+    stats: dict[str, Any] = {}  # recomputed from samples_ns on load: whatever is stored is replaced
+    timing: dict[str, Any] = {}
+    model: ModelMeta = ModelMeta()
+    memory: dict[str, Any] = {}
+    parity: dict[str, Any] = {}
+    backend: dict[str, Any] = {}
+    artifact: dict[str, Any] = {}
+    metrics: Metrics = Metrics()
+    rounds: list[Round] = []
+    blocks: list[BlockRecord] = []
+    group: Count | None = None
+
+    @model_validator(mode="after")
+    def _ok_has_samples(self):
+        if self.status == "ok" and not self.samples_ns:
+            raise ValueError("an ok cell has no samples_ns")
+        if self.blocks and sum(b.n for b in self.blocks) != len(self.samples_ns):
+            raise ValueError(f"its blocks hold {sum(b.n for b in self.blocks)} samples, samples_ns has "
+                             f"{len(self.samples_ns)}")
+        return self
+
+
+class Settings(_Open):
+    """``MeasureConfig`` as recorded; the report formats these as numbers."""
+
+    warmup_min_count: float | None = None
+    warmup_min_s: float | None = None
+    min_count: float | None = None
+    min_s: float | None = None
+    max_s: float | None = None
+    max_count: float | None = None
+    target_ci: float | None = None
+    noisy_ci: float | None = None
+    noisy_cv: float | None = None
+    cell_timeout_s: float | None = None
+
+
+class Cpu(_Open):
+    model: str | None = None
+    physical_cores: int | None = None
+    logical_cores: int | None = None
+
+
+class Environment(_Open):
+    cpu: Cpu = Cpu()
+    packages: dict[str, str | None] = {}
+
+
+class Sweep(_Open):
+    cells: Count
+    wall_s: float
+    build_s: float
+    builds_run: Count
+
+
+class Meta(_Open):
+    argv: list[str] = []
+    environment: Environment = Environment()
+    settings: Settings = Settings()
+    sweep: Sweep | None = None
+
+
+class Group(_Open):
+    id: Count
+    cells: list[Count]
+    rounds: list[dict[str, Any]] = []
+
+
+class Document(_Open):
+    meta: Meta
+    cells: list[Cell]
+    groups: list[Group] = []
+
+    @model_validator(mode="after")
+    def _groups_point_at_cells(self):
+        for g in self.groups:
+            bad = [i for i in g.cells if i >= len(self.cells)]
+            if bad:
+                raise ValueError(f"group {g.id} names cell {bad[0]}, but there are {len(self.cells)} cells")
+        for i, c in enumerate(self.cells):
+            if c.group is not None and c.group >= len(self.groups):
+                raise ValueError(f"cells[{i}] is in group {c.group}, but there are {len(self.groups)} groups")
+        return self
+
+
+def describe(exc: ValidationError) -> str:
+    """The first problem as ``cells[3].samples_ns[7]: Input should be greater than 0 (got -5)``."""
+    err = exc.errors()[0]
+    where = ""
+    for part in err["loc"]:
+        where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
+    # pydantic's wording names its own classes ("a valid dictionary or instance of Meta"): not the reader's.
+    msg = re.sub(r" or instance of \w+", "", err["msg"].removeprefix("Value error, "))
+    value = err.get("input")
+    got = f" (got {value!r:.60})" if isinstance(value, (int, float, str)) and err["type"] != "missing" else ""
+    more = len(exc.errors()) - 1
+    return f"{where or 'document'}: {msg}{got}" + (f" (and {more} more problems)" if more else "")
+
+
+def validate_document(doc: dict) -> None:
+    """Raise ``ValueError`` with a one-line description of the first shape problem in ``doc``."""
+    try:
+        Document.model_validate(doc)
+    except ValidationError as exc:
+        raise ValueError(describe(exc)) from None
