@@ -196,16 +196,16 @@ def _run(args, rounds=None):
     from .result import RunResult
 
     config = _config(args)  # before resolving models, which imports the zoo (seconds)
-    cells, names = _cells(args)
     from .machine import busy_warning, machine_state
 
-    state = machine_state(0.5, threads=max(c.threads for c in cells))
-    if warning := busy_warning(state):
-        print(f"benchbench: {warning}", file=sys.stderr)
+    cells, names = _cells(args)
     rounds = rounds or args.rounds
     slug = names[0] if len(names) == 1 else f"{len(names)}models"
     backends = "+".join(dict.fromkeys(c.backend for c in cells))  # canonical names, whatever the case typed
-    out_dir = _run_dir(Path(args.out), f"{slug}_{backends}")
+    out_dir = _run_dir(Path(args.out), f"{slug}_{backends}")  # a mistake in --out is reported first
+    state = machine_state(0.5, threads=max(c.threads for c in cells))
+    if warning := busy_warning(state):
+        print(f"benchbench: {warning}", file=sys.stderr)
     meta = {
         "benchbench_version": __version__,
         "argv": ["benchbench", *sys.argv[1:]],
