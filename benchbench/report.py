@@ -235,7 +235,7 @@ def markdown_report(run: RunResult, title: str = "benchbench run") -> str:
         lines += ["## Details", "", tabulate(detail, ["model", "backend", "variant", "init ms", "first ms",
                                                       "load MiB", "infer peak MiB", "artifact MiB", "n", "mean ms",
                                                       "std ms", "p99 ms"], tablefmt="github", disable_numparse=True),
-                  "", "init = session/interpreter creation (or model build for torch); first = first inference; "
+                  "", "init = session/interpreter creation (for torch, loading the pickled eager model); first = first inference; "
                   "memory = resident memory of the worker over its baseline (runtime imported, input loaded): load = after "
                   "prepare and the first inference, infer peak = high-water mark while sampling (docs/metrics.md).", ""]
     return "\n".join(lines)
