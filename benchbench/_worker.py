@@ -165,7 +165,7 @@ def _measure(channel: _Channel, prep: Prepare) -> None:
                     before = snapshot()
                     samples = [time_once() for _ in range(record.count)]
                     after = snapshot()
-                    settle_ns = _settle()
+                    settle_ns = _settle() if record.settle else 0
                     idle_since = time.process_time_ns()
                     channel.send(BlockDone(samples, block_interference(before, after), idle_cpu, settle_ns))
                 elif isinstance(record, Finish):

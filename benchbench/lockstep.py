@@ -53,12 +53,14 @@ MIN_UNITS = 6  # the fewest units (rounds or blocks) a 95% distribution-free int
 @dataclass
 class Arm:
     """One cell in a group: ``run_block(count)`` times ``count`` inferences and returns the block record
-    (``samples_ns``, ``interference``, ``idle_cpu_ns``); ``estimate_ns`` sizes its blocks."""
+    (``samples_ns``, ``interference``, ``idle_cpu_ns``), or None if its worker is lost; ``estimate_ns``
+    sizes its blocks."""
 
-    run_block: Callable[[int], dict]
+    run_block: Callable[[int], dict | None]
     estimate_ns: float
     blocks: list[dict] = field(default_factory=list)
     count: int = 1
+    lost: bool = False  # its worker died or hung: it takes no more turns, the others go on
 
 
 @dataclass
@@ -66,7 +68,7 @@ class Schedule:
     """What the scheduler did: rounds run, why it stopped, and the wall time it took."""
 
     rounds: int
-    stop_reason: str  # converged | max_time | max_rounds
+    stop_reason: str  # converged | max_time | max_rounds | lost (every worker died)
     sampling_s: float
 
 
@@ -102,11 +104,19 @@ def run_lockstep(
     while rounds < max_rounds:
         order = range(k) if rounds % 2 == 0 else reversed(range(k))
         for position, i in enumerate(order):
+            if arms[i].lost:
+                continue
             t0 = clock()
             block = arms[i].run_block(arms[i].count)
+            if block is None:
+                arms[i].lost = True
+                continue
             block.update(round=rounds, position=position, start_ns=t0 - start)
             arms[i].blocks.append(block)
         rounds += 1
+        if all(arm.lost for arm in arms):
+            stop = "lost"
+            break
         elapsed = (clock() - start) / 1e9
         if elapsed >= k * max_s:
             stop = "max_time"
@@ -118,11 +128,12 @@ def run_lockstep(
 
 
 def _pinned(arms: Sequence[Arm], target_ci: float, wait_limit: float) -> bool:
-    if len(arms) == 1:
-        est = cell_latency(arms[0].blocks, wait_limit)
+    live = [a for a in arms if not a.lost]
+    if len(live) == 1:
+        est = cell_latency(live[0].blocks, wait_limit)
         return est is not None and est.half_width <= target_ci
-    for arm in arms[1:]:
-        est = ratio(arm.blocks, arms[0].blocks, wait_limit)
+    for arm in live[1:]:
+        est = ratio(arm.blocks, live[0].blocks, wait_limit)
         if est is None or est.half_width > target_ci:
             return False
     return True

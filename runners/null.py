@@ -2,7 +2,8 @@
 
 Options make it misbehave on purpose, so tests can prove a sweep survives: ``latency_ms`` (sleep per
 inference), ``fail`` = ``crash`` (hard exit in prepare), ``hang`` (sleep forever), ``raise`` (an
-ordinary exception), ``unsupported`` (reject the model).
+ordinary exception), ``unsupported`` (reject the model), ``crash_later`` (hard exit at the 40th
+inference: in the middle of the timed blocks, after warm-up).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ class NullRunner(Runner):
     name = "null"
     artifact = "none"
     description = "does nothing; for harness tests"
-    OPTIONS = {"fail": ("crash", "hang", "raise", "unsupported"), "latency_ms": ()}
+    OPTIONS = {"fail": ("crash", "hang", "raise", "unsupported", "crash_later"), "latency_ms": ()}
 
     def prepare(self, artifact, inputs):
         self.inputs = inputs
@@ -31,6 +32,10 @@ class NullRunner(Runner):
         if fail == "unsupported":
             raise UnsupportedModel("null runner rejects every model when asked to")
         self.latency_s = float(self.options.get("latency_ms", 0.2)) / 1e3
+        self.runs = 0
 
     def run(self):
+        self.runs += 1
+        if self.options.get("fail") == "crash_later" and self.runs >= 40:
+            os._exit(3)
         time.sleep(self.latency_s)

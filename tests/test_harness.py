@@ -168,3 +168,16 @@ def _formats(specs):
     from benchbench.builds import build_group
 
     return {build_group(s): set() for s in specs}
+
+
+def test_a_worker_dying_mid_blocks_spares_its_partner(cache_dir, tmp_path):
+    """The worker crashes between timed blocks, not in prepare: its cell is crashed with the reason, and its
+    partner in the lockstep group goes on measuring alone."""
+    from benchbench.harness import measure_group
+
+    ok = CellSpec(TINY, "deploy", "null", options=(("latency_ms", "1"),))
+    dies = CellSpec(TINY, "deploy", "null", options=(("fail", "crash_later"), ("latency_ms", "1")))
+    cells, record = measure_group([ok, dies], FAST, _formats([ok, dies]), {})
+    assert [c.status for c in cells] == ["ok", "crashed"]
+    assert "died" in cells[1].reason and "exit code 3" in cells[1].reason
+    assert cells[0].stats["blocks"] >= FAST.min_blocks and record["stop_reason"] in ("converged", "max_time")

@@ -150,3 +150,24 @@ def test_block_interference_shares():
     rec = block_interference(before, after)
     assert rec["wait_share"] == pytest.approx(0.2) and rec["steal_ns"] is None and rec["steal_share"] is None
     assert disturbed(rec) and not disturbed({"wait_share": 0.05, "steal_share": 0.0})
+
+
+def test_a_lost_arm_leaves_the_others_measuring():
+    m = FakeMachine(lambda t: 1.0, noise=0.002)
+    a, b, c = m.arm(1.0), m.arm(1.1), m.arm(1.2)
+    calls = {"n": 0}
+    inner = b.run_block
+
+    def dies_on_third_block(count):
+        calls["n"] += 1
+        return None if calls["n"] >= 3 else inner(count)
+
+    b.run_block = dies_on_third_block
+    schedule = run_lockstep([a, b, c], **SETTINGS, clock=m.clock)
+    assert b.lost and len(b.blocks) == 2 and calls["n"] == 3  # never asked again once lost
+    assert schedule.stop_reason == "converged" and len(a.blocks) == len(c.blocks) == schedule.rounds
+    assert ratio(c.blocks, a.blocks).value == pytest.approx(1.2, rel=0.01)
+    dead = FakeMachine(lambda t: 1.0)
+    lone = dead.arm(1.0)
+    lone.run_block = lambda count: None
+    assert run_lockstep([lone], **SETTINGS, clock=dead.clock).stop_reason == "lost"
