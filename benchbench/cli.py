@@ -3,7 +3,7 @@
 User mistakes (bad option values, unknown names, missing packages, unreadable or malformed files) end
 with one line on stderr, ``benchbench: error: ...``, and exit code 2, never a traceback. Exit codes: 0
 done, 1 a run had broken cells or ``compare --fail-above`` found a regression, 2 a mistake in what was
-asked, 130 interrupted.
+asked, 130 interrupted (143 SIGTERM, 129 SIGHUP).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import argparse
 import datetime as _dt
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -22,6 +23,19 @@ from .registry import UnknownNameError
 __all__ = ["main"]
 
 DEFAULT_OUT = Path("reports") / "runs"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread so that a sweep ends as on Ctrl-C: workers stopped,
+    finished cells saved, views written; the exit code is 128 + the signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum, frame):
+    raise Terminated(signum)
 
 
 class UsageError(Exception):
@@ -218,7 +232,9 @@ def _run(args, rounds=None):
     run = RunResult(meta=meta, path=out_dir / "results.json")
     run.save()
     print(f"benchbench: {len(cells)} cells ({len(names)} models), results in {out_dir}", file=sys.stderr)
-    interrupted = False
+    interrupted = 0
+    # SIGTERM and SIGHUP end a sweep as Ctrl-C does (workers stopped, finished cells saved, views written).
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         calibrate_run(cells, run, args.roofline, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
         run_sweep(cells, config, run, rounds=rounds, lockstep=args.lockstep)
@@ -226,9 +242,13 @@ def _run(args, rounds=None):
             from .profile import profile_run
 
             profile_run(run, config, runs=args.profile_runs)
-    except KeyboardInterrupt:
-        interrupted = True
-        print("interrupted: the cells finished so far are saved", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        interrupted = 128 + exc.signum if isinstance(exc, Terminated) else 130
+        print(f"interrupted{f' by {exc}' if isinstance(exc, Terminated) else ''}: the cells finished so far are saved",
+              file=sys.stderr)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     paths = write_reports(run, out_dir)
     print(terminal_table(run))
     if args.profile:
@@ -242,7 +262,7 @@ def _run(args, rounds=None):
     print(f"\nwrote {run.path}\n      {paths['csv']}\n      {paths['markdown']}"
           + (f"\n      {paths['profiles']}" if "profiles" in paths else ""))
     if interrupted:
-        return 130, run
+        return interrupted, run
     broken = [c for c in run.cells if c.status in ("crashed", "timeout", "error")]
     return (1 if broken else 0), run
 
@@ -376,7 +396,7 @@ def cmd_claim(args) -> int:
         args.backend = args.backend or "ort"
         args.model = ",".join(filter(None, [args.model, "g*"]))  # the guideline nets, plus any zoo models
         code, run = _run(args, rounds=REFERENCE_ROUNDS if args.reference else None)
-        if code == 130:
+        if code >= 128:  # interrupted: the cells so far are saved, but no analysis of a partial sweep
             return code
         runs, out_dir = [run], run.path.parent
     analysis = analyze(runs)
@@ -559,8 +579,9 @@ def _one_line(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``benchbench`` command; returns the exit code (0, 1, 2, or 130 when interrupted)."""
+    """The ``benchbench`` command; returns the exit code (0, 1, 2; 130 on Ctrl-C, 143 on SIGTERM, 129 on SIGHUP)."""
     from .result import SchemaError
+
 
     try:
         args = build_parser().parse_args(argv)

@@ -1,0 +1,91 @@
+"""Real faults at the process level: SIGTERM, SIGHUP and SIGKILL of a running ``benchbench run``.
+
+SIGTERM and SIGHUP end a sweep as Ctrl-C does: a message, exit 128 + signal, valid JSON/CSV/Markdown
+with every finished cell, and no worker left. SIGKILL gives no chance to clean up: the workers and fork
+servers must still die with their parent (PR_SET_PDEATHSIG), and the run file holds the groups finished
+before it.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from benchbench._manager import module_command
+
+DATA = Path(__file__).parent / "data"
+TINY = f"{DATA / 'tiny.py'}:tiny"
+# Two comparison groups per model file; each samples for about a second.
+ARGS = ["--backend", "null", "--option", "latency_ms=2", "--min-time", "0.5", "--max-time", "1", "--roofline", "off"]
+
+
+def _workers_of(pid: int) -> list[str]:
+    """Command lines of benchbench workers and fork servers whose parent argument is ``pid``."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [ln for ln in out.splitlines() if "benchbench._worker" in ln and f" {pid}" in ln.split("_worker", 1)[1]]
+
+
+def _start(tmp_path, cache_dir):
+    models = ",".join([TINY, f"{DATA / 'two_conv.py'}:two_conv"])
+    proc = subprocess.Popen(module_command("benchbench", "run", "--model", models, "--out", str(tmp_path), *ARGS),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "BENCHBENCH_CACHE": str(cache_dir)})
+    return proc
+
+
+def _wait_for_first_group(proc, tmp_path, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = list(tmp_path.glob("*/results.json"))
+        if files:
+            try:
+                doc = json.loads(files[0].read_text())
+            except json.JSONDecodeError:
+                doc = {"cells": []}
+            if doc.get("cells") and _workers_of(proc.pid):  # one group saved, the next one measuring
+                return files[0]
+        if proc.poll() is not None:
+            pytest.fail(f"benchbench ended early: {proc.stderr.read()[-500:]}")
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail("no group finished in time")
+
+
+def _gone(pid: int, timeout=15) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = _workers_of(pid)
+        if not left:
+            return []
+        time.sleep(0.2)
+    return _workers_of(pid)
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_sigterm_and_sighup_end_like_ctrl_c(cache_dir, tmp_path, sig, code):
+    proc = _start(tmp_path, cache_dir)
+    results = _wait_for_first_group(proc, tmp_path)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-800:]
+    assert "interrupted by SIG" in err and "Traceback" not in err
+    doc = json.loads(results.read_text())
+    assert [c["status"] for c in doc["cells"]][:2] == ["ok", "ok"]  # the finished group is on disk
+    assert (results.parent / "results.csv").exists() and (results.parent / "report.md").exists()
+    assert not list(results.parent.glob(".tmp-*"))
+    assert _gone(proc.pid) == []
+
+
+def test_sigkill_of_the_parent_leaves_no_worker(cache_dir, tmp_path):
+    proc = _start(tmp_path, cache_dir)
+    results = _wait_for_first_group(proc, tmp_path)
+    assert _workers_of(proc.pid)  # a fork server and its workers are running now
+    proc.kill()
+    proc.wait(30)
+    assert _gone(proc.pid) == [], "workers outlived a SIGKILLed benchbench"
+    doc = json.loads(results.read_text())  # still valid JSON, with the group finished before the kill
+    assert doc["cells"] and all(c["status"] == "ok" for c in doc["cells"])
