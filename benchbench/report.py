@@ -217,8 +217,8 @@ def markdown_report(run: RunResult, title: str = "benchbench run") -> str:
                   + " disagree with PyTorch eager float32 beyond tolerance. Their latencies measure a "
                   "computation that is not the model's.", ""]
     lines += ["## Results", "", tabulate(body, headers, tablefmt="github", disable_numparse=True), ""]
-    lines += [" ".join(_footer(run)) + " GFLOPs per inference from `FlopCounterMode` (conv/linear/matmul, "
-              "FLOPs = 2 x MACs).", ""]
+    lines += [*(f"- {note}" for note in _footer(run)),
+              "- GFLOPs per inference from `FlopCounterMode` (conv/linear/matmul, FLOPs = 2 x MACs).", ""]
     failures = _failures(run)
     if failures:
         lines += ["## Cells that did not measure", "",
