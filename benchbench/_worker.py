@@ -109,24 +109,26 @@ class _Channel:
         self.sock.sendall(encode(record))
 
 
-def _settle(quiet_ns: int = 100_000, step_s: float = 0.002, max_s: float = 0.1) -> int:
-    """Wait until this process stops using CPU (its runtime's thread pools stop spinning), at most ``max_s``.
+def _settle(window_s: float = 0.005, quiet_ns: int = 500_000, max_s: float = 0.2) -> int:
+    """Wait until this process's runtime threads stop using CPU (their pools stop spinning), at most ``max_s``.
 
-    Runtimes keep their pools spinning for a while after an inference (ORT's intra-op spinning, OpenMP's
-    wait policy). That is part of a cell's own configuration, so it stays on; but in lockstep the next
-    block is another worker's, and a spinning neighbour would take its CPUs. So a worker reports a block
-    only once it is quiet: the next block starts on an idle machine, and ``idle_cpu_ns`` measures what leaks.
+    Runtimes keep their pools spinning for a while after an inference (ONNX Runtime's intra-op threads
+    spin about 40 ms here; OpenMP's wait policy does the same). That is part of a cell's own
+    configuration, so it stays on; but in lockstep the next block is another worker's, and a spinning
+    neighbour would take its CPUs. So before another worker's turn, a worker reports its block only once
+    its other threads have used less than ``quiet_ns`` in two windows in a row (schedstat advances in
+    ~4 ms ticks, so one short window can read 0 while a thread spins). ``idle_cpu_ns`` of the next block
+    measures what still leaks.
     """
     from benchbench.interference import runnable_ns
 
     start = time.perf_counter_ns()
     deadline = start + max_s * 1e9
-    while time.perf_counter_ns() < deadline:
-        # On a busy machine a spinning thread may be waiting for a CPU rather than on one: count both.
+    quiet = 0
+    while quiet < 2 and time.perf_counter_ns() < deadline:
         before = runnable_ns()
-        time.sleep(step_s)
-        if runnable_ns() - before < quiet_ns:
-            break
+        time.sleep(window_s)
+        quiet = quiet + 1 if runnable_ns() - before < quiet_ns else 0
     return time.perf_counter_ns() - start
 
 

@@ -134,8 +134,8 @@ def _server(servers: dict | None, spec: CellSpec) -> ForkServer | None:
     return server
 
 
-def _block_runner(cell: _Prepared, timeout_s: float, settle: bool) -> Callable[[int], dict | None]:
-    def run_block(count: int) -> dict | None:
+def _block_runner(cell: _Prepared, timeout_s: float) -> Callable[[int, bool], dict | None]:
+    def run_block(count: int, settle: bool) -> dict | None:
         try:
             reply = cell.worker.request(Block(count, settle), timeout_s)
         except WorkerLost as lost:
@@ -198,9 +198,7 @@ def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, formats: dic
                 prepared.append(outcome)
         record: dict = {"rounds": 0}
         if prepared:
-            # A lone cell has no neighbour to protect from its spinning pools: no settling between its blocks.
-            arms = [Arm(_block_runner(p, config.cell_timeout_s, len(prepared) > 1), p.ready.estimate_ns)
-                    for p in prepared]
+            arms = [Arm(_block_runner(p, config.cell_timeout_s), p.ready.estimate_ns) for p in prepared]
             schedule = run_lockstep(arms, block_s=config.block_s, min_blocks=config.min_blocks,
                                     min_s=config.min_s, max_s=config.max_s, target_ci=config.target_ci,
                                     max_count=config.max_count, max_rounds=config.max_blocks)

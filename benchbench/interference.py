@@ -19,6 +19,7 @@ inference. On systems without ``/proc`` every figure is None and no block is eve
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,13 +43,15 @@ class Snapshot:
     steal_ns: int | None  # machine-wide (all CPUs) VM steal
 
 
-def _schedstat() -> tuple[int | None, int | None]:
+def _schedstat(skip: str | None = None) -> tuple[int | None, int | None]:
     run = wait = 0
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:
         return None, None
     for tid in tasks:
+        if tid == skip:
+            continue
         try:
             fields = Path(f"/proc/self/task/{tid}/schedstat").read_text().split()
         except OSError:  # a thread that ended between listdir and read
@@ -68,8 +71,10 @@ def _steal() -> int | None:
 
 
 def runnable_ns() -> int:
-    """Time this process's threads have been on a CPU or waiting for one (schedstat), else CPU time."""
-    run, wait = _schedstat()
+    """Time this process's *other* threads (the runtime's pools, not the caller) have been on a CPU or
+    waiting for one (schedstat). The caller is left out: reading /proc costs it more CPU than the quiet
+    threshold a settling worker looks for. Without schedstat: the process's CPU time."""
+    run, wait = _schedstat(skip=str(threading.get_native_id()))
     return run + wait if run is not None else time.process_time_ns()
 
 

@@ -52,11 +52,12 @@ MIN_UNITS = 6  # the fewest units (rounds or blocks) a 95% distribution-free int
 
 @dataclass
 class Arm:
-    """One cell in a group: ``run_block(count)`` times ``count`` inferences and returns the block record
-    (``samples_ns``, ``interference``, ``idle_cpu_ns``), or None if its worker is lost; ``estimate_ns``
-    sizes its blocks."""
+    """One cell in a group: ``run_block(count, settle)`` times ``count`` inferences and returns the block
+    record (``samples_ns``, ``interference``, ``idle_cpu_ns``), or None if its worker is lost; ``settle``
+    says another arm runs next, so the worker should let its thread pools go quiet first.
+    ``estimate_ns`` sizes its blocks."""
 
-    run_block: Callable[[int], dict | None]
+    run_block: Callable[[int, bool], dict | None]
     estimate_ns: float
     blocks: list[dict] = field(default_factory=list)
     count: int = 1
@@ -102,12 +103,15 @@ def run_lockstep(
     rounds = 0
     stop = "max_rounds"
     while rounds < max_rounds:
-        order = range(k) if rounds % 2 == 0 else reversed(range(k))
+        order = list(range(k)) if rounds % 2 == 0 else list(reversed(range(k)))
         for position, i in enumerate(order):
             if arms[i].lost:
                 continue
+            # The last live arm of a round opens the next one (the order alternates): only a block that
+            # another arm follows needs its worker's thread pools quiet first.
+            settle = any(not arms[j].lost for j in order[position + 1:])
             t0 = clock()
-            block = arms[i].run_block(arms[i].count)
+            block = arms[i].run_block(arms[i].count, settle)
             if block is None:
                 arms[i].lost = True
                 continue

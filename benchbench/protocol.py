@@ -77,7 +77,7 @@ class Ready:
 @dataclass(frozen=True)
 class Block:
     count: int  # inferences to time, one by one
-    settle: bool = True  # wait for the thread pools to go quiet before answering (another worker is next)
+    settle: bool = True  # wait for the thread pools to go quiet before answering: another worker is next
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ class FakeMachine:
         return self.t_ns
 
     def arm(self, latency_ms):
-        def run_block(count):
+        def run_block(count, settle=True):
             now = self.t_ns / 1e9
             factor = self.slowdown(now)
             samples = []
@@ -113,7 +113,7 @@ def test_disturbed_rounds_are_left_out_of_ratios():
     a = m.arm(1.0)
     b_fast = m.arm(1.0)
 
-    def loaded_block(count, run=b_fast.run_block):
+    def loaded_block(count, settle, run=b_fast.run_block):
         block = run(count)
         state["round"] += 1
         if state["round"] % 3 == 0:  # every third B block lands in a busy moment: slow, and it waited
@@ -158,7 +158,7 @@ def test_a_lost_arm_leaves_the_others_measuring():
     calls = {"n": 0}
     inner = b.run_block
 
-    def dies_on_third_block(count):
+    def dies_on_third_block(count, settle):
         calls["n"] += 1
         return None if calls["n"] >= 3 else inner(count)
 
@@ -169,5 +169,23 @@ def test_a_lost_arm_leaves_the_others_measuring():
     assert ratio(c.blocks, a.blocks).value == pytest.approx(1.2, rel=0.01)
     dead = FakeMachine(lambda t: 1.0)
     lone = dead.arm(1.0)
-    lone.run_block = lambda count: None
+    lone.run_block = lambda count, settle: None
     assert run_lockstep([lone], **SETTINGS, clock=dead.clock).stop_reason == "lost"
+
+
+def test_only_a_block_followed_by_another_arm_settles():
+    m = FakeMachine(lambda t: 1.0)
+    flags = {0: [], 1: []}
+    arms = [m.arm(1.0), m.arm(1.0)]
+    for i, arm in enumerate(arms):
+        inner = arm.run_block
+        arm.run_block = lambda count, settle, i=i, inner=inner: flags[i].append(settle) or inner(count)
+    run_lockstep(arms, **{**SETTINGS, "max_s": 0.2, "min_blocks": 4, "target_ci": 0.0}, clock=m.clock)
+    # A B | B A | A B ...: A settles in rounds 0, 2, 4 (B follows), B in rounds 1, 3 (A follows)
+    assert flags[0][:4] == [True, False, True, False] and flags[1][:4] == [False, True, False, True]
+    lone = m.arm(1.0)
+    seen = []
+    inner = lone.run_block
+    lone.run_block = lambda count, settle: seen.append(settle) or inner(count)
+    run_lockstep([lone], **{**SETTINGS, "max_s": 0.1, "min_blocks": 3, "target_ci": 0.0}, clock=m.clock)
+    assert seen and not any(seen)  # nobody to protect
