@@ -276,7 +276,8 @@ def test_help_imports_no_runtime():
     code = ("import sys; from benchbench.cli import main; assert main(['run', '--help']) == 0; "
             "loaded = {'onnxruntime', 'openvino', 'ai_edge_litert', 'torch'} & set(sys.modules); "
             "assert not loaded, loaded")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # -P: from a checkout's root, the source tree's benchbench/ (without runners/) would shadow the installed one
+    proc = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "backend options" in proc.stdout
 
