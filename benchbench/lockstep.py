@@ -159,15 +159,21 @@ def block_medians_ms(blocks: Sequence[dict], samples_ns: Sequence[int] | None = 
     return out
 
 
+def _filter(quiet: Sequence[bool], unit: str, waited: str, wait_limit: float) -> tuple[list[bool], int, str]:
+    """The filter rule, for blocks or rounds: leave out the disturbed units, unless fewer than MIN_UNITS
+    quiet ones would remain. Returns (kept flags, units left out, the rule as applied)."""
+    n, q = len(quiet), sum(quiet)
+    if q >= MIN_UNITS or q == n:
+        return list(quiet), n - q, (f"{n - q} of {n} {unit}s left out ({waited} > {wait_limit:.0%} for a CPU)"
+                                    if n - q else f"no {unit} disturbed")
+    return [True] * n, 0, (f"filter not applied: only {q} of {n} {unit}s were quiet "
+                           f"(waited <= {wait_limit:.0%}); all kept")
+
+
 def kept_blocks(blocks: Sequence[dict], wait_limit: float = WAIT_SHARE_LIMIT) -> tuple[list[bool], str]:
     """Which blocks the filter keeps, and the rule as applied (a sentence for the report)."""
-    quiet = [not disturbed(b, wait_limit) for b in blocks]
-    if sum(quiet) >= MIN_UNITS or sum(quiet) == len(blocks):
-        dropped = len(blocks) - sum(quiet)
-        return quiet, (f"{dropped} of {len(blocks)} blocks left out (waited > {wait_limit:.0%} for a CPU)"
-                       if dropped else "no block disturbed")
-    return [True] * len(blocks), (f"filter not applied: only {sum(quiet)} of {len(blocks)} blocks were quiet "
-                                  f"(waited <= {wait_limit:.0%}); all kept")
+    keep, _, rule = _filter([not disturbed(b, wait_limit) for b in blocks], "block", "waited", wait_limit)
+    return keep, rule
 
 
 @dataclass(frozen=True)
@@ -234,16 +240,9 @@ def ratio(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float 
     rounds = [r for r in med_b if r in med_a and med_a[r] > 0 and med_b[r] > 0]
     if not rounds:
         return None
-    quiet = [r for r in rounds if not (dist_a[r] or dist_b[r])]
-    if len(quiet) >= MIN_UNITS or len(quiet) == len(rounds):
-        used = quiet
-        dropped = len(rounds) - len(quiet)
-        rule = (f"{dropped} of {len(rounds)} rounds left out (a block waited > {wait_limit:.0%} for a CPU)"
-                if dropped else "no round disturbed")
-    else:
-        used, dropped = rounds, 0
-        rule = (f"filter not applied: only {len(quiet)} of {len(rounds)} rounds were quiet "
-                f"(waited <= {wait_limit:.0%}); all kept")
+    keep, dropped, rule = _filter([not (dist_a[r] or dist_b[r]) for r in rounds], "round", "a block waited",
+                                  wait_limit)
+    used = [r for r, k in zip(rounds, keep) if k]
     logs = [math.log(med_b[r] / med_a[r]) for r in used]
     low, high = median_ci(logs)
     return RatioEstimate(math.exp(float(np.median(logs))), math.exp(low), math.exp(high), len(logs), dropped, rule)

@@ -60,9 +60,9 @@ def _parity_text(cell: CellResult) -> str:
     return ("ok " if p["passed"] else "FAIL ") + f"{p['max_rel_err']:.1e}"
 
 
-def rows(run: RunResult) -> list[dict]:
-    """One flat dict per cell: the CSV's rows, and the tables' source."""
-    sp = speedups(run)
+def rows(run: RunResult, sp: dict[tuple, RatioEstimate] | None = None) -> list[dict]:
+    """One flat dict per cell: the CSV's rows, and the tables' source (``sp``: ``speedups(run)``, if at hand)."""
+    sp = speedups(run) if sp is None else sp
     out = []
     for c in run.cells:
         k = c.spec.key()
@@ -123,7 +123,7 @@ def _table(run: RunResult) -> tuple[list[str], list[list[str]]]:
                "speedup [95% CI]", "params M", "GFLOPs", "ops run", "parity"]
     sp = speedups(run)
     body = []
-    for r, c in zip(rows(run), run.cells):
+    for r, c in zip(rows(run, sp), run.cells):
         if c.ok:
             ci = f"{r['ci_low_ms']:.3f}–{r['ci_high_ms']:.3f}"
             median = _fmt(r["median_ms"]) + (" ~" if r["noisy"] else "")
