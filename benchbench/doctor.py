@@ -24,6 +24,7 @@ class AAResult:
     median_ms: float | None
     wait_share: float | None
     reason: str = ""  # why there is no estimate
+    within: RatioEstimate | None = None  # the same ratio without the between-process term
 
     @property
     def contains_one(self) -> bool:
@@ -46,5 +47,6 @@ def aa_check(spec: CellSpec, config: MeasureConfig) -> AAResult:
         bad = a if not a.ok else b
         return AAResult(spec, None, None, None, f"{bad.status}: {bad.reason}")
     est = ratio(b.blocks, a.blocks, samples_b=b.samples_ns, samples_a=a.samples_ns)
+    within = ratio(b.blocks, a.blocks, samples_b=b.samples_ns, samples_a=a.samples_ns, process_sd=0.0)
     waits = [c.stats.get("wait_share") for c in (a, b) if c.stats.get("wait_share") is not None]
-    return AAResult(spec, est, a.median_ms, max(waits) if waits else None)
+    return AAResult(spec, est, a.median_ms, max(waits) if waits else None, within=within)

@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .interference import WAIT_SHARE_LIMIT, disturbed
-from .stats import median_ci
+from .stats import serial_median_ci
 
 __all__ = [
     "MIN_UNITS",
+    "PROCESS_SD",
     "Arm",
     "Schedule",
     "run_lockstep",
@@ -48,6 +49,14 @@ __all__ = [
 ]
 
 MIN_UNITS = 6  # the fewest units (rounds or blocks) a 95% distribution-free interval of a median needs
+
+# Two worker processes running the *same* artifact differ persistently: in A/A runs here the halves of
+# one trial agree with each other (correlation 0.5) but trials disagree, with a between-process sd of
+# the log-ratio of about 0.65% (resnet18 on ort, 2 threads; ``benchmarks/aa_check.py`` prints it).
+# No number of rounds inside one pair of processes can see it, so every paired interval adds it in
+# quadrature (divided by the number of process pairs, i.e. sessions, the rounds came from).
+PROCESS_SD = 0.0065
+_Z95 = 1.959963984540054
 
 
 @dataclass
@@ -220,7 +229,7 @@ def cell_latency(blocks: Sequence[dict], wait_limit: float = WAIT_SHARE_LIMIT,
     medians = [m for m, k in zip(block_medians_ms(blocks, samples_ns), keep) if k and m == m]
     if not medians:
         return None
-    low, high = median_ci(medians)
+    low, high, _ = serial_median_ci(medians)
     return RatioEstimate(float(np.median(medians)), low, high, len(medians), len(blocks) - sum(keep), rule)
 
 
@@ -230,22 +239,32 @@ def _unit(block: dict) -> tuple[int, int]:
 
 
 def ratio(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float = WAIT_SHARE_LIMIT,
-          samples_b: Sequence[int] | None = None, samples_a: Sequence[int] | None = None) -> RatioEstimate | None:
+          samples_b: Sequence[int] | None = None, samples_a: Sequence[int] | None = None,
+          process_sd: float = PROCESS_SD) -> RatioEstimate | None:
     """Latency ratio B / A of two arms measured in lockstep: one log-ratio per round in which both ran,
-    a round dropped when either block was disturbed (unless too few would remain)."""
+    a round dropped when either block was disturbed (unless too few would remain).
+
+    The interval is the median's, over rounds in time order, widened for serial correlation between
+    neighbouring rounds (``stats.serial_median_ci``), then for the difference between worker processes
+    (``process_sd`` in quadrature, shrinking with the number of sessions)."""
     med_a = dict(zip(map(_unit, blocks_a), block_medians_ms(blocks_a, samples_a)))
     med_b = dict(zip(map(_unit, blocks_b), block_medians_ms(blocks_b, samples_b)))
     dist_a = {_unit(b): disturbed(b, wait_limit) for b in blocks_a}
     dist_b = {_unit(b): disturbed(b, wait_limit) for b in blocks_b}
-    rounds = [r for r in med_b if r in med_a and med_a[r] > 0 and med_b[r] > 0]
+    rounds = sorted(r for r in med_b if r in med_a and med_a[r] > 0 and med_b[r] > 0)
     if not rounds:
         return None
     keep, dropped, rule = _filter([not (dist_a[r] or dist_b[r]) for r in rounds], "round", "a block waited",
                                   wait_limit)
     used = [r for r, k in zip(rounds, keep) if k]
     logs = [math.log(med_b[r] / med_a[r]) for r in used]
-    low, high = median_ci(logs)
-    return RatioEstimate(math.exp(float(np.median(logs))), math.exp(low), math.exp(high), len(logs), dropped, rule)
+    centre = float(np.median(logs))
+    low, high, _ = serial_median_ci(logs)
+    sessions = len({r[0] for r in used})
+    between = (_Z95 * process_sd) ** 2 / sessions
+    low = centre - math.sqrt((centre - low) ** 2 + between)
+    high = centre + math.sqrt((high - centre) ** 2 + between)
+    return RatioEstimate(math.exp(centre), math.exp(low), math.exp(high), len(logs), dropped, rule)
 
 
 def cell_stats(samples_ns: Sequence[int], blocks: Sequence[dict], noisy_ci: float = 0.05,

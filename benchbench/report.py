@@ -291,7 +291,7 @@ def _settings_text(s: dict) -> str:
         return "?"
     return (f"warm-up ≥ {s.get('warmup_min_count')} runs and ≥ {s.get('warmup_min_s')} s; blocks of "
             f"~{1000 * s.get('block_s', 0):.0f} ms in lockstep, ≥ {s.get('min_blocks')} rounds and ≥ {s.get('min_s')} s "
-            f"per cell, until every 95% interval is within ±{100 * s.get('target_ci', 0):.0f}% or {s.get('max_s')} s "
+            f"per cell, until every 95% interval is within ±{100 * s.get('target_ci', 0):g}% or {s.get('max_s')} s "
             f"per cell")
 
 

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-__all__ = ["summarize", "median_ci", "mann_whitney", "geometric_mean"]
+__all__ = ["summarize", "median_ci", "serial_median_ci", "sign_autocorrelation", "mann_whitney", "geometric_mean"]
 
 # 1 / Phi^-1(3/4): scales the median absolute deviation to a normal distribution's sigma.
 _MAD_TO_SIGMA = 1.482602218505602
@@ -42,6 +42,56 @@ def median_ci(samples, confidence: float = 0.95) -> tuple[float, float]:
     low = x[low_index] if low_index >= 0 else x[0]
     high = x[high_index] if high_index < n else x[-1]
     return float(low), float(high)
+
+
+def sign_autocorrelation(series) -> float:
+    """Lag-1 autocorrelation of the signs of ``series`` (in time order) about its median, clipped to [0, 0.9].
+
+    The median's interval counts values above and below it; when neighbours in time lean the same way
+    (a slow phase of the machine covers several rounds), those counts vary more than independent draws
+    would. The signs, not the values, are what matter, and they are robust to outliers.
+    """
+    x = np.asarray(series, dtype=float)
+    if x.size < 8:
+        return 0.0
+    s = np.sign(x - np.median(x))
+    s = s[s != 0]
+    if s.size < 8 or s.std() == 0:
+        return 0.0
+    rho = float(np.corrcoef(s[:-1], s[1:])[0, 1])
+    return min(max(rho, 0.0), 0.9) if rho == rho else 0.0
+
+
+def serial_median_ci(series, confidence: float = 0.95) -> tuple[float, float, float]:
+    """CI of the median of ``series`` (in time order) that allows for serial correlation.
+
+    With no positive lag-1 correlation of the signs this is ``median_ci``. Otherwise the ranks of the
+    interval widen by the AR(1) variance inflation ``(1 + rho) / (1 - rho)`` (normal approximation to
+    the rank distribution). Returns (low, high, rho).
+    """
+    rho = sign_autocorrelation(series)
+    if rho <= 0.0:
+        low, high = median_ci(series, confidence)
+        return low, high, 0.0
+    x = np.sort(np.asarray(series, dtype=float))
+    n = x.size
+    z = _normal_quantile(1 - (1 - confidence) / 2)
+    spread = z * math.sqrt(n * (1 + rho) / (1 - rho)) / 2
+    low_index = max(0, int(math.floor(n / 2 - spread)) - 1)
+    high_index = min(n - 1, int(math.ceil(n / 2 + spread)))
+    return float(x[low_index]), float(x[high_index]), rho
+
+
+def _normal_quantile(p: float) -> float:
+    """Phi^-1(p) by bisection on erf (numpy only; see the module note on scipy)."""
+    lo, hi = -10.0, 10.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
 
 
 def summarize(samples_ns, noisy_ci: float = 0.05, noisy_cv: float = 0.10) -> dict:

@@ -2,7 +2,9 @@
 
 Prints, over ``--trials`` trials: how many intervals hold 1.00 (goal: at least 19 of 20 on a quiet
 machine) and their median half-width, the smallest difference the machine resolves (goal: <= 2% for
-models of 5 ms or more).
+models of 5 ms or more). Also the between-process term it measured: the spread of the trials' log-ratios
+beyond what their own within-trial intervals explain (``benchbench.lockstep.PROCESS_SD`` is this
+figure from the reference VM).
 
     python benchmarks/aa_check.py --model resnet18 --backend ort --trials 20
 """
@@ -11,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
 
 from benchbench.doctor import aa_check
+from benchbench.lockstep import PROCESS_SD
 from benchbench.spec import CellSpec, MeasureConfig, physical_cores
 
 
@@ -38,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"trial {i + 1}: {r.reason}")
         e = r.estimate
         results.append({"ratio": e.value, "low": e.low, "high": e.high, "half_width": e.half_width,
+                        "within_half_width": r.within.half_width,
                         "units": e.units, "dropped": e.dropped, "median_ms": r.median_ms, "wait_share": r.wait_share,
                         "holds_one": r.contains_one})
         print(f"trial {i + 1}: {e.value:.4f} [{e.low:.4f}, {e.high:.4f}] ±{100 * e.half_width:.2f}% over {e.units} "
@@ -47,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     half = statistics.median(r["half_width"] for r in results)
     print(f"\n{spec.label()}: intervals holding 1.00: {held}/{len(results)} (goal >= 95%); median half-width "
           f"±{100 * half:.2f}% (goal <= 2% at >= 5 ms); model median {statistics.median(r['median_ms'] for r in results):.3f} ms")
+    if len(results) >= 3:
+        logs = [math.log(r["ratio"]) for r in results]
+        within = statistics.mean((r["within_half_width"] / 1.96) ** 2 for r in results)
+        between = max(0.0, statistics.variance(logs) - within)
+        print(f"between trials: sd of log-ratio {100 * statistics.stdev(logs):.2f}%, of which within-trial sampling "
+              f"explains {100 * math.sqrt(within):.2f}%; between-process term {100 * math.sqrt(between):.2f}% "
+              f"(benchbench.lockstep.PROCESS_SD = {100 * PROCESS_SD:.2f}%)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -85,7 +85,8 @@ def test_guideline_rows_in_lockstep_resolve_what_unpaired_intervals_cannot():
     g4 = next(g for g in analyze([RunResult(meta={}, cells=paired)])["guidelines"] if g["table"] == "G4")
     assert g4["verdict"] == "holds" and all(r["paired"] for r in g4["rows"])
     speed = g4["rows"][3]["ours"]
-    assert speed[1] <= 1 / 0.97 <= speed[2] and speed[2] - speed[1] < 0.02
+    # paired: the interval is the rounds' plus the between-process term (±1.27%), still clear of 1
+    assert speed[1] <= 1 / 0.97 <= speed[2] and speed[2] - speed[1] < 0.04 and speed[1] > 1
     apart = paired
     for c in apart:
         c.group = None  # the same samples, as if measured apart
