@@ -9,10 +9,11 @@ For each model, the cached ONNX artifact is measured, round after round, two way
   single cell with nothing to compare, with the same number of timed inferences.
 
 Rounds alternate the order, so drift reaches both alike; each round gives a ratio of medians,
-benchbench / raw, and the headline per model is the median of those ratios with its min–max.
-Goal: <= 1.02 for models of 1 ms or more.
+benchbench / raw, and the headline per model is the median of those ratios with its distribution-free
+95% interval over rounds (the machine moves by tens of percent between seconds here, so one round's
+ratio says little; 11 rounds give an interval). Goal: <= 1.02 for models of 1 ms or more.
 
-    python benchmarks/overhead.py --model resnet18,repvgg_a0,mobilenetv2_100 --rounds 5
+    python benchmarks/overhead.py --model resnet18,repvgg_a0,mobilenetv2_100 --rounds 11
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from benchbench.builds import ensure_build
 from benchbench.harness import run_sweep
 from benchbench.result import RunResult
 from benchbench.spec import CellSpec, MeasureConfig, physical_cores
+from benchbench.stats import median_ci
 
 RAW_LOOP = r"""
 import sys, time, numpy as np, onnxruntime as ort
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="default: physical cores")
     ap.add_argument("--runs", type=int, default=200, help="timed inferences per way per round")
     ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args(argv)
     threads = args.threads or physical_cores()
@@ -101,11 +103,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{model} round {r + 1}: raw {raws[-1]:.3f} ms, benchbench {ours[-1]:.3f} ms", file=sys.stderr)
             ratios = [o / w for o, w in zip(ours, raws)]
             figures[model] = {"raw_ms": raws, "benchbench_ms": ours, "ratios": ratios}
+            low, high = median_ci(ratios)
             body.append([model, f"{statistics.median(raws):.3f}", f"{statistics.median(ours):.3f}",
-                         f"{statistics.median(ratios):.3f}", f"{min(ratios):.3f}–{max(ratios):.3f}"])
+                         f"{statistics.median(ratios):.3f} [{low:.3f}, {high:.3f}]", f"{min(ratios):.3f}–{max(ratios):.3f}"])
     print(f"ort, {args.variant} forms, {threads} threads, {args.runs} timed inferences per way, {args.rounds} "
           "alternating rounds\n")
-    print(tabulate(body, ["model", "raw loop ms", "benchbench ms", "ratio (median of rounds)", "per-round range"],
+    print(tabulate(body, ["model", "raw loop ms", "benchbench ms", "ratio (median of rounds) [95% CI]", "per-round range"],
                    tablefmt="github", disable_numparse=True))
     print("\nratio = benchbench median / raw-loop median in the same round; 1.000 = no overhead. Absolute ms "
           "are this machine's at that moment; the ratio is the figure.")
