@@ -281,6 +281,16 @@ def _fork_server(ctrl: socket.socket, backend: str) -> int:
 
     for module in get_runner(backend).preload_modules():
         importlib.import_module(module)
+    # fork() copies only this thread: a Python thread that an import left running (and whatever lock
+    # it holds) would be missing, or stuck, in every child. Let such leftovers finish before forking.
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread():
+            thread.join(timeout=10.0)
+    if threading.active_count() > 1:
+        print(f"warning: {threading.active_count() - 1} thread(s) still alive after importing {backend}'s "
+              "runtime; forked workers may hang", file=sys.stderr, flush=True)
     codes: dict[int, int] = {}
 
     def reap(pid: int, timeout_s: float) -> int | None:
@@ -343,10 +353,22 @@ def _forked_child(ctrl: socket.socket, fd: int, log_path: str) -> None:
         os._exit(code)
 
 
+def _no_telemetry() -> None:
+    """Keep OpenVINO's telemetry out of every benchbench worker and fork server.
+
+    Importing ``openvino`` imports its converter, which sends a usage event from a background thread
+    (``openvino_telemetry``, on unless the user opted out): a network call inside a timed process, and
+    a thread alive while a fork server forks. A child forked while that thread held a lock hung forever
+    on a futex in the reference sweep. With the package hidden, OpenVINO uses its own telemetry stub.
+    """
+    sys.modules.setdefault("openvino_telemetry", None)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = (argv or sys.argv[1:])
     fd, parent_pid = int(args[0]), int(args[1])
     _die_with_parent(parent_pid)
+    _no_telemetry()
     if len(args) > 2:
         return _fork_server(socket.socket(fileno=fd), args[2])
     return _serve(_Channel(socket.socket(fileno=fd)))

@@ -98,3 +98,18 @@ def test_fork_server_workers_report_exits_and_die_with_their_server():
         pytest.fail(f"forked worker {pid} outlived its fork server")
     idle.sock.close()
     idle._tmp.cleanup()
+
+
+def test_workers_import_openvino_without_its_telemetry_thread():
+    """OpenVINO's import sends a telemetry event from a background thread; a fork server that forked
+    while it held a lock produced a worker hung on a futex. Workers and fork servers hide the package."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("openvino") is None:
+        pytest.skip("openvino is not installed (pip install 'benchbench[openvino]')")
+    code = ("from benchbench._worker import _no_telemetry; _no_telemetry(); import openvino, threading, sys; "
+            "print(threading.active_count(), 'openvino_telemetry' in sys.modules and sys.modules['openvino_telemetry'] is not None)")
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.split() == ["1", "False"], out.stdout + out.stderr
