@@ -587,6 +587,8 @@ def cmd_cache(args) -> int:
             print(cache.clear_text(removed, kept, args.pattern, root))
     except ValueError as exc:  # a bad pattern
         raise UsageError(str(exc)) from None
+    except BrokenPipeError:  # `benchbench cache | head`: main() handles it
+        raise
     except OSError as exc:
         raise UsageError(f"cache {root}: {exc.strerror or exc}") from None
     return 0
