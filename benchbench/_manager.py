@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .faults import oom_killed
 from .protocol import Failed, Job, JobDone, ProtocolError, Reap, Reaped, Spawn, Spawned, decode, encode
 
 __all__ = ["WorkerLost", "Worker", "ForkServer", "module_command", "worker_env", "run_job"]
@@ -212,6 +213,9 @@ class Worker:
             code = self.proc.returncode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         tail = _tail(self.log_path)
+        if oom_killed(code, timed_out=False):  # we send SIGKILL only on a timeout, which is reported as such
+            return WorkerLost("env-error", f"{self.label} was killed by SIGKILL that benchbench did not send: most "
+                              "likely the out-of-memory killer (see dmesg)" + (f": {tail}" if tail else ""))
         return WorkerLost("crashed", f"{self.label} died ({why or how})" + (f": {tail}" if tail else ""))
 
     def kill(self) -> None:
@@ -243,7 +247,8 @@ class Worker:
 
 def run_job(mode: str, payload: dict, timeout_s: float, threads: int) -> tuple[str, dict]:
     """A one-shot worker (build, profile). Returns (outcome, result): outcome ``ok`` with the job's
-    result, or the failure's status (``unsupported``, ``error``, ``crashed``, ``timeout``) with a reason."""
+    result, or the failure's status (``unsupported``, ``error``, ``user-error``, ``env-error``, ``crashed``,
+    ``timeout``) with a reason."""
     with Worker(threads, f"{mode} worker") as worker:
         try:
             reply = worker.request(Job(mode, payload), timeout_s)

@@ -91,6 +91,10 @@ def failure_record(exc: Exception) -> Failed:
         return Failed("unsupported", short_reason(exc))
     if isinstance(exc, BackendUnavailable):
         return Failed("unavailable", str(exc))
+    from benchbench.faults import env_fault
+
+    if why := env_fault(exc):  # out of memory in a runtime is the machine's limit, not the model's fault
+        return Failed("env-error", why, traceback.format_exc(limit=6))
     return Failed("error", short_reason(exc), traceback.format_exc(limit=6))
 
 
@@ -205,12 +209,21 @@ def _measure(channel: _Channel, prep: Prepare) -> None:
 
 
 def _build(payload: dict):
+    """The build job. Its failures say whose they are (``benchbench.faults``): ``user-error`` (the model
+    fails in PyTorch eager; the parent files it as status ``error``, fault ``user``), ``env-error`` (out of
+    memory, a full disk, an unwritable cache) or ``error`` (anything else: a bug, with its traceback).
+    A converter's refusal is no failure of the job: it is recorded per format in the manifest."""
     from benchbench.export import build, short_reason
+    from benchbench.faults import UserModelError, env_fault
 
     try:
         return JobDone(build(payload))
-    except Exception as exc:  # an exporter's refusal: the cell records its message
-        return Failed("unsupported", short_reason(exc), traceback.format_exc(limit=6))
+    except UserModelError as exc:
+        return Failed("user-error", str(exc), traceback.format_exc(limit=6))
+    except Exception as exc:
+        if why := env_fault(exc):
+            return Failed("env-error", why, traceback.format_exc(limit=6))
+        return Failed("error", short_reason(exc), traceback.format_exc(limit=6))
 
 
 def _profile(payload: dict):

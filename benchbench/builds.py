@@ -1,18 +1,27 @@
-"""Builds, parent side: find a cell's cached build or run a build worker, and pick the artifact its
+"""Builds, parent side: find a cell's verified cached build or run a build worker, and pick the artifact its
 runner takes. The build itself (export, counts, reference outputs) runs in a worker: ``export.build``.
+
+A cached build is used only once its files check out against its manifest (``benchbench.cache.verify``).
+A bad entry (a truncated or corrupted file, a manifest that does not parse, a missing file, a manifest
+of an older layout) is rebuilt once, with a one-line notice on stderr. The check, the build and the
+re-check run under the build key's lock, so two benchbench processes wanting one build build it once.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
+import sys
 import time
 
+from . import cache
 from ._manager import run_job
 from .export import FORMATS, build_key, cache_root
 from .spec import CellSpec, MeasureConfig
 
 __all__ = ["input_shape", "build_group", "ensure_build", "artifact_for"]
+
+_BASE_FILES = ("input.npy", "reference.npz")
 
 
 def input_shape(spec: CellSpec) -> list[int]:
@@ -28,35 +37,91 @@ def build_group(spec: CellSpec) -> tuple:
     return (spec.model, spec.variant, spec.input_size, spec.batch, spec.seed)
 
 
-def ensure_build(spec: CellSpec, formats: set[str], config: MeasureConfig) -> dict:
-    """The cached build for a cell's model/variant/shape, with the given formats (runs a worker if needed).
+def _needed_files(manifest: dict, formats: set[str]) -> list[str]:
+    """The files a run of ``formats`` reads: input, reference, the pickled model, each ok artifact's files."""
+    names = list(_BASE_FILES)
+    if (manifest.get("torch_module") or {}).get("status") == "ok":
+        names.append("model.pt")
+    for fmt in formats:
+        entry = manifest["artifacts"].get(fmt) or {}
+        if entry.get("status") == "ok":
+            names += entry.get("files") or [entry.get("file")]
+    return names
 
-    Returns ``{"status": "ok", "manifest", "dir", "cached"}`` or ``{"status", "reason"}``.
-    """
+
+def _check(build_dir, formats: set[str]) -> tuple[dict | None, str | None]:
+    """(manifest, None) for a usable build holding ``formats``; (None, problem) for a bad one; (manifest or
+    None, None) for one that is absent or lacks a format (to be completed, not distrusted)."""
+    path = build_dir / "build.json"
+    if not path.exists():
+        return None, None
+    manifest = cache.read_json(path)
+    if manifest is None:
+        return None, "build.json: unreadable"
+    if manifest.get("layout") != cache.LAYOUT:
+        return None, f"build.json: cache layout {manifest.get('layout', 1)!r}, not {cache.LAYOUT} (layout 1 held absolute paths)"
+    if not cache.sealed(manifest):
+        return None, "build.json: checksum mismatch"
+    if not isinstance(manifest.get("artifacts"), dict) or "model" not in manifest:
+        return None, "build.json: incomplete"
+    try:
+        problem = cache.verify(build_dir, manifest, _needed_files(manifest, formats & set(manifest["artifacts"])))
+    except (TypeError, KeyError, AttributeError):  # a manifest that parses but is the wrong shape
+        problem = "build.json: malformed"
+    return (None, problem) if problem else (manifest, None)
+
+
+def _failed(outcome: str, result: dict, build_s: float) -> dict:
+    if outcome == "user-error":  # the model fails in eager: the model's own message, as is
+        return {"status": "error", "fault": "user", "reason": result["reason"], "build_s": build_s}
+    prefix = "" if outcome == "env-error" else "export: "
+    return {"status": outcome, "reason": prefix + result["reason"], "build_s": build_s}
+
+
+def ensure_build(spec: CellSpec, formats: set[str], config: MeasureConfig) -> dict:
+    """The verified cached build for a cell's model/variant/shape, with the given formats (runs a worker if
+    needed). Returns ``{"status": "ok", "manifest", "dir", "cached"}`` or ``{"status", "reason"}`` (and
+    ``fault: "user"`` for a model that fails in eager); an unwritable cache is ``env-error``."""
     shape = input_shape(spec)
     key = build_key(spec.model, spec.variant, shape, spec.seed)
-    build_dir = cache_root() / key
-    manifest_path = build_dir / "build.json"
-    if manifest_path.exists():
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except (OSError, json.JSONDecodeError):  # a truncated manifest is rebuilt, never trusted
-            manifest = {}
-        if "model" in manifest and formats <= set(manifest.get("artifacts", {})):
-            return {"status": "ok", "manifest": manifest, "cached": True, "dir": str(build_dir)}
+    root = cache_root()
+    build_dir = root / key
+    waiting = lambda: print(f"note: another benchbench is building {spec.model} ({spec.variant}); waiting for it",  # noqa: E731
+                            file=sys.stderr, flush=True)
+    try:
+        with cache.key_lock(root, key, on_wait=waiting):
+            manifest, problem = _check(build_dir, formats)
+            if manifest is not None and formats <= set(manifest["artifacts"]):
+                return {"status": "ok", "manifest": manifest, "cached": True, "dir": str(build_dir)}
+            if problem:
+                print(f"note: cached build of {spec.model} ({spec.variant}) was corrupt ({problem}); rebuilding",
+                      file=sys.stderr, flush=True)
+                shutil.rmtree(build_dir, ignore_errors=True)  # rebuilt from nothing: no part of it is trusted
+            return _run_build(spec, shape, build_dir, formats, config)
+    except OSError as exc:  # the lock file or folder: a cache that cannot be written
+        from .faults import env_fault
+
+        why = env_fault(exc) or f"{exc.strerror or exc}"
+        return {"status": "env-error", "reason": f"cache {root}: {why}"}
+
+
+def _run_build(spec, shape, build_dir, formats, config) -> dict:
     job = {"model": spec.model, "variant": spec.variant, "input_shape": shape, "seed": spec.seed,
            "formats": sorted(formats), "dir": str(build_dir)}
     t0 = time.perf_counter()
     outcome, result = run_job("build", job, config.cell_timeout_s, threads=os.cpu_count() or 1)
     build_s = time.perf_counter() - t0
     if outcome != "ok":
-        return {"status": outcome, "reason": "export: " + result["reason"], "build_s": build_s}
+        return _failed(outcome, result, build_s)
+    cache.trust(build_dir, result)  # hashed as it was written, by the worker this process just ran
     return {"status": "ok", "manifest": result, "cached": False, "dir": str(build_dir), "build_s": build_s}
 
 
 def artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict, str | None]:
-    """(what the runner's prepare() takes, artifact record, reason it is unusable or None)."""
+    """(what the runner's prepare() takes, artifact record, reason it is unusable or None). Paths in the
+    manifest are relative to the build's folder; the runner gets them absolute."""
     manifest = build["manifest"]
+    build_dir = build["dir"]
     fmt = runner_cls.artifact_for(dict(spec.options))
     if fmt == "torch":
         ref = {"model": spec.model, "variant": spec.variant, "seed": spec.seed,
@@ -64,16 +129,18 @@ def artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict,
                # counted once per build, not in every torch worker (a forward under a dispatch mode)
                "executed_ops": manifest.get("torch_ops")}
         pickled = manifest.get("torch_module") or {}
-        if pickled.get("status") == "ok" and os.path.exists(pickled["path"]):
-            ref["path"] = pickled["path"]
-            return ref, {"format": "torch", "path": pickled["path"], "bytes": pickled.get("bytes"),
+        if pickled.get("status") == "ok":
+            path = os.path.join(build_dir, pickled["file"])
+            ref["path"] = path
+            return ref, {"format": "torch", "path": path, "bytes": pickled.get("bytes"),
                          "note": "the build's eager model, pickled (torch.save)"}, None
         return ref, {"format": "torch", "note": "rebuilt in the worker from the registry and seed"}, None
     if fmt not in FORMATS:
         return None, {"format": fmt}, None
     entry = manifest["artifacts"][fmt]
     record = {"format": fmt, "cached": build.get("cached", False),
-              **{k: v for k, v in entry.items() if k not in ("status", "traceback")}}
+              **{k: v for k, v in entry.items() if k not in ("status", "traceback", "file", "files")}}
     if entry["status"] != "ok":
         return None, record, entry.get("reason", "export failed")
-    return entry["path"], record, None
+    record["path"] = os.path.join(build_dir, entry["file"])
+    return record["path"], record, None

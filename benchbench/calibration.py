@@ -14,6 +14,9 @@ Calibration, once per run and per (backend, threads) used:
 A calibration takes about a minute on a loaded 2-core machine (two exports, the first time, and three
 workers), so it is cached under ``<cache>/roofline/`` per machine (hostname + CPU model), backend,
 thread count and runtime versions, and reused for ``CACHE_TTL_S`` (24 h) unless a fresh one is asked for.
+``run`` never calibrates uninvited: by default (``auto``) it uses a cached calibration if there is one and
+otherwise places no cell on a roofline. A cached record carries a checksum (a corrupt one is ignored) and
+the machine's state when it was measured, which the report shows with its date.
 
 Per cell (see :func:`roofline_point`): achieved GFLOP/s = FLOPs / median latency; its share of the
 backend's peak; the arithmetic intensity (FLOPs / MAC bytes) against the ridge point
@@ -32,7 +35,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-__all__ = ["CACHE_TTL_S", "CALIBRATION_VERSION", "KERNELS", "calibrate", "calibrate_run", "calibration_key"]
+__all__ = ["CACHE_TTL_S", "CALIBRATION_VERSION", "KERNELS", "MODES", "calibrate", "calibrate_run", "calibration_key",
+           "read_cached"]
 
 CALIBRATION_VERSION = 1
 CACHE_TTL_S = 24 * 3600
@@ -125,6 +129,15 @@ def _measure_peak(backend: str, threads: int) -> dict:
     return {"peak_gflops": max(rates) if rates else None, "kernels": kernels}
 
 
+def _machine_then(threads: int) -> dict:
+    """The machine's state right after measuring (load, others' CPU share, steal): what the figures were
+    taken under, kept with them in the cache and shown by the report."""
+    from .machine import machine_state
+
+    state = machine_state(0.5, threads)
+    return {k: state.get(k) for k in ("load_avg_1m", "others_cpu_share", "steal_share", "governor", "turbo")}
+
+
 def _calibrate_one(backend: str, threads: int) -> dict:
     peak = _measure_peak(backend, threads)
     device = _device(backend)
@@ -141,10 +154,35 @@ def _calibrate_one(backend: str, threads: int) -> dict:
         "measured_at": time.time(),
         # Other processes lower both figures, and a cached calibration outlives them: keep the evidence.
         "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "machine": _machine_then(threads),
     }
     if entry["peak_gflops"] and entry["bandwidth_gbs"]:
         entry["ridge_flop_per_byte"] = entry["peak_gflops"] / entry["bandwidth_gbs"]
     return entry
+
+
+MODES = ("auto", "cached", "fresh", "off")
+
+
+def read_cached(path: Path) -> tuple[dict | None, str | None]:
+    """(entry, None) for a cached calibration that is intact and under ``CACHE_TTL_S`` old; (None, why) for a
+    corrupt one (truncated, unparsable, a checksum mismatch, a wrong shape): treated as absent; (None,
+    None) when there is none or it is too old or failed."""
+    from .cache import read_json, sealed
+
+    if not path.exists():
+        return None, None
+    entry = read_json(path)
+    if entry is None:
+        return None, "unreadable"
+    if not sealed(entry):  # a flipped digit still parses: only the checksum can tell
+        return None, "checksum mismatch"
+    measured_at = entry.get("measured_at")
+    if not isinstance(measured_at, (int, float)) or not isinstance(entry.get("peak_gflops"), (int, float, type(None))):
+        return None, "malformed"
+    if time.time() - measured_at > CACHE_TTL_S or not entry.get("peak_gflops"):
+        return None, None
+    return entry, None
 
 
 def calibrate(
@@ -152,36 +190,51 @@ def calibrate(
     mode: str = "cached",
     progress: Callable[[str], None] = lambda msg: None,
 ) -> dict:
-    """Calibrate each (backend, threads): ``mode`` ``cached`` reuses a recent calibration, ``fresh`` never does.
+    """Calibrate each (backend, threads). ``mode``: ``auto`` uses a cached calibration under 24 h old where
+    one exists and never measures (a first ``run`` must not spend a minute it was not asked to);
+    ``cached`` reuses one or measures; ``fresh`` always measures.
 
     Returns ``{"<backend>/<threads>": entry}``; an entry has ``peak_gflops``, ``bandwidth_gbs``,
-    ``ridge_flop_per_byte``, the per-kernel figures, ``cached`` and ``key``.
+    ``ridge_flop_per_byte``, the per-kernel figures, ``measured_at`` and ``machine`` (the machine's state
+    when it was measured), ``cached`` and ``key``.
     """
-    from benchbench.export import cache_root
+    from .cache import cache_root, seal, write_json
 
-    if mode not in ("cached", "fresh"):
-        raise ValueError(f"unknown calibration mode '{mode}' (cached or fresh)")
+    if mode not in ("auto", "cached", "fresh"):
+        raise ValueError(f"unknown calibration mode '{mode}' (auto, cached or fresh)")
     out = {}
     for backend, threads in dict.fromkeys(pairs):
         key = calibration_key(backend, threads)
         path = cache_root() / "roofline" / f"{key}.json"
         entry = None
-        if mode == "cached" and path.exists():
-            entry = json.loads(path.read_text())
-            if time.time() - entry.get("measured_at", 0) > CACHE_TTL_S or not entry.get("peak_gflops"):
-                entry = None
+        if mode != "fresh":
+            entry, problem = read_cached(path)
+            if problem:
+                then = "calibrating again" if mode == "cached" else "ignored (--roofline fresh calibrates)"
+                progress(f"note: cached roofline calibration of {backend}/{threads}t was corrupt ({problem}); {then}")
         cached = entry is not None
+        if entry is None and mode == "auto":
+            continue
         if entry is None:
             progress(f"roofline: calibrating {backend} with {threads} threads (peak GFLOP/s and bandwidth)...")
             entry = _calibrate_one(backend, threads)
             if entry["peak_gflops"]:  # a failed calibration is reported, never cached
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(entry, indent=1))
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    write_json(path, seal(dict(entry)))
+                except OSError as exc:  # the figures are good for this run; only the reuse is lost
+                    progress(f"note: could not cache the roofline calibration: {exc.strerror or exc}")
+        entry = {k: v for k, v in entry.items() if k != "checksum"}
         entry = {**entry, "cached": cached, "key": key}
+        age = f", taken {_age(time.time() - entry['measured_at'])} ago" if cached else ""
         progress(f"roofline: {backend}/{threads}t peak {_g(entry['peak_gflops'])} GFLOP/s, bandwidth "
-                 f"{_g(entry['bandwidth_gbs'])} GB/s{' (cached)' if cached else ''}")
+                 f"{_g(entry['bandwidth_gbs'])} GB/s{' (cached' + age + ')' if cached else ''}")
         out[f"{backend}/{threads}"] = entry
     return out
+
+
+def _age(s: float) -> str:
+    return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.0f} min"
 
 
 def _g(x) -> str:
@@ -190,7 +243,8 @@ def _g(x) -> str:
 
 def calibrate_run(cells, run, mode: str, progress: Callable[[str], None] = lambda msg: None) -> None:
     """Calibrate every (backend, threads) the cells measure on, into ``run.meta["roofline"]`` (``mode``
-    ``cached``, ``fresh`` or ``off``); the sweep then places each cell on its backend's roofline."""
+    ``auto``, ``cached``, ``fresh`` or ``off``: see :func:`calibrate`); the sweep then places each cell
+    on its backend's roofline."""
     from benchbench.runners import get_runner
 
     if mode == "off":

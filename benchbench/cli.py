@@ -1,9 +1,20 @@
-"""The ``benchbench`` command line: run, profile, list, compare, claim, doctor.
+"""The ``benchbench`` command line: run, profile, list, compare, claim, doctor, cache.
 
-User mistakes (bad option values, unknown names, missing packages, unreadable or malformed files) end
-with one line on stderr, ``benchbench: error: ...``, and exit code 2, never a traceback. Exit codes: 0
-done, 1 a run had broken cells or ``compare --fail-above`` found a regression, 2 a mistake in what was
-asked, 130 interrupted (143 SIGTERM, 129 SIGHUP).
+User mistakes (bad option values, unknown names, missing packages, unreadable or malformed files, a model
+file that does not load) end with one line on stderr, ``benchbench: error: ...``, and exit code 2, never a
+traceback. Exit codes:
+
+* 0: done;
+* 1: ``run``/``profile`` had broken cells (crashed, timed out, or an error not of the model's making) or a
+  parity failure (unless ``--allow-parity-fail``); ``compare --fail-above`` found a regression; ``doctor``'s
+  A/A interval excludes 1.00;
+* 2: a mistake in what was asked, or a user error: a model whose factory or eager forward fails (its cells
+  have status ``error`` and ``fault: "user"``; its own message is printed on one line);
+* 3: an environment error: out of memory, a full disk, an unwritable cache or results folder (cells with
+  status ``env-error``);
+* 130, 143, 129: interrupted by Ctrl-C, SIGTERM, SIGHUP (128 + the signal).
+
+When several apply, the highest of 3, 2 and 1 is returned: a machine problem hides nothing of the model's.
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from pathlib import Path
 
 from . import __version__
 from ._argtypes import bounded_float, bounded_int, input_size, name_list, new_folder_base, option, percent
-from .registry import UnknownNameError
+from .registry import PluginError, UnknownNameError
 
 __all__ = ["main"]
 
@@ -126,6 +137,8 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
                    help="stop once every 95%% interval's half-width is within this fraction, in (0, 1) "
                         "(default: the --sampling profile's: 0.01, quick 0.03)")
     p.add_argument("--cell-timeout", type=_POSITIVE_S, help="kill a worker after this many seconds (default: 900)")
+    p.add_argument("--allow-parity-fail", action="store_true",
+                   help="exit 0 even if a cell's outputs disagree with PyTorch eager (they are still flagged)")
 
 
 def _config(args):
@@ -263,8 +276,28 @@ def _run(args, rounds=None):
           + (f"\n      {paths['profiles']}" if "profiles" in paths else ""))
     if interrupted:
         return interrupted, run
-    broken = [c for c in run.cells if c.status in ("crashed", "timeout", "error")]
-    return (1 if broken else 0), run
+    return _exit_code(run, args.allow_parity_fail), run
+
+
+def _exit_code(run, allow_parity_fail: bool) -> int:
+    """3 environment errors, 2 user errors (each told in one line), 1 broken cells or parity failures, else 0."""
+    env = [c for c in run.cells if c.status == "env-error"]
+    user = [c for c in run.cells if c.status == "error" and c.fault == "user"]
+    broken = [c for c in run.cells if c.status in ("crashed", "timeout", "error") and c.fault != "user"]
+    parity = [c for c in run.cells if c.ok and c.parity.get("checked") and not c.parity.get("passed")]
+    for cells, what in ((env, "environment error"), (user, "model error")):
+        for reason in dict.fromkeys(c.reason or "" for c in cells):
+            who = sorted({c.spec.model for c in cells if (c.reason or "") == reason})
+            print(f"benchbench: {what}: {_one_line(reason)}" + ("" if what == "model error" else
+                                                              f" ({', '.join(who)})"), file=sys.stderr)
+    if parity and not allow_parity_fail:
+        print(f"benchbench: {len(parity)} cells failed parity with PyTorch eager (exit 1; --allow-parity-fail "
+              "to exit 0)", file=sys.stderr)
+    if env:
+        return 3
+    if user:
+        return 2
+    return 1 if broken or (parity and not allow_parity_fail) else 0
 
 
 def cmd_list(args) -> int:
@@ -455,8 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
                 epilog=_measure_epilog("run"))
     _add_measure_args(p)
     p.add_argument("--out", default=str(DEFAULT_OUT), type=new_folder_base, help=out_help)
-    p.add_argument("--roofline", choices=["cached", "fresh", "off"], default="cached",
-                   help="calibrate peak GFLOP/s and bandwidth per backend first; cached reuses one under 24 h old")
+    p.add_argument("--roofline", choices=["auto", "cached", "fresh", "off"], default="auto",
+                   help="place cells on this machine's roofline (peak GFLOP/s, bandwidth): auto uses a calibration "
+                        "under 24 h old if one is cached and never measures one; cached reuses one or calibrates "
+                        "(about a minute); fresh always calibrates; off")
     p.add_argument("--profile", action="store_true",
                    help="also profile each ok cell per operator, in separate workers (written to profile.md)")
     p.add_argument("--profile-runs", type=bounded_int(1), default=10,
@@ -514,7 +549,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="measure every comparison group N times, each in fresh workers (intervals use every round)")
     p.set_defaults(func=cmd_claim, variant="both", batch=1, input_size=None, seed=0, option=[], min_time=None,
                    lockstep="auto",
-                   max_time=None, target_ci=None, cell_timeout=None, roofline="cached", profile=False)
+                   max_time=None, target_ci=None, cell_timeout=None, roofline="auto", profile=False,
+                   allow_parity_fail=False)
+
+    p = command("cache", help="show the artifact cache (where, size, entries) or clear it",
+                description="Show the build cache ($BENCHBENCH_CACHE, else ~/.cache/benchbench): where it is, its "
+                            "size and one line per entry; or clear all of it, or the entries matching a glob.",
+                epilog="examples:\n  benchbench cache\n  benchbench cache clear 'vanillanet_*'\n  benchbench cache clear")
+    p.add_argument("action", nargs="?", choices=["show", "clear"], default="show", help="what to do")
+    p.add_argument("pattern", nargs="?", help="glob over entry or model names, e.g. 'repvgg_*' (default: every entry)")
+    p.set_defaults(func=cmd_cache)
 
     p = sub.add_parser("doctor", help="machine check: load, steal, busy processes, and an A/A comparison")
     p.add_argument("--model", "-m", default="resnet18", help="model of the A/A comparison (default: resnet18)")
@@ -526,6 +570,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-aa", action="store_true", help="machine state only, no A/A comparison")
     p.set_defaults(func=cmd_doctor)
     return parser
+
+
+def cmd_cache(args) -> int:
+    """``benchbench cache [show|clear] [PATTERN]``."""
+    from . import cache
+
+    root = cache.cache_root()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"the cache {root} is not a folder")
+    try:
+        if args.action == "show":
+            print(cache.show(args.pattern, root))
+        else:
+            removed, kept = cache.clear(args.pattern, root)
+            print(cache.clear_text(removed, kept, args.pattern, root))
+    except ValueError as exc:  # a bad pattern
+        raise UsageError(str(exc)) from None
+    except BrokenPipeError:  # `benchbench cache | head`: main() handles it
+        raise
+    except OSError as exc:
+        raise UsageError(f"cache {root}: {exc.strerror or exc}") from None
+    return 0
 
 
 def cmd_doctor(args) -> int:
@@ -579,14 +645,15 @@ def _one_line(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The ``benchbench`` command; returns the exit code (0, 1, 2; 130 on Ctrl-C, 143 on SIGTERM, 129 on SIGHUP)."""
+    """The ``benchbench`` command; returns the exit code (0, 1, 2, 3; 130 on Ctrl-C, 143 on SIGTERM, 129 on
+    SIGHUP: see the module's docstring)."""
     from .result import SchemaError
 
 
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except (UnknownNameError, UsageError, SchemaError) as exc:
+    except (UnknownNameError, UsageError, SchemaError, PluginError) as exc:
         print(f"benchbench: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help and --version exit 0 from inside argparse

@@ -10,15 +10,20 @@ that crashes takes down only that build.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
+import shutil
 import time
 import traceback
+import warnings
 from pathlib import Path
 
+from .cache import LAYOUT, atomic_path, cache_root, file_record, read_json, seal, write_json
 from .env import package_versions
+from .faults import EnvError, UserModelError, env_fault
 
 __all__ = ["FORMATS", "cache_root", "build_key", "build", "short_reason", "artifact_bytes"]
 
@@ -26,13 +31,6 @@ __all__ = ["FORMATS", "cache_root", "build_key", "build", "short_reason", "artif
 FORMATS = {"onnx": "model.onnx", "tflite": "model.tflite", "tflite_nhwc": "model_nhwc.tflite"}
 ONNX_OPSET = 18
 _EXPORTER_PACKAGES = ("torch", "onnx", "onnxscript", "litert-torch", "benchbench")
-
-
-def cache_root() -> Path:
-    """``$BENCHBENCH_CACHE``, else ``$XDG_CACHE_HOME/benchbench``, else ``~/.cache/benchbench``."""
-    if env := os.environ.get("BENCHBENCH_CACHE"):
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "benchbench"
 
 
 def _zoo_digest(model: str) -> str:
@@ -106,6 +104,8 @@ def _export_onnx(model, x, path: Path) -> dict:
             return {"exporter": "torch.onnx (dynamo)" if dynamo else "torch.onnx (torchscript)", "opset": ONNX_OPSET,
                     "fallback_reason": errors[0] if errors else None}
         except Exception as exc:  # exporters raise many types; each becomes a recorded reason
+            if env_fault(exc):
+                raise  # a full disk fails the fallback too, and is no reason of the model's
             errors.append(short_reason(exc))
     raise RuntimeError("ONNX export failed: " + " | then: ".join(errors))
 
@@ -138,6 +138,29 @@ def _export_tflite_nhwc(model, x, path: Path) -> dict:
             "layout": "NHWC input, rank>=3 outputs channels-last"}
 
 
+# What an exporter says when it froze data-dependent control flow into the graph: the TorchScript tracer's
+# TracerWarning ("Converting a tensor to a Python boolean might cause the trace to be incorrect"), and
+# torch.export's guard/specialisation notices. Parity on the one seeded input cannot see it.
+_SPECIALISED = re.compile(r"trace (might|may) be incorrect|treated as a constant|speciali[sz]|data.dependent|guard(ed)? on", re.I)
+
+
+@contextlib.contextmanager
+def _caught_warnings():
+    """Collect (into the yielded list, on exit) the warnings saying an export specialised the model."""
+    found: list[str] = []
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        try:
+            yield found
+        finally:
+            for w in seen:
+                text = str(w.message)
+                if w.category.__name__ == "TracerWarning" or _SPECIALISED.search(text):
+                    line = f"{w.category.__name__}: {text.splitlines()[0][:200]}"
+                    if line not in found:
+                        found.append(line)
+
+
 _EXPORTERS = {"onnx": _export_onnx, "tflite": _export_tflite, "tflite_nhwc": _export_tflite_nhwc}
 
 
@@ -160,31 +183,90 @@ def _graph_metrics(onnx_path: str) -> dict:
         return {"reason": short_reason(exc)}
 
 
+def _where(model: str) -> str:
+    """``my_model.py:net`` for a user model (its file's name, not its path); the zoo name otherwise."""
+    path, sep, attr = model.rpartition(":")
+    return f"{Path(path).name}:{attr}" if sep and path.endswith(".py") else model
+
+
+def _eager(job: dict):
+    """The model and its reference outputs in PyTorch eager, or :class:`UserModelError`: a model that
+    cannot be built or run here is the model's fault, not a converter's (``benchbench.faults``)."""
+    import numpy as np
+    import torch
+
+    from benchbench.models import create_model
+
+    shape = job["input_shape"]
+    try:
+        model = create_model(job["model"], job["variant"], input_size=tuple(shape[2:]), seed=job["seed"])
+        x_np = np.random.default_rng(job["seed"]).standard_normal(shape, dtype=np.float32)
+        x = torch.from_numpy(x_np)
+        with torch.no_grad():
+            ref = model(x)
+    except Exception as exc:
+        if env_fault(exc):
+            raise
+        raise UserModelError(f"{short_reason(exc)} (in {_where(job['model'])})") from exc
+    return model, x_np, x, ref if isinstance(ref, (tuple, list)) else (ref,)
+
+
+_LOW_SPACE = 16 * 2**20  # below this much free space, a failed write is taken for a full disk
+
+
+def _write(manifest: dict, out_dir: Path, name: str, write) -> list[str]:
+    """Write ``name`` (and any sidecars the writer adds) atomically into the build, recording each file's
+    size and hash in the manifest; returns the names written. A write the disk or the cache's permissions
+    refused raises :class:`EnvError` naming the file."""
+    try:
+        with atomic_path(out_dir / name) as tmp:
+            try:
+                write(tmp)
+            except Exception as exc:
+                # Writers in C (numpy's tofile, torch's zip writer, converters) report a full disk as a short
+                # write with no errno; the free space left, measured while the partial file still takes it,
+                # tells that apart from the model's own failure.
+                free = shutil.disk_usage(out_dir).free
+                if env_fault(exc) is None and free < _LOW_SPACE:
+                    raise EnvError(f"cannot write {name} into the cache {out_dir.parent}: no space left on "
+                                   f"device ({free} bytes free)") from exc
+                raise
+            written = sorted(os.listdir(tmp.parent))
+    except EnvError:
+        raise
+    except Exception as exc:
+        if why := env_fault(exc):
+            raise EnvError(f"cannot write {name} into the cache {out_dir.parent}: {why}") from exc
+        raise
+    for n in written:
+        manifest["files"][n] = file_record(out_dir / n)
+    return written
+
+
 def build(job: dict) -> dict:
-    """Create (or complete) a cached build. Runs inside a worker; returns build.json's content."""
+    """Create (or complete) a cached build. Runs inside a worker, under the build's lock (taken by
+    ``benchbench.builds``); returns build.json's content. Every file and the manifest are written
+    atomically, the manifest after each step, so an interrupted build keeps what it finished."""
     import numpy as np
     import torch
 
     from benchbench.metrics import count_dispatched_ops, count_model
-    from benchbench.models import create_model, model_info
+    from benchbench.models import model_info
 
     out_dir = Path(job["dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "build.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"artifacts": {}}
+    manifest = read_json(manifest_path)
+    if not manifest or manifest.get("layout") != LAYOUT or not isinstance(manifest.get("files"), dict):
+        manifest = {"layout": LAYOUT, "variant": job["variant"], "files": {}, "artifacts": {}, "warnings": []}
 
     info = model_info(job["model"])
     shape = job["input_shape"]
-    model = create_model(job["model"], job["variant"], input_size=tuple(shape[2:]), seed=job["seed"])
-    x_np = np.random.default_rng(job["seed"]).standard_normal(shape, dtype=np.float32)
-    x = torch.from_numpy(x_np)
+    model, x_np, x, ref = _eager(job)
 
     if "model" not in manifest:
-        np.save(out_dir / "input.npy", x_np)
-        with torch.no_grad():
-            ref = model(x)
-        ref = ref if isinstance(ref, (tuple, list)) else (ref,)
-        np.savez(out_dir / "reference.npz", *[r.float().numpy() for r in ref])
+        _write(manifest, out_dir, "input.npy", lambda p: np.save(p, x_np))
+        _write(manifest, out_dir, "reference.npz", lambda p: np.savez(p, *[r.float().numpy() for r in ref]))
         manifest["model"] = {
             "name": info.name,
             "family": info.family,
@@ -195,36 +277,42 @@ def build(job: dict) -> dict:
             **count_model(model, x),  # params, FLOPs/MACs, element-ops (docs/metrics.md)
         }
         manifest["torch_ops"] = count_dispatched_ops(model, x)  # what torch eager executes, counted once
-        manifest_path.write_text(json.dumps(manifest, indent=1))
+        write_json(manifest_path, seal(manifest))
     if "torch_module" not in manifest:
         # The eager model itself, pickled: a torch worker loads it in milliseconds instead of building
         # and initializing it again (about a second for a ResNet-18). Not every module pickles (a lambda
         # attribute); those workers rebuild from the registry and seed, as before.
-        path = out_dir / "model.pt"
         try:
-            torch.save(model, path)
-            manifest["torch_module"] = {"status": "ok", "path": str(path), "bytes": path.stat().st_size}
+            _write(manifest, out_dir, "model.pt", lambda p: torch.save(model, p))
+            manifest["torch_module"] = {"status": "ok", "file": "model.pt", "bytes": manifest["files"]["model.pt"]["bytes"]}
         except Exception as exc:
-            path.unlink(missing_ok=True)
+            if env_fault(exc):
+                raise
             manifest["torch_module"] = {"status": "unsupported", "reason": short_reason(exc)}
-        manifest_path.write_text(json.dumps(manifest, indent=1))
+        write_json(manifest_path, seal(manifest))
 
     for fmt in job.get("formats", []):
         if fmt in manifest["artifacts"]:
             continue
-        path = out_dir / FORMATS[fmt]
+        name = FORMATS[fmt]
         t0 = time.perf_counter()
+        details = {}
         try:
-            details = _EXPORTERS[fmt](model, x, path)
-            entry = {"status": "ok", "path": str(path), "bytes": artifact_bytes(path), **details}
+            with _caught_warnings() as caught:
+                files = _write(manifest, out_dir, name, lambda p: details.update(_EXPORTERS[fmt](model, x, p)))
+            entry = {"status": "ok", "file": name, "files": files,
+                     "bytes": sum(manifest["files"][n]["bytes"] for n in files), **details}
+            if caught:
+                entry["warnings"] = caught
         except Exception as exc:
+            if env_fault(exc):
+                raise  # not the model's fault, and nothing is cached: the next run tries again
             entry = {"status": "unsupported", "reason": short_reason(exc), "traceback": traceback.format_exc(limit=3)}
-            path.unlink(missing_ok=True)
         entry["export_s"] = round(time.perf_counter() - t0, 3)
         manifest["artifacts"][fmt] = entry
-        manifest_path.write_text(json.dumps(manifest, indent=1))  # after each format: nothing lost
+        write_json(manifest_path, seal(manifest))  # after each format: nothing lost
     onnx_entry = manifest["artifacts"].get("onnx", {})
     if "graph" not in manifest and onnx_entry.get("status") == "ok":
-        manifest["graph"] = _graph_metrics(onnx_entry["path"])
-        manifest_path.write_text(json.dumps(manifest, indent=1))
+        manifest["graph"] = _graph_metrics(str(out_dir / onnx_entry["file"]))
+        write_json(manifest_path, seal(manifest))
     return manifest

@@ -91,8 +91,8 @@ def _preflight(spec: CellSpec, formats: set[str], builds: dict, config: MeasureC
     if group not in builds:
         builds[group] = ensure_build(spec, formats, config)
     build = builds[group]
-    if build["status"] != "ok":  # unsupported, crashed or timeout, as the build worker ended
-        return CellResult(spec, build["status"], build["reason"])
+    if build["status"] != "ok":  # error (the model's own, fault "user"), env-error, crashed or timeout
+        return CellResult(spec, build["status"], build["reason"], fault=build.get("fault"))
     model_record = dict(build["manifest"]["model"])
     artifact, artifact_record, unusable = artifact_for(runner_cls, spec, build)
     if unusable:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Registry", "UnknownNameError", "natural_key"]
+__all__ = ["Registry", "UnknownNameError", "PluginError", "natural_key"]
 
 T = TypeVar("T")
 
@@ -29,6 +29,11 @@ class UnknownNameError(KeyError, LookupError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return self.args[0]
+
+
+class PluginError(Exception):
+    """A user's plugin file (``file.py:factory``) that cannot be loaded: a syntax or import error, or an
+    exception at import time. ``str()`` is one line naming the file and the error."""
 
 
 def natural_key(name: str) -> list[Any]:

@@ -127,7 +127,7 @@ def _table(run: RunResult) -> tuple[list[str], list[list[str]]]:
         if c.ok:
             ci = f"{r['ci_low_ms']:.3f}–{r['ci_high_ms']:.3f}"
             median = _fmt(r["median_ms"]) + (" ~" if r["noisy"] else "")
-            status = "ok"
+            status = "ok !" if c.artifact.get("warnings") else "ok"
         else:
             ci, median, status = "", "", c.status
         k = c.spec.key()
@@ -155,7 +155,7 @@ def terminal_table(run: RunResult) -> str:
     if bad:
         notes.append(f"PARITY FAILURES ({len(bad)}): {'; '.join(bad)}: outputs disagree with PyTorch eager float32.")
     notes += _footer(run)
-    if any(r[3] != "ok" for r in body):
+    if any(not c.ok for c in run.cells):
         notes.append("Reasons for non-ok cells are in the Markdown report and the JSON.")
     return text + "\n" + "\n".join(notes)
 
@@ -175,6 +175,11 @@ def _footer(run: RunResult) -> list[str]:
                      f"for a CPU (measured); {dropped} of {total} blocks left out as disturbed (> 10%)"
                      + (f"; in {len(unfiltered)} cells too few blocks were quiet to filter, so all were kept"
                         if unfiltered else "") + ".")
+    specialised = [c.spec.label() for c in ok if c.artifact.get("warnings")]
+    if specialised:
+        notes.append(f"! the exporter specialised data-dependent control flow ({len(specialised)} cells: "
+                     f"{'; '.join(specialised)}): the artifact computes the branch the seeded input took, and "
+                     "parity checks only that input (artifact.warnings in the JSON).")
     notes.append("speedup = train / deploy latency (>1: the deploy form is faster), with its 95% interval from the "
                  "lockstep rounds; (n.s.): the interval holds 1, no direction is claimed.")
     notes.append("ops run = operators the backend executes after its own fusions. parity = max |out - ref| / max |ref| "
@@ -277,13 +282,28 @@ def _metrics_section(run: RunResult) -> list[str]:
         cal_rows = [[e.get("backend"), e.get("threads"), e.get("device"), _fmt(e.get("peak_gflops"), ".1f"),
                      ", ".join(f"{k} {_fmt(v.get('best_gflops'), '.1f')}" for k, v in e.get("kernels", {}).items()),
                      _fmt(e.get("bandwidth_gbs"), ".2f"), _fmt(e.get("ridge_flop_per_byte"), ".1f"),
-                     _fmt(e.get("load_avg_1m"), ".1f"), "cached" if e.get("cached") else "fresh"] for e in cal.values()]
-        lines += ["Roofline calibration of this machine:", "",
+                     _taken(e.get("measured_at")), _fmt(e.get("load_avg_1m"), ".1f"),
+                     _share((e.get("machine") or {}).get("others_cpu_share")),
+                     "cached" if e.get("cached") else "fresh"] for e in cal.values()]
+        lines += ["Roofline calibration of this machine, with when it was taken and the machine's state then "
+                  "(a cached one is reused for 24 h; `--roofline fresh` measures again):", "",
                   tabulate(cal_rows, ["backend", "threads", "device", "peak GFLOP/s", "kernels GFLOP/s",
-                                      "bandwidth GB/s", "ridge FLOP/B", "load avg", "source"], tablefmt="github",
-                           disable_numparse=True),
+                                      "bandwidth GB/s", "ridge FLOP/B", "taken (UTC)", "load avg then",
+                                      "others' CPU then", "source"], tablefmt="github", disable_numparse=True),
                   ""]
     return lines
+
+
+def _taken(ts) -> str:
+    import datetime as dt
+
+    if not isinstance(ts, (int, float)):
+        return "?"
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def _share(v) -> str:
+    return f"{100 * v:.0f}%" if isinstance(v, (int, float)) else "?"
 
 
 def _settings_text(s: dict) -> str:

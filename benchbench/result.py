@@ -27,8 +27,9 @@ SCHEMA = "benchbench/result"
 SCHEMA_VERSION = 2  # 2: timed blocks per cell, lockstep groups (1 had pooled samples only)
 # ok: measured. unsupported: a converter or runtime rejected the model. unavailable: the backend is
 # not installed or has no device here. crashed/timeout: the worker died or was killed. error: any
-# other failure inside the worker (a bug, reported with its message).
-STATUSES = ("ok", "unsupported", "unavailable", "crashed", "timeout", "error")
+# other failure inside the worker (a bug, reported with its message), or, with ``fault: "user"``, a model
+# that fails in PyTorch eager itself. env-error: out of memory, a full disk, an unwritable cache.
+STATUSES = ("ok", "unsupported", "unavailable", "crashed", "timeout", "error", "env-error")
 
 
 class SchemaError(ValueError):
@@ -56,6 +57,7 @@ class CellResult:
     group: int | None = None  # index into RunResult.groups when measured in lockstep with other cells
     # Schema-1 files only: per-round records of the old keep-the-fastest-round rule.
     rounds: list[dict] = field(default_factory=list)
+    fault: str | None = None  # "user": an error cell whose model fails in PyTorch eager (run exits 2)
 
     @property
     def ok(self) -> bool:
@@ -115,6 +117,7 @@ class CellResult:
             "blocks": self.blocks,
             "group": self.group,
             **({"rounds": self.rounds} if self.rounds else {}),
+            **({"fault": self.fault} if self.fault else {}),
         }
 
     @classmethod

@@ -28,7 +28,7 @@ Sample = Annotated[float, Field(gt=0, le=MAX_SAMPLE_NS, allow_inf_nan=False)]  #
 Count = Annotated[int, Field(ge=0, le=_INT64)]
 Positive = Annotated[int, Field(ge=1, le=_INT64)]
 Name = Annotated[str, Field(min_length=1)]
-Status = Literal["ok", "unsupported", "unavailable", "crashed", "timeout", "error"]  # result.STATUSES
+Status = Literal["ok", "unsupported", "unavailable", "crashed", "timeout", "error", "env-error"]  # result.STATUSES
 
 
 class _Open(BaseModel):
@@ -113,6 +113,7 @@ class Cell(_Open):
     rounds: list[Round] = []
     blocks: list[BlockRecord] = []
     group: Count | None = None
+    fault: Literal["user"] | None = None
 
     @model_validator(mode="after")
     def _ok_has_samples(self):

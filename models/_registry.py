@@ -6,9 +6,10 @@ deploy are a ``variant`` argument, never a name suffix.
 
 A user's own model plugs in without editing the repo:
 
-* ``path/to/file.py:factory`` anywhere a model name is accepted. The factory either takes a
-  ``variant`` keyword (``"train"``/``"deploy"``) or returns a train model whose blocks have
-  ``reparameterize()``.
+* ``path/to/file.py:factory`` anywhere a model name is accepted; the file is executed as Python code.
+  The factory gets ``variant`` (``"train"``/``"deploy"``) if it declares it or takes ``**kwargs``
+  (else it returns a train model whose blocks have ``reparameterize()``), and ``input_size`` (H, W)
+  only if it declares a parameter of that name.
 * an installed package exposing the ``benchbench.models`` entry-point group; loading the entry point
   must run ``register_model`` decorators.
 """
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchbench.registry import Registry, UnknownNameError, natural_key
+from benchbench.registry import PluginError, Registry, UnknownNameError, natural_key
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -143,7 +144,11 @@ def _load_user_model(spec: str) -> ModelInfo:
         module_spec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[mod_name] = module  # dataclasses and pickling look the module up by name
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)  # runs the user's file as Python code, as README says
+        except (Exception, SystemExit) as exc:  # a syntax or import error is the file's, told in one line
+            del sys.modules[mod_name]
+            raise PluginError(f"cannot load {path.name}: {_one_line_error(exc)}") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
@@ -157,6 +162,14 @@ def _load_user_model(spec: str) -> ModelInfo:
         source_hash=digest,
     )
     return _MODELS.register(spec, info)
+
+
+def _one_line_error(exc: BaseException) -> str:
+    """``SyntaxError: invalid syntax (line 3)``: the error and where in the user's file, on one line."""
+    if isinstance(exc, SyntaxError):
+        return f"{type(exc).__name__}: {exc.msg} (line {exc.lineno})"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def model_info(name: str) -> ModelInfo:
@@ -232,12 +245,15 @@ def resolve_models(spec: str) -> tuple[list[str], list[str]]:
     return names, notes
 
 
-def _accepts(fn: Callable, param: str) -> bool:
+def _accepts(fn: Callable, param: str, through_kwargs: bool = True) -> bool:
+    """Whether ``fn`` takes the keyword ``param``: declared by name, or (``through_kwargs``) via ``**kwargs``."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
-    return param in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    if param in params:
+        return params[param].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return through_kwargs and any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def create_model(
@@ -263,13 +279,19 @@ def create_model(
         raise ValueError(f"unknown variant '{variant}'; choose from {', '.join(VARIANTS)}")
     info = model_info(name)
     kwargs = {}
-    if input_size is not None and (info.fixed_input or is_user_model(name)) and _accepts(info.factory, "input_size"):
+    # The plugin contract (README, "Your own model"): ``input_size`` only to a factory that declares a
+    # parameter of that name (``**kw`` often feeds a constructor that does not take it), ``variant``
+    # to one that declares it or takes ``**kwargs``.
+    if input_size is not None and (info.fixed_input or is_user_model(name)) and _accepts(
+            info.factory, "input_size", through_kwargs=False):
         kwargs["input_size"] = tuple(input_size)
     # A factory that takes ``variant`` builds each form itself (and owns their equivalence);
     # any other factory builds the train form, which reparameterize() converts.
     takes_variant = _accepts(info.factory, "variant")
     torch.manual_seed(seed)
     model = info.factory(variant=variant, **kwargs) if takes_variant else info.factory(**kwargs)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"the factory returned {type(model).__name__}, not a torch.nn.Module")
     if randomize:
         randomize_(model, seed)
     model.eval()

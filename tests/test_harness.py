@@ -70,10 +70,10 @@ def test_export_failure_is_unsupported_with_the_exporters_reason(cache_dir, tmp_
     assert run.cells[1].status == "ok"
 
 
-def test_model_that_cannot_run_is_unsupported(cache_dir, tmp_path):
+def test_model_that_cannot_run_in_eager_is_a_user_error(cache_dir, tmp_path):
     run = _sweep(tmp_path, [CellSpec(f"{DATA / 'tiny.py'}:broken", "deploy", "null")])
-    assert run.cells[0].status == "unsupported"
-    assert "broken on purpose" in run.cells[0].reason
+    assert run.cells[0].status == "error" and run.cells[0].fault == "user"
+    assert run.cells[0].reason == "RuntimeError: this model is broken on purpose (in tiny.py:broken)"
 
 
 def test_input_below_minimum_is_unsupported(cache_dir, tmp_path):
