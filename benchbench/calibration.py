@@ -244,7 +244,7 @@ def _g(x) -> str:
 def calibrate_run(cells, run, mode: str, progress: Callable[[str], None] = lambda msg: None) -> None:
     """Calibrate every (backend, threads) the cells measure on, into ``run.meta["roofline"]`` (``mode``
     ``auto``, ``cached``, ``fresh`` or ``off``: see :func:`calibrate`); the sweep then places each cell
-    on its backend's roofline."""
+    on its backend's roofline, and its journal records the meta with the first group."""
     from benchbench.runners import get_runner
 
     if mode == "off":
@@ -253,4 +253,3 @@ def calibrate_run(cells, run, mode: str, progress: Callable[[str], None] = lambd
                   if get_runner(b).artifact != "none" and get_runner(b).is_available()[0]}
     pairs = [(s.backend, s.threads) for s in cells if s.backend in measurable]
     run.meta.setdefault("roofline", {}).update(calibrate(pairs, mode, progress))
-    run.save()

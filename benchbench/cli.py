@@ -1,4 +1,4 @@
-"""The ``benchbench`` command line: run, profile, list, compare, claim, doctor, cache.
+"""The ``benchbench`` command line: run, profile, report, list, compare, claim, doctor, cache.
 
 User mistakes (bad option values, unknown names, missing packages, unreadable or malformed files, a model
 file that does not load) end with one line on stderr, ``benchbench: error: ...``, and exit code 2, never a
@@ -10,8 +10,8 @@ traceback. Exit codes:
   A/A interval excludes 1.00;
 * 2: a mistake in what was asked, or a user error: a model whose factory or eager forward fails (its cells
   have status ``error`` and ``fault: "user"``; its own message is printed on one line);
-* 3: an environment error: out of memory, a full disk, an unwritable cache or results folder (cells with
-  status ``env-error``);
+* 3: an environment error: out of memory, a full disk, an unwritable cache (cells with status
+  ``env-error``), or a run folder that cannot be written (the line says where the finished cells are);
 * 130, 143, 129: interrupted by Ctrl-C, SIGTERM, SIGHUP (128 + the signal).
 
 When several apply, the highest of 3, 2 and 1 is returned: a machine problem hides nothing of the model's.
@@ -84,25 +84,27 @@ def _run_dir(base: Path, slug: str) -> Path:
     """A new directory per run; never reuses an existing one, so no earlier run is overwritten."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", slug).strip("-")[:60] or "run"
-    path = base / f"{stamp}_{slug}"
-    n = 2
-    while path.exists():
-        path = base / f"{stamp}_{slug}-{n}"
-        n += 1
     try:
-        path.mkdir(parents=True)
+        base.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 10000):
+            path = base / (f"{stamp}_{slug}" + (f"-{n}" if n > 1 else ""))
+            try:
+                path.mkdir()  # atomic: of two runs started in the same second, one gets -2
+                return path
+            except FileExistsError:
+                continue
     except OSError as exc:  # --out under a file, or in a folder we may not write
         raise UsageError(f"cannot create a folder in {base}: {exc.strerror or exc}") from None
-    return path
+    raise UsageError(f"cannot create a folder in {base}: 9999 runs named {stamp}_{slug} already")
 
 
 _POSITIVE_S = bounded_float(0)  # seconds: finite and above zero
 
 
-def _add_measure_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", required=True, type=name_list,
+def _add_measure_args(p: argparse.ArgumentParser, resumable: bool = False) -> None:
+    p.add_argument("--model", "-m", required=not resumable, type=name_list,
                    help="names, globs ('repvgg_*'), family names, or path/to/file.py:factory; comma-separated, "
-                        "any case (required)")
+                        "any case " + ("(required, unless --resume)" if resumable else "(required)"))
     p.add_argument("--backend", "-b", default="torch", type=name_list,
                    help="torch, torch-cuda, ort, ort-cuda, openvino (ov), tflite (litert); comma-separated, any case")
     p.add_argument("--variant", choices=["both", "train", "deploy"], default="both",
@@ -120,7 +122,7 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
                    help="short warm-up and sampling, for smoke runs (= --sampling quick)")
     p.add_argument("--sampling", choices=["default", "quick", "reference"], default="default",
                    help="sampling profile: default, quick (smoke runs), reference (the reference report's: "
-                        "3 s cap per cell)")
+                        "±2%, 2 s cap per cell)")
     p.add_argument("--rounds", type=bounded_int(1), default=1,
                    help="measure every comparison group N times, each in fresh workers, in sweeps of alternating "
                         "direction; intervals are built over every round's blocks")
@@ -132,10 +134,10 @@ def _add_measure_args(p: argparse.ArgumentParser) -> None:
                         "reference 0.5)")
     p.add_argument("--max-time", type=_POSITIVE_S,
                    help="maximum sampling time per cell, s, at least --min-time (default: the --sampling "
-                        "profile's: 10, quick 2, reference 3)")
+                        "profile's: 10, quick 2, reference 2)")
     p.add_argument("--target-ci", type=bounded_float(0, 1),
                    help="stop once every 95%% interval's half-width is within this fraction, in (0, 1) "
-                        "(default: the --sampling profile's: 0.01, quick 0.03)")
+                        "(default: the --sampling profile's: 0.015, quick 0.03, reference 0.02)")
     p.add_argument("--cell-timeout", type=_POSITIVE_S, help="kill a worker after this many seconds (default: 900)")
     p.add_argument("--allow-parity-fail", action="store_true",
                    help="exit 0 even if a cell's outputs disagree with PyTorch eager (they are still flagged)")
@@ -208,7 +210,14 @@ def _check_options(options: list[tuple[str, str]], backends: list[str]) -> None:
 
 
 def cmd_run(args) -> int:
+    if not args.model and not getattr(args, "resume", None):
+        raise UsageError(f"the following arguments are required: --model/-m (see benchbench {args.command} --help)")
     return _run(args)[0]
+
+
+def _argv(args) -> list[str]:
+    """The command line as typed (``main``'s argv, which differs from sys.argv when called in-process)."""
+    return ["benchbench", *getattr(args, "argv", sys.argv[1:])]
 
 
 def _run(args, rounds=None):
@@ -217,52 +226,52 @@ def _run(args, rounds=None):
     ``rounds``: rounds per cell spec (a callable), overriding ``--rounds``.
     """
     from .calibration import calibrate_run
-    from .env import environment
     from .harness import run_sweep
-    from .report import terminal_table, write_reports
-    from .result import RunResult
+    from .journal import WriteError
+    from .machinelock import measuring
+    from .report import terminal_table
 
-    config = _config(args)  # before resolving models, which imports the zoo (seconds)
-    from .machine import busy_warning, machine_state
-
-    cells, names = _cells(args)
-    rounds = rounds or args.rounds
-    slug = names[0] if len(names) == 1 else f"{len(names)}models"
-    backends = "+".join(dict.fromkeys(c.backend for c in cells))  # canonical names, whatever the case typed
-    out_dir = _run_dir(Path(args.out), f"{slug}_{backends}")  # a mistake in --out is reported first
-    state = machine_state(0.5, threads=max(c.threads for c in cells))
-    if warning := busy_warning(state):
-        print(f"benchbench: {warning}", file=sys.stderr)
-    meta = {
-        "benchbench_version": __version__,
-        "argv": ["benchbench", *sys.argv[1:]],
-        "environment": environment(),
-        "settings": config.__dict__,
-        "rounds": getattr(rounds, "__doc__", None) if callable(rounds) else rounds,
-        "lockstep": args.lockstep,
-        "machine_before": state,
-    }
-    run = RunResult(meta=meta, path=out_dir / "results.json")
-    run.save()
-    print(f"benchbench: {len(cells)} cells ({len(names)} models), results in {out_dir}", file=sys.stderr)
+    if getattr(args, "resume", None):
+        args, config, cells, out_dir, run, journal, done = _resume(args)
+        rounds = args.rounds
+    else:
+        config = _config(args)  # before resolving models, which imports the zoo (seconds)
+        cells, names = _cells(args)
+        rounds = rounds or args.rounds
+        out_dir, run, journal = _new_run(args, config, cells, names, rounds)
+        done = {}
     interrupted = 0
     # SIGTERM and SIGHUP end a sweep as Ctrl-C does (workers stopped, finished cells saved, views written).
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        calibrate_run(cells, run, args.roofline, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-        run_sweep(cells, config, run, rounds=rounds, lockstep=args.lockstep)
-        if args.profile:  # after the sweep, in separate workers: no profiler touches the timed samples
-            from .profile import profile_run
+        # The machine's measuring lock is held while calibrating, building and measuring, not while
+        # writing the views.
+        with measuring(wait=not getattr(args, "no_wait", False), argv=_argv(args)) as concurrent:
+            if concurrent:
+                run.meta["concurrent_run"] = concurrent
+            calibrate_run(cells, run, args.roofline, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+            run_sweep(cells, config, run, rounds=rounds, lockstep=args.lockstep, journal=journal, done=done)
+            if args.profile:  # after the sweep, in separate workers: no profiler touches the timed samples
+                from .profile import profile_run
 
-            profile_run(run, config, runs=args.profile_runs)
+                try:
+                    profile_run(run, config, runs=args.profile_runs)
+                except OSError as exc:  # its run.save() after each profiled cell
+                    raise WriteError(f"cannot write {run.path}: {exc.strerror or exc}") from None
     except KeyboardInterrupt as exc:
         interrupted = 128 + exc.signum if isinstance(exc, Terminated) else 130
         print(f"interrupted{f' by {exc}' if isinstance(exc, Terminated) else ''}: the cells finished so far are saved",
               file=sys.stderr)
+    except WriteError as exc:
+        raise WriteError(f"{exc}; {_kept(journal)}") from None
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    paths = write_reports(run, out_dir)
+        journal.close()
+    try:
+        paths = _write_views(run, out_dir)
+    except WriteError as exc:
+        raise WriteError(f"{exc}; {_kept(journal)}") from None
     print(terminal_table(run))
     if args.profile:
         from .profile import profile_table, write_profiles
@@ -298,6 +307,137 @@ def _exit_code(run, allow_parity_fail: bool) -> int:
     if user:
         return 2
     return 1 if broken or (parity and not allow_parity_fail) else 0
+
+
+def _kept(journal) -> str:
+    """Where the finished cells are when a write failed: the journal, up to its last whole group."""
+    where = journal.path.parent
+    n = journal.cells
+    return (f"{n} finished cell{' is' if n == 1 else 's are'} in {journal.path} (benchbench report {where} "
+            f"rebuilds the views; benchbench run --resume {where} measures the rest)")
+
+
+def _new_run(args, config, cells, names, rounds):
+    """The run's new folder, its RunResult and its journal (the header written)."""
+    from .env import environment
+    from .journal import JOURNAL, Journal
+    from .machine import busy_warning, machine_state
+    from .result import RunResult
+
+    slug = names[0] if len(names) == 1 else f"{len(names)}models"
+    backends = "+".join(dict.fromkeys(c.backend for c in cells))  # canonical names, whatever the case typed
+    out_dir = _run_dir(Path(args.out), f"{slug}_{backends}")  # a mistake in --out is reported first
+    state = machine_state(0.5, threads=max(c.threads for c in cells))
+    if warning := busy_warning(state):
+        print(f"benchbench: {warning}", file=sys.stderr)
+    meta = {
+        "benchbench_version": __version__,
+        "argv": _argv(args),
+        "environment": environment(),
+        "settings": config.__dict__,
+        "rounds": getattr(rounds, "__doc__", None) if callable(rounds) else rounds,
+        "lockstep": args.lockstep,
+        "machine_before": state,
+    }
+    run = RunResult(meta=meta, path=out_dir / "results.json")
+    journal = Journal.create(out_dir / JOURNAL, meta)
+    print(f"benchbench: {len(cells)} cells ({len(names)} models), results in {out_dir}", file=sys.stderr)
+    return out_dir, run, journal
+
+
+# Options that --resume takes from the command line rather than from the run folder.
+_RESUME_OWN = {"resume", "no_wait", "argv", "func", "command", "out"}
+
+
+def _resume(args):
+    """``run --resume DIR``: the stored command line's args, its config and cells, the run to fill (with
+    the folder's finished groups to adopt, by group index), and the journal to append to."""
+    from .harness import comparison_groups
+    from .journal import JOURNAL, Journal, load_results
+    from .result import RunResult
+    from .spec import MeasureConfig
+
+    folder = Path(args.resume)
+    prior, source = load_results(folder)
+    argv = prior.meta.get("argv") or []
+    if len(argv) < 2 or argv[1] not in ("run", "profile"):
+        raise UsageError(f"--resume: {folder} was not written by benchbench run or profile "
+                         f"(its command: {' '.join(map(str, argv[:2])) or 'not recorded'})")
+    try:
+        stored = build_parser().parse_args([str(a) for a in argv[1:]])
+    except UsageError as exc:
+        raise UsageError(f"--resume: the command line stored in {folder} no longer parses: {exc}") from None
+    defaults = build_parser().parse_args([args.command, "--resume", args.resume])
+    for dest, value in vars(args).items():
+        if dest in _RESUME_OWN or value == getattr(defaults, dest, None):
+            continue
+        if value != getattr(stored, dest, None):
+            theirs = getattr(stored, dest, None)
+            raise UsageError(f"--resume {folder}: --{dest.replace('_', '-')} {value} conflicts with the run's "
+                             f"({'not given' if theirs is None else theirs}); leave it out to resume, or start a "
+                             "new run")
+    for dest in _RESUME_OWN - {"func", "command", "out"}:
+        setattr(stored, dest, getattr(args, dest, None))
+    if args.out != defaults.out:
+        raise UsageError("--resume writes into the run's own folder; leave out --out")
+    config = MeasureConfig.from_dict(prior.meta.get("settings") or {})
+    cells, _ = _cells(stored)
+    known = set(cells)
+    if strays := [c for c in prior.cells if c.spec not in known]:
+        raise UsageError(f"--resume: {folder} holds cells its command line does not give here "
+                         f"({strays[0].spec.label()}, threads {strays[0].spec.threads}); start a new run")
+    groups = comparison_groups(cells, stored.lockstep)
+    finished = {}
+    for g in prior.groups:
+        members = [prior.cells[s] for s in g["cells"]]
+        # complete: every round asked for, or no cell ok (the sweep measures no further round of those)
+        if len(g.get("rounds") or []) >= stored.rounds or not any(c.ok for c in members):
+            finished[tuple(c.spec for c in members)] = (g.get("rounds") or [], members)
+    done = {i: finished[key] for i, group in enumerate(groups) if (key := tuple(cells[j] for j in group)) in finished}
+    meta = dict(prior.meta)
+    meta["resumed"] = [*meta.get("resumed", []), {"time": _dt.datetime.now().astimezone().isoformat(
+        timespec="seconds"), "argv": _argv(args), "groups_finished": len(done), "groups_left": len(groups) - len(done)}]
+    run = RunResult(meta=meta, path=folder / "results.json")
+    if source == JOURNAL:
+        journal = Journal.reopen(folder / JOURNAL, notice=lambda msg: None)  # load_results gave the notice
+    else:  # a run from before journals: its finished groups start the journal
+        journal = Journal.create(folder / JOURNAL, meta)
+        for i, (rounds, members) in done.items():
+            journal.append_group(meta, i, rounds, members)
+    left = sum(len(g) for i, g in enumerate(groups) if i not in done)
+    print(f"benchbench: resuming {folder}: {len(groups) - len(done)} of {len(groups)} groups ({left} cells) "
+          "to measure", file=sys.stderr)
+    return stored, config, cells, folder, run, journal, done
+
+
+def _write_views(run, folder: Path, json_too: bool = True) -> dict[str, Path]:
+    """results.json (unless ``json_too`` is False), results.csv and report.md, from ``run``."""
+    from .journal import WriteError
+    from .report import write_reports
+
+    try:
+        if json_too:
+            run.save(folder / "results.json")
+    except OSError as exc:  # its temp file is gone already (RunResult.save)
+        raise WriteError(f"cannot write {folder / 'results.json'}: {exc.strerror or exc}") from None
+    try:
+        return write_reports(run, folder)
+    except OSError as exc:
+        raise WriteError(f"cannot write {exc.filename or folder}: {exc.strerror or exc}") from None
+
+
+def cmd_report(args) -> int:
+    """Rebuild a run folder's results.json, results.csv and report.md from its journal (or results.json)."""
+    from .journal import RESULTS, load_results
+    from .report import terminal_table
+
+    folder = Path(args.folder)
+    run, source = load_results(folder)
+    paths = _write_views(run, folder, json_too=source != RESULTS)
+    print(terminal_table(run))
+    print(f"\nwrote {folder / RESULTS}\n      {paths['csv']}\n      {paths['markdown']}"
+          if source != RESULTS else f"\nwrote {paths['csv']}\n      {paths['markdown']}")
+    return 0
 
 
 def cmd_list(args) -> int:
@@ -401,13 +541,31 @@ def _reference_args(args) -> None:
     args.model, args.backend, args.sampling, args.roofline = REFERENCE_MODELS, REFERENCE_BACKENDS, "reference", "fresh"
 
 
+# Written into every folder `claim --reference` publishes: only a folder holding it is ever replaced.
+REFERENCE_MARKER = ".benchbench-reference"
+
+
+def check_reference_dest(dest: Path) -> None:
+    """Refuse to publish over a folder benchbench did not create (``UsageError``): ``dest`` (and its staging
+    folder) must be absent, or hold ``REFERENCE_MARKER``."""
+    for path in (dest, dest.with_name(dest.name + ".new")):
+        if (path.exists() or path.is_symlink()) and not (path.is_dir() and not path.is_symlink()
+                                                         and (path / REFERENCE_MARKER).is_file()):
+            raise UsageError(f"{path} exists and was not published by benchbench (no {REFERENCE_MARKER} in it); "
+                             "move it away, or it would be replaced")
+
+
 def publish_reference(run_dir: Path, dest: Path) -> Path:
-    """Replace ``dest`` with a finished run folder (results, reports, claim, plots); the run folder stays."""
+    """Replace ``dest`` with a finished run folder (results, reports, claim, plots); the run folder stays.
+    Only a folder that an earlier publish created is replaced (``check_reference_dest``)."""
     import shutil
 
+    check_reference_dest(dest)
     staging = dest.with_name(dest.name + ".new")
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(run_dir, staging)
+    (staging / REFERENCE_MARKER).write_text("Published by `benchbench claim --reference`; the next publish replaces "
+                                            "this folder.\n")
     shutil.rmtree(dest, ignore_errors=True)
     staging.rename(dest)
     return dest
@@ -420,6 +578,7 @@ def cmd_claim(args) -> int:
 
     if args.reference:
         _reference_args(args)
+        check_reference_dest(Path(args.out).parent / REFERENCE_DIR.name)  # before an hour of measuring, not after
     if args.results:
         runs = [load_run(p) for p in args.results]
         for run in runs:
@@ -483,11 +642,17 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, formatter_class=_HelpFormatter, **kwargs)
 
     out_help = "folder in which the run's own new folder is created"
+    wait_help = ("if another benchbench is measuring on this machine, warn and measure anyway instead of waiting "
+                 "for it (recorded as concurrent_run in the run's meta)")
     p = command("run", help="measure models on backends (train and deploy forms)",
                 description="Measure models on backends; writes results.json, results.csv and report.md.",
                 epilog=_measure_epilog("run"))
-    _add_measure_args(p)
+    _add_measure_args(p, resumable=True)
     p.add_argument("--out", default=str(DEFAULT_OUT), type=new_folder_base, help=out_help)
+    p.add_argument("--resume", metavar="DIR", default=None,
+                   help="finish an interrupted run in its folder DIR: measure only the comparison groups not "
+                        "finished there, with the run's own command line (give no other option)")
+    p.add_argument("--no-wait", action="store_true", help=wait_help)
     p.add_argument("--roofline", choices=["auto", "cached", "fresh", "off"], default="auto",
                    help="place cells on this machine's roofline (peak GFLOP/s, bandwidth): auto uses a calibration "
                         "under 24 h old if one is cached and never measures one; cached reuses one or calibrates "
@@ -506,7 +671,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile-runs", type=bounded_int(1), default=10,
                    help="profiled inferences per op (its time is their median)")
     p.add_argument("--top", type=bounded_int(0), default=25, help="show the slowest N ops per cell (0: all)")
+    p.add_argument("--no-wait", action="store_true", help=wait_help)
     p.set_defaults(func=cmd_run, profile=True, roofline="off")
+
+    p = command("report", help="rebuild a run folder's results.json, results.csv and report.md; print its table",
+                description="Re-render a run folder's views from its journal (cells.jsonl), or from its "
+                            "results.json when it has no journal.",
+                epilog="example:\n  benchbench report reports/runs/20260101-120000_vanillanet_5_ort")
+    p.add_argument("folder", help="a run folder (holding cells.jsonl or results.json)")
+    p.set_defaults(func=cmd_report)
 
     p = command("list", help="list models and backends")
     p.add_argument("what", nargs="?", choices=["models", "backends", "all"], help="what to list (default: all)")
@@ -647,15 +820,20 @@ def _one_line(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """The ``benchbench`` command; returns the exit code (0, 1, 2, 3; 130 on Ctrl-C, 143 on SIGTERM, 129 on
     SIGHUP: see the module's docstring)."""
+    from .journal import WriteError
     from .result import SchemaError
 
-
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
+        args.argv = argv  # recorded in the run's meta, and what --resume reads back
         return args.func(args)
     except (UnknownNameError, UsageError, SchemaError, PluginError) as exc:
         print(f"benchbench: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
+    except WriteError as exc:  # the environment, not the request: a read-only folder, a full disk
+        print(f"benchbench: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 3
     except SystemExit as exc:  # --help and --version exit 0 from inside argparse
         return exc.code if isinstance(exc.code, int) else 0
     except BrokenPipeError:  # `benchbench list | head`: the reader left; nothing is wrong

@@ -8,8 +8,9 @@ them block by block in alternating order. A cell with nothing to compare is a gr
 
 Failures never stop a sweep. A backend that is not installed gives ``unavailable`` cells, an export or
 runtime that rejects a model gives ``unsupported``, a worker that dies gives ``crashed``, one that
-overruns gives ``timeout``; the group's other cells go on. The run file is rewritten after every
-group, so finished cells are on disk whatever happens next.
+overruns gives ``timeout``; the group's other cells go on. Each finished group is appended to the run's
+journal (``benchbench.journal``) and fsynced, so finished cells are on disk whatever happens next; a
+journal that cannot be written stops the sweep (``WriteError``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from ._manager import ForkServer, Worker, WorkerLost
 from .builds import artifact_for, build_group, ensure_build
 from .export import FORMATS
+from .journal import Journal
 from .lockstep import Arm, run_lockstep
 from .protocol import Block, BlockDone, Failed, Finish, Finished, Prepare, Ready
 from .result import CellResult, RunResult
@@ -241,8 +243,15 @@ def run_sweep(
     rounds: int | Callable[[CellSpec], int] = 1,
     lockstep: str = "auto",
     fork_servers: bool = True,
+    journal: Journal | None = None,
+    done: dict[int, tuple[list[dict], list[CellResult]]] | None = None,
 ) -> RunResult:
-    """Measure ``cells`` into ``run`` group by group (``comparison_groups``), saving after each group.
+    """Measure ``cells`` into ``run`` group by group (``comparison_groups``).
+
+    ``journal``: every finished group is appended to it, durably, and the views (results.json and the
+    rest) are the caller's to write at the end. Without one, ``run`` is saved to ``run.path`` (if set)
+    once, when the sweep ends or is interrupted. ``done`` (``--resume``): group index -> (scheduler
+    records, cells) of groups finished earlier; they take their place in ``run`` unmeasured.
 
     A roofline calibration in ``run.meta["roofline"]`` (``benchbench.calibration.calibrate_run``, run
     first by the caller) places every cell on it.
@@ -274,21 +283,45 @@ def run_sweep(
     slots: dict[int, list[int]] = {}  # group -> indices in run.cells
     servers: dict | None = {} if fork_servers else None
     try:
-        _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, builds, calibration, servers)
+        _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, builds, calibration, servers,
+               journal, done or {})
     finally:
         for server in (servers or {}).values():
             server.close()
+        if journal is None and run.path is not None:
+            run.save()
     return run
 
 
-def _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, builds, calibration, servers):
+def _adopt(run: RunResult, finished: tuple[list[dict], list[CellResult]]) -> list[int]:
+    """Put a group finished by an earlier session into ``run`` as the next group; returns its slots."""
+    rounds, measured = finished
+    group_id = len(run.groups)
+    slots = list(range(len(run.cells), len(run.cells) + len(measured)))
+    run.groups.append({"id": group_id, "cells": slots, "rounds": rounds})
+    for cell in measured:
+        cell.group = group_id if len(measured) > 1 else None
+        run.cells.append(cell)
+    return slots
+
+
+def _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, builds, calibration, servers,
+           journal, finished):
     sweep_start = time.perf_counter()
     done = 0
     total_rounds = max(wanted, default=1)
     for r in range(1, total_rounds + 1):
         order = range(len(groups)) if r % 2 else reversed(range(len(groups)))
-        todo = [g for g in order if wanted[g] >= r and (r == 1 or any(run.cells[s].ok for s in slots[g]))]
-        for k, g in enumerate(todo, 1):
+        todo = [g for g in order if g not in finished and wanted[g] >= r
+                and (r == 1 or any(run.cells[s].ok for s in slots[g]))]
+        k = 0
+        # Round 1 runs forward over every group: one finished earlier takes its place unmeasured, so the
+        # cells stand in the order of a run that was never interrupted.
+        for g in (order if r == 1 else todo):
+            if g in finished:
+                slots[g] = _adopt(run, finished[g])
+                continue
+            k += 1
             specs = [cells[i] for i in groups[g]]
             t0 = time.perf_counter()
             measured, record = measure_group(specs, config, formats_needed, builds, servers)
@@ -311,7 +344,9 @@ def _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, 
                                  "wall_s": round(time.perf_counter() - sweep_start, 1),
                                  "build_s": round(sum(b.get("build_s", 0.0) for b in builds.values()), 1),
                                  "builds_run": sum("build_s" in b for b in builds.values())}
-            run.save()
+            if journal is not None:
+                journal.append_group(run.meta, g, run.groups[_group_id(run, slots[g])]["rounds"],
+                                     [run.cells[s] for s in slots[g]])
             where = f"{k}/{len(todo)}" + (f", round {r}" if total_rounds > 1 else "")
             _report_progress(progress, [run.cells[s] for s in slots[g]], where, time.perf_counter() - t0)
 

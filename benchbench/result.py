@@ -21,7 +21,8 @@ from .schema import validate_document
 from .spec import CellSpec
 from .stats import summarize
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "STATUSES", "CellResult", "RunResult", "load_run", "SchemaError"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "STATUSES", "CellResult", "RunResult", "load_run", "SchemaError",
+           "parse_json", "run_from_document"]
 
 SCHEMA = "benchbench/result"
 SCHEMA_VERSION = 2  # 2: timed blocks per cell, lockstep groups (1 had pooled samples only)
@@ -156,10 +157,14 @@ class RunResult:
         path = Path(path or self.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it owner-only; a report is as readable as any file
-        with os.fdopen(fd, "w") as fh:
-            strictjson.dump(self.to_dict(), fh, indent=1)
-        os.replace(tmp, path)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it owner-only; a report is as readable as any file
+            with os.fdopen(fd, "w") as fh:
+                strictjson.dump(self.to_dict(), fh, indent=1)
+            os.replace(tmp, path)
+        finally:  # a full disk or an interrupt mid-write leaves no partial .tmp-* file behind
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         self.path = path
         return path
 
@@ -208,6 +213,13 @@ def _parse_float(text: str) -> float:
     return value
 
 
+def parse_json(text: str):
+    """``json.loads`` that refuses numbers beyond int64 or a double (``ValueError``)."""
+    # NaN and Infinity tokens are accepted: files written before results became strict JSON may
+    # hold them outside the samples; run_from_document turns them into null.
+    return json.loads(text, parse_int=_parse_int, parse_float=_parse_float)
+
+
 def _read_json(path: Path):
     """The parsed document, or a one-line ``SchemaError`` saying why the file cannot be parsed."""
     try:
@@ -225,9 +237,7 @@ def _read_json(path: Path):
     except UnicodeDecodeError:
         raise SchemaError(f"{path} is not JSON (binary data, not UTF-8 text)") from None
     try:
-        # NaN and Infinity tokens are accepted: files written before results became strict JSON may
-        # hold them outside the samples; load_run turns them into null.
-        return json.loads(text, parse_int=_parse_int, parse_float=_parse_float)
+        return parse_json(text)
     except json.JSONDecodeError as exc:
         raise SchemaError(f"{path} is not JSON ({exc.msg}: line {exc.lineno} column {exc.colno})") from None
     except _TooLarge as exc:
@@ -247,7 +257,12 @@ def load_run(path: str | Path) -> RunResult:
     ``benchbench.schema``) raises :class:`SchemaError`, whose one-line message names the file.
     """
     path = Path(path)
-    doc = _read_json(path)
+    return run_from_document(_read_json(path), path)
+
+
+def run_from_document(doc, path: Path) -> RunResult:
+    """A parsed result document (``path`` names it in errors) as a RunResult: migrated, validated, with
+    statistics recomputed from the samples; ``SchemaError`` when it is not one."""
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise SchemaError(f"{path} is not a benchbench result file")
     try:

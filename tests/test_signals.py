@@ -2,8 +2,8 @@
 
 SIGTERM and SIGHUP end a sweep as Ctrl-C does: a message, exit 128 + signal, valid JSON/CSV/Markdown
 with every finished cell, and no worker left. SIGKILL gives no chance to clean up: the workers and fork
-servers must still die with their parent (PR_SET_PDEATHSIG), and the run file holds the groups finished
-before it.
+servers must still die with their parent (PR_SET_PDEATHSIG), and the run's journal holds the groups
+finished before it.
 """
 
 import json
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from benchbench._manager import module_command
+from benchbench.journal import read_journal
 
 DATA = Path(__file__).parent / "data"
 TINY = f"{DATA / 'tiny.py'}:tiny"
@@ -40,14 +41,9 @@ def _start(tmp_path, cache_dir):
 def _wait_for_first_group(proc, tmp_path, timeout=240):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        files = list(tmp_path.glob("*/results.json"))
-        if files:
-            try:
-                doc = json.loads(files[0].read_text())
-            except json.JSONDecodeError:
-                doc = {"cells": []}
-            if doc.get("cells") and _workers_of(proc.pid):  # one group saved, the next one measuring
-                return files[0]
+        files = list(tmp_path.glob("*/cells.jsonl"))
+        if files and '"kind":"group"' in files[0].read_text() and _workers_of(proc.pid):
+            return files[0].with_name("results.json")  # one group journaled, the next one measuring
         if proc.poll() is not None:
             pytest.fail(f"benchbench ended early: {proc.stderr.read()[-500:]}")
         time.sleep(0.2)
@@ -87,5 +83,5 @@ def test_sigkill_of_the_parent_leaves_no_worker(cache_dir, tmp_path):
     proc.kill()
     proc.wait(30)
     assert _gone(proc.pid) == [], "workers outlived a SIGKILLed benchbench"
-    doc = json.loads(results.read_text())  # still valid JSON, with the group finished before the kill
-    assert doc["cells"] and all(c["status"] == "ok" for c in doc["cells"])
+    run = read_journal(results.with_name("cells.jsonl"))  # the groups finished before the kill
+    assert run.cells and all(c.status == "ok" for c in run.cells)

@@ -1,0 +1,197 @@
+"""The run's journal: ``cells.jsonl``, an append-only JSON Lines file, durable per comparison group.
+
+``results.json``, ``results.csv`` and ``report.md`` are views rebuilt from it. Rewriting a growing
+results.json after every group costs time quadratic in the sweep (about 85 s over the 256 groups of the
+reference sweep) and can tear on a full disk; an append of one group's lines, with one ``write`` and one
+``fsync``, costs the size of that group and leaves the earlier groups untouched whatever happens.
+
+Lines (format in docs/results.md): a ``header`` with the run's meta, ``meta`` when the meta changed (the
+roofline calibration, a resume), and per measured group its ``cell`` lines followed by its ``group`` line,
+which commits them. A later record of the same group (another ``--rounds`` session, or a group measured
+again by ``--resume``) replaces the earlier one. A last line cut short by a crash is ignored, with a notice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from . import strictjson
+from .result import SCHEMA, SCHEMA_VERSION, CellResult, RunResult, SchemaError, load_run, parse_json, run_from_document
+
+__all__ = ["JOURNAL", "RESULTS", "Journal", "WriteError", "read_journal", "load_results"]
+
+JOURNAL = "cells.jsonl"
+RESULTS = "results.json"
+_SCHEMA = "benchbench/journal"
+_VERSION = 1
+_write = os.write  # the journal's one write call; tests replace it to inject a full disk
+
+
+class WriteError(Exception):
+    """A file of the run could not be written (read-only folder, full disk); ``str()`` is one line.
+    An environment error: the command line exits 3."""
+
+
+def _write_error(path: Path, exc: OSError) -> WriteError:
+    return WriteError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+class Journal:
+    """Appends one comparison group at a time to ``cells.jsonl``, each append made durable before it returns."""
+
+    def __init__(self, path: Path, fd: int, groups: dict[int, int], meta_text: str | None):
+        self.path, self._fd = path, fd
+        self._groups = groups  # group index -> cells recorded for it (the last record counts)
+        self._meta_text = meta_text
+
+    @property
+    def cells(self) -> int:
+        """Finished cells the journal holds durably."""
+        return sum(self._groups.values())
+
+    @classmethod
+    def create(cls, path: str | Path, meta: dict) -> Journal:
+        """A new journal holding the header line; refuses to overwrite one."""
+        path = Path(path)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
+        except OSError as exc:
+            raise _write_error(path, exc) from None
+        journal = cls(path, fd, {}, _meta_key(meta))
+        journal._append([{"kind": "header", "schema": _SCHEMA, "version": _VERSION, "meta": meta}])
+        return journal
+
+    @classmethod
+    def reopen(cls, path: str | Path, notice: Callable[[str], None] | None = None) -> Journal:
+        """An existing journal, to append to (``--resume``). A torn last line is cut off first, so the next
+        append starts on a line of its own."""
+        path = Path(path)
+        run, size, counts = _replay(path, notice)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            if size is not None:
+                os.ftruncate(fd, size)
+        except OSError as exc:
+            raise _write_error(path, exc) from None
+        return cls(path, fd, counts, _meta_key(run.meta))
+
+    def append_group(self, meta: dict, index: int, rounds: list[dict], cells: list[CellResult]) -> None:
+        """Record group ``index`` of the sweep (its scheduler records so far and its cells) durably; with a
+        ``meta`` line first when the meta changed since the last one written."""
+        lines = []
+        if (key := _meta_key(meta)) != self._meta_text:
+            lines.append({"kind": "meta", "meta": {k: v for k, v in meta.items() if k != "sweep"}})
+            self._meta_text = key
+        lines += [{"kind": "cell", "index": index, "cell": c.to_dict()} for c in cells]
+        lines.append({"kind": "group", "index": index, "rounds": rounds, "sweep": meta.get("sweep", {})})
+        self._append(lines)
+        self._groups[index] = len(cells)
+
+    def _append(self, records: list[dict]) -> None:
+        data = "".join(strictjson.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+        start = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:  # one write in practice; a short write (a signal, a nearly full disk) continues
+                view = view[_write(self._fd, view):]
+            os.fsync(self._fd)
+        except OSError as exc:
+            try:  # take back a partial append, so that the journal ends on a whole group
+                os.ftruncate(self._fd, start)
+            except OSError:
+                pass  # a read-only file system: nothing was written either
+            raise _write_error(self.path, exc) from None
+
+    def close(self) -> None:
+        """Close the file (every append is already on disk)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _meta_key(meta: dict) -> str:
+    return strictjson.dumps({k: v for k, v in meta.items() if k != "sweep"}, sort_keys=True, default=str)
+
+
+def _default_notice(msg: str) -> None:
+    print(f"benchbench: {msg}", file=sys.stderr)
+
+
+def _replay(path: Path, notice: Callable[[str], None] | None) -> tuple[RunResult, int | None, dict[int, int]]:
+    """The run a journal holds, the size to cut it to when its last line is torn (else None), and the
+    cells recorded per group index."""
+    notice = notice or _default_notice
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise SchemaError(f"{path} is a directory, not a journal") from None
+    except OSError as exc:
+        raise SchemaError(f"cannot read {path}: {exc.strerror or exc}") from None
+    cut = None
+    if data and not data.endswith(b"\n"):  # a crash mid-append: the last line is incomplete
+        cut = data.rfind(b"\n") + 1
+        notice(f"{path}: ignored its last line, cut short ({len(data) - cut} bytes; a write did not finish)")
+        data = data[:cut]
+    meta, sweep, pending, groups = None, {}, {}, {}
+    for n, raw in enumerate(data.splitlines(), 1):
+        try:
+            record = parse_json(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise SchemaError(f"{path}: line {n} is not a JSON record ({str(exc)[:80]})") from None
+        kind = record.get("kind") if isinstance(record, dict) else None
+        if n == 1 and (kind != "header" or record.get("schema") != _SCHEMA):
+            raise SchemaError(f"{path} is not a benchbench journal (no header line)")
+        if kind == "header" and record.get("version") != _VERSION:
+            raise SchemaError(f"{path}: unsupported journal version {record.get('version')!r:.20}")
+        if kind in ("header", "meta"):
+            meta = record.get("meta")
+        elif kind in ("cell", "group") and not (isinstance(record.get("index"), int)
+                                                and not isinstance(record.get("index"), bool)):
+            raise SchemaError(f"{path}: line {n} has no group index")
+        elif kind == "cell":
+            pending.setdefault(record.get("index"), []).append(record.get("cell"))
+        elif kind == "group":  # commits the cell lines before it
+            groups[record.get("index")] = (record.get("rounds"), pending.pop(record.get("index"), []))
+            sweep = record.get("sweep") or sweep
+        else:
+            raise SchemaError(f"{path}: line {n} has an unknown kind {kind!r:.30}")
+    if not isinstance(meta, dict):
+        raise SchemaError(f"{path}: the header holds no meta")
+    doc_groups, doc_cells = [], []
+    for index in sorted(groups):
+        rounds, cells = groups[index]
+        gid, slots = len(doc_groups), list(range(len(doc_cells), len(doc_cells) + len(cells)))
+        for cell in cells:
+            if isinstance(cell, dict):
+                cell["group"] = gid if len(cells) > 1 else None
+        doc_groups.append({"id": gid, "cells": slots, "rounds": rounds})
+        doc_cells += cells
+    doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "meta": {**meta, "sweep": sweep} if sweep else meta,
+           "groups": doc_groups, "cells": doc_cells}
+    return run_from_document(doc, path), cut, {i: len(cells) for i, (_, cells) in groups.items()}
+
+
+def read_journal(path: str | Path, notice: Callable[[str], None] | None = None) -> RunResult:
+    """The run a journal holds, with every committed group in sweep order; its ``path`` is the results.json
+    beside it. A torn last line is ignored with a one-line ``notice``; anything else malformed raises
+    ``SchemaError``."""
+    run, _, _ = _replay(Path(path), notice)
+    run.path = Path(path).with_name(RESULTS)
+    return run
+
+
+def load_results(folder: str | Path, notice: Callable[[str], None] | None = None) -> tuple[RunResult, str]:
+    """A run folder's results, from its journal, else from its results.json; and which file it was read
+    from. ``SchemaError`` for a folder with neither."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SchemaError(f"{folder} is not a folder" if folder.exists() else f"no such folder: {folder}")
+    if (folder / JOURNAL).exists():
+        return read_journal(folder / JOURNAL, notice), JOURNAL
+    if (folder / RESULTS).exists():
+        return load_run(folder / RESULTS), RESULTS
+    raise SchemaError(f"{folder} holds neither {JOURNAL} nor {RESULTS}: not a benchbench run folder")
