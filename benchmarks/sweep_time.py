@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,8 @@ def _sweep(args, cache: str, out: str) -> tuple[float, list[dict]]:
     took = time.perf_counter() - t0
     newest = max(Path(out).iterdir(), key=lambda p: p.stat().st_mtime)
     cells = json.loads((newest / "results.json").read_text())["cells"]
+    if args.keep:  # e.g. to write the reference report's claim from this very sweep
+        shutil.copytree(newest, Path(args.keep) / newest.name)
     return took, cells
 
 
@@ -46,6 +49,7 @@ def main() -> int:
     parser.add_argument("--cache", help="an existing cache to time against (default: a fresh one, cold then warm)")
     parser.add_argument("--reference", action="store_true",
                         help="the reference report's sweep: every model, torch,ort,tflite,openvino, reference sampling")
+    parser.add_argument("--keep", help="copy each sweep's run folder into this folder")
     parser.add_argument("extra", nargs="*", help="more `benchbench run` arguments, after --")
     args = parser.parse_args()
     if args.reference:
