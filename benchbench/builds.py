@@ -2,8 +2,10 @@
 runner takes. The build itself (export, counts, reference outputs) runs in a worker: ``export.build``.
 
 A cached build is used only once its files check out against its manifest (``benchbench.cache.verify``).
-A bad entry (a truncated or corrupted file, a manifest that does not parse, a missing file, a manifest
-of an older layout) is rebuilt once, with a one-line notice on stderr. The check, the build and the
+A bad entry (a truncated or corrupted file, a manifest that does not parse, a missing file) is rebuilt
+once, with a one-line notice on stderr. An entry of layout 1 (absolute paths, no hashes) whose files all
+sit in its own folder is upgraded in place instead, hashing its files as they are (``_upgrade``): a cache
+built by an earlier benchbench is hours of exports, not to be thrown away for a change of bookkeeping. The check, the build and the
 re-check run under the build key's lock, so two benchbench processes wanting one build build it once.
 """
 
@@ -58,8 +60,12 @@ def _check(build_dir, formats: set[str]) -> tuple[dict | None, str | None]:
     manifest = cache.read_json(path)
     if manifest is None:
         return None, "build.json: unreadable"
+    if manifest.get("layout", 1) == 1:
+        manifest, problem = _upgrade(build_dir, manifest)
+        if manifest is None:
+            return None, problem
     if manifest.get("layout") != cache.LAYOUT:
-        return None, f"build.json: cache layout {manifest.get('layout', 1)!r}, not {cache.LAYOUT} (layout 1 held absolute paths)"
+        return None, f"build.json: cache layout {manifest.get('layout')!r}, not {cache.LAYOUT}"
     if not cache.sealed(manifest):
         return None, "build.json: checksum mismatch"
     if not isinstance(manifest.get("artifacts"), dict) or "model" not in manifest:
@@ -69,6 +75,53 @@ def _check(build_dir, formats: set[str]) -> tuple[dict | None, str | None]:
     except (TypeError, KeyError, AttributeError):  # a manifest that parses but is the wrong shape
         problem = "build.json: malformed"
     return (None, problem) if problem else (manifest, None)
+
+
+def _upgrade(build_dir, old: dict) -> tuple[dict | None, str | None]:
+    """A layout-1 manifest (absolute paths, no hashes) rewritten as layout 2 and saved, or (None, why not).
+
+    Only an entry whose every file lies in its own folder is upgraded (a moved cache's paths point
+    elsewhere: it is rebuilt). Its files are hashed now, as they are: layout 1 recorded no hashes, so a
+    file damaged before the upgrade cannot be told apart; every later change can."""
+    from pathlib import Path
+
+    from .export import artifact_bytes
+
+    build_dir = Path(build_dir)
+    artifacts, names = {}, set(_BASE_FILES)
+    try:
+        for fmt, entry in (old.get("artifacts") or {}).items():
+            entry = dict(entry)
+            if entry.get("status") == "ok":
+                path = Path(entry.pop("path"))
+                if path.parent != build_dir or not path.is_file():
+                    return None, f"build.json (layout 1): {fmt} artifact {path} is not in this entry's folder"
+                siblings = sorted(p.name for p in build_dir.glob(path.name + ".*"))
+                entry.update(file=path.name, files=[path.name, *siblings], bytes=artifact_bytes(path))
+                names.update(entry["files"])
+            artifacts[fmt] = entry
+        torch_module = old.get("torch_module")
+        if isinstance(torch_module, dict) and torch_module.get("status") == "ok":
+            path = Path(torch_module.get("path", ""))
+            if path.parent != build_dir or not path.is_file():
+                return None, "build.json (layout 1): model.pt is not in this entry's folder"
+            torch_module = {"status": "ok", "file": path.name, "bytes": path.stat().st_size}
+            names.add(path.name)
+        missing = [n for n in sorted(names) if not (build_dir / n).is_file()]
+        if missing:
+            return None, f"build.json (layout 1): {missing[0]} missing"
+        manifest = {k: v for k, v in old.items() if k not in ("artifacts", "torch_module")}
+        manifest.update(layout=cache.LAYOUT, variant=build_dir.name.rsplit("-", 2)[-2], warnings=old.get("warnings", []),
+                        artifacts=artifacts, files={n: cache.file_record(build_dir / n) for n in sorted(names)})
+        if torch_module is not None:
+            manifest["torch_module"] = torch_module
+        cache.write_json(build_dir / "build.json", cache.seal(manifest))
+    except (OSError, TypeError, KeyError, AttributeError) as exc:
+        return None, f"build.json (layout 1): cannot upgrade ({exc})"
+    cache.trust(build_dir, manifest)
+    print(f"note: cached build {build_dir.name} upgraded to cache layout {cache.LAYOUT} (relative paths; files "
+          "hashed as they are now)", file=sys.stderr, flush=True)
+    return manifest, None
 
 
 def _failed(outcome: str, result: dict, build_s: float) -> dict:

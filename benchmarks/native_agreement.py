@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     for fmt in ("onnx", "tflite"):
         if artifacts[fmt]["status"] != "ok":
             sys.exit(f"no {fmt} artifact: {artifacts[fmt].get('reason')}")
-    onnx, tflite = artifacts["onnx"]["path"], artifacts["tflite"]["path"]
+    onnx, tflite = (str(Path(build["dir"]) / artifacts[fmt]["file"]) for fmt in ("onnx", "tflite"))
 
     tools = {
         "benchbench openvino": lambda tmp: benchbench(spec, config, tmp),

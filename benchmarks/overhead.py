@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             build = ensure_build(spec, {"onnx"}, config)
             if build["status"] != "ok" or build["manifest"]["artifacts"]["onnx"]["status"] != "ok":
                 sys.exit(f"no ONNX artifact for {model}: {build.get('reason')}")
-            onnx = build["manifest"]["artifacts"]["onnx"]["path"]
+            onnx = str(Path(build["dir"]) / build["manifest"]["artifacts"]["onnx"]["file"])
             inputs = str(Path(build["dir"]) / "input.npy")
             raws, ours = [], []
             for r in range(args.rounds):

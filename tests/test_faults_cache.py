@@ -188,15 +188,41 @@ def _corrupt_and_rebuild(models, d, capfd, formats, faults):
         assert _build(models, "net", capfd, formats=formats)[0]["cached"]  # and it stays good
 
 
-def test_old_manifest_with_absolute_paths_is_stale(models, fresh_cache, capfd):
+def _as_layout_1(first: dict, folder: Path) -> dict:
+    """The manifest an earlier benchbench wrote for this build: absolute paths (into ``folder``), no hashes."""
+    m = first["manifest"]
+    artifacts = {fmt: {**{k: v for k, v in e.items() if k not in ("file", "files")}, "path": str(folder / e["file"])}
+                 for fmt, e in m["artifacts"].items()}
+    return {"model": m["model"], "artifacts": artifacts, "torch_ops": m.get("torch_ops"), "graph": m.get("graph"),
+            "torch_module": {"status": "ok", "path": str(folder / "model.pt"), "bytes": 1}}
+
+
+def test_layout_1_entry_is_upgraded_in_place_not_rebuilt(models, fresh_cache, capfd):
+    """A cache from an earlier benchbench (absolute paths, no hashes) is hours of exports: its entries are
+    upgraded where they lie (relative paths, files hashed now), with one line, and not rebuilt."""
+    pytest.importorskip("onnxruntime")
+    first, _ = _build(models, "net", capfd)
+    d = Path(first["dir"])
+    (d / "build.json").write_text(json.dumps(_as_layout_1(first, d)))
+    cache._VERIFIED.clear()
+    again, err = _build(models, "net", capfd)
+    assert again["status"] == "ok" and again["cached"], again
+    assert err.count("\n") == 1 and f"cached build {d.name} upgraded to cache layout 2" in err
+    upgraded = json.loads((d / "build.json").read_text())
+    assert upgraded["layout"] == 2 and upgraded["artifacts"]["onnx"]["file"] == "model.onnx"
+    assert str(fresh_cache) not in (d / "build.json").read_text() and cache.sealed(upgraded)
+    cache._VERIFIED.clear()
+    assert _build(models, "net", capfd) == (again | {"manifest": upgraded}, "")  # quiet from now on
+
+
+def test_layout_1_entry_of_a_moved_cache_is_rebuilt(models, fresh_cache, capfd):
+    """Layout-1 paths that point outside the entry (the cache was moved) cannot be upgraded: rebuilt once."""
     first, _ = _build(models, "net", capfd, formats=())
     d = Path(first["dir"])
-    old = {"model": first["manifest"]["model"], "artifacts": {},
-           "torch_module": {"status": "ok", "path": str(d / "model.pt")}}  # layout 1: absolute, no hashes
-    (d / "build.json").write_text(json.dumps(old))
+    (d / "build.json").write_text(json.dumps(_as_layout_1(first, Path("/somewhere/else"))))
     again, err = _build(models, "net", capfd, formats=())
     assert again["status"] == "ok" and not again["cached"]
-    assert "was corrupt (build.json: cache layout 1, not 2" in err
+    assert "was corrupt (build.json (layout 1): model.pt is not in this entry's folder)" in err
 
 
 def test_two_concurrent_builders_build_once(models, fresh_cache):
