@@ -5,7 +5,7 @@ file that does not load) end with one line on stderr, ``benchbench: error: ...``
 traceback. Exit codes:
 
 * 0: done;
-* 1: ``run``/``profile`` had broken cells (crashed, timed out, or an error not of the model's making) or a
+* 1: ``run``/``profile`` (and ``claim`` when it measures) had broken cells (crashed, timed out, or an error not of the model's making) or a
   parity failure (unless ``--allow-parity-fail``); ``compare --fail-above`` found a regression; ``doctor``'s
   A/A interval excludes 1.00;
 * 2: a mistake in what was asked, or a user error: a model whose factory or eager forward fails (its cells
@@ -574,11 +574,13 @@ def publish_reference(run_dir: Path, dest: Path) -> Path:
 def cmd_claim(args) -> int:
     from . import strictjson
     from .analysis.claim import analyze, check_claimable, claim_markdown, guideline_tables
+    from .journal import WriteError
     from .result import load_run
 
     if args.reference:
         _reference_args(args)
         check_reference_dest(Path(args.out).parent / REFERENCE_DIR.name)  # before an hour of measuring, not after
+    code = 0
     if args.results:
         runs = [load_run(p) for p in args.results]
         for run in runs:
@@ -592,9 +594,12 @@ def cmd_claim(args) -> int:
             return code
         runs, out_dir = [run], run.path.parent
     analysis = analyze(runs)
-    (out_dir / "claim.md").write_text(claim_markdown(analysis, out_dir, runs))
-    (out_dir / "claim.json").write_text(strictjson.dumps({k: v for k, v in analysis.items() if k != "observations"},
-                                                         indent=1, default=str))
+    try:
+        (out_dir / "claim.md").write_text(claim_markdown(analysis, out_dir, runs))
+        (out_dir / "claim.json").write_text(strictjson.dumps({k: v for k, v in analysis.items() if k != "observations"},
+                                                             indent=1, default=str))
+    except OSError as exc:  # the run's own folder: a full disk or a folder made read-only, not a request
+        raise WriteError(f"cannot write the claim into {out_dir}: {exc.strerror or exc}") from None
     verdicts = [f"  {b['verdict']}" for b in analysis["per_backend"].values()]
     print("\n".join(["", "Does fragmentation explain latency better than FLOPs?"]
                     + (verdicts or ["  (no zoo cells measured: the guideline nets only fill the tables)"])))
@@ -603,7 +608,9 @@ def cmd_claim(args) -> int:
     print(f"\nwrote {out_dir / 'claim.md'} (with plots in {out_dir / 'plots'})")
     if args.reference:
         print(f"published the reference report: {publish_reference(out_dir, Path(args.out).parent / REFERENCE_DIR.name)}")
-    return 0
+    # the measuring run's own code (1 broken cells or parity failures, 2 a model error, 3 the environment):
+    # the analysis is written either way, but a claim over broken cells does not pass for a clean one
+    return code
 
 
 def _backend_options_text() -> str:
