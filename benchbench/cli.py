@@ -122,7 +122,7 @@ def _add_measure_args(p: argparse.ArgumentParser, resumable: bool = False) -> No
                    help="short warm-up and sampling, for smoke runs (= --sampling quick)")
     p.add_argument("--sampling", choices=["default", "quick", "reference"], default="default",
                    help="sampling profile: default, quick (smoke runs), reference (the reference report's: "
-                        "±2%, 2 s cap per cell)")
+                        "±2%, 1.6 s cap per cell)")
     p.add_argument("--rounds", type=bounded_int(1), default=1,
                    help="measure every comparison group N times, each in fresh workers, in sweeps of alternating "
                         "direction; intervals are built over every round's blocks")
@@ -134,7 +134,7 @@ def _add_measure_args(p: argparse.ArgumentParser, resumable: bool = False) -> No
                         "reference 0.5)")
     p.add_argument("--max-time", type=_POSITIVE_S,
                    help="maximum sampling time per cell, s, at least --min-time (default: the --sampling "
-                        "profile's: 10, quick 2, reference 2)")
+                        "profile's: 10, quick 2, reference 1.6)")
     p.add_argument("--target-ci", type=bounded_float(0, 1),
                    help="stop once every 95%% interval's half-width is within this fraction, in (0, 1) "
                         "(default: the --sampling profile's: 0.015, quick 0.03, reference 0.02)")
