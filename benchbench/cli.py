@@ -122,7 +122,7 @@ def _add_measure_args(p: argparse.ArgumentParser, resumable: bool = False) -> No
                    help="short warm-up and sampling, for smoke runs (= --sampling quick)")
     p.add_argument("--sampling", choices=["default", "quick", "reference"], default="default",
                    help="sampling profile: default, quick (smoke runs), reference (the reference report's: "
-                        "±2%, 1.6 s cap per cell)")
+                        "±2%%, 1.6 s cap per cell)")
     p.add_argument("--rounds", type=bounded_int(1), default=1,
                    help="measure every comparison group N times, each in fresh workers, in sweeps of alternating "
                         "direction; intervals are built over every round's blocks")

@@ -171,7 +171,7 @@ def test_reference_is_a_fixed_set_and_refuses_changes(capsys):
 
 
 def test_publish_reference_replaces_the_folder_and_keeps_the_run(tmp_path):
-    from benchbench.cli import publish_reference
+    from benchbench.cli import REFERENCE_MARKER, publish_reference
 
     run_dir = tmp_path / "runs" / "20260101-000000_reference"
     (run_dir / "plots").mkdir(parents=True)
@@ -180,9 +180,11 @@ def test_publish_reference_replaces_the_folder_and_keeps_the_run(tmp_path):
     dest = tmp_path / "reference"
     dest.mkdir()
     (dest / "stale.md").write_text("old")
+    (dest / REFERENCE_MARKER).write_text("")  # an earlier publish made it: it may be replaced
     assert publish_reference(run_dir, dest) == dest
     assert (dest / "claim.md").read_text() == "new" and (dest / "plots" / "a.png").exists()
     assert not (dest / "stale.md").exists() and (run_dir / "claim.md").exists()
+    assert (dest / REFERENCE_MARKER).exists()  # and the next publish may replace it again
 
 
 def test_claim_report_ends_with_the_machine_and_sweep_time(tmp_path):
