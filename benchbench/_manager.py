@@ -70,13 +70,19 @@ class ForkServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="bb-forkserver-")
         ctrl, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # one record per message
         self.ctrl = ctrl
-        with open(Path(self._tmp.name) / "server.log", "wb") as log:
-            self.proc = subprocess.Popen(
-                module_command("benchbench._worker", str(child.fileno()), str(os.getpid()), backend),
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(threads),
-                pass_fds=(child.fileno(),), start_new_session=True,
-            )
-        child.close()
+        try:
+            with open(Path(self._tmp.name) / "server.log", "wb") as log:
+                self.proc = subprocess.Popen(
+                    module_command("benchbench._worker", str(child.fileno()), str(os.getpid()), backend),
+                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(threads),
+                    pass_fds=(child.fileno(),), start_new_session=True,
+                )
+        except OSError as exc:
+            ctrl.close()
+            self._tmp.cleanup()
+            raise WorkerLost("env-error", f"cannot start a fork server ({sys.executable}): {exc.strerror or exc}") from None
+        finally:
+            child.close()
 
     def _ask(self, record, fds=(), timeout_s: float = 120.0):
         try:
@@ -166,6 +172,10 @@ class Worker:
                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(threads),
                         pass_fds=(child.fileno(),), start_new_session=True,  # its own group: killed as one
                     )
+        except OSError as exc:  # the interpreter cannot be executed (permissions, a removed venv): the machine's fault
+            parent.close()
+            self._tmp.cleanup()
+            raise WorkerLost("env-error", f"cannot start a worker process ({sys.executable}): {exc.strerror or exc}") from None
         except BaseException:
             parent.close()
             self._tmp.cleanup()
@@ -249,7 +259,11 @@ def run_job(mode: str, payload: dict, timeout_s: float, threads: int) -> tuple[s
     """A one-shot worker (build, profile). Returns (outcome, result): outcome ``ok`` with the job's
     result, or the failure's status (``unsupported``, ``error``, ``user-error``, ``env-error``, ``crashed``,
     ``timeout``) with a reason."""
-    with Worker(threads, f"{mode} worker") as worker:
+    try:
+        worker = Worker(threads, f"{mode} worker")
+    except WorkerLost as lost:
+        return lost.outcome, {"reason": lost.reason}
+    with worker:
         try:
             reply = worker.request(Job(mode, payload), timeout_s)
         except WorkerLost as lost:

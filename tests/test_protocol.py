@@ -113,3 +113,15 @@ def test_workers_import_openvino_without_its_telemetry_thread():
             "print(threading.active_count(), 'openvino_telemetry' in sys.modules and sys.modules['openvino_telemetry'] is not None)")
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.split() == ["1", "False"], out.stdout + out.stderr
+
+
+def test_a_worker_that_cannot_be_started_is_an_environment_error_not_a_traceback(monkeypatch):
+    """The interpreter cannot be executed (a removed venv, no permission): one reason, status env-error."""
+    import benchbench._manager as manager
+
+    monkeypatch.setattr(manager, "module_command", lambda *args: ["/nonexistent/python", "-m", *args])
+    outcome, result = run_job("build", {}, 10.0, threads=1)
+    assert outcome == "env-error" and "cannot start a worker process" in result["reason"]
+    with pytest.raises(WorkerLost, match="cannot start a fork server") as lost:
+        manager.ForkServer("null", 1)
+    assert lost.value.outcome == "env-error"
