@@ -85,7 +85,7 @@ def _upgrade(build_dir, old: dict) -> tuple[dict | None, str | None]:
     file damaged before the upgrade cannot be told apart; every later change can."""
     from pathlib import Path
 
-    from .export import artifact_bytes
+    from .export import artifact_bytes, artifact_files
 
     build_dir = Path(build_dir)
     artifacts, names = {}, set(_BASE_FILES)
@@ -96,8 +96,7 @@ def _upgrade(build_dir, old: dict) -> tuple[dict | None, str | None]:
                 path = Path(entry.pop("path"))
                 if path.parent != build_dir or not path.is_file():
                     return None, f"build.json (layout 1): {fmt} artifact {path} is not in this entry's folder"
-                siblings = sorted(p.name for p in build_dir.glob(path.name + ".*"))
-                entry.update(file=path.name, files=[path.name, *siblings], bytes=artifact_bytes(path))
+                entry.update(file=path.name, files=[f.name for f in artifact_files(path)], bytes=artifact_bytes(path))
                 names.update(entry["files"])
             artifacts[fmt] = entry
         torch_module = old.get("torch_module")

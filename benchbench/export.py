@@ -25,7 +25,7 @@ from .cache import LAYOUT, atomic_path, cache_root, file_record, read_json, seal
 from .env import package_versions
 from .faults import EnvError, UserModelError, env_fault
 
-__all__ = ["FORMATS", "cache_root", "build_key", "build", "short_reason", "artifact_bytes"]
+__all__ = ["FORMATS", "cache_root", "build_key", "build", "short_reason", "artifact_files", "artifact_bytes"]
 
 # artifact format → file name; "torch" and "none" need no file.
 FORMATS = {"onnx": "model.onnx", "tflite": "model.tflite", "tflite_nhwc": "model_nhwc.tflite"}
@@ -164,13 +164,18 @@ def _caught_warnings():
 _EXPORTERS = {"onnx": _export_onnx, "tflite": _export_tflite, "tflite_nhwc": _export_tflite_nhwc}
 
 
-def artifact_bytes(path: Path) -> int:
-    """Bytes on disk of an artifact with its sidecars (``model.onnx.data`` external weights, IR ``.bin``)."""
+def artifact_files(path: Path) -> list[Path]:
+    """An artifact and its sidecars on disk (``model.onnx.data`` external weights, IR ``.bin``), artifact first."""
     path = Path(path)
-    files = {path, *path.parent.glob(path.name + ".*")}
+    sidecars = set(path.parent.glob(path.name + ".*"))
     if path.suffix == ".xml":
-        files.add(path.with_suffix(".bin"))
-    return sum(f.stat().st_size for f in files if f.is_file())
+        sidecars.add(path.with_suffix(".bin"))
+    return [path, *sorted(f for f in sidecars if f.is_file() and f != path)]
+
+
+def artifact_bytes(path: Path) -> int:
+    """Bytes on disk of an artifact with its sidecars (``artifact_files``)."""
+    return sum(f.stat().st_size for f in artifact_files(path) if f.is_file())
 
 
 def _graph_metrics(onnx_path: str) -> dict:
