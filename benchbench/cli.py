@@ -122,7 +122,7 @@ def _add_measure_args(p: argparse.ArgumentParser, resumable: bool = False) -> No
                    help="short warm-up and sampling, for smoke runs (= --sampling quick)")
     p.add_argument("--sampling", choices=["default", "quick", "reference"], default="default",
                    help="sampling profile: default, quick (smoke runs), reference (the reference report's: "
-                        "±2%%, 1.6 s cap per cell)")
+                        "±2%%, 0.6 s cap per cell and round)")
     p.add_argument("--rounds", type=bounded_int(1), default=1,
                    help="measure every comparison group N times, each in fresh workers, in sweeps of alternating "
                         "direction; intervals are built over every round's blocks")
@@ -130,11 +130,11 @@ def _add_measure_args(p: argparse.ArgumentParser, resumable: bool = False) -> No
                    help="which cells take turns block by block: auto = train/deploy pairs and guideline tables; "
                         "backend = also one model on every backend; off = each cell alone (default: auto)")
     p.add_argument("--min-time", type=_POSITIVE_S,
-                   help="minimum sampling time per cell, s (default: the --sampling profile's: 1, quick 0.2, "
-                        "reference 0.5)")
+                   help="minimum sampling time per cell and round, s (default: the --sampling profile's: 1, quick 0.2, "
+                        "reference 0.3)")
     p.add_argument("--max-time", type=_POSITIVE_S,
-                   help="maximum sampling time per cell, s, at least --min-time (default: the --sampling "
-                        "profile's: 10, quick 2, reference 1.6)")
+                   help="maximum sampling time per cell and round, s, at least --min-time (default: the --sampling "
+                        "profile's: 10, quick 2, reference 0.6)")
     p.add_argument("--target-ci", type=bounded_float(0, 1),
                    help="stop once every 95%% interval's half-width is within this fraction, in (0, 1) "
                         "(default: the --sampling profile's: 0.015, quick 0.03, reference 0.02)")
@@ -255,7 +255,7 @@ def _run(args, rounds=None):
                 from .profile import profile_run
 
                 try:
-                    profile_run(run, config, runs=args.profile_runs)
+                    profile_run(run, config, runs=args.profile_runs, select=getattr(args, "profile_select", None))
                 except OSError as exc:  # its run.save() after each profiled cell
                     raise WriteError(f"cannot write {run.path}: {exc.strerror or exc}") from None
     except KeyboardInterrupt as exc:
@@ -529,8 +529,26 @@ REFERENCE_MODELS = "*"  # the whole zoo and the guideline nets
 REFERENCE_BACKENDS = "torch,ort,tflite,openvino"
 REFERENCE_DIR = Path("reports") / "reference"
 # Every compared cell of the reference sweep is measured in lockstep (train/deploy pairs, guideline
-# tables), so a slow phase of the machine hits both sides of a ratio alike; one round each.
-REFERENCE_ROUNDS = 1
+# tables), so a slow phase of the machine hits both sides of a ratio alike, and in several rounds minutes
+# apart, so a slow phase of the sweep is spread over every cell instead of landing on a few families.
+ZOO_ROUNDS, GUIDELINE_ROUNDS = 3, 2
+# Per-op profiles of every zoo cell feed the claim's time shares and kernel-sum predictor; profiled
+# inferences per op (fewer than run --profile's default: 400 cells, and an op's median over 5 is stable).
+REFERENCE_PROFILE_RUNS = 5
+
+
+def reference_rounds(spec) -> int:
+    """Rounds per cell of the reference sweep: 3 for zoo models, 2 for the guideline nets (lockstep tables)."""
+    return GUIDELINE_ROUNDS if _is_guideline(spec.model) else ZOO_ROUNDS
+
+
+def _is_guideline(model: str) -> bool:
+    from benchbench.models import model_info
+
+    try:
+        return model_info(model).family.startswith("guideline")
+    except KeyError:  # not a registered model: measured like a zoo model
+        return False
 
 
 def _reference_args(args) -> None:
@@ -539,6 +557,9 @@ def _reference_args(args) -> None:
         raise UsageError("--reference measures a fixed set (every model on torch, ort, tflite, openvino); "
                          "drop result files, --model, --backend, --quick and --rounds, or leave out --reference")
     args.model, args.backend, args.sampling, args.roofline = REFERENCE_MODELS, REFERENCE_BACKENDS, "reference", "fresh"
+    # profile the zoo cells after the sweep (time shares, kernel-sum predictor); the guideline nets need none
+    args.profile, args.profile_runs = True, REFERENCE_PROFILE_RUNS
+    args.profile_select = lambda cell: not cell.model.get("family", "").startswith("guideline")
 
 
 # Written into every folder `claim --reference` publishes: only a folder holding it is ever replaced.
@@ -573,7 +594,8 @@ def publish_reference(run_dir: Path, dest: Path) -> Path:
 
 def cmd_claim(args) -> int:
     from . import strictjson
-    from .analysis.claim import analyze, check_claimable, claim_markdown, guideline_tables
+    from .analysis.claim import analyze, check_claimable
+    from .analysis.claim_report import backend_summary, claim_markdown, guideline_tables
     from .journal import WriteError
     from .result import load_run
 
@@ -589,7 +611,7 @@ def cmd_claim(args) -> int:
     else:
         args.backend = args.backend or "ort"
         args.model = ",".join(filter(None, [args.model, "g*"]))  # the guideline nets, plus any zoo models
-        code, run = _run(args, rounds=REFERENCE_ROUNDS if args.reference else None)
+        code, run = _run(args, rounds=reference_rounds if args.reference else None)
         if code >= 128:  # interrupted: the cells so far are saved, but no analysis of a partial sweep
             return code
         runs, out_dir = [run], run.path.parent
@@ -600,8 +622,8 @@ def cmd_claim(args) -> int:
                                                              indent=1, default=str))
     except OSError as exc:  # the run's own folder: a full disk or a folder made read-only, not a request
         raise WriteError(f"cannot write the claim into {out_dir}: {exc.strerror or exc}") from None
-    verdicts = [f"  {b['verdict']}" for b in analysis["per_backend"].values()]
-    print("\n".join(["", "Does fragmentation explain latency better than FLOPs?"]
+    verdicts = [line for backend, a in analysis["per_backend"].items() for line in backend_summary(backend, a)]
+    print("\n".join(["", "At equal FLOPs, do more executed ops cost latency? (family-level verdict per backend)"]
                     + (verdicts or ["  (no zoo cells measured: the guideline nets only fill the tables)"])))
     if analysis["guidelines"]:  # the x1 tables here; every width is in claim.md
         print("\n" + "\n".join(guideline_tables(analysis["guidelines"], multipliers=(1,))))

@@ -95,9 +95,11 @@ def profile_cell(cell, config, runs: int = PROFILE_RUNS) -> dict:
 
 
 def profile_run(run, config, runs: int = PROFILE_RUNS,
-                progress: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True)):
-    """Profile every ok cell of ``run`` (after its sweep), saving the run after each."""
-    cells = [c for c in run.cells if c.ok]
+                progress: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
+                select: Callable | None = None):
+    """Profile every ok cell of ``run`` (after its sweep), or those ``select(cell)`` accepts, saving the run
+    after each."""
+    cells = [c for c in run.cells if c.ok and (select is None or select(c))]
     for i, cell in enumerate(cells, 1):
         cell.metrics["profile"] = profile_cell(cell, config, runs)
         run.save()

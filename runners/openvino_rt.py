@@ -25,6 +25,11 @@ PRECISIONS = {"f32": "f32", "fp32": "f32", "bf16": "bf16", "f16": "f16", "fp16":
 _NOT_KERNELS = {"Input", "Output"}
 
 
+def _static(shape) -> list | None:
+    """A runtime-model port's shape as a list of ints, or None where a dimension is dynamic."""
+    return [d.get_length() for d in shape] if shape.is_static else None
+
+
 class OpenVinoRunner(Runner):
     name = "openvino"
     artifact = "onnx"
@@ -105,6 +110,10 @@ class OpenVinoRunner(Runner):
     def profile_ops(self, runs: int) -> dict:
         """Per-node times from OpenVINO's performance counters (a second compile with PERF_COUNT=YES)."""
         compiled = self._compile(profiling=True)
+        shapes = {op.get_friendly_name(): {"inputs": [_static(v.get_partial_shape()) for v in op.input_values()],
+                                           "outputs": [_static(op.get_output_partial_shape(i))
+                                                       for i in range(op.get_output_size())]}
+                  for op in compiled.get_runtime_model().get_ordered_ops()}
         request = self._request(compiled)
         request.infer()  # warm: the first inference builds kernels' lazy state
         times: dict[str, list] = {}
@@ -118,7 +127,8 @@ class OpenVinoRunner(Runner):
                     continue  # fused into a neighbour, or an in-place no-op (Reshape)
                 entry = times.setdefault(info.node_name, [info.node_type, info.exec_type, []])
                 entry[2].append(info.real_time.total_seconds() * 1e3)
-        ops = [{"name": n, "type": t, "kernel": k, "time_ms": statistics.median(ms)} for n, (t, k, ms) in times.items()]
+        ops = [{"name": n, "type": t, "kernel": k, "time_ms": statistics.median(ms),
+                **shapes.get(n, {"inputs": [], "outputs": []})} for n, (t, k, ms) in times.items()]
         return {"source": "OpenVINO performance counters (PERF_COUNT=YES, InferRequest.profiling_info, real_time)",
                 "ops": ops, "run_ms": run_ms}
 

@@ -96,9 +96,11 @@ class OrtRunner(Runner):
             if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and \
                     any(lo <= e["ts"] <= hi for lo, hi in windows):
                 name = e["name"][: -len("_kernel_time")]
-                entry = times.setdefault(name, [e["args"].get("op_name", "?"), e["args"].get("provider", ""), []])
+                args = e["args"]
+                entry = times.setdefault(name, [args.get("op_name", "?"), args.get("provider", ""), [], _shapes(args)])
                 entry[2].append(e["dur"] / 1e3)
-        ops = [{"name": n, "type": t, "kernel": p, "time_ms": statistics.median(ms)} for n, (t, p, ms) in times.items()]
+        ops = [{"name": n, "type": t, "kernel": p, "time_ms": statistics.median(ms), **shapes}
+               for n, (t, p, ms, shapes) in times.items()]
         return {"source": "onnxruntime profiler (SessionOptions.enable_profiling, *_kernel_time events)",
                 "ops": ops, "run_ms": [(hi - lo) / 1e3 for lo, hi in windows]}
 
@@ -116,6 +118,15 @@ class OrtRunner(Runner):
         import shutil
 
         shutil.rmtree(os.path.dirname(self._optimized_path), ignore_errors=True)
+
+
+def _shapes(args: dict) -> dict:
+    """A node event's tensor shapes (``[{"float": [1, 3, 224, 224]}, ...]``) as plain lists: the kernel's
+    identity for the kernel-sum latency predictor."""
+    def plain(entries):
+        return [next(iter(e.values())) for e in entries or [] if isinstance(e, dict) and e]
+
+    return {"inputs": plain(args.get("input_type_shape")), "outputs": plain(args.get("output_type_shape"))}
 
 
 class OrtCudaRunner(OrtRunner):

@@ -88,7 +88,7 @@ class TorchRunner(Runner):
         run_ms = []
         try:
             self.run()  # warm, with the hooks in place
-            with profile(activities=activities) as prof:
+            with profile(activities=activities, record_shapes=True) as prof:
                 for _ in range(runs):
                     with record_function("benchbench::run"):
                         t0 = time.perf_counter_ns()
@@ -110,12 +110,13 @@ class TorchRunner(Runner):
         per_run = []
         for run in (e for e in prof.events() if e.name == "benchbench::run"):
             per_run.append([(f"{scope}/{ev.name}" if scope else ev.name, ev.name,
-                             (ev.device_time_total if cuda else ev.cpu_time_total) / 1e3)
+                             (ev.device_time_total if cuda else ev.cpu_time_total) / 1e3, ev)
                             for scope, ev in top_ops(run)])
         ops = []
-        for i, (name, kind, _) in enumerate(per_run[0] if per_run else []):
+        for i, (name, kind, _, ev) in enumerate(per_run[0] if per_run else []):
             times = [r[i][2] for r in per_run if len(r) > i]
-            ops.append({"name": name, "type": kind.removeprefix("aten::"), "time_ms": statistics.median(times)})
+            ops.append({"name": name, "type": kind.removeprefix("aten::"), "time_ms": statistics.median(times),
+                        **_shapes(kind.removeprefix("aten::"), ev)})
         source = "torch.profiler, top-level aten ops per forward, " + ("CUDA kernel time" if cuda else "inclusive CPU time")
         return {"source": source, "ops": ops, "run_ms": run_ms}
 
@@ -128,3 +129,30 @@ class TorchRunner(Runner):
             "interop_threads": torch.get_num_interop_threads(),
             "precision": "f32",
         }
+
+
+def _shapes(kind: str, event) -> dict:
+    """A profiled op's tensor shapes: its inputs as torch.profiler recorded them, and its output where the
+    op's arguments determine it (convolutions, linear, matmul; torch.profiler records no output shapes).
+    Other ops are taken to keep their first input's shape, which holds for elementwise ops."""
+    inputs = [list(s) for s in (event.input_shapes or []) if s]
+    args = list(getattr(event, "concrete_inputs", None) or [])
+    out = list(inputs[0]) if inputs else None
+    try:
+        if kind in ("conv1d", "conv2d", "conv3d", "convolution", "_convolution") and len(inputs) >= 2:
+            x, w = inputs[0], inputs[1]
+            spatial = len(x) - 2
+            def per_dim(v, default):
+                v = default if v in (None, []) else v
+                return list(v) * spatial if len(list(v)) == 1 else list(v)
+            stride, padding, dilation = (per_dim(args[i] if len(args) > i else None, [d]) for i, d in ((3, 1), (4, 0), (5, 1)))
+            if isinstance(args[4] if len(args) > 4 else None, str):  # padding="same" / "valid"
+                padding = [(k - 1) // 2 for k in w[2:]] if args[4] == "same" else [0] * spatial
+            out = [x[0], w[0]] + [(n + 2 * p - d * (k - 1) - 1) // s + 1
+                                  for n, k, s, p, d in zip(x[2:], w[2:], stride, padding, dilation)]
+        elif kind in ("linear", "matmul", "mm", "addmm", "bmm") and len(inputs) >= 2:
+            a, b = (inputs[1], inputs[2]) if kind == "addmm" else (inputs[0], inputs[1])
+            out = a[:-1] + [b[0] if kind == "linear" else b[-1]]
+    except (TypeError, ValueError, IndexError):
+        out = None  # an argument form this does not know: the output stays unknown, not wrong
+    return {"inputs": inputs, "outputs": [out] if out else []}

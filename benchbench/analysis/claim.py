@@ -6,18 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tabulate import tabulate
-
 from benchbench.result import SchemaError
 
-from . import correlate, plots
+from . import correlate, kernels, latency_models
+from . import verdict as verdict_model
 from .guidelines import guideline_results
+from .pairs import aa_control, pair_records, within_pair_regression
 
-__all__ = ["analyze", "check_claimable", "verdict_sentence", "claim_markdown", "guideline_tables", "SIGNIFICANCE"]
+__all__ = ["analyze", "check_claimable", "verdict_sentence", "VERDICT_TEXT"]
 
-# A verdict needs the held-out errors of the two latency models to differ at this level (paired
-# Wilcoxon signed-rank test on the same cells); otherwise it says "inconclusive".
-SIGNIFICANCE = 0.05
 
 
 def check_claimable(run) -> None:
@@ -46,138 +43,114 @@ def _guideline_cells(runs) -> dict:
 def analyze(runs) -> dict:
     """Everything the claim report shows, as plain data (JSON-serializable)."""
     rows = correlate.observations(runs)
+    pairs = pair_records(runs)
+    profiled = kernels.profiled_cells(runs)
+    shares = kernels.time_shares(profiled)
+    kernel_loo = kernels.kernel_sum_loo(profiled)
     per_backend = {}
     for backend in sorted({r["backend"] for r in rows}):
         sub = [r for r in rows if r["backend"] == backend]
-        per_backend[backend] = {
+        loo = latency_models.loo_errors(sub)
+        a = {
             "n": len(sub),
+            "families": len({r["family"] for r in sub}),
             "correlations": correlate.correlations(sub),
             "partial": correlate.partial_correlations(sub),
-            "loo": correlate.loo_family_models(sub),
+            "forms": latency_models.error_summary(loo),
+            "family_test": verdict_model.family_error_test(loo),
+            "additive": latency_models.additive_fit(sub),
+            "mixed": latency_models.mixed_model(sub),
+            "effect": verdict_model.ops_effect(sub),
+            "pairs": within_pair_regression([p for p in pairs if p["backend"] == backend]),
+            "aa": aa_control([p for p in pairs if p["backend"] == backend]),
+            "bands": correlate.band_correlations(sub),
+            "time_shares": {k: v for k, v in shares.get(backend, {}).items() if k != "cells"} or None,
+            "kernel_sum": _kernel_sum_summary(kernel_loo.get(backend), sub),
+            # every held-out error, for the residual plot
+            "held_out": {**loo, **({"kernel_sum": {k: kernel_loo[backend][k] for k in ("family", "error")}}
+                                   if backend in kernel_loo else {})},
         }
-        per_backend[backend]["verdict"] = verdict_sentence(backend, per_backend[backend])
+        a["verdict_code"] = (a["effect"] or {}).get("verdict", "not enough data")
+        a["verdict"] = verdict_sentence(backend, a)
+        per_backend[backend] = a
     return {
         "observations": rows,
+        "pairs": pairs,
+        "time_share_cells": {b: v["cells"] for b, v in shares.items()},
         "per_backend": per_backend,
         "family_ratios": correlate.family_ratios(rows),
         "guidelines": guideline_results(_guideline_cells(runs)),
     }
 
 
-def verdict_sentence(backend: str, a: dict) -> str:
-    """One sentence: does fragmentation explain latency better than FLOPs on this backend, by how much?"""
-    corr = {c["predictor"]: c for c in a["correlations"]}
-    loo = a.get("loo")
-    flops_rho = corr.get("flops", {}).get("spearman")
-    frag = [c for c in a["correlations"] if c["predictor"] in correlate.FRAGMENTATION]
-    best_frag = max(frag, key=lambda c: abs(c["spearman"]), default=None)
-    if loo:
-        f, g = loo["flops_only"], loo["fragmentation"]
-        p = loo.get("wilcoxon_p", float("nan"))
-        how = (f"leave-one-family-out median error {100 * g['median_ape']:.0f}% with fragmentation vs "
-               f"{100 * f['median_ape']:.0f}% with FLOPs alone ({100 * g['within_10pct']:.0f}% vs "
-               f"{100 * f['within_10pct']:.0f}% of {loo['n']} cells within ±10%; Wilcoxon p = {p:.2g})")
-        if not p < SIGNIFICANCE:  # nan included: too few cells to tell
-            text = f"{backend}: inconclusive, the two latency models' errors do not differ significantly: {how}"
-        elif g["median_ape"] < f["median_ape"]:
-            text = f"{backend}: yes, fragmentation explains latency better than FLOPs here: {how}"
-        else:
-            text = f"{backend}: no, FLOPs alone explain latency as well or better here: {how}"
-    elif best_frag and flops_rho is not None:
-        better = abs(best_frag["spearman"]) > abs(flops_rho)
-        text = f"{backend}: {'yes' if better else 'no'} (too few families for a held-out model)"
+def _kernel_sum_summary(loo: dict | None, rows: list[dict]) -> dict | None:
+    """The kernel-sum predictor's held-out errors beside FLOPs only on the same cells (the profiled ones)."""
+    if not loo or not loo["error"]:
+        return None
+    summary = latency_models.error_summary({"kernel_sum": loo})["kernel_sum"]
+    out = {**summary, "sources": loo["sources"]}
+    cells = {tuple(c) for c in loo["cells"]}
+    same = [r for r in rows if (r["model"], r["variant"]) in cells]
+    if same:
+        flops = latency_models.error_summary(latency_models.loo_errors(same, forms=("flops",)))
+        out["flops_same_cells"] = flops.get("flops")
+    return out
+
+
+VERDICT_TEXT = {
+    "yes": "yes, more executed ops cost latency at equal FLOPs (fragmentation matters beyond FLOPs)",
+    "equivalent": f"no, executed ops make no practical difference at equal FLOPs (equivalent within "
+                  f"±{100 * verdict_model.EQUIVALENCE:.0f}% per doubling)",
+    "no-opposite": "no, the opposite: more executed ops go with lower latency at equal FLOPs",
+    "inconclusive": "inconclusive, the family-level interval holds both no effect and a practical one",
+}
+
+
+def _pct_ci(v, ci, digits=0) -> str:
+    return f"{100 * v:+.{digits}f}% [{100 * ci[0]:+.{digits}f}, {100 * ci[1]:+.{digits}f}]"
+
+
+def _agreement(a: dict) -> str:
+    """Whether the other model forms point the same way as the verdict, each with its interval."""
+    e, add, mixed, ft = a["effect"], a.get("additive"), a.get("mixed"), a.get("family_test")
+    parts, intervals = [], []
+    if add and add["ci"].get("overhead_us_per_op"):
+        lo, hi = add["ci"]["overhead_us_per_op"]
+        parts.append(f"additive model {add['overhead_us_per_op']:.1f} µs per executed op [{lo:.1f}, {hi:.1f}]")
+        intervals.append((lo, hi))
+    if mixed and "ops_doubling_effect" in mixed:
+        parts.append("mixed model " + _pct_ci(mixed["ops_doubling_effect"], mixed["ops_doubling_effect_ci"])
+                     + " per doubling")
+        intervals.append(tuple(mixed["ops_doubling_effect_ci"]))
+    if ft and ft.get("p") is not None:
+        parts.append(f"the additive model's held-out error beats FLOPs only in {ft['better']} of {ft['families']} "
+                     f"families (Wilcoxon over families p = {ft['p']:.2g})")
+    if not parts:
+        return ""
+    above = [lo > 0 for lo, _ in intervals]
+    below = [hi < 0 for _, hi in intervals]
+    if e["verdict"] == "yes":
+        agree = ("agree" if all(above) else "point the same way without all clearing zero"
+                 if not any(below) else "disagree")
+    elif e["verdict"] == "no-opposite":
+        agree = "agree" if all(below) else "disagree" if any(above) else "point the same way without all clearing zero"
     else:
-        return f"{backend}: not enough measurements to tell."
-    if best_frag and flops_rho is not None:
-        text += (f"; Spearman ρ of latency with FLOPs {flops_rho:.2f}, with {best_frag['label']} "
-                 f"{best_frag['spearman']:.2f}")
-    return text + "."
+        agree = "agree (no interval clear of zero)" if not any(above) and not any(below) else \
+            "disagree: " + ("some find a cost per op" if any(above) else "some find the opposite")
+    return f"The other model forms {agree}: " + "; ".join(parts)
 
 
-def _fmt_rel(v) -> str:
-    return f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]" if v else "—"
-
-
-def guideline_tables(results: list[dict], multipliers=(1, 2, 4)) -> list[str]:
-    """Markdown lines: each guideline table beside the paper's, per channel multiplier, with verdicts."""
-    lines = []
-    for key in ("G1", "G2", "G3", "G4"):
-        entries = [r for r in results if r["table"] == key]
-        if not entries:
-            continue
-        lines += [f"### {entries[0]['title']}", ""]
-        for mult in multipliers:
-            ents = [e for e in entries if e["multiplier"] == mult]
-            if not ents:
-                continue
-            headers = ["row", "paper ARM", "paper GPU"] + [f"ours {e['backend']}" for e in ents]
-            body = [[row["row"], f"{row['arm']:.2f}", f"{row['gpu']:.2f}"] + [_fmt_rel(e["rows"][i]["ours"]) for e in ents]
-                    for i, row in enumerate(ents[0]["rows"])]
-            lines += [f"Channels x{mult}: speed relative to the first row, with its 95% interval from the lockstep "
-                      "rounds (rows measured together, one ratio per round; 'unpaired' if measured apart).", "",
-                      tabulate(body, headers, tablefmt="github", disable_numparse=True), ""]
-            lines += ["Verdict (" + ents[0]["best"] + " faster than " + ents[0]["worst"] + "?): "
-                      + "; ".join(f"{e['backend']}: **{e['verdict']}**" for e in ents), ""]
-    return lines
-
-
-def claim_markdown(analysis: dict, out_dir: Path, runs=(),
-                   title: str = "Does fragmentation predict latency better than FLOPs?") -> str:
-    """The claim report; writes its plots under ``out_dir/plots`` and links them.
-
-    ``runs`` are the measured runs; their machine, versions, settings and sweep time close the report.
-    """
-    from benchbench.report import run_header
-
-    plot_dir = out_dir / "plots"
-    plot_dir.mkdir(parents=True, exist_ok=True)
-    made = {
-        "scatter": plots.latency_vs_flops(analysis["observations"], plot_dir / "latency_vs_flops.png"),
-        "families": plots.train_vs_deploy(analysis["family_ratios"], plot_dir / "train_vs_deploy.png"),
-        "guidelines": plots.guideline_bars(analysis["guidelines"], plot_dir / "guidelines_x1.png"),
-    }
-    lines = [f"# {title}", "", "## Verdict per backend", ""]
-    lines += [f"- {b['verdict']}" for b in analysis["per_backend"].values()] or ["- no zoo measurements"]
-    lines += ["", "The verdict compares two log-linear latency models fitted with each model family held out in "
-              "turn: log latency on log FLOPs alone, and on log FLOPs, log executed ops and log memory access "
-              "cost. It says yes or no only when the paired Wilcoxon signed-rank test on their per-cell errors "
-              f"gives p < {SIGNIFICANCE}; otherwise inconclusive. It is computed from the measurements; the "
-              "paper's answer is not assumed. The correlations and models use the zoo's cells (train and deploy "
-              "forms); the guideline nets, built to hold FLOPs equal, are analysed in their own tables below.", ""]
-    for backend, a in analysis["per_backend"].items():
-        lines += [f"## {backend} ({a['n']} cells)", ""]
-        if a["correlations"]:
-            body = [[c["label"], c["n"], f"{c['spearman']:.2f}", f"{c['spearman_p']:.1g}", f"{c['kendall']:.2f}",
-                     f"{c['kendall_p']:.1g}"] for c in a["correlations"]]
-            lines += [tabulate(body, ["latency vs", "n", "Spearman ρ", "p", "Kendall τ", "p"], tablefmt="github",
-                               disable_numparse=True), ""]
-        if a["partial"]:
-            body = [[p["label"], p["n"], f"{p['partial_spearman']:.2f}", f"{p['p']:.1g}"] for p in a["partial"]]
-            lines += ["Partial rank correlation with latency, controlling for FLOPs:", "",
-                      tabulate(body, ["metric", "n", "partial ρ", "p"], tablefmt="github", disable_numparse=True), ""]
-        if a["loo"]:
-            lo = a["loo"]
-            body = [[name, f"{100 * lo[k]['median_ape']:.1f}%", f"{100 * lo[k]['within_10pct']:.0f}%"]
-                    for name, k in (("FLOPs only", "flops_only"), ("FLOPs + " + ", ".join(lo["features"][1:]), "fragmentation"))]
-            lines += [f"Leave-one-family-out latency models ({lo['n']} cells, {lo['families']} families):", "",
-                      tabulate(body, ["model", "median abs. error", "within ±10%"], tablefmt="github",
-                               disable_numparse=True), ""]
-    if analysis["family_ratios"]:
-        body = [[r["family"], r["backend"], r["members"], f"{r['flops_ratio']:.2f}", f"{r['latency_ratio']:.2f}"]
-                for r in analysis["family_ratios"]]
-        lines += ["## Train → deploy per family", "", "Median over members of deploy/train ratios (< 1: deploy "
-                  "smaller or faster).", "", tabulate(body, ["family", "backend", "members", "FLOPs ratio",
-                                                             "latency ratio"], tablefmt="github",
-                                                     disable_numparse=True), ""]
-    if analysis["guidelines"]:
-        lines += ["## ShuffleNetV2 guideline tables", "", "The paper's speeds (ARM: Snapdragon 810 single thread, "
-                  "GPU: GTX 1080Ti) and ours, each relative to the table's first row.", ""]
-        lines += guideline_tables(analysis["guidelines"])
-    lines += ["## Plots", ""]
-    for name, path in made.items():
-        if path:
-            lines += [f"![{name}](plots/{path.name})", ""]
-    for run in runs:
-        lines += [f"## Measured on ({run.path.parent.name if run.path else 'run'}, {len(run.cells)} cells)", "",
-                  *run_header(run.meta), ""]
-    return "\n".join(lines)
+def verdict_sentence(backend: str, a: dict) -> str:
+    """The family-level verdict with its effect size, and whether the other model forms agree."""
+    e = a.get("effect")
+    if not e:
+        return f"{backend}: not enough families to tell."
+    text = (f"{backend}: {VERDICT_TEXT[e['verdict']]}: doubling the executed ops at equal FLOPs changes latency by "
+            f"{_pct_ci(e['effect'], e['effect_ci95'], 1)} (95%, {e['families']} families as the units, measurement "
+            f"noise propagated; {100 * e['noise_stability']:.0f}% of noise redraws keep this verdict)")
+    corr = {c["predictor"]: c for c in a.get("correlations", [])}
+    if "flops" in corr and "executed_ops" in corr:
+        text += (f". Across the zoo, Spearman ρ of latency with FLOPs is {corr['flops']['spearman']:.2f} and with "
+                 f"executed ops {corr['executed_ops']['spearman']:.2f}")
+    agreement = _agreement(a)
+    return text + (". " + agreement if agreement else "") + "."

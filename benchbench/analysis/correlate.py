@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-__all__ = ["PREDICTORS", "FRAGMENTATION", "observations", "correlations", "partial_correlations",
-           "loo_family_models", "family_ratios"]
+__all__ = ["PREDICTORS", "PREDICTOR_GRAPH", "FRAGMENTATION", "BANDS", "observations", "correlations",
+           "partial_correlations", "loo_family_models", "family_ratios", "band_correlations", "spearman_ci"]
 
 # Predictor → (label, where to read it in a cell record).
 PREDICTORS = {
@@ -23,8 +23,22 @@ PREDICTORS = {
     "executed_ops": "executed ops",
     "dag_width": "DAG width",
     "joins": "joins",
-    "mac_bytes": "memory access cost",
+    "mac_bytes": "memory traffic",
 }
+# Which graph each predictor is counted on: the runtime's own, or the ONNX export (the same for every backend).
+PREDICTOR_GRAPH = {
+    "flops": "the PyTorch model (FlopCounterMode)",
+    "params": "the PyTorch model",
+    "element_ops": "the PyTorch model (elementwise, normalization, pooling ops)",
+    "graph_ops": "the ONNX export",
+    "executed_ops": "the runtime's own graph (ORT optimized graph, OpenVINO runtime model, TFLite interpreter "
+                    "op list, torch dispatched aten ops)",
+    "dag_width": "the ONNX export",
+    "joins": "the ONNX export",
+    "mac_bytes": "the ONNX export (bytes read and written per inference, ShuffleNetV2's MAC)",
+}
+# Iso-FLOPs bands in GMACs (deploy forms): efficient models, the ResNet-18 range, and the rest.
+BANDS = ((0.0, 0.6, "≤ 0.6 GMACs"), (0.6, 2.0, "0.6–2 GMACs"), (2.0, math.inf, "> 2 GMACs"))
 FRAGMENTATION = ("executed_ops", "graph_ops", "dag_width", "joins", "mac_bytes", "element_ops")
 # The fragmentation latency model adds these to log FLOPs: the number of kernels the backend launches
 # and the bytes they move are ShuffleNetV2's two named costs besides FLOPs.
@@ -45,7 +59,8 @@ def observations(runs, include_guidelines: bool = False) -> list[dict]:
                 "model": c.spec.model, "family": family, "variant": c.spec.variant, "backend": c.spec.backend,
                 "threads": c.spec.threads, "median_ms": c.median_ms,
                 "ci_low_ms": c.stats.get("ci_low_ms"), "ci_high_ms": c.stats.get("ci_high_ms"),
-                "flops": c.model.get("flops"), "params": c.model.get("params"),
+                "flops": c.model.get("flops"), "params": c.model.get("params"), "macs": c.model.get("macs"),
+                "identical_forms": bool(c.model.get("identical_forms")),
             }
             for key in PREDICTORS:
                 if key not in rec:
@@ -169,3 +184,32 @@ def family_ratios(rows: list[dict]) -> list[dict]:
     return [{"family": fam, "backend": backend, "members": len(v["members"]),
              "flops_ratio": float(np.median(v["flops"])), "latency_ratio": float(np.median(v["latency"]))}
             for (fam, backend), v in sorted(per_family.items())]
+
+
+def spearman_ci(rho: float, n: int) -> list[float] | None:
+    """95% interval of a Spearman rho: Fisher z with the Bonett-Wright standard error sqrt((1 + rho²/2)/(n - 3))."""
+    if n < 5 or not math.isfinite(rho):
+        return None
+    z = math.atanh(max(min(rho, 0.999999), -0.999999))
+    se = math.sqrt((1 + rho * rho / 2) / (n - 3))
+    return [math.tanh(z - 1.96 * se), math.tanh(z + 1.96 * se)]
+
+
+def band_correlations(rows: list[dict], keys=("flops", "executed_ops", "mac_bytes")) -> list[dict]:
+    """Spearman rho of latency with each predictor within iso-FLOPs bands (``BANDS``) and over the whole zoo,
+    deploy forms only (one cell per model, so no model counts twice), each with n and a 95% interval."""
+    from scipy.stats import spearmanr
+
+    deploy = [r for r in rows if r["variant"] == "deploy" and r.get("macs")]
+    out = []
+    for lo, hi, label in ((0.0, math.inf, "whole zoo"),) + BANDS:
+        sub = [r for r in deploy if lo < r["macs"] / 1e9 <= hi]
+        entry = {"band": label, "n": len(sub), "rho": {}}
+        for key in keys:
+            pts = _valid(sub, ("median_ms", key))
+            if len(pts) < 5 or len({r[key] for r in pts}) < 2:
+                continue
+            rho, p = spearmanr([r["median_ms"] for r in pts], [r[key] for r in pts])
+            entry["rho"][key] = {"rho": float(rho), "ci": spearman_ci(float(rho), len(pts)), "p": float(p), "n": len(pts)}
+        out.append(entry)
+    return out

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["latency_vs_flops", "train_vs_deploy", "guideline_bars"]
+__all__ = ["latency_vs_flops", "overhead_curve", "held_out_errors", "pair_ratios", "guideline_dots"]
 
 _MARKERS = "osD^vPX*<>hp8d"
 # Past 14 families the markers repeat; a second and third edge colour keeps every family distinct.
@@ -40,14 +40,15 @@ def latency_vs_flops(rows: list[dict], path: Path) -> Path | None:
     backends = sorted({r["backend"] for r in rows})
     families = sorted({r["family"] for r in rows})
     style = _family_styles(families)
-    ops = [r["executed_ops"] for r in rows if r.get("executed_ops")]
-    norm = LogNorm(vmin=max(1, min(ops)), vmax=max(ops)) if ops else None
     cols = min(2, len(backends))
     nrows = math.ceil(len(backends) / cols)
     # Constrained layout keeps titles, axis labels, the colour bar and the legend from overlapping.
     fig, axes = plt.subplots(nrows, cols, figsize=(6.5 * cols, 4.8 * nrows), squeeze=False, layout="constrained")
-    scatter = None
     for ax, backend in zip(axes.flat, backends):
+        # Each runtime counts its own kind of op: one colour scale per backend, not one for all.
+        ops = [r["executed_ops"] for r in rows if r["backend"] == backend and r.get("executed_ops")]
+        norm = LogNorm(vmin=max(1, min(ops)), vmax=max(ops)) if ops else None
+        scatter = None
         for fam in families:
             pts = [r for r in rows if r["backend"] == backend and r["family"] == fam]
             if not pts:
@@ -62,79 +63,184 @@ def latency_vs_flops(rows: list[dict], path: Path) -> Path | None:
         ax.set_xlabel("GFLOPs per inference")
         ax.set_ylabel("median latency (ms)")
         ax.grid(True, which="both", alpha=0.25)
+        if scatter is not None and norm is not None:
+            fig.colorbar(scatter, ax=ax, label=f"executed ops ({backend})", shrink=0.85)
     for ax in list(axes.flat)[len(backends):]:
         ax.set_visible(False)
     handles = [plt.Line2D([], [], marker=style[f][0], linestyle="", color="grey", markeredgecolor=style[f][1],
                           markeredgewidth=0.4 if style[f][1] == "black" else 1.1, label=f)
                for f in families]
-    if scatter is not None and norm is not None:
-        fig.colorbar(scatter, ax=axes, label="executed ops", shrink=0.8)
     fig.legend(handles=handles, loc="outside right center", fontsize=8, title="family")
-    fig.suptitle("Latency vs FLOPs (colour: ops the backend executes)")
+    fig.suptitle("Latency vs FLOPs (colour: ops the backend executes, on its own scale)")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-def train_vs_deploy(ratios: list[dict], path: Path) -> Path | None:
-    """Per family and backend: deploy/train latency ratio beside the deploy/train FLOPs ratio."""
-    if not ratios:
-        return None
+def _grid(n: int, width: float = 6.0, height: float = 4.6):
     plt = _plt()
-    backends = sorted({r["backend"] for r in ratios})
-    families = sorted({r["family"] for r in ratios})
-    fig, axes = plt.subplots(len(backends), 1, figsize=(max(8, 0.55 * len(families) + 2), 3.2 * len(backends)),
-                             squeeze=False)
-    x = np.arange(len(families))
-    for ax, backend in zip(axes[:, 0], backends):
-        by_fam = {r["family"]: r for r in ratios if r["backend"] == backend}
-        lat = [by_fam[f]["latency_ratio"] if f in by_fam else np.nan for f in families]
-        flops = [by_fam[f]["flops_ratio"] if f in by_fam else np.nan for f in families]
-        ax.bar(x - 0.2, lat, 0.4, label="latency deploy/train")
-        ax.bar(x + 0.2, flops, 0.4, label="FLOPs deploy/train", alpha=0.6)
-        ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_title(backend, fontsize=10)
-        ax.set_xticks(x, families, rotation=35, ha="right", fontsize=8)
-        ax.set_ylabel("ratio (< 1: deploy smaller)")
-        ax.legend(fontsize=8, loc="upper right")
-    fig.suptitle("Train vs deploy per family (median over members)")
-    fig.tight_layout()
+    cols = min(2, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return plt, fig, list(axes.flat)[:n]
+
+
+def overhead_curve(analysis: dict, path: Path) -> Path | None:
+    """Per backend: measured latency over the FLOPs-only fit's prediction, against executed ops per GFLOP,
+    with the additive model's curve (at the zoo's median FLOPs and traffic per FLOP). A point above 1 is slower
+    than its FLOPs say; if fragmentation costs time, points rise to the right along the curve."""
+    from .latency_models import design_rows, fit_additive
+
+    rows = design_rows(analysis["observations"])
+    backends = [b for b in sorted({r["backend"] for r in rows}) if len({r["family"] for r in rows if r["backend"] == b}) >= 3]
+    if not backends:
+        return None
+    plt, fig, axes = _grid(len(backends))
+    families = sorted({r["family"] for r in rows})
+    style = _family_styles(families)
+    for ax, backend in zip(axes, backends):
+        sub = [r for r in rows if r["backend"] == backend]
+        c_flops = fit_additive(sub, "flops")
+        c_add = fit_additive(sub, "additive")
+        gflops = np.array([r["flops"] / 1e9 for r in sub])
+        x = np.array([r["executed_ops"] for r in sub]) / gflops
+        base = c_flops[0] + c_flops[1] * gflops
+        y = np.array([r["median_ms"] for r in sub]) / base
+        for fam in families:
+            m = [i for i, r in enumerate(sub) if r["family"] == fam]
+            if m:
+                ax.scatter(x[m], y[m], marker=style[fam][0], edgecolors=style[fam][1], s=36, alpha=0.85, label=fam)
+        g, mb = float(np.median(gflops)), float(np.median([r["mac_bytes"] / 1e6 / (r["flops"] / 1e9) for r in sub]))
+        grid = np.geomspace(x.min(), x.max(), 100)
+        curve = (c_add[0] + c_add[1] * g + c_add[2] * grid * g + c_add[3] * mb * g) / (c_flops[0] + c_flops[1] * g)
+        ax.plot(grid, curve, color="black", linewidth=1.4,
+                label=f"additive fit: {1e3 * c_add[2]:.1f} µs/op (at {g:.2f} GFLOPs)")
+        ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(backend)
+        ax.set_xlabel("executed ops per GFLOP")
+        ax.set_ylabel("latency / FLOPs-only prediction")
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(handles=ax.get_legend_handles_labels()[0][-1:], fontsize=8, loc="upper left")
+    handles = [plt.Line2D([], [], marker=style[f][0], linestyle="", color="grey", markeredgecolor=style[f][1], label=f)
+               for f in families]
+    fig.legend(handles=handles, loc="outside right center", fontsize=7, title="family")
+    fig.suptitle("Does latency beyond FLOPs grow with executed ops per FLOP?")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
 
-def guideline_bars(results: list[dict], path: Path, multiplier: int = 1) -> Path | None:
-    """One panel per guideline table: relative speed per row, ours per backend (with CI) and the paper's."""
-    tables = [t for t in ("G1", "G2", "G3", "G4") if any(r["table"] == t and r["multiplier"] == multiplier
-                                                          for r in results)]
+def held_out_errors(analysis: dict, path: Path) -> Path | None:
+    """Per backend: each model form's leave-one-family-out relative errors (residuals), as box plots."""
+    per = {b: a.get("held_out") for b, a in analysis["per_backend"].items() if a.get("held_out")}
+    if not per:
+        return None
+    plt, fig, axes = _grid(len(per), width=6.0, height=3.8)
+    for ax, (backend, forms) in zip(axes, per.items()):
+        names = list(forms)
+        data = [100 * np.asarray(forms[f]["error"]) for f in names]
+        ax.boxplot(data, showfliers=True, widths=0.6)
+        ax.set_xticks(range(1, len(names) + 1), names, fontsize=8)
+        ax.axhspan(-10, 10, color="tab:green", alpha=0.12, label="±10%")
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_ylabel("held-out error (%)")
+        ax.set_title(backend)
+        ax.grid(True, axis="y", alpha=0.25)
+    fig.suptitle("Leave-one-family-out prediction errors (prediction / measurement − 1)")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def pair_ratios(pairs: list[dict], path: Path) -> Path | None:
+    """Per backend, log-log: each train/deploy pair's latency ratio (lockstep 95% interval) against its FLOPs
+    ratio; the diagonal is 'latency follows FLOPs', the band is the A/A noise of identical-graph pairs."""
+    pairs = [p for p in pairs if p.get("flops_ratio")]
+    backends = sorted({p["backend"] for p in pairs})
+    if not backends:
+        return None
+    plt, fig, axes = _grid(len(backends))
+    from matplotlib.colors import TwoSlopeNorm
+
+    for ax, backend in zip(axes, backends):
+        sub = [p for p in pairs if p["backend"] == backend]
+        same = [p for p in sub if p["identical"]]
+        band = max((abs(math.log(p["latency_ratio"])) for p in same), default=0.0)
+        x = np.array([p["flops_ratio"] for p in sub])
+        y = np.array([p["latency_ratio"] for p in sub])
+        err = np.array([[p["latency_ratio"] - p["latency_ratio_ci"][0], p["latency_ratio_ci"][1] - p["latency_ratio"]]
+                        for p in sub]).T
+        ops = np.log2([p["ops_ratio"] or 1.0 for p in sub])
+        lim = max(0.1, float(np.max(np.abs(ops))))
+        ax.errorbar(x, y, yerr=err, fmt="none", ecolor="grey", elinewidth=0.8, capsize=2, zorder=1)
+        sc = ax.scatter(x, y, c=ops, cmap="coolwarm", norm=TwoSlopeNorm(0.0, -lim, lim), s=30, zorder=2,
+                        edgecolors="black", linewidths=0.3)
+        lo, hi = min(x.min(), y.min()) * 0.9, max(x.max(), y.max()) * 1.1
+        ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.8, label="latency ratio = FLOPs ratio")
+        if band:
+            ax.axhspan(math.exp(-band), math.exp(band), color="tab:green", alpha=0.15,
+                       label=f"A/A band (±{100 * (math.exp(band) - 1):.1f}%, {len(same)} identical pairs)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("FLOPs ratio deploy/train")
+        ax.set_ylabel("latency ratio deploy/train")
+        ax.set_title(backend)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=7, loc="upper left")
+        fig.colorbar(sc, ax=ax, label="log2 executed-ops ratio", shrink=0.85)
+    fig.suptitle("Train → deploy: does latency follow FLOPs or executed ops?")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def guideline_dots(results: list[dict], path: Path) -> Path | None:
+    """One panel per guideline table: each row's speed relative to the first, per backend and width, on a log
+    axis with its lockstep 95% interval, beside the paper's ARM and GPU speeds (hollow)."""
+    tables = [t for t in ("G1", "G2", "G3", "G4") if any(r["table"] == t for r in results)]
     if not tables:
         return None
-    plt = _plt()
-    fig, axes = plt.subplots(1, len(tables), figsize=(4.6 * len(tables), 4.2), squeeze=False)
-    for ax, key in zip(axes[0], tables):
-        entries = [r for r in results if r["table"] == key and r["multiplier"] == multiplier]
+    plt, fig, axes = _grid(len(tables), width=6.4, height=4.4)
+    backends = sorted({r["backend"] for r in results})
+    colours = {b: f"C{i}" for i, b in enumerate(backends)}
+    markers = {1: "o", 2: "s", 4: "D"}
+    for ax, key in zip(axes, tables):
+        entries = [r for r in results if r["table"] == key]
         labels = [row["row"] for row in entries[0]["rows"]]
-        series = [(f"ours: {e['backend']}", [row["ours"] for row in e["rows"]]) for e in entries]
-        series += [("paper: ARM", [(row["arm"], None, None) for row in entries[0]["rows"]]),
-                   ("paper: GPU", [(row["gpu"], None, None) for row in entries[0]["rows"]])]
-        width = 0.8 / len(series)
-        x = np.arange(len(labels))
-        for i, (name, vals) in enumerate(series):
-            med = [v[0] if v else np.nan for v in vals]
-            err = None
-            if name.startswith("ours"):
-                err = np.array([[v[0] - v[1], v[2] - v[0]] if v else [0, 0] for v in vals]).T
-            ax.bar(x + (i - (len(series) - 1) / 2) * width, med, width, yerr=err, capsize=2, label=name,
-                   hatch="//" if name.startswith("paper") else None, alpha=0.85)
-        ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
-        ax.set_title(key, fontsize=10)
-        ax.set_ylabel("speed relative to row 1")
-    handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="upper center", ncol=min(6, len(names)), fontsize=8, bbox_to_anchor=(0.5, 1.08))
-    fig.suptitle(f"ShuffleNetV2 guideline tables at x{multiplier} channels", y=1.13)
-    fig.tight_layout()
+        slots = [(b, m) for b in backends for m in (1, 2, 4) if any(e["backend"] == b and e["multiplier"] == m for e in entries)]
+        step = 0.8 / (len(slots) + 2)
+        for j, (b, m) in enumerate(slots):
+            e = next(e for e in entries if e["backend"] == b and e["multiplier"] == m)
+            for i, row in enumerate(e["rows"]):
+                if row["ours"]:
+                    v, lo, hi = row["ours"]
+                    ax.errorbar([v], [i - 0.4 + step * (j + 1)], xerr=[[v - lo], [hi - v]], fmt=markers[m],
+                                color=colours[b], markersize=4, capsize=1.5, elinewidth=0.8)
+        first = {m: next((e for e in entries if e["multiplier"] == m), None) for m in (1, 2, 4)}
+        for m, e in first.items():
+            if e:
+                for i, row in enumerate(e["rows"]):
+                    ax.scatter([row["arm"]], [i + 0.4 - step / 2], marker=markers[m], facecolors="none",
+                               edgecolors="black", s=20)
+                    ax.scatter([row["gpu"]], [i + 0.4 - step / 2], marker=markers[m], facecolors="none",
+                               edgecolors="tab:red", s=20)
+        ax.axvline(1.0, color="grey", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel("speed relative to the first row")
+        ax.set_title(entries[0]["title"], fontsize=9)
+        ax.grid(True, axis="x", which="both", alpha=0.25)
+    handles = [plt.Line2D([], [], color=colours[b], marker="o", linestyle="", label=b) for b in backends]
+    handles += [plt.Line2D([], [], color="grey", marker=markers[m], linestyle="", label=f"x{m} channels") for m in (1, 2, 4)]
+    handles += [plt.Line2D([], [], color="black", marker="o", markerfacecolor="none", linestyle="", label="paper ARM"),
+                plt.Line2D([], [], color="tab:red", marker="o", markerfacecolor="none", linestyle="", label="paper GPU")]
+    fig.legend(handles=handles, loc="outside right center", fontsize=8)
+    fig.suptitle("ShuffleNetV2 guideline tables, every width, with lockstep 95% intervals")
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
