@@ -224,3 +224,19 @@ def test_claim_on_result_files_prints_verdicts_and_guideline_tables(tmp_path, ca
     assert "held out by family" in out and "additive fit" in out
     assert "### G1: equal channel width" in out and "| 1:12" in out and "ort: **holds**" in out
     assert len(list((tmp_path / "out").glob("*/claim.md"))) == 1
+
+
+def test_the_reference_measures_zoo_cells_in_three_rounds_and_profiles_only_them():
+    import argparse
+
+    from benchbench.cli import _reference_args, reference_rounds
+    from benchbench.result import CellResult
+
+    assert reference_rounds(CellSpec("resnet18", "deploy", "ort")) == 3
+    assert reference_rounds(CellSpec("g3_1frag_x1", "deploy", "ort")) == 2
+    args = argparse.Namespace(results=[], model=None, backend=None, sampling="default", rounds=1)
+    _reference_args(args)
+    assert args.profile and args.sampling == "reference" and args.backend == "torch,ort,tflite,openvino"
+    zoo = CellResult(CellSpec("resnet18", "deploy", "ort"), "ok", model={"family": "resnet"})
+    net = CellResult(CellSpec("g3_1frag_x1", "deploy", "ort"), "ok", model={"family": "guideline_g3"})
+    assert args.profile_select(zoo) and not args.profile_select(net)

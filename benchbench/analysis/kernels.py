@@ -10,7 +10,8 @@ per-operator profiler, so TFLite cells have op lists without times and appear in
 * **Kernel-sum predictor**, after nn-Meter: a model's latency is the sum of its kernels' latencies plus a
   per-kernel overhead. Each kernel the runtime executes is predicted, in this order, from
   1. the same kernel (type and tensor shapes) profiled in other families: the median of its times;
-  2. a non-negative linear model of its type over MACs and bytes moved, fitted on other families' kernels;
+  2. a non-negative linear model of its kind over MACs and bytes moved, fitted on other families' kernels
+     (convolutions by depthwise or dense and kernel size, ``Conv/dw3``; else the plain type);
   3. a roofline-style estimate for unseen types: one non-negative fit of fixed cost + MACs / throughput +
      bytes / bandwidth over every training kernel.
   The sum is then calibrated on the training models' end-to-end latencies (scale, per-kernel overhead and a
@@ -24,7 +25,7 @@ import math
 
 import numpy as np
 
-__all__ = ["MAC_TYPES", "profiled_cells", "time_shares", "kernel_sum_loo"]
+__all__ = ["MAC_TYPES", "profiled_cells", "time_shares", "kernel_kind", "kernel_features", "kernel_sum_loo"]
 
 # Kernel types that do multiply-accumulate work, in every backend's naming (compared in lower case).
 MAC_TYPES = frozenset({
@@ -87,6 +88,16 @@ def _prod(shape) -> int:
     return math.prod(shape) if shape else 0
 
 
+def kernel_kind(op: dict) -> str:
+    """The kernel's type, refined for convolutions by what changes their speed per MAC: depthwise or dense,
+    and the kernel size (``Conv/dw3``, ``Conv/k1``), as nn-Meter keeps separate predictors for them."""
+    inputs = [s for s in op.get("inputs") or [] if s]
+    if _is_mac(op["type"]) and len(inputs) >= 2 and len(inputs[1]) == 4 and len(inputs[0]) == 4:
+        w = inputs[1]
+        return f"{op['type']}/{'dw' if w[1] == 1 and inputs[0][1] > 1 else 'k'}{w[2]}"
+    return op["type"]
+
+
 def kernel_features(op: dict) -> tuple[tuple, np.ndarray]:
     """(identity, features) of one profiled kernel. Identity: type and tensor shapes. Features: [1, MMACs,
     MB moved], MACs estimated from the shapes (convolutions: output elements x the weight's fan-in; matrix
@@ -114,30 +125,33 @@ class _KernelModel:
 
     def __init__(self, cells: list[dict]):
         times: dict[tuple, list] = {}
-        by_type: dict[str, dict] = {}
-        feats_all, y_all = [], []
+        features: dict[tuple, np.ndarray] = {}
         for c in cells:
             for op in c["ops"]:
                 key, f = kernel_features(op)
                 times.setdefault(key, []).append(op["time_ms"])
-                by_type.setdefault(op["type"], {})[key] = f
+                features[key] = f
         self.lookup = {k: float(np.median(v)) for k, v in times.items()}
-        self.type_coef = {}
-        for kind, kernels in by_type.items():
-            x = np.array(list(kernels.values()))
-            y = np.array([self.lookup[k] for k in kernels])
-            feats_all.append(x)
-            y_all.append(y)
-            if len(kernels) >= _MIN_TYPE_KERNELS:
-                self.type_coef[kind] = _nnls(x, y)
-        self.fallback = _nnls(np.vstack(feats_all), np.concatenate(y_all)) if feats_all else np.zeros(3)
+        # one model per refined kind (Conv/dw3) and per plain type (Conv), each from its distinct kernels
+        groups: dict[str, list[tuple]] = {}
+        for key in features:
+            op = {"type": key[0], "inputs": [list(s) for s in key[1]]}
+            groups.setdefault(kernel_kind(op), []).append(key)
+            if kernel_kind(op) != key[0]:
+                groups.setdefault(key[0], []).append(key)
+        self.type_coef = {kind: _nnls(np.array([features[k] for k in keys]), np.array([self.lookup[k] for k in keys]))
+                          for kind, keys in groups.items() if len(keys) >= _MIN_TYPE_KERNELS}
+        keys = list(features)
+        self.fallback = (_nnls(np.array([features[k] for k in keys]), np.array([self.lookup[k] for k in keys]))
+                         if keys else np.zeros(3))
 
     def predict(self, op: dict) -> tuple[float, str]:
         key, f = kernel_features(op)
         if key in self.lookup:
             return self.lookup[key], "lookup"
-        if op["type"] in self.type_coef:
-            return float(f @ self.type_coef[op["type"]]), "type model"
+        for kind in (kernel_kind(op), op["type"]):
+            if kind in self.type_coef:
+                return float(f @ self.type_coef[kind]), "type model"
         return float(f @ self.fallback), "roofline"
 
 

@@ -77,6 +77,18 @@ def latency_vs_flops(rows: list[dict], path: Path) -> Path | None:
     return path
 
 
+def _plain_log(ax, x: bool = True, y: bool = True):
+    """Log axes labelled with plain numbers (0.5, 1, 2) and no crowded minor labels."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    for on, axis in ((x, ax.xaxis), (y, ax.yaxis)):
+        if on:
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(plain)
+            axis.set_minor_formatter(NullFormatter())
+
+
 def _grid(n: int, width: float = 6.0, height: float = 4.6):
     plt = _plt()
     cols = min(2, n)
@@ -120,6 +132,7 @@ def overhead_curve(analysis: dict, path: Path) -> Path | None:
         ax.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _plain_log(ax)
         ax.set_title(backend)
         ax.set_xlabel("executed ops per GFLOP")
         ax.set_ylabel("latency / FLOPs-only prediction")
@@ -186,6 +199,7 @@ def pair_ratios(pairs: list[dict], path: Path) -> Path | None:
                        label=f"A/A band (±{100 * (math.exp(band) - 1):.1f}%, {len(same)} identical pairs)")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _plain_log(ax)
         ax.set_xlabel("FLOPs ratio deploy/train")
         ax.set_ylabel("latency ratio deploy/train")
         ax.set_title(backend)
@@ -230,6 +244,7 @@ def guideline_dots(results: list[dict], path: Path) -> Path | None:
                                edgecolors="tab:red", s=20)
         ax.axvline(1.0, color="grey", linewidth=0.8)
         ax.set_xscale("log")
+        _plain_log(ax, y=False)
         ax.set_yticks(range(len(labels)), labels, fontsize=8)
         ax.invert_yaxis()
         ax.set_xlabel("speed relative to the first row")
