@@ -5,13 +5,14 @@ file that does not load) end with one line on stderr, ``benchbench: error: ...``
 traceback. Exit codes:
 
 * 0: done;
-* 1: ``run``/``profile`` (and ``claim`` when it measures) had broken cells (crashed, timed out, or an error not of the model's making) or a
+* 1: ``run``/``profile`` (and ``claim`` when it measures) had broken cells (crashed, timed out, lost on a cluster, or an error not of the model's making) or a
   parity failure (unless ``--allow-parity-fail``); ``compare --fail-above`` found a regression; ``doctor``'s
   A/A interval excludes 1.00;
 * 2: a mistake in what was asked, or a user error: a model whose factory or eager forward fails (its cells
   have status ``error`` and ``fault: "user"``; its own message is printed on one line);
 * 3: an environment error: out of memory, a full disk, an unwritable cache (cells with status
-  ``env-error``), or a run folder that cannot be written (the line says where the finished cells are);
+  ``env-error``), a run folder that cannot be written, or a Dask scheduler that went away mid-sweep (the
+  line says where the finished cells are); an unreachable scheduler or an unknown ``--device`` is 2;
 * 130, 143, 129: interrupted by Ctrl-C, SIGTERM, SIGHUP (128 + the signal).
 
 When several apply, the highest of 3, 2 and 1 is returned: a machine problem hides nothing of the model's.
@@ -328,7 +329,7 @@ def _exit_code(run, allow_parity_fail: bool) -> int:
     """3 environment errors, 2 user errors (each told in one line), 1 broken cells or parity failures, else 0."""
     env = [c for c in run.cells if c.status == "env-error"]
     user = [c for c in run.cells if c.status == "error" and c.fault == "user"]
-    broken = [c for c in run.cells if c.status in ("crashed", "timeout", "error") and c.fault != "user"]
+    broken = [c for c in run.cells if c.status in ("crashed", "timeout", "error", "lost") and c.fault != "user"]
     parity = [c for c in run.cells if c.ok and c.parity.get("checked") and not c.parity.get("passed")]
     for cells, what in ((env, "environment error"), (user, "model error")):
         for reason in dict.fromkeys(c.reason or "" for c in cells):

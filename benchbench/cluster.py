@@ -294,3 +294,51 @@ def _measure_remote(specs: list[dict], config: dict, formats: dict, payloads: di
             "device": cell_specs[0].device or (devices[0] if devices else None),
             "started_at": started, "ended_at": ended, "machine": machine, "packages": packages}
     return [c.to_dict() for c in cells], record, host, ended - started
+
+
+def _doctor() -> dict:
+    """On a worker: ``benchbench doctor`` (machine state and an A/A check) and which backends it can run."""
+    import subprocess
+
+    from benchbench.runners import get_runner, list_runners
+
+    from ._manager import module_command
+
+    proc = subprocess.run(module_command("benchbench", "doctor"), capture_output=True, text=True, timeout=900)
+    backends = {name: get_runner(name).is_available() for name in list_runners()}
+    return {"host": socket.gethostname(), "rc": proc.returncode, "text": (proc.stdout + proc.stderr).strip(),
+            "backends": {k: ok for k, (ok, _) in backends.items()}}
+
+
+def doctor(address: str, timeout_s: float = 900.0) -> int:
+    """``benchbench doctor`` on every measuring worker of the cluster, each as a ``measure=1`` task pinned to
+    its worker (so it never runs beside a measurement); prints each one's report; returns the worst exit code."""
+    executor = connect(address, [])
+    try:
+        workers = _measuring_workers(executor.client)
+        futures = {addr: executor.client.submit(_doctor, workers=[addr], allow_other_workers=False, pure=False,
+                                                resources={"measure": 1}, key=f"benchbench-doctor-{uuid.uuid4().hex}")
+                   for addr in sorted(workers)}
+        worst = 0
+        for addr, future in futures.items():
+            report = future.result(timeout=timeout_s)
+            devices = ", ".join(worker_devices(workers[addr])) or "no device resource"
+            usable = ", ".join(b for b, ok in report["backends"].items() if ok)
+            print(f"== {addr} on {report['host']} ({devices}); backends: {usable}; doctor exit {report['rc']}")
+            print(report["text"] + "\n")
+            worst = max(worst, report["rc"])
+        return worst
+    finally:
+        executor.close()
+
+
+if __name__ == "__main__":  # python -m benchbench.cluster tcp://HOST:8786: is every measuring worker usable?
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m benchbench.cluster tcp://HOST:8786")
+    try:
+        sys.exit(doctor(sys.argv[1]))
+    except ExecutorError as exc:
+        print(f"benchbench: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
