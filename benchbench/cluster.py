@@ -6,9 +6,12 @@ needs: a measuring task asks for ``measure=1``, so a worker (started ``--nthread
 measure=1``) never runs two measurements at once, and ``--device NAME`` adds ``device:NAME=1``, so the
 task runs only where that target is. A comparison group is one task: it runs entirely on one host.
 
-Artifacts travel by content: this process builds each model once (``builds.ensure_build``, its own
-verified cache), and every task carries the build's manifest (sha256 and size of every file) and the
-files its cells read. The worker writes them into its own cache, checks every hash on arrival, and keeps
+Builds (exports, conversions) run once per model, in parallel on the workers that declare ``build``
+(e.g. ``--nthreads 4 --resources build=4``), or, when none does, here in this process. A worker may declare
+both ``measure`` and ``build`` only with ``--nthreads 1``, so that it never builds while it measures.
+
+Artifacts travel by content: every measuring task carries the build's manifest (sha256 and size of every
+file) and the files its cells read. The worker writes them into its own cache, checks every hash on arrival, and keeps
 them: a build already there with those hashes is not written again. A worker that lacks a backend records
 ``unavailable``, as a local run does.
 
@@ -78,6 +81,7 @@ def connect(address: str, devices: list[str], wait_s: float = 10.0, progress=lam
         deadline = time.monotonic() + wait_s
         while True:
             workers = _measuring_workers(client)
+            everyone = client.scheduler_info(n_workers=-1).get("workers", {})
             known = sorted({d for r in workers.values() for d in worker_devices(r)})
             missing = [d for d in devices if d not in known]
             if workers and not missing:
@@ -91,6 +95,12 @@ def connect(address: str, devices: list[str], wait_s: float = 10.0, progress=lam
                 raise ExecutorError(f"unknown --device {', '.join(missing)}: the measuring workers of {address} "
                                     f"have {', '.join(known) if known else 'no device resources'}", 2)
             time.sleep(0.2)
+        both = [a for a, w in everyone.items() if a in workers and (w.get("resources") or {}).get("build", 0) > 0
+                and w.get("nthreads", 1) > 1]
+        if both:
+            raise ExecutorError(f"worker {both[0]} declares both measure and build with more than one thread: it "
+                                "could build beside a measurement; start it with --nthreads 1", 2)
+        builders = sorted(a for a, w in everyone.items() if (w.get("resources") or {}).get("build", 0) > 0)
         # Retried once on another worker, then lost (the scheduler's default is 3 retries).
         try:
             client.run_on_scheduler(_allow_one_failure)
@@ -101,8 +111,9 @@ def connect(address: str, devices: list[str], wait_s: float = 10.0, progress=lam
         client.close()
         raise
     progress(f"benchbench: {len(workers)} measuring workers at {address}"
-             + (f" (devices: {', '.join(known)})" if known else ""))
-    return DaskExecutor(client, address)
+             + (f" (devices: {', '.join(known)})" if known else "")
+             + (f"; builds on {len(builders)} building workers" if builders else "; builds here"))
+    return DaskExecutor(client, address, builders=bool(builders))
 
 
 def _reachable(address: str, wait_s: float) -> None:
@@ -125,18 +136,29 @@ class DaskExecutor(Executor):
 
     remote = True
 
-    def __init__(self, client, address: str, grace_s: float = 10.0, stranded_s: float = 30.0):
+    def __init__(self, client, address: str, grace_s: float = 10.0, stranded_s: float = 30.0,
+                 builders: bool = False):
         self.client, self.address = client, address
+        self.builders = builders  # build on the workers that declare ``build`` (else in this process)
+        self.build_futures: dict = {}  # build group -> its build task
         self.grace_s = grace_s  # a scheduler out of reach this long has gone away
         self.stranded_s = stranded_s  # a group with no eligible worker this long is lost
         self.futures: dict = {}  # future -> (group index, specs, resources, submitted at)
         self._stranded_since: dict = {}  # future -> when its resources were last seen on no live worker
 
     def measure(self, items, config, formats, builds):
+        self.builds = builds
         for index, specs in items:
-            payloads = {}
+            payloads = {}  # build group -> the build's payload, or the build task that makes it
             for spec in specs:
                 group = build_group(spec)
+                if self.builders and group not in builds:
+                    if group not in self.build_futures:
+                        self.build_futures[group] = self.client.submit(
+                            _build_remote, spec.to_dict(), sorted(formats[group]), config.__dict__,
+                            resources={"build": 1}, pure=False, key=f"benchbench-build-{uuid.uuid4().hex}")
+                    payloads[group] = self.build_futures[group]  # Dask hands the task its result
+                    continue
                 if group not in builds:
                     builds[group] = ensure_build(spec, formats[group], config)
                 payloads[group] = _payload(builds[group], formats[group])
@@ -195,7 +217,9 @@ class DaskExecutor(Executor):
     def _handed_back(self, future, index: int, specs: list[CellSpec], resources: dict, submitted: float):
         took = time.monotonic() - submitted
         if future.status == "finished":
-            cells, record, host, took = future.result()
+            cells, record, host, took, built = future.result()
+            for group, build in built.items():  # remote builds: their manifests, for the sweep's metrics
+                self.builds.setdefault(group, build)
             return GroupDone(index, [CellResult.from_dict(c) for c in cells], record, took, [host] * len(cells))
         if future.status == "error":
             exc = future.exception()
@@ -211,9 +235,10 @@ class DaskExecutor(Executor):
         return GroupDone(index, [CellResult(s, status, reason) for s in specs], {"rounds": 0}, took)
 
     def close(self) -> None:
-        for future in self.futures:
+        for future in [*self.futures, *self.build_futures.values()]:
             future.cancel()
         self.futures.clear()
+        self.build_futures.clear()
         try:
             self.client.close(timeout=5)
         except Exception:  # a client whose scheduler is gone may fail to close cleanly: nothing to keep
@@ -229,6 +254,13 @@ def _payload(build: dict, formats: set[str]) -> dict:
     names = _needed_files(manifest, formats & set(manifest["artifacts"]))
     return {"status": "ok", "key": folder.name, "manifest": manifest,
             "files": {name: (folder / name).read_bytes() for name in names}}
+
+
+def _build_remote(spec: dict, formats: list[str], config: dict) -> dict:
+    """The build task, on a building worker: the build in its own verified cache, as a payload."""
+    build = ensure_build(CellSpec.from_dict(spec), set(formats), MeasureConfig.from_dict(config))
+    return {**_payload(build, set(formats)), **({"build_s": build["build_s"]} if "build_s" in build else {}),
+            "cached": build.get("cached"), "built_on": socket.gethostname(), "remote": True}
 
 
 def _install(payload: dict) -> dict:
@@ -293,7 +325,9 @@ def _measure_remote(specs: list[dict], config: dict, formats: dict, payloads: di
     host = {"name": socket.gethostname(), "worker": worker.address, "pid": os.getpid(),
             "device": cell_specs[0].device or (devices[0] if devices else None),
             "started_at": started, "ended_at": ended, "machine": machine, "packages": packages}
-    return [c.to_dict() for c in cells], record, host, ended - started
+    built = {group: {k: v for k, v in payload.items() if k != "files"}
+             for group, payload in payloads.items() if payload.get("remote")}
+    return [c.to_dict() for c in cells], record, host, ended - started, built
 
 
 def _doctor() -> dict:

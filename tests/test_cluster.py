@@ -57,10 +57,10 @@ class Cluster:
                                           "--no-dashboard"])
         return self.address
 
-    def worker(self, name: str, resources: str):
+    def worker(self, name: str, resources: str, nthreads: int = 1):
         host = self.root / name
         host.mkdir(exist_ok=True)
-        self._start(name, [DASK, "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1", "--no-nanny",
+        self._start(name, [DASK, "worker", self.address, "--host", "127.0.0.1", "--nthreads", str(nthreads), "--no-nanny",
                            "--no-dashboard", "--resources", resources, "--name", name, "--death-timeout", "60"],
                     env={"BENCHBENCH_CACHE": str(host / "cache"), "BENCHBENCH_LOCK": str(host / "lock")})
 
@@ -213,10 +213,11 @@ def test_device_routing_pivot_and_bad_input(cluster, cache_dir, tmp_path, capsys
     address = cluster.scheduler()
     cluster.worker("pi", "measure=1,device:pi=1")
     cluster.worker("ws", "measure=1,device:ws=1")
-    client = cluster.client(2)
+    cluster.worker("builder", "build=2", nthreads=2)  # builds run here, in parallel, never on a measuring host
+    client = cluster.client(3)
     try:
         device_of = {addr: next(k.split(":", 1)[1] for k in w["resources"] if k.startswith("device:"))
-                     for addr, w in client.scheduler_info()["workers"].items()}
+                     for addr, w in client.scheduler_info()["workers"].items() if "measure" in w["resources"]}
     finally:
         client.close()
     assert main(["run", "--model", f"{DATA / 'tiny.py'}:tiny", *FAST, "--scheduler", address, "--device", "gpu",
@@ -232,6 +233,10 @@ def test_device_routing_pivot_and_bad_input(cluster, cache_dir, tmp_path, capsys
     for c in cells:
         assert c["status"] == "ok" and device_of[c["host"]["worker"]] == c["spec"]["device"] == c["host"]["device"]
     _no_overlap(cells)
+    # built once, on the building worker, and shipped by content to both measuring hosts' own caches
+    for host in ("builder", "pi", "ws"):
+        assert [p.name for p in (tmp_path / host / "cache").glob("*tiny*deploy*")], host
+    assert all(c["artifact"] == cells[0]["artifact"] for c in cells)
     capsys.readouterr()
     results = str(next(out.glob("*/results.json")))
     assert main(["compare", results, "--pivot", "device", "--baseline", "ws"]) == 0
