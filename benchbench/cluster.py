@@ -273,7 +273,8 @@ def _install(payload: dict) -> dict:
     folder = root / payload["key"]
     try:
         with cache.key_lock(root, payload["key"]):
-            cached = cache.read_json(folder / "build.json") == manifest and not cache.verify(folder, manifest, list(files))
+            cached = (cache.read_json(folder / "build.json") == manifest
+                      and not cache.verify(folder, manifest, list(files)))
             if not cached:
                 for name, data in files.items():
                     (folder / name).parent.mkdir(parents=True, exist_ok=True)

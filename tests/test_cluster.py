@@ -60,8 +60,9 @@ class Cluster:
     def worker(self, name: str, resources: str, nthreads: int = 1):
         host = self.root / name
         host.mkdir(exist_ok=True)
-        self._start(name, [DASK, "worker", self.address, "--host", "127.0.0.1", "--nthreads", str(nthreads), "--no-nanny",
-                           "--no-dashboard", "--resources", resources, "--name", name, "--death-timeout", "60"],
+        self._start(name, [DASK, "worker", self.address, "--host", "127.0.0.1", "--nthreads", str(nthreads),
+                           "--no-nanny", "--no-dashboard", "--resources", resources, "--name", name,
+                           "--death-timeout", "60"],
                     env={"BENCHBENCH_CACHE": str(host / "cache"), "BENCHBENCH_LOCK": str(host / "lock")})
 
     def client(self, workers: int):
@@ -145,8 +146,8 @@ def _no_overlap(cells: list[dict]):
 
 
 def test_cluster_run_matches_local_and_survives_a_dead_worker(cluster, cache_dir, tmp_path):
-    local = subprocess.run(module_command("benchbench", "run", "--model", MODELS, *FAST, "--out", str(tmp_path / "local")),
-                           capture_output=True, text=True, timeout=300)
+    local = subprocess.run(module_command("benchbench", "run", "--model", MODELS, *FAST,
+                                          "--out", str(tmp_path / "local")), capture_output=True, text=True, timeout=300)
     assert local.returncode == 0, local.stderr[-1500:]
     address = cluster.scheduler()
     cluster.worker("w1", "measure=1")
@@ -180,7 +181,8 @@ def test_cluster_run_matches_local_and_survives_a_dead_worker(cluster, cache_dir
     cells, local_cells = _cells(out), _cells(tmp_path / "local")
     # the same schema and cell identities as a local run
     assert sorted(json.dumps(c["spec"]) for c in cells) == sorted(json.dumps(c["spec"]) for c in local_cells)
-    assert {k for c in local_cells for k in c} <= {k for c in cells for k in c} <= {k for c in local_cells for k in c} | {"host"}
+    local_keys = {k for c in local_cells for k in c}
+    assert local_keys <= {k for c in cells for k in c} <= local_keys | {"host"}
     load_run(next(out.glob("*/results.json")))  # validates against the schema
     # no finished cell lost: what was journaled before the kill is in the results, unchanged
     final = {json.dumps(c["spec"]): c for c in cells}
@@ -274,7 +276,8 @@ def test_scheduler_gone_then_resume_on_a_new_cluster(cluster, cache_dir, tmp_pat
 
 def test_local_runs_never_import_dask(cache_dir, tmp_path):
     code = ("import sys\nimport benchbench\nfrom benchbench.cli import main\n"
-            f"rc = main(['run', '--model', {str(DATA / 'tiny.py') + ':tiny'!r}, *{FAST!r}, '--out', {str(tmp_path)!r}])\n"
+            f"rc = main(['run', '--model', {str(DATA / 'tiny.py') + ':tiny'!r}, *{FAST!r}, "
+            f"'--out', {str(tmp_path)!r}])\n"
             "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed'))\n"
             "print(rc, loaded)\n")
     proc = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=300,
