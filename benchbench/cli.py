@@ -5,13 +5,14 @@ file that does not load) end with one line on stderr, ``benchbench: error: ...``
 traceback. Exit codes:
 
 * 0: done;
-* 1: ``run``/``profile`` (and ``claim`` when it measures) had broken cells (crashed, timed out, or an error not of the model's making) or a
+* 1: ``run``/``profile`` (and ``claim`` when it measures) had broken cells (crashed, timed out, lost on a cluster, or an error not of the model's making) or a
   parity failure (unless ``--allow-parity-fail``); ``compare --fail-above`` found a regression; ``doctor``'s
   A/A interval excludes 1.00;
 * 2: a mistake in what was asked, or a user error: a model whose factory or eager forward fails (its cells
   have status ``error`` and ``fault: "user"``; its own message is printed on one line);
 * 3: an environment error: out of memory, a full disk, an unwritable cache (cells with status
-  ``env-error``), or a run folder that cannot be written (the line says where the finished cells are);
+  ``env-error``), a run folder that cannot be written, or a Dask scheduler that went away mid-sweep (the
+  line says where the finished cells are); an unreachable scheduler or an unknown ``--device`` is 2;
 * 130, 143, 129: interrupted by Ctrl-C, SIGTERM, SIGHUP (128 + the signal).
 
 When several apply, the highest of 3, 2 and 1 is returned: a machine problem hides nothing of the model's.
@@ -20,6 +21,7 @@ When several apply, the highest of 3, 2 and 1 is returned: a machine problem hid
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import os
 import re
@@ -175,7 +177,7 @@ def _cells(args):
         available[b] = ok
         if not ok:
             print(f"note: {why}; its cells are recorded as unavailable", file=sys.stderr)
-    if not any(available.values()):
+    if not any(available.values()) and not getattr(args, "scheduler", None):  # a cluster's workers may have them
         raise UsageError(f"no requested backend is available: {'; '.join(get_runner(b).is_available()[1] for b in backends)}")
     threads = args.threads or physical_cores()
     variants = VARIANTS if args.variant == "both" else (args.variant,)
@@ -190,6 +192,8 @@ def _cells(args):
         for backend in backends:
             for variant in forms:
                 cells.append(CellSpec(name, variant, backend, args.batch, args.input_size, threads, args.seed, options))
+    if devices := getattr(args, "device", None):  # one copy of every cell per cluster target
+        cells = [CellSpec(**{**c.__dict__, "device": d}) for d in dict.fromkeys(devices.split(",")) for c in cells]
     return cells, names
 
 
@@ -226,6 +230,7 @@ def _run(args, rounds=None):
     ``rounds``: rounds per cell spec (a callable), overriding ``--rounds``.
     """
     from .calibration import calibrate_run
+    from .executor import ExecutorError
     from .harness import run_sweep
     from .journal import WriteError
     from .machinelock import measuring
@@ -234,23 +239,31 @@ def _run(args, rounds=None):
     if getattr(args, "resume", None):
         args, config, cells, out_dir, run, journal, done = _resume(args)
         rounds = args.rounds
+        executor = _executor(args, cells, rounds)
     else:
         config = _config(args)  # before resolving models, which imports the zoo (seconds)
         cells, names = _cells(args)
         rounds = rounds or args.rounds
+        executor = _executor(args, cells, rounds)  # before the run's folder: a bad address leaves none behind
         out_dir, run, journal = _new_run(args, config, cells, names, rounds)
         done = {}
-    interrupted = 0
+    if executor is not None:
+        run.meta["scheduler"] = args.scheduler
+    interrupted, lost_cluster = 0, None
     # SIGTERM and SIGHUP end a sweep as Ctrl-C does (workers stopped, finished cells saved, views written).
     previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         # The machine's measuring lock is held while calibrating, building and measuring, not while
         # writing the views.
-        with measuring(wait=not getattr(args, "no_wait", False), argv=_argv(args)) as concurrent:
+        # A cluster run measures nothing here: no lock, and no roofline of this machine for other hosts' cells.
+        with (measuring(wait=not getattr(args, "no_wait", False), argv=_argv(args)) if executor is None
+              else contextlib.nullcontext()) as concurrent:
             if concurrent:
                 run.meta["concurrent_run"] = concurrent
-            calibrate_run(cells, run, args.roofline, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-            run_sweep(cells, config, run, rounds=rounds, lockstep=args.lockstep, journal=journal, done=done)
+            calibrate_run(cells, run, args.roofline if executor is None else "off",
+                          progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+            run_sweep(cells, config, run, rounds=rounds, lockstep=args.lockstep, journal=journal, done=done,
+                      executor=executor)
             if args.profile:  # after the sweep, in separate workers: no profiler touches the timed samples
                 from .profile import profile_run
 
@@ -264,10 +277,14 @@ def _run(args, rounds=None):
               file=sys.stderr)
     except WriteError as exc:
         raise WriteError(f"{exc}; {_kept(journal)}") from None
+    except ExecutorError as exc:  # the cluster went away mid-sweep: the finished cells are kept, as on Ctrl-C
+        lost_cluster = exc
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         journal.close()
+        if executor is not None:
+            executor.close()
     try:
         paths = _write_views(run, out_dir)
     except WriteError as exc:
@@ -283,16 +300,36 @@ def _run(args, rounds=None):
                     print("\n" + profile_table(cell, top=args.top))
     print(f"\nwrote {run.path}\n      {paths['csv']}\n      {paths['markdown']}"
           + (f"\n      {paths['profiles']}" if "profiles" in paths else ""))
+    if lost_cluster is not None:
+        print(f"benchbench: error: {_one_line(str(lost_cluster))}; {_kept(journal)}", file=sys.stderr)
+        return lost_cluster.exit_code, run
     if interrupted:
         return interrupted, run
     return _exit_code(run, args.allow_parity_fail), run
+
+
+def _executor(args, cells, rounds):
+    """The Dask executor of ``--scheduler`` (connected, its devices checked), or None: measure here."""
+    scheduler = getattr(args, "scheduler", None)
+    if not scheduler:
+        if getattr(args, "device", None):
+            raise UsageError("--device picks a cluster's workers: it needs --scheduler tcp://HOST:PORT")
+        return None
+    if callable(rounds) or rounds != 1:
+        raise UsageError("--scheduler measures every group once, on one host: leave out --rounds")
+    if getattr(args, "profile", False):
+        raise UsageError("--profile profiles on this machine: it cannot be combined with --scheduler")
+    from .cluster import connect
+
+    return connect(scheduler, sorted({c.device for c in cells if c.device}),
+                   progress=lambda msg: print(msg, file=sys.stderr, flush=True))
 
 
 def _exit_code(run, allow_parity_fail: bool) -> int:
     """3 environment errors, 2 user errors (each told in one line), 1 broken cells or parity failures, else 0."""
     env = [c for c in run.cells if c.status == "env-error"]
     user = [c for c in run.cells if c.status == "error" and c.fault == "user"]
-    broken = [c for c in run.cells if c.status in ("crashed", "timeout", "error") and c.fault != "user"]
+    broken = [c for c in run.cells if c.status in ("crashed", "timeout", "error", "lost") and c.fault != "user"]
     parity = [c for c in run.cells if c.ok and c.parity.get("checked") and not c.parity.get("passed")]
     for cells, what in ((env, "environment error"), (user, "model error")):
         for reason in dict.fromkeys(c.reason or "" for c in cells):
@@ -346,7 +383,7 @@ def _new_run(args, config, cells, names, rounds):
 
 
 # Options that --resume takes from the command line rather than from the run folder.
-_RESUME_OWN = {"resume", "no_wait", "argv", "func", "command", "out"}
+_RESUME_OWN = {"resume", "no_wait", "argv", "func", "command", "out", "scheduler"}  # a new cluster's address
 
 
 def _resume(args):
@@ -504,7 +541,7 @@ def cmd_compare(args) -> int:
             raise UsageError(str(exc)) from None
     else:
         if not args.b:
-            raise UsageError("compare needs two result files, or one with --pivot variant|backend")
+            raise UsageError("compare needs two result files, or one with --pivot variant|backend|device")
         pairs = [("", a, load_run(args.b))]
     texts, failing = [], []
     for label, run_a, run_b in pairs:
@@ -682,6 +719,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="finish an interrupted run in its folder DIR: measure only the comparison groups not "
                         "finished there, with the run's own command line (give no other option)")
     p.add_argument("--no-wait", action="store_true", help=wait_help)
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                   help="measure on the Dask cluster of this scheduler: one group at a time on each worker with "
+                        "the resource measure=1 (pip install 'benchbench[cluster]'; see the README's Many machines)")
+    p.add_argument("--device", type=name_list, default=None, metavar="NAME[,NAME]",
+                   help="with --scheduler: measure every cell on the workers with the resource device:NAME=1, once "
+                        "per NAME (compare --pivot device compares them)")
     p.add_argument("--roofline", choices=["auto", "cached", "fresh", "off"], default="auto",
                    help="place cells on this machine's roofline (peak GFLOP/s, bandwidth): auto uses a calibration "
                         "under 24 h old if one is cached and never measures one; cached reuses one or calibrates "
@@ -719,9 +762,9 @@ def build_parser() -> argparse.ArgumentParser:
                 epilog="example:\n  benchbench compare A/results.json B/results.json --fail-above 5%")
     p.add_argument("a", help="baseline results.json")
     p.add_argument("b", nargs="?", help="candidate results.json (omit with --pivot)")
-    p.add_argument("--pivot", choices=["variant", "backend"], help="compare within one file: train vs deploy, "
-                   "or each backend against --baseline (default: compare two files)")
-    p.add_argument("--baseline", help="with --pivot backend: the reference backend (default: the file's first)")
+    p.add_argument("--pivot", choices=["variant", "backend", "device"], help="compare within one file: train vs "
+                   "deploy, or each backend (cluster device) against --baseline (default: compare two files)")
+    p.add_argument("--baseline", help="with --pivot backend or device: the reference one (default: the file's first)")
     p.add_argument("--fail-above", type=percent, metavar="PCT",
                    help="exit 1 if any cell is significantly slower by more than PCT, above 0, e.g. 5%% "
                         "(default: never)")
@@ -849,6 +892,7 @@ def _one_line(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """The ``benchbench`` command; returns the exit code (0, 1, 2, 3; 130 on Ctrl-C, 143 on SIGTERM, 129 on
     SIGHUP: see the module's docstring)."""
+    from .executor import ExecutorError
     from .journal import WriteError
     from .result import SchemaError
 
@@ -863,6 +907,9 @@ def main(argv: list[str] | None = None) -> int:
     except WriteError as exc:  # the environment, not the request: a read-only folder, a full disk
         print(f"benchbench: error: {_one_line(str(exc))}", file=sys.stderr)
         return 3
+    except ExecutorError as exc:  # an unreachable scheduler, an unknown --device (2); a cluster gone (3)
+        print(f"benchbench: error: {_one_line(str(exc))}", file=sys.stderr)
+        return exc.exit_code
     except SystemExit as exc:  # --help and --version exit 0 from inside argparse
         return exc.code if isinstance(exc.code, int) else 0
     except BrokenPipeError:  # `benchbench list | head`: the reader left; nothing is wrong

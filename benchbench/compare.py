@@ -139,26 +139,31 @@ def comparison_markdown(comparisons: list[Comparison], name_a: str = "A", name_b
 
 
 def pivot(run: RunResult, by: str, baseline: str | None = None) -> list[tuple[str, RunResult, RunResult]]:
-    """Split one run into (label, A, B) pairs that differ only in ``by`` (``variant`` or ``backend``).
+    """Split one run into (label, A, B) pairs that differ only in ``by`` (``variant``, ``backend`` or
+    ``device``).
 
-    ``variant``: A = train, B = deploy. ``backend``: A = ``baseline`` (default: the first backend in
-    the file), B = each other backend in turn. The pivoted field is blanked so the cells match.
+    ``variant``: A = train, B = deploy. ``backend``, ``device`` (a cluster run's targets, ``run --device``):
+    A = ``baseline`` (default: the first in the file), B = each other one in turn. The pivoted field is
+    blanked so the cells match.
     """
     values = list(dict.fromkeys(getattr(c.spec, by) for c in run.cells))
     if by == "variant":
         pairs = [("train", "deploy")]
-    elif by == "backend":
+    elif by in ("backend", "device"):
+        if by == "device" and None in values:
+            raise ValueError("the file has cells measured without --device: pivot by device needs a cluster run "
+                             "with --device on every cell")
         if not values:
             raise ValueError("the file has no cells to compare")
         base = baseline or values[0]
         base = next((v for v in values if v.casefold() == base.casefold()), base)  # --baseline ORT
         if base not in values:
-            raise ValueError(f"backend '{base}' is not in this file (it has {', '.join(values)})")
+            raise ValueError(f"{by} '{base}' is not in this file (it has {', '.join(values)})")
         if len(values) < 2:
-            raise ValueError(f"the file has one backend ({values[0]}): nothing to compare it with")
+            raise ValueError(f"the file has one {by} ({values[0]}): nothing to compare it with")
         pairs = [(base, v) for v in values if v != base]
     else:
-        raise ValueError(f"cannot pivot by '{by}'; use variant or backend")
+        raise ValueError(f"cannot pivot by '{by}'; use variant, backend or device")
 
     def side(value):
         cells = [replace(c, spec=replace(c.spec, **{by: "*"})) for c in run.cells if getattr(c.spec, by) == value]

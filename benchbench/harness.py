@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ._manager import ForkServer, Worker, WorkerLost
 from .builds import artifact_for, build_group, ensure_build
+from .executor import Executor, LocalExecutor
 from .export import FORMATS
 from .journal import Journal
 from .lockstep import Arm, run_lockstep
@@ -61,7 +62,7 @@ def comparison_groups(cells: Sequence[CellSpec], mode: str = "auto") -> list[lis
             key = (i,)
         else:
             subject = _guideline_table(spec.model) or spec.model
-            rest = (spec.batch, spec.input_size, spec.threads, spec.seed, spec.options)
+            rest = (spec.batch, spec.input_size, spec.threads, spec.seed, spec.options, spec.device)
             key = (subject, *rest) if mode == "backend" else (subject, spec.backend, *rest)
         groups.setdefault(key, []).append(i)
     return list(groups.values())
@@ -245,6 +246,7 @@ def run_sweep(
     fork_servers: bool = True,
     journal: Journal | None = None,
     done: dict[int, tuple[list[dict], list[CellResult]]] | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Measure ``cells`` into ``run`` group by group (``comparison_groups``).
 
@@ -264,6 +266,9 @@ def run_sweep(
     ``fork_servers``: measuring workers are forked from one server per backend and threads that has
     imported the runtime already (``benchbench._manager.ForkServer``); False starts each as a fresh
     interpreter. Every fork server is stopped before this returns.
+
+    ``executor`` (``benchbench.executor``) measures the groups; the default measures them here, in order
+    (``LocalExecutor``). One given by the caller is the caller's to close.
     """
     from benchbench.runners import get_runner
 
@@ -281,13 +286,14 @@ def run_sweep(
     rounds_of = rounds if callable(rounds) else (lambda spec: rounds)
     wanted = [max(max(1, rounds_of(cells[i])) for i in g) for g in groups]
     slots: dict[int, list[int]] = {}  # group -> indices in run.cells
-    servers: dict | None = {} if fork_servers else None
+    own = executor is None
+    executor = executor or LocalExecutor(measure_group, fork_servers)
     try:
-        _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, builds, calibration, servers,
+        _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, builds, calibration, executor,
                journal, done or {})
     finally:
-        for server in (servers or {}).values():
-            server.close()
+        if own:
+            executor.close()
         if journal is None and run.path is not None:
             run.save()
     return run
@@ -305,7 +311,7 @@ def _adopt(run: RunResult, finished: tuple[list[dict], list[CellResult]]) -> lis
     return slots
 
 
-def _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, builds, calibration, servers,
+def _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, builds, calibration, executor,
            journal, finished):
     sweep_start = time.perf_counter()
     done = 0
@@ -315,6 +321,9 @@ def _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, 
         todo = [g for g in order if g not in finished and wanted[g] >= r
                 and (r == 1 or any(run.cells[s].ok for s in slots[g]))]
         k = 0
+        # The executor hands groups back as they finish: in order here, in any order from a cluster.
+        pending = executor.measure([(g, [cells[i] for i in groups[g]]) for g in todo], config, formats_needed,
+                                   builds)
         # Round 1 runs forward over every group: one finished earlier takes its place unmeasured, so the
         # cells stand in the order of a run that was never interrupted.
         for g in (order if r == 1 else todo):
@@ -322,9 +331,11 @@ def _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, 
                 slots[g] = _adopt(run, finished[g])
                 continue
             k += 1
+            unit = next(pending)
+            g, measured, record = unit.index, unit.cells, unit.record
             specs = [cells[i] for i in groups[g]]
-            t0 = time.perf_counter()
-            measured, record = measure_group(specs, config, formats_needed, builds, servers)
+            for cell, host in zip(measured, unit.hosts):
+                cell.host = host
             if r == 1:
                 group_id = len(run.groups)
                 slots[g] = list(range(len(run.cells), len(run.cells) + len(measured)))
@@ -348,7 +359,7 @@ def _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, 
                 journal.append_group(run.meta, g, run.groups[_group_id(run, slots[g])]["rounds"],
                                      [run.cells[s] for s in slots[g]])
             where = f"{k}/{len(todo)}" + (f", round {r}" if total_rounds > 1 else "")
-            _report_progress(progress, [run.cells[s] for s in slots[g]], where, time.perf_counter() - t0)
+            _report_progress(progress, [run.cells[s] for s in slots[g]], where, unit.took_s)
 
 
 def _group_id(run: RunResult, slots: list[int]) -> int:

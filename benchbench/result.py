@@ -30,7 +30,8 @@ SCHEMA_VERSION = 2  # 2: timed blocks per cell, lockstep groups (1 had pooled sa
 # not installed or has no device here. crashed/timeout: the worker died or was killed. error: any
 # other failure inside the worker (a bug, reported with its message), or, with ``fault: "user"``, a model
 # that fails in PyTorch eager itself. env-error: out of memory, a full disk, an unwritable cache.
-STATUSES = ("ok", "unsupported", "unavailable", "crashed", "timeout", "error", "env-error")
+# lost: on a cluster, the worker measuring it died, and so did the one it was retried on (or none was left).
+STATUSES = ("ok", "unsupported", "unavailable", "crashed", "timeout", "error", "env-error", "lost")
 
 
 class SchemaError(ValueError):
@@ -59,6 +60,9 @@ class CellResult:
     # Schema-1 files only: per-round records of the old keep-the-fastest-round rule.
     rounds: list[dict] = field(default_factory=list)
     fault: str | None = None  # "user": an error cell whose model fails in PyTorch eager (run exits 2)
+    # Where it was measured, on a cluster (benchbench.cluster): host name, worker, device, start and end
+    # time, machine and package versions. Empty for a local run: the run's meta.environment says it once.
+    host: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -119,6 +123,7 @@ class CellResult:
             "group": self.group,
             **({"rounds": self.rounds} if self.rounds else {}),
             **({"fault": self.fault} if self.fault else {}),
+            **({"host": self.host} if self.host else {}),
         }
 
     @classmethod

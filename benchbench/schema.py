@@ -28,7 +28,8 @@ Sample = Annotated[float, Field(gt=0, le=MAX_SAMPLE_NS, allow_inf_nan=False)]  #
 Count = Annotated[int, Field(ge=0, le=_INT64)]
 Positive = Annotated[int, Field(ge=1, le=_INT64)]
 Name = Annotated[str, Field(min_length=1)]
-Status = Literal["ok", "unsupported", "unavailable", "crashed", "timeout", "error", "env-error"]  # result.STATUSES
+Status = Literal["ok", "unsupported", "unavailable", "crashed", "timeout", "error", "env-error",
+                 "lost"]  # result.STATUSES
 
 
 class _Open(BaseModel):
@@ -50,6 +51,7 @@ class Spec(BaseModel):
     threads: Positive = 1
     seed: Count = 0
     options: dict[str, str] = {}
+    device: Name | None = None  # the cluster target (run --device); absent: this machine, or any measuring worker
 
 
 class ModelMeta(_Open):
@@ -97,6 +99,25 @@ class BlockRecord(_Open):
     steal_share: Annotated[float, Field(ge=0)] | None = None
 
 
+class Host(_Open):
+    """Where a cell was measured on a cluster (``benchbench.cluster``): the worker's host and address, its
+    device resource, the group's start and end (Unix seconds, that host's clock), its machine and packages."""
+
+    name: Name
+    worker: Name
+    device: Name | None = None
+    started_at: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    ended_at: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    machine: dict[str, Any] = {}
+    packages: dict[str, str | None] = {}
+
+    @model_validator(mode="after")
+    def _ends_after_start(self):
+        if self.ended_at < self.started_at:
+            raise ValueError(f"ended_at {self.ended_at} is before started_at {self.started_at}")
+        return self
+
+
 class Cell(_Open):
     spec: Spec
     status: Status
@@ -114,6 +135,7 @@ class Cell(_Open):
     blocks: list[BlockRecord] = []
     group: Count | None = None
     fault: Literal["user"] | None = None
+    host: Host | None = None
 
     @model_validator(mode="after")
     def _ok_has_samples(self):

@@ -72,18 +72,22 @@ class CellSpec:
     threads: int = 1
     seed: int = 0
     options: tuple[tuple[str, str], ...] = field(default=())  # backend options, sorted key/value pairs
+    device: str | None = None  # a cluster target (run --device): measured on a worker with that device resource
 
     def key(self) -> tuple:
-        """Identity used to match cells across runs (compare)."""
-        return (self.model, self.variant, self.backend, self.batch, self.input_size, self.threads, self.options)
+        """Identity used to match cells across runs (compare). Cells of two devices never match."""
+        key = (self.model, self.variant, self.backend, self.batch, self.input_size, self.threads, self.options)
+        return key + (self.device,) if self.device else key
 
     def label(self) -> str:
-        return f"{self.model} [{self.variant}] on {self.backend}"
+        return f"{self.model} [{self.variant}] on {self.backend}" + (f" @ {self.device}" if self.device else "")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["input_size"] = list(self.input_size) if self.input_size else None
         d["options"] = dict(self.options)
+        if self.device is None:  # local runs' files stay as they were
+            del d["device"]
         return d
 
     @classmethod

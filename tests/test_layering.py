@@ -101,3 +101,25 @@ def test_metrics_work_with_the_harness_unimportable():
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "20.0"
+
+
+def _dask_imports(path: Path) -> set[str]:
+    """Top-level packages of Dask imported anywhere in a file."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+        out |= {n.split(".")[0] for n in names if n.split(".")[0] in ("dask", "distributed")}
+    return out
+
+
+def test_the_executor_seam_sits_below_the_harness_and_only_cluster_knows_dask():
+    graph = _graph()
+    # the seam: the harness uses it, it never reaches up to the harness, the cli or the cluster
+    assert "benchbench.executor" in graph["benchbench.harness"]
+    assert not {d for d in graph["benchbench.executor"]
+                if d.split(".")[1] in ("harness", "cli", "cluster", "builds", "_manager")}
+    # the cluster sits above the harness; nothing but the cli (lazily, for --scheduler) imports it
+    assert not {name for name, deps in graph.items() if "benchbench.cluster" in deps} - {"benchbench.cli"}
+    users = {str(p.relative_to(PKG)) for p in PKG.rglob("*.py") if _dask_imports(p)}
+    assert users == {"cluster.py"}, users

@@ -1,0 +1,87 @@
+"""The executor seam: the sweep hands comparison groups to an executor, which measures them and hands each
+back as it finishes.
+
+``LocalExecutor`` measures on this machine, one group after the other, in the order given (what benchbench
+has always done, and the default). ``benchbench.cluster.DaskExecutor`` sends the groups to the measuring
+workers of a Dask cluster and hands them back in the order they finish. The harness does not care which:
+it files every finished group in the run and its journal as it arrives.
+
+This module imports nothing of Dask: ``import benchbench`` and local runs never load it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from .result import CellResult
+from .spec import CellSpec, MeasureConfig
+
+__all__ = ["Executor", "ExecutorError", "GroupDone", "LocalExecutor"]
+
+
+class ExecutorError(Exception):
+    """An executor that cannot go on: one line for the user and the exit code (2: a mistake in what was
+    asked, such as an unreachable scheduler or an unknown device; 3: the environment, such as a scheduler
+    that went away mid-sweep). Every group finished before it was raised has been handed back."""
+
+    def __init__(self, message: str, exit_code: int = 3):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class GroupDone:
+    """One measured comparison group: its index in the sweep's groups, its cells (in the order of the
+    specs handed in), the lockstep scheduler's record, and the wall time it took where it ran."""
+
+    index: int
+    cells: list[CellResult]
+    record: dict
+    took_s: float
+    hosts: list[dict] = field(default_factory=list)  # per cell: where it was measured (remote executors)
+
+
+class Executor:
+    """Measures comparison groups. ``measure`` takes (group index, specs) pairs and yields a ``GroupDone``
+    for each, as each finishes; ``builds`` (build group -> ``builds.ensure_build``'s record) is filled
+    with every build it makes, for the sweep's metrics. ``close`` releases what it holds."""
+
+    remote = False  # True: cells are measured on other hosts (each cell records its host)
+
+    def measure(self, items: Sequence[tuple[int, list[CellSpec]]], config: MeasureConfig,
+                formats: dict[tuple, set[str]], builds: dict) -> Iterator[GroupDone]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LocalExecutor(Executor):
+    """This machine, one group at a time, in order; lazily, so a group is measured only when the sweep
+    asks for the next one. ``measure_group`` is ``benchbench.harness.measure_group`` (passed in: the
+    harness sits above this module). ``fork_servers``: measuring workers are forked from one pre-imported
+    server per backend and threads (``benchbench._manager.ForkServer``), all stopped by ``close``."""
+
+    def __init__(self, measure_group: Callable, fork_servers: bool = True):
+        self.measure_group = measure_group
+        self.servers: dict | None = {} if fork_servers else None
+
+    def measure(self, items, config, formats, builds):
+        for index, specs in items:
+            t0 = time.perf_counter()
+            cells, record = self.measure_group(specs, config, formats, builds, self.servers)
+            yield GroupDone(index, cells, record, time.perf_counter() - t0)
+
+    def close(self) -> None:
+        for server in (self.servers or {}).values():
+            server.close()
+        if self.servers:
+            self.servers.clear()
