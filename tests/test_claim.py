@@ -240,3 +240,15 @@ def test_the_reference_measures_zoo_cells_in_three_rounds_and_profiles_only_them
     zoo = CellResult(CellSpec("resnet18", "deploy", "ort"), "ok", model={"family": "resnet"})
     net = CellResult(CellSpec("g3_1frag_x1", "deploy", "ort"), "ok", model={"family": "guideline_g3"})
     assert args.profile_select(zoo) and not args.profile_select(net)
+
+
+def test_claim_never_pools_cells_of_two_cluster_devices():
+    import dataclasses
+
+    run = _population("ops")
+    twin = _population("flops")
+    for c in twin.cells:
+        c.spec = dataclasses.replace(c.spec, device="pi4")
+    per = analyze([run, twin])["per_backend"]
+    assert set(per) == {"ort", "ort@pi4"}
+    assert per["ort"]["verdict"].startswith("ort: yes") and per["ort@pi4"]["verdict"].startswith("ort@pi4: no")

@@ -36,7 +36,7 @@ def _guideline_cells(runs) -> dict:
         for c in run.cells:
             if c.ok and c.model.get("family", "").startswith("guideline"):
                 # Train and deploy are the same network here: either measurement stands for the row.
-                cells.setdefault((c.spec.model, c.spec.backend), c)
+                cells.setdefault((c.spec.model, correlate.target(c.spec)), c)
     return cells
 
 

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-__all__ = ["PREDICTORS", "PREDICTOR_GRAPH", "FRAGMENTATION", "BANDS", "observations", "correlations",
+__all__ = ["PREDICTORS", "PREDICTOR_GRAPH", "target", "FRAGMENTATION", "BANDS", "observations", "correlations",
            "partial_correlations", "loo_family_models", "family_ratios", "band_correlations", "spearman_ci"]
 
 # Predictor → (label, where to read it in a cell record).
@@ -45,6 +45,12 @@ FRAGMENTATION = ("executed_ops", "graph_ops", "dag_width", "joins", "mac_bytes",
 MODEL_FEATURES = ("flops", "executed_ops", "mac_bytes")
 
 
+def target(spec) -> str:
+    """What the analysis calls a backend: the backend, and the cluster device it ran on if any
+    (``ort@pi4``), so that cells measured on different machines are never pooled."""
+    return f"{spec.backend}@{spec.device}" if getattr(spec, "device", None) else spec.backend
+
+
 def observations(runs, include_guidelines: bool = False) -> list[dict]:
     """Flat records of every ok cell: identity, median latency with CI, and every predictor."""
     rows = []
@@ -56,7 +62,7 @@ def observations(runs, include_guidelines: bool = False) -> list[dict]:
             if family.startswith("guideline") and not include_guidelines:
                 continue
             rec = {
-                "model": c.spec.model, "family": family, "variant": c.spec.variant, "backend": c.spec.backend,
+                "model": c.spec.model, "family": family, "variant": c.spec.variant, "backend": target(c.spec),
                 "threads": c.spec.threads, "median_ms": c.median_ms,
                 "ci_low_ms": c.stats.get("ci_low_ms"), "ci_high_ms": c.stats.get("ci_high_ms"),
                 "flops": c.model.get("flops"), "params": c.model.get("params"), "macs": c.model.get("macs"),

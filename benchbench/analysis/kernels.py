@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from .correlate import target
+
 __all__ = ["MAC_TYPES", "profiled_cells", "time_shares", "kernel_kind", "kernel_features", "kernel_sum_loo"]
 
 # Kernel types that do multiply-accumulate work, in every backend's naming (compared in lower case).
@@ -53,7 +55,7 @@ def profiled_cells(runs) -> list[dict]:
                 continue
             if family.startswith("guideline"):
                 continue
-            out.append({"model": c.spec.model, "family": family, "variant": c.spec.variant, "backend": c.spec.backend,
+            out.append({"model": c.spec.model, "family": family, "variant": c.spec.variant, "backend": target(c.spec),
                         "median_ms": c.median_ms, "flops": c.model.get("flops"), "ops": p["ops"],
                         "op_sum_ms": p["op_sum_ms"]})
     return out

@@ -23,12 +23,14 @@ def pair_records(runs) -> list[dict]:
     executed ops, and the latency ratio's 95% interval from the lockstep rounds (or unpaired)."""
     from benchbench.lockstep import cell_ratio
 
+    from .correlate import target
+
     forms: dict[tuple, dict] = {}
     for run in runs:
         for c in run.cells:
             family = c.model.get("family", "")
             if c.ok and c.median_ms and family and not family.startswith("guideline"):
-                forms.setdefault((c.spec.model, c.spec.backend, c.spec.threads), {})[c.spec.variant] = c
+                forms.setdefault((c.spec.model, target(c.spec), c.spec.threads), {})[c.spec.variant] = c
     out = []
     for (model, backend, _), v in sorted(forms.items()):
         if "train" not in v or "deploy" not in v:
