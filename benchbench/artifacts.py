@@ -89,8 +89,8 @@ def _fill(decl, given: tuple[int, ...] | None, batch: int | None, size: tuple[in
     missing = [d if isinstance(d, str) else f"dim {i}" for i, d in enumerate(dims) if not isinstance(d, int)]
     if missing:
         raise ArtifactError(f"input {decl.text()} has dynamic dims without values ({', '.join(missing)}): give "
-                            f"--input-shape {decl.name}=" + "x".join(str(d) if isinstance(d, int) else "N"
-                                                                    for d in decl.dims)
+                            f"--input-shape {decl.name}=" + "x".join(str(d) if isinstance(d, int) else (d or "N")
+                                                                    for d in dims)
                             + (" (or --input-size HxW)" if len(dims) == 4 else ""))
     return tuple(dims)
 
@@ -129,6 +129,14 @@ def resolve_source(path: str, shapes: dict[str, tuple[int, ...]], batch: int | N
         if d.name in data and tuple(data[d.name].shape) != shape:
             raise ArtifactError(f"--input-data: {d.name} has shape {tuple(data[d.name].shape)}, the input is {shape}")
         resolved.append((d.name, shape))
+    symbols: dict[str, tuple[str, int]] = {}  # a named dim shared by inputs takes one value in all of them
+    for d, (_, shape) in zip(decls, resolved):
+        for sym, size in zip(d.dims, shape):
+            if isinstance(sym, str):
+                first = symbols.setdefault(sym, (d.name, size))
+                if first[1] != size:
+                    raise ArtifactError(f"dim '{sym}' is {first[1]} in input {first[0]} but {size} in input {d.name}; "
+                                        "the file says they are one size")
     return ArtifactSource(path=str(file.resolve()), format=fmt.name, sha256=_sha256(files),
                           bytes=sum(f.stat().st_size for f in files), input_shapes=tuple(resolved),
                           reference=reference, input_data=str(Path(input_data).resolve()) if input_data else None,
@@ -271,9 +279,9 @@ def file_cells(files: list[str], vs: str | None, backends: list[str], available:
         name, dims = parse_input_shape(text)
         given[name] = dims
     cells, names = [], []
-    pair = files + ([vs] if vs is not None else [])
+    paths = files + ([vs] if vs is not None else [])
     sources = []
-    for path in pair:
+    for path in paths:
         if not is_artifact(path):
             raise ArtifactError(f"{path} is no model file of a known format (.onnx, .tflite, .xml)")
         fmt = get_format(_format_name(path))
@@ -289,6 +297,10 @@ def file_cells(files: list[str], vs: str | None, backends: list[str], available:
         if before.input_shapes != after.input_shapes:
             raise ArtifactError(f"--vs: the inputs differ: {Path(files[0]).name} takes {_shapes_text(before)}, "
                                 f"{Path(vs).name} takes {_shapes_text(after)}")
+        from dataclasses import replace
+
+        pair = f"{before.sha256}..{after.sha256}"  # both cells' identity in compare: the two files together
+        before, after = replace(before, pair=pair), replace(after, pair=pair)
         label = f"{Path(files[0]).name} vs {Path(vs).name}"
         names.append(label)
         for backend in backends:

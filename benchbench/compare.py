@@ -141,12 +141,13 @@ def comparison_markdown(comparisons: list[Comparison], name_a: str = "A", name_b
 def pivot(run: RunResult, by: str, baseline: str | None = None) -> list[tuple[str, RunResult, RunResult]]:
     """Split one run into (label, A, B) pairs that differ only in ``by`` (``variant`` or ``backend``).
 
-    ``variant``: A = train, B = deploy. ``backend``: A = ``baseline`` (default: the first backend in
+    ``variant``: A = train, B = deploy (and A = before, B = after for a ``--vs`` pair). ``backend``: A = ``baseline`` (default: the first backend in
     the file), B = each other backend in turn. The pivoted field is blanked so the cells match.
     """
     values = list(dict.fromkeys(getattr(c.spec, by) for c in run.cells))
-    if by == "variant":
-        pairs = [("train", "deploy")]
+    if by == "variant":  # train → deploy, and a --vs pair of files: before → after
+        pairs = [(x, y) for x, y in (("train", "deploy"), ("before", "after")) if x in values and y in values] \
+            or [("train", "deploy")]
     elif by == "backend":
         if not values:
             raise ValueError("the file has no cells to compare")

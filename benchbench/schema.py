@@ -48,6 +48,7 @@ class Source(_Open):
     reference: str | None = None
     input_data: str | None = None
     input_data_sha256: str | None = None
+    pair: str | None = None
 
 
 class Spec(BaseModel):

@@ -74,6 +74,7 @@ class ArtifactSource:
     reference: str | None = None
     input_data: str | None = None
     input_data_sha256: str | None = None
+    pair: str | None = None  # a --vs pair's identity, on both its cells: "<before sha256>..<after sha256>"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -108,7 +109,7 @@ class CellSpec:
         the input shapes and data it ran on), whatever its path."""
         if self.source is not None:
             s = self.source
-            return (f"sha256:{s.sha256}", self.variant, self.backend, self.batch, self.input_size, self.threads,
+            return (f"sha256:{s.pair or s.sha256}", self.variant, self.backend, self.batch, self.input_size, self.threads,
                     self.options, s.input_shapes, s.input_data_sha256)
         return (self.model, self.variant, self.backend, self.batch, self.input_size, self.threads, self.options)
 

@@ -28,7 +28,7 @@ def check_claimable(run) -> None:
     """
     for i, c in enumerate(run.cells):
         missing = [k for k in ("family", "flops") if c.model.get(k) in (None, "")]
-        if c.ok and missing:
+        if c.ok and missing and c.spec.source is None:  # a model file without counts is left out, not refused
             raise SchemaError(f"{run.path}: cells[{i}] ({c.spec.label()}) has no model {' or '.join(missing)}; "
                               "claim needs the model metadata of every measured cell")
 
@@ -144,6 +144,10 @@ def claim_markdown(analysis: dict, out_dir: Path, runs=(),
               f"gives p < {SIGNIFICANCE}; otherwise inconclusive. It is computed from the measurements; the "
               "paper's answer is not assumed. The correlations and models use the zoo's cells (train and deploy "
               "forms); the guideline nets, built to hold FLOPs equal, are analysed in their own tables below.", ""]
+    outside = sorted({r["model"] for r in analysis["observations"] if not r.get("zoo", True)})
+    if outside:
+        lines += [f"Outside the zoo: {len(outside)} user model file(s) ({', '.join(outside)}) are among the cells, each "
+                  "its own family; their FLOPs and fragmentation are counted from the file's graph.", ""]
     for backend, a in analysis["per_backend"].items():
         lines += [f"## {backend} ({a['n']} cells)", ""]
         if a["correlations"]:
