@@ -98,9 +98,10 @@ class TfliteFormat(Format):
                 macs += n
         produced = {int(t) for o in ops for t in o["outputs"]}
         fed = {d["index"] for d in inputs}
-        params = sum(math.prod(t["shape"]) for i, t in tensors.items() if i not in produced and i not in fed
+        numel = {i: math.prod(int(d) for d in t["shape"]) for i, t in tensors.items()}  # ints, not numpy's
+        params = sum(numel[i] for i, t in tensors.items() if i not in produced and i not in fed
                      and np.issubdtype(t["dtype"], np.floating) and len(t["shape"]))
-        nbytes = {i: math.prod(t["shape"]) * np.dtype(t["dtype"]).itemsize for i, t in tensors.items()}
+        nbytes = {i: numel[i] * np.dtype(t["dtype"]).itemsize for i, t in tensors.items()}
         graph = op_graph_metrics([(o["op_name"], [int(t) for t in o["inputs"] if int(t) >= 0],
                                    [int(t) for t in o["outputs"]]) for o in ops], fed, nbytes,
                                  "TFLite interpreter op list (_get_ops_details), before delegation")
