@@ -206,6 +206,7 @@ def build(job: dict) -> dict:
         counts, graph = {"params": None, "flops": None, "macs": None, "reason": short_reason(exc)}, None
     manifest = {
         "layout": LAYOUT,
+        "variant": "file",  # what `benchbench cache` shows; the file itself stays where the user keeps it
         "files": {"input.npz": file_record(out_dir / "input.npz")},
         "model": {"name": job["name"], "family": f"file:{path.name}", "zoo": False, "format": source.format,
                   "input_shape": list(shapes[decls[0].name]) if decls else [],
