@@ -37,7 +37,7 @@ from .protocol import (
     Spawned, decode, encode,
 )
 
-__all__ = ["runner_session", "failure_record", "main"]
+__all__ = ["runner_session", "failure_record", "load_inputs", "main"]
 
 
 def _rss() -> int:
@@ -80,6 +80,16 @@ def runner_session(spec):
             runner.teardown()
         except Exception:
             pass
+
+
+def load_inputs(path: str):
+    """A cell's inputs: one array (``input.npy``, a zoo model's) or name → array (``input.npz``, a user's file)."""
+    import numpy as np
+
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as npz:
+            return {name: npz[name] for name in npz.files}
+    return np.load(path)
 
 
 def failure_record(exc: Exception) -> Failed:
@@ -150,7 +160,7 @@ def _measure(channel: _Channel, prep: Prepare) -> None:
     mib = 2**20
     try:
         with runner_session(spec) as runner:
-            inputs = np.load(prep.input_path)
+            inputs = load_inputs(prep.input_path)
             base_reset = _reset_peak_rss()
             base = _rss()
             t0 = time.perf_counter_ns()
@@ -235,7 +245,7 @@ def _profile(payload: dict):
     spec = CellSpec.from_dict(payload["spec"])
     try:
         with runner_session(spec) as runner:
-            runner.prepare(payload["artifact"], np.load(payload["input_path"]))
+            runner.prepare(payload["artifact"], load_inputs(payload["input_path"]))
             for _ in range(payload["warmup"]):
                 runner.run()
             profile_ops = getattr(runner, "profile_ops", None)
@@ -247,7 +257,17 @@ def _profile(payload: dict):
         return failure_record(exc)
 
 
-JOBS = {"build": _build, "profile": _profile}
+def _artifact(payload: dict):
+    """The build job of a user's model file (``benchbench.artifacts.build``): counts, inputs, reference."""
+    from benchbench.artifacts import build
+
+    try:
+        return JobDone(build(payload))
+    except Exception as exc:
+        return failure_record(exc)
+
+
+JOBS = {"build": _build, "profile": _profile, "artifact": _artifact}
 
 
 def _die_with_parent(parent_pid: int) -> None:

@@ -36,6 +36,10 @@ def input_shape(spec: CellSpec) -> list[int]:
 
 def build_group(spec: CellSpec) -> tuple:
     """Cells sharing a model, variant and input share one build (each backend's artifact in it)."""
+    if spec.source is not None:
+        from .artifact_builds import artifact_group
+
+        return artifact_group(spec)
     return (spec.model, spec.variant, spec.input_size, spec.batch, spec.seed)
 
 

@@ -105,8 +105,17 @@ _POSITIVE_S = bounded_float(0)  # seconds: finite and above zero
 
 def _add_measure_args(p: argparse.ArgumentParser, resumable: bool = False) -> None:
     p.add_argument("--model", "-m", required=not resumable, type=name_list,
-                   help="names, globs ('repvgg_*'), family names, or path/to/file.py:factory; comma-separated, "
-                        "any case " + ("(required, unless --resume)" if resumable else "(required)"))
+                   help="names, globs ('repvgg_*'), family names, path/to/file.py:factory, or a model file "
+                        "(.onnx, .tflite, OpenVINO .xml); comma-separated, any case "
+                        + ("(required, unless --resume)" if resumable else "(required)"))
+    p.add_argument("--vs", metavar="FILE", default=None,
+                   help="with --model FILE: a second file of the same model, measured in lockstep against it (the "
+                        "speedup is FILE → this one); inputs must match in names and shapes")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DIMS",
+                   help="the shape of a model file's input, e.g. x=1x3x640x640; needed for its dynamic dims "
+                        "(repeatable)")
+    p.add_argument("--input-data", metavar="NPZ", default=None,
+                   help="a model file's inputs, one array per input name (default: seeded random data)")
     p.add_argument("--backend", "-b", default="torch", type=name_list,
                    help="torch, torch-cuda, ort, ort-cuda, openvino (ov), tflite (litert); comma-separated, any case")
     p.add_argument("--variant", choices=["both", "train", "deploy"], default="both",
@@ -164,7 +173,15 @@ def _cells(args):
 
     from .spec import CellSpec, physical_cores
 
-    names, notes = resolve_models(args.model)
+    from .artifacts import file_cells, is_artifact
+
+    parts = args.model.split(",")
+    files = [p for p in parts if is_artifact(p)]
+    zoo = ",".join(p for p in parts if p not in files)
+    if (args.vs or args.input_shape or args.input_data) and not files:
+        raise UsageError("--vs, --input-shape and --input-data apply to a model file (.onnx, .tflite, .xml) "
+                         "given with --model")
+    names, notes = resolve_models(zoo) if zoo else ([], [])
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     backends = resolve_backends(args.backend)
@@ -192,6 +209,12 @@ def _cells(args):
         for backend in backends:
             for variant in forms:
                 cells.append(CellSpec(name, variant, backend, args.batch, args.input_size, threads, args.seed, options))
+    if files:
+        file_specs, file_names = file_cells(files, args.vs, backends, available, shapes=args.input_shape,
+                                            batch=args.batch, size=args.input_size, input_data=args.input_data,
+                                            threads=threads, seed=args.seed, options=options)
+        cells += file_specs
+        names += file_names
     if devices := getattr(args, "device", None):  # one copy of every cell per cluster target
         cells = [CellSpec(**{**c.__dict__, "device": d}) for d in dict.fromkeys(devices.split(",")) for c in cells]
     return cells, names
@@ -793,6 +816,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=bounded_int(1), default=1,
                    help="measure every comparison group N times, each in fresh workers (intervals use every round)")
     p.set_defaults(func=cmd_claim, variant="both", batch=1, input_size=None, seed=0, option=[], min_time=None,
+                   vs=None, input_shape=[], input_data=None,
                    lockstep="auto",
                    max_time=None, target_ci=None, cell_timeout=None, roofline="auto", profile=False,
                    allow_parity_fail=False)
@@ -892,6 +916,7 @@ def _one_line(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """The ``benchbench`` command; returns the exit code (0, 1, 2, 3; 130 on Ctrl-C, 143 on SIGTERM, 129 on
     SIGHUP: see the module's docstring)."""
+    from .artifacts import ArtifactError
     from .executor import ExecutorError
     from .journal import WriteError
     from .result import SchemaError
@@ -901,7 +926,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         args.argv = argv  # recorded in the run's meta, and what --resume reads back
         return args.func(args)
-    except (UnknownNameError, UsageError, SchemaError, PluginError) as exc:
+    except (UnknownNameError, UsageError, SchemaError, PluginError, ArtifactError) as exc:
         print(f"benchbench: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except WriteError as exc:  # the environment, not the request: a read-only folder, a full disk

@@ -142,13 +142,14 @@ def pivot(run: RunResult, by: str, baseline: str | None = None) -> list[tuple[st
     """Split one run into (label, A, B) pairs that differ only in ``by`` (``variant``, ``backend`` or
     ``device``).
 
-    ``variant``: A = train, B = deploy. ``backend``, ``device`` (a cluster run's targets, ``run --device``):
-    A = ``baseline`` (default: the first in the file), B = each other one in turn. The pivoted field is
-    blanked so the cells match.
+    ``variant``: A = train, B = deploy (and A = before, B = after for a ``--vs`` pair). ``backend``, ``device``
+    (a cluster run's targets, ``run --device``): A = ``baseline`` (default: the first in the file), B = each other
+    one in turn. The pivoted field is blanked so the cells match.
     """
     values = list(dict.fromkeys(getattr(c.spec, by) for c in run.cells))
-    if by == "variant":
-        pairs = [("train", "deploy")]
+    if by == "variant":  # train → deploy, and a --vs pair of files: before → after
+        pairs = [(x, y) for x, y in (("train", "deploy"), ("before", "after")) if x in values and y in values] \
+            or [("train", "deploy")]
     elif by in ("backend", "device"):
         if by == "device" and None in values:
             raise ValueError("the file has cells measured without --device: pivot by device needs a cluster run "

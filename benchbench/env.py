@@ -8,16 +8,31 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["environment", "package_versions", "TRACKED_PACKAGES"]
+__all__ = ["environment", "package_versions", "tracked_packages", "CORE_PACKAGES"]
 
-TRACKED_PACKAGES = (
-    "benchbench", "torch", "numpy", "scipy", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu",
-    "openvino", "ai-edge-litert", "litert-torch", "tflite-runtime", "psutil", "tabulate", "matplotlib",
-)
+# The core's own; each backend adds the distributions it declares (``Runner.versions``).
+CORE_PACKAGES = ("benchbench", "torch", "numpy", "scipy", "psutil", "tabulate", "matplotlib")
 
 
-def package_versions(names=TRACKED_PACKAGES) -> dict[str, str]:
+def tracked_packages() -> tuple[str, ...]:
+    """The distributions whose versions a run records: the core's, then every backend's declared ones."""
+    from benchbench.registry import UnknownNameError
+    from benchbench.runners import get_runner, list_runners
+
+    names = list(CORE_PACKAGES)
+    for backend in list_runners(include_hidden=True):
+        try:
+            declared = get_runner(backend).versions
+        except UnknownNameError:  # listed but not implemented in this version
+            continue
+        names += [n for n in declared if n not in names]
+    return tuple(names)
+
+
+def package_versions(names=None) -> dict[str, str]:
+    """Installed versions of ``names`` (default: ``tracked_packages()``); absent ones are left out."""
     versions = {}
+    names = tracked_packages() if names is None else names
     for name in names:
         try:
             versions[name] = metadata.version(name)

@@ -61,7 +61,8 @@ def comparison_groups(cells: Sequence[CellSpec], mode: str = "auto") -> list[lis
         if mode == "off":
             key = (i,)
         else:
-            subject = _guideline_table(spec.model) or spec.model
+            # a user's file (spec.source) is in no guideline table
+            subject = (spec.source is None and _guideline_table(spec.model)) or spec.model
             rest = (spec.batch, spec.input_size, spec.threads, spec.seed, spec.options, spec.device)
             key = (subject, *rest) if mode == "backend" else (subject, spec.backend, *rest)
         groups.setdefault(key, []).append(i)
@@ -86,6 +87,10 @@ def _preflight(spec: CellSpec, formats: set[str], builds: dict, config: MeasureC
     available, why = runner_cls.is_available()
     if not available:
         return CellResult(spec, "unavailable", why)
+    if spec.source is not None:  # a user's model file
+        from .artifact_builds import preflight
+
+        return preflight(spec, runner_cls, builds, config)
     min_input = model_info(spec.model).min_input
     if spec.input_size and min(spec.input_size) < min_input:
         return CellResult(spec, "unsupported", f"input {spec.input_size[0]}x{spec.input_size[1]} is below "
@@ -112,8 +117,10 @@ def _prepare(index: int, spec: CellSpec, pre: tuple, config: MeasureConfig,
     except WorkerLost as lost:
         return CellResult(spec, lost.outcome, lost.reason, model=model_record, artifact=artifact_record)
     try:
-        reply = worker.request(Prepare(spec.to_dict(), config.__dict__, artifact, str(build_dir / "input.npy"),
-                                       str(build_dir / "reference.npz")), config.cell_timeout_s)
+        reply = worker.request(Prepare(spec.to_dict(), config.__dict__, artifact,
+                                       build.get("input_path", str(build_dir / "input.npy")),
+                                       build.get("reference_path", str(build_dir / "reference.npz"))),
+                               config.cell_timeout_s)
     except WorkerLost as lost:
         worker.close()
         return CellResult(spec, lost.outcome, lost.reason, model=model_record, artifact=artifact_record)
@@ -193,7 +200,7 @@ def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, formats: dic
     prepared: list[_Prepared] = []
     try:
         for i, spec in enumerate(specs):
-            pre = _preflight(spec, formats[build_group(spec)], builds, config)
+            pre = _preflight(spec, formats.get(build_group(spec), set()), builds, config)
             outcome = pre if isinstance(pre, CellResult) else _prepare(i, spec, pre, config, servers)
             if isinstance(outcome, CellResult):
                 results[i] = outcome
@@ -276,6 +283,8 @@ def run_sweep(
     # also exports ONNX: the deploy-graph metrics (ops, DAG width, MAC) are read from it.
     formats_needed: dict[tuple, set[str]] = {}
     for spec in cells:
+        if spec.source is not None:
+            continue  # a user's file is measured as it is: nothing to export
         fmt = get_runner(spec.backend).artifact_for(dict(spec.options))
         fmts = {fmt, "onnx"} if fmt != "none" else {fmt}
         formats_needed.setdefault(build_group(spec), set()).update(fmts & set(FORMATS))

@@ -21,9 +21,15 @@ def _fmt(value, spec: str = ".3f", empty: str = "") -> str:
     return format(value, spec)
 
 
+# (baseline, candidate) variants whose ratio is a speedup: a zoo model's two forms, a user's --vs pair of files.
+SPEEDUP_PAIRS = (("train", "deploy"), ("before", "after"))
+_CANDIDATES = {b for _, b in SPEEDUP_PAIRS}
+
+
 def speedups(run: RunResult) -> dict[tuple, RatioEstimate]:
-    """Deploy speedup per cell key without the variant: train latency / deploy latency (>1: deploy faster),
-    with its 95% interval: paired from the lockstep rounds when the two forms were measured together."""
+    """Speedup per cell key without the variant: train / deploy latency (>1: deploy faster), or before /
+    after for a ``--vs`` pair of files, with its 95% interval: paired from the lockstep rounds when the two
+    were measured together."""
     forms: dict[tuple, dict[str, CellResult]] = {}
     for c in run.cells:
         if c.ok:
@@ -31,8 +37,9 @@ def speedups(run: RunResult) -> dict[tuple, RatioEstimate]:
             forms.setdefault(k[:1] + k[2:], {})[c.spec.variant] = c
     out = {}
     for k, v in forms.items():
-        if "train" in v and "deploy" in v and (est := cell_ratio(v["train"], v["deploy"])) is not None:
-            out[k] = est
+        for base, cand in SPEEDUP_PAIRS:
+            if base in v and cand in v and (est := cell_ratio(v[base], v[cand])) is not None:
+                out[k] = est
     return out
 
 
@@ -88,7 +95,7 @@ def rows(run: RunResult, sp: dict[tuple, RatioEstimate] | None = None) -> list[d
             "p99_ms": s.get("p99_ms"),
             "samples": s.get("count"),
             "noisy": s.get("noisy"),
-            **_speedup_columns(sp.get(k[:1] + k[2:]) if c.spec.variant == "deploy" and c.ok else None),
+            **_speedup_columns(sp.get(k[:1] + k[2:]) if c.spec.variant in _CANDIDATES and c.ok else None),
             "wait_share": s.get("wait_share"),
             "blocks": s.get("blocks"),
             "blocks_dropped": s.get("blocks_dropped"),
@@ -134,7 +141,7 @@ def _table(run: RunResult) -> tuple[list[str], list[list[str]]]:
         body.append([
             r["model"], r["backend"], r["variant"], status, median, ci, _fmt(r["p90_ms"]),
             _fmt(100 * r["wait_share"] if r.get("wait_share") is not None else None, ".0f") + ("%" if r.get("wait_share") is not None else ""),
-            ratio_text(sp.get(k[:1] + k[2:])) if c.spec.variant == "deploy" and c.ok else "",
+            ratio_text(sp.get(k[:1] + k[2:])) if c.spec.variant in _CANDIDATES and c.ok else "",
             _fmt(r["params"] / 1e6 if r["params"] else None, ".2f"),
             _fmt(r["flops"] / 1e9 if r["flops"] else None, ".2f"),
             _fmt(r["executed_ops"], "d"),
@@ -153,7 +160,8 @@ def terminal_table(run: RunResult) -> str:
     notes = []
     bad = [c.spec.label() for c in run.cells if c.ok and c.parity.get("checked") and not c.parity.get("passed")]
     if bad:
-        notes.append(f"PARITY FAILURES ({len(bad)}): {'; '.join(bad)}: outputs disagree with PyTorch eager float32.")
+        notes.append(f"PARITY FAILURES ({len(bad)}): {'; '.join(bad)}: outputs disagree with the reference (PyTorch "
+                     "eager float32; for a model file, the first backend's outputs).")
     notes += _footer(run)
     if any(not c.ok for c in run.cells):
         notes.append("Reasons for non-ok cells are in the Markdown report and the JSON.")
@@ -180,11 +188,20 @@ def _footer(run: RunResult) -> list[str]:
         notes.append(f"! the exporter specialised data-dependent control flow ({len(specialised)} cells: "
                      f"{'; '.join(specialised)}): the artifact computes the branch the seeded input took, and "
                      "parity checks only that input (artifact.warnings in the JSON).")
-    notes.append("speedup = train / deploy latency (>1: the deploy form is faster), with its 95% interval from the "
-                 "lockstep rounds; (n.s.): the interval holds 1, no direction is claimed.")
+    notes.append("speedup = train / deploy latency (>1: the deploy form is faster)"
+                 + ("; for a --vs pair of files, before / after latency (>1: the second file is faster)"
+                    if any(c.spec.variant == "after" for c in ok) else "")
+                 + ", with its 95% interval from the lockstep rounds; (n.s.): the interval holds 1, no direction is "
+                   "claimed.")
     notes.append("ops run = operators the backend executes after its own fusions. parity = max |out - ref| / max |ref| "
                  "vs PyTorch eager float32 (ok <= 1e-3).")
-    shapes = sorted({(c.spec.threads, c.spec.batch, "x".join(map(str, c.model.get("input_shape", [])[1:])))
+    references = sorted({c.artifact.get("parity_reference") for c in ok if c.spec.source is not None} - {None})
+    if references:
+        notes.append("model files (no PyTorch model): parity is against the first backend in --backend order, on the "
+                     f"same input (reference: {'; '.join(references)}); FLOPs/params are counted from the file's graph.")
+    shapes = sorted({(c.spec.threads, c.spec.batch, "x".join(map(str, c.model.get("input_shape", [])[1:]))
+                      if c.spec.source is None else ", ".join(f"{n}={'x'.join(map(str, d))}"
+                                                              for n, d in c.spec.source.input_shapes))
                      for c in ok})
     if shapes:
         notes.append("threads / batch / input: " + "; ".join(f"{t} / {b} / {i}" for t, b, i in shapes))

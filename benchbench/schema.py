@@ -38,19 +38,34 @@ class _Open(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow", protected_namespaces=())
 
 
+class Source(_Open):
+    """A user's own model file (``spec.source``): its identity is ``sha256``."""
+
+    path: Name
+    format: Name
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    bytes: Count
+    input_shapes: dict[str, list[Count]]
+    reference: str | None = None
+    input_data: str | None = None
+    input_data_sha256: str | None = None
+    pair: str | None = None
+
+
 class Spec(BaseModel):
     """A cell's identity. Closed: ``CellSpec`` takes exactly these keys."""
 
     model_config = ConfigDict(strict=True, extra="forbid", protected_namespaces=())
 
     model: Name
-    variant: Literal["train", "deploy"]
+    variant: Literal["train", "deploy", "artifact", "before", "after"]
     backend: Name
     batch: Positive = 1
     input_size: Annotated[list[Positive], Field(min_length=2, max_length=2)] | None = None
     threads: Positive = 1
     seed: Count = 0
     options: dict[str, str] = {}
+    source: Source | None = None
     device: Name | None = None  # the cluster target (run --device); absent: this machine, or any measuring worker
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
-__all__ = ["CellSpec", "MeasureConfig", "QUICK", "REFERENCE", "physical_cores"]
+__all__ = ["ArtifactSource", "CellSpec", "MeasureConfig", "QUICK", "REFERENCE", "physical_cores"]
 
 
 def physical_cores() -> int:
@@ -61,8 +61,39 @@ REFERENCE = MeasureConfig(warmup_min_s=0.1, min_s=0.3, max_s=0.6, target_ci=0.02
 
 
 @dataclass(frozen=True)
+class ArtifactSource:
+    """A user's own model file (``--model model.onnx``): where it is, what it is, and the input shapes it is
+    measured at. ``sha256`` (of the file and its sidecars) is its identity: compare matches cells by it, not
+    by path. ``reference`` is the backend whose outputs are the parity reference (there is no PyTorch
+    model); ``input_data`` an ``.npz`` of the user's inputs, else seeded random data (``benchbench.artifacts``)."""
+
+    path: str
+    format: str  # a name in benchbench.formats: onnx, tflite, openvino_ir
+    sha256: str
+    bytes: int
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...]  # every declared input, in the file's order
+    reference: str | None = None
+    input_data: str | None = None
+    input_data_sha256: str | None = None
+    pair: str | None = None  # a --vs pair's identity, on both its cells: "<before sha256>..<after sha256>"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input_shapes"] = {name: list(dims) for name, dims in self.input_shapes}
+        return {k: v for k, v in d.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ArtifactSource:
+        d = dict(d)
+        d["input_shapes"] = tuple((name, tuple(dims)) for name, dims in (d.get("input_shapes") or {}).items())
+        return cls(**d)
+
+
+@dataclass(frozen=True)
 class CellSpec:
-    """One (model, variant, input shape, backend, threads) combination."""
+    """One (model, variant, input shape, backend, threads) combination. ``source`` is set for a user's own
+    model file (variant ``artifact``, or ``before``/``after`` for a ``--vs`` pair); ``model`` is then its
+    display name."""
 
     model: str
     variant: str
@@ -72,11 +103,18 @@ class CellSpec:
     threads: int = 1
     seed: int = 0
     options: tuple[tuple[str, str], ...] = field(default=())  # backend options, sorted key/value pairs
+    source: ArtifactSource | None = None
     device: str | None = None  # a cluster target (run --device): measured on a worker with that device resource
 
     def key(self) -> tuple:
-        """Identity used to match cells across runs (compare). Cells of two devices never match."""
-        key = (self.model, self.variant, self.backend, self.batch, self.input_size, self.threads, self.options)
+        """Identity used to match cells across runs (compare). A file is matched by its content hash (and
+        the input shapes and data it ran on), whatever its path. Cells of two devices never match."""
+        if self.source is not None:
+            s = self.source
+            key = (f"sha256:{s.pair or s.sha256}", self.variant, self.backend, self.batch, self.input_size,
+                   self.threads, self.options, s.input_shapes, s.input_data_sha256)
+        else:
+            key = (self.model, self.variant, self.backend, self.batch, self.input_size, self.threads, self.options)
         return key + (self.device,) if self.device else key
 
     def label(self) -> str:
@@ -88,6 +126,10 @@ class CellSpec:
         d["options"] = dict(self.options)
         if self.device is None:  # local runs' files stay as they were
             del d["device"]
+        if self.source is None:
+            del d["source"]  # zoo cells' records stay as they were
+        else:
+            d["source"] = self.source.to_dict()
         return d
 
     @classmethod
@@ -95,4 +137,6 @@ class CellSpec:
         d = dict(d)
         d["input_size"] = tuple(d["input_size"]) if d.get("input_size") else None
         d["options"] = tuple(sorted((d.get("options") or {}).items()))
+        if d.get("source") is not None:
+            d["source"] = ArtifactSource.from_dict(d["source"])
         return cls(**d)

@@ -30,7 +30,12 @@ class Runner:
 
     name: ClassVar[str]
     artifact: ClassVar[str]  # what prepare() takes: "torch" (a model spec), "onnx", "tflite" or "none"
+    # Formats of a user's own model file (``--model model.onnx``) this backend runs, as named in
+    # ``benchbench.formats``; a file of another format gets an ``unsupported`` cell.
+    formats: ClassVar[tuple[str, ...]] = ()
     packages: ClassVar[tuple[str, ...]] = ()  # import names that must be present
+    # Distributions whose versions every run records (``benchbench.env``), besides the core's.
+    versions: ClassVar[tuple[str, ...]] = ()
     # What a fork server imports before forking this backend's workers (default: ``packages``). Only
     # imports: nothing that starts threads or a device, which a fork would not carry over.
     preload: ClassVar[tuple[str, ...] | None] = None
@@ -65,7 +70,9 @@ class Runner:
     def load_runtime(self) -> None:
         """Import the runtime (before the memory baseline is taken)."""
 
-    def prepare(self, artifact: Path | dict, inputs: np.ndarray) -> None:
+    def prepare(self, artifact: Path | dict, inputs: np.ndarray | dict[str, np.ndarray]) -> None:
+        """Load the artifact and bind the inputs: one array (a zoo model's), or name → array (a user's
+        file, every declared input, at the shapes given; dynamic dims take them)."""
         raise NotImplementedError
 
     def run(self) -> None:

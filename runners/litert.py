@@ -63,7 +63,9 @@ def _natural(name: str) -> tuple:
 class LiteRtRunner(Runner):
     name = "tflite"
     artifact = "tflite"
+    formats = ("tflite",)
     packages = ("ai_edge_litert",)
+    versions = ("ai-edge-litert", "litert-torch", "tflite-runtime")
     extra = "tflite"
     description = "TFLite / LiteRT interpreter, XNNPACK delegate, CPU"
     OPTIONS = {"layout": LAYOUTS, "delegate": DELEGATES}
@@ -119,6 +121,9 @@ class LiteRtRunner(Runner):
         except (ValueError, RuntimeError) as exc:
             raise UnsupportedModel(f"the TFLite interpreter rejects the model: {exc}") from exc
         details = self.interpreter.get_input_details()
+        if isinstance(inputs, dict):  # a user's file: every input by name, resized to the given shape
+            self._bind_named(details, inputs)
+            return
         if len(details) != 1:
             raise UnsupportedModel(f"the model has {len(details)} inputs; benchbench feeds one")
         fed = _channels_last(inputs) if self.layout == "nhwc" else inputs
@@ -128,6 +133,20 @@ class LiteRtRunner(Runner):
         self._input_index = details[0]["index"]
         self.interpreter.set_tensor(self._input_index, fed.astype(details[0]["dtype"], copy=False))
         self._output_indices = self._outputs_in_order()
+
+    def _bind_named(self, details: list[dict], inputs: dict[str, np.ndarray]) -> None:
+        it = self.interpreter
+        try:
+            for d in details:
+                if tuple(d["shape"]) != inputs[d["name"]].shape:
+                    it.resize_tensor_input(d["index"], list(inputs[d["name"]].shape))
+            it.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise UnsupportedModel(f"the TFLite interpreter cannot take these input shapes: {exc}") from exc
+        for d in details:
+            it.set_tensor(d["index"], inputs[d["name"]].astype(d["dtype"], copy=False))
+        self.inputs = inputs
+        self._output_indices = [d["index"] for d in it.get_output_details()]
 
     def _outputs_in_order(self) -> list[int]:
         """Output tensor indices in PyTorch's order: the signature names them output_0, output_1, ..."""

@@ -16,6 +16,8 @@ from __future__ import annotations
 import statistics
 import time
 
+import numpy as np
+
 from .base import Runner, UnsupportedModel
 
 __all__ = ["OpenVinoRunner"]
@@ -33,7 +35,9 @@ def _static(shape) -> list | None:
 class OpenVinoRunner(Runner):
     name = "openvino"
     artifact = "onnx"
+    formats = ("onnx", "openvino_ir")
     packages = ("openvino",)
+    versions = ("openvino", "onnx", "onnxscript")
     extra = "openvino"
     description = "OpenVINO, CPU plugin (latency hint, 1 stream, f32 pinned)"
     OPTIONS = {"precision": tuple(PRECISIONS)}
@@ -63,10 +67,12 @@ class OpenVinoRunner(Runner):
     def prepare(self, artifact, inputs):
         try:
             self.model = self.core.read_model(str(artifact))
+            if isinstance(inputs, dict):  # a user's file: dynamic dims take the given shapes, as benchmark_app -shape
+                self.model.reshape({name: list(a.shape) for name, a in inputs.items()})
             self.compiled = self._compile()
         except RuntimeError as exc:  # OpenVINO reports unsupported ops and failed conversions this way
             raise UnsupportedModel(f"OpenVINO cannot compile the model: {exc}") from exc
-        if len(self.model.inputs) != 1:
+        if not isinstance(inputs, dict) and len(self.model.inputs) != 1:
             raise UnsupportedModel(f"the model has {len(self.model.inputs)} inputs; benchbench feeds one")
         self.inputs = inputs
         self.request = self._request(self.compiled)
@@ -74,7 +80,11 @@ class OpenVinoRunner(Runner):
     def _request(self, compiled):
         request = compiled.create_infer_request()
         # shared_memory: the tensor wraps the array, so nothing is copied per inference.
-        request.set_input_tensor(self.ov.Tensor(self.inputs, shared_memory=True))
+        if isinstance(self.inputs, dict):
+            for name, array in self.inputs.items():
+                request.set_tensor(name, self.ov.Tensor(np.ascontiguousarray(array), shared_memory=True))
+        else:
+            request.set_input_tensor(self.ov.Tensor(self.inputs, shared_memory=True))
         return request
 
     def run(self):

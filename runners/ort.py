@@ -11,7 +11,9 @@ from .base import Runner, UnsupportedModel
 class OrtRunner(Runner):
     name = "ort"
     artifact = "onnx"
+    formats = ("onnx",)
     packages = ("onnxruntime",)
+    versions = ("onnxruntime", "onnxruntime-gpu", "onnx", "onnxscript")
     extra = "ort"
     description = "ONNX Runtime, CPU execution provider"
     providers = ("CPUExecutionProvider",)
@@ -48,7 +50,7 @@ class OrtRunner(Runner):
         except Exception as exc:  # ORT raises its own exception types for graphs it cannot load
             raise UnsupportedModel(f"onnxruntime cannot load the model: {exc}") from exc
         self.inputs = inputs
-        self.feed = {self.session.get_inputs()[0].name: inputs}
+        self.feed = dict(inputs) if isinstance(inputs, dict) else {self.session.get_inputs()[0].name: inputs}
 
     def run(self):
         self.session.run(None, self.feed)

@@ -9,6 +9,7 @@ class TorchRunner(Runner):
     name = "torch"
     artifact = "torch"
     packages = ("torch",)
+    versions = ("torch",)
     preload = ("torch", "benchbench.models")  # the zoo too: every torch worker rebuilds its model from it
     description = "PyTorch eager, CPU"
     device = "cpu"

@@ -56,6 +56,19 @@ def test_metrics_import_nothing_above_them():
             assert not bad, f"{name} imports {bad}"
 
 
+def test_formats_read_files_and_import_nothing_of_the_harness():
+    """A format loads, checks and counts a file; running it is a runner's, measuring it the harness's."""
+    graph = _graph()
+    allowed = {"benchbench.formats", "benchbench.metrics"}
+    for name, deps in graph.items():
+        if name.startswith("benchbench.formats"):
+            bad = {d for d in deps if not any(d == a or d.startswith(a + ".") for a in allowed)}
+            assert not bad, f"{name} imports {bad}"
+    # the artifact sources stay below the process machinery; the parent-side builds hold it
+    assert "benchbench._manager" not in graph["benchbench.artifacts"]
+    assert "benchbench.harness" not in graph["benchbench.artifact_builds"]
+
+
 def test_worker_and_profile_and_manager_stay_apart():
     graph = _graph()
     assert "benchbench.profile" not in graph["benchbench._worker"]

@@ -248,7 +248,12 @@ def claim_markdown(analysis: dict, out_dir: Path, runs=(),
               f"needs the 90% interval inside ±{100 * EQUIVALENCE:.0f}% (two one-sided tests); anything else is "
               "*inconclusive*. The other model forms (additive, mixed, the held-out comparison) are shown beside it "
               "and the sentence says whether they agree. The guideline nets, built to hold FLOPs equal, are analysed "
-              "in their own tables.", "", "## Summary", ""]
+              "in their own tables.", ""]
+    outside = sorted({r["model"] for r in analysis["observations"] if not r.get("zoo", True)})
+    if outside:
+        lines += [f"Outside the zoo: {len(outside)} user model file(s) ({', '.join(outside)}) are among the cells, each "
+                  "its own family; their FLOPs and fragmentation are counted from the file's graph.", ""]
+    lines += ["## Summary", ""]
     lines += _headline(analysis)
     lines += ["## Which graph each metric describes", "", _md(
         [[correlate.PREDICTORS[k], correlate.PREDICTOR_GRAPH[k]] for k in correlate.PREDICTORS], ["metric", "counted on"]),

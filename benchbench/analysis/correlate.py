@@ -61,7 +61,11 @@ def observations(runs, include_guidelines: bool = False) -> list[dict]:
             family = c.model.get("family", "")
             if family.startswith("guideline") and not include_guidelines:
                 continue
+            zoo = c.spec.source is None  # a user's model file is outside the zoo: used when it has the counts
+            if not zoo and not c.model.get("flops"):
+                continue
             rec = {
+                "zoo": zoo,
                 "model": c.spec.model, "family": family, "variant": c.spec.variant, "backend": target(c.spec),
                 "threads": c.spec.threads, "median_ms": c.median_ms,
                 "ci_low_ms": c.stats.get("ci_low_ms"), "ci_high_ms": c.stats.get("ci_high_ms"),

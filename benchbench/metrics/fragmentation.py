@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["JOIN_OPS", "NO_DATA_OPS", "graph_metrics", "max_antichain"]
+__all__ = ["JOIN_OPS", "NO_DATA_OPS", "graph_metrics", "graph_metrics_of", "max_antichain"]
 
 JOIN_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Sum", "Mean", "Max", "Min", "Concat"})
 NO_DATA_OPS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Shape", "Size"})
@@ -81,7 +81,13 @@ def graph_metrics(onnx_path: str | Path) -> dict:
     """Fragmentation metrics of an ONNX file (see the module docstring). Weights are never loaded."""
     import onnx
 
-    model = onnx.load(str(onnx_path), load_external_data=False)
+    return graph_metrics_of(onnx.load(str(onnx_path), load_external_data=False))
+
+
+def graph_metrics_of(model) -> dict:
+    """Fragmentation metrics of an ONNX ``ModelProto`` (shapes are inferred here)."""
+    import onnx
+
     model = onnx.shape_inference.infer_shapes(model, data_prop=True)
     g = model.graph
     nodes = [nd for nd in g.node if nd.op_type != "Constant"]

@@ -1,0 +1,110 @@
+"""Builds of a user's model file, parent side: find the verified cached build (inputs, counts, reference
+outputs) or run a build worker (``benchbench.artifacts.build``), and hand each cell's runner the file.
+
+A backend that does not run the file's format gets an ``unsupported`` cell that names the format and the
+backends that do run it: a user's file is never converted, since a conversion changes the graph measured.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from . import cache
+from ._manager import run_job
+from .artifacts import backends_for, build_ident
+from .export import cache_root
+from .result import CellResult
+from .spec import CellSpec, MeasureConfig
+
+__all__ = ["artifact_group", "ensure_artifact_build", "artifact_for", "preflight"]
+
+
+def artifact_group(spec: CellSpec) -> tuple:
+    """Cells of one file at one input (shapes, data, seed) share one build, whatever their backend."""
+    s = spec.source
+    return ("file", s.sha256, s.input_shapes, s.input_data_sha256, s.reference, spec.seed)
+
+
+def _check(build_dir: Path) -> tuple[dict | None, str | None]:
+    path = build_dir / "build.json"
+    if not path.exists():
+        return None, None
+    manifest = cache.read_json(path)
+    if manifest is None or not cache.sealed(manifest) or "model" not in manifest:
+        return None, "build.json: unreadable or checksum mismatch"
+    problem = cache.verify(build_dir, manifest, sorted(manifest.get("files") or {}))
+    return (None, problem) if problem else (manifest, None)
+
+
+def ensure_artifact_build(spec: CellSpec, config: MeasureConfig) -> dict:
+    """``{"status": "ok", "manifest", "dir", "cached", "input_path", "reference_path"}``, or
+    ``{"status", "reason"}`` when the build worker failed."""
+    source = spec.source
+    root = cache_root()
+    key = build_ident(source, spec.seed)
+    build_dir = root / key
+    try:
+        with cache.key_lock(root, key):
+            manifest, problem = _check(build_dir)
+            cached = manifest is not None
+            build_s = 0.0
+            if manifest is None:
+                if problem:
+                    print(f"note: cached build of {spec.model} was corrupt ({problem}); rebuilding", file=sys.stderr,
+                          flush=True)
+                shutil.rmtree(build_dir, ignore_errors=True)
+                job = {"source": source.to_dict(), "seed": spec.seed, "dir": str(build_dir), "name": spec.model}
+                t0 = time.perf_counter()
+                outcome, result = run_job("artifact", job, config.cell_timeout_s, threads=os.cpu_count() or 1)
+                build_s = time.perf_counter() - t0
+                if outcome != "ok":
+                    return {"status": outcome, "reason": f"reading {Path(source.path).name}: {result['reason']}",
+                            "build_s": build_s}
+                manifest = result
+                cache.trust(build_dir, manifest)
+    except OSError as exc:
+        from .faults import env_fault
+
+        return {"status": "env-error", "reason": f"cache {root}: {env_fault(exc) or exc.strerror or exc}"}
+    has_reference = "reference.npz" in manifest["files"]
+    return {"status": "ok", "manifest": manifest, "dir": str(build_dir), "cached": cached,
+            **({} if cached else {"build_s": build_s}),
+            "input_path": str(build_dir / "input.npz"),
+            "reference_path": str(build_dir / "reference.npz") if has_reference else None}
+
+
+def artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict, str | None]:
+    """(the file's path for prepare(), artifact record, reason it cannot run there or None)."""
+    source = spec.source
+    record = {"format": source.format, "path": source.path, "bytes": source.bytes, "sha256": source.sha256,
+              "user_file": True}
+    reference = build["manifest"].get("reference") or {}
+    record["parity_reference"] = (f"{reference['backend']} (the first backend asked for)" if reference.get("status") == "ok"
+                                  else f"none: {reference.get('reason', 'no reference')}")
+    if source.format not in runner_cls.formats:
+        takers = backends_for(source.format)
+        return None, record, (f"{runner_cls.name} does not run {source.format} files "
+                              f"({Path(source.path).suffix}); " + (f"{', '.join(takers)} run{'s' if len(takers) == 1 else ''} them"
+                                                               if takers else "no backend here runs them")
+                              + "; benchbench does not convert a user's file (that would change the graph)")
+    return source.path, record, None
+
+
+def preflight(spec: CellSpec, runner_cls, builds: dict, config: MeasureConfig):
+    """The harness's preflight for a file's cell: a CellResult when it cannot be measured (the build failed,
+    the backend does not run the format), else (artifact, build, model record, artifact record)."""
+    group = artifact_group(spec)
+    if group not in builds:
+        builds[group] = ensure_artifact_build(spec, config)
+    build = builds[group]
+    if build["status"] != "ok":
+        return CellResult(spec, build["status"], build["reason"])
+    model_record = dict(build["manifest"]["model"])
+    artifact, artifact_record, unusable = artifact_for(runner_cls, spec, build)
+    if unusable:
+        return CellResult(spec, "unsupported", unusable, model=model_record, artifact=artifact_record)
+    return artifact, build, model_record, artifact_record
