@@ -519,11 +519,7 @@ def cmd_list(args) -> int:
     if what in ("all", "backends"):
         body = []
         for name in list_runners():
-            try:
-                cls = get_runner(name)
-            except UnknownNameError:
-                body.append([name, ", ".join(runner_entry(name).aliases), "no", "not implemented in this version", ""])
-                continue
+            cls = get_runner(name)
             ok, why = cls.is_available()
             body.append([name, ", ".join(runner_entry(name).aliases), "yes" if ok else "no", cls.description,
                          "" if ok else why])
@@ -701,10 +697,7 @@ def _backend_options_text() -> str:
 
     lines, bare = [], []
     for name in list_runners():
-        try:
-            options = get_runner(name).OPTIONS
-        except UnknownNameError:  # listed but not implemented in this version
-            continue
+        options = get_runner(name).OPTIONS
         if not options:
             bare.append(name)
             continue

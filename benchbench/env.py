@@ -16,16 +16,11 @@ CORE_PACKAGES = ("benchbench", "torch", "numpy", "scipy", "psutil", "tabulate", 
 
 def tracked_packages() -> tuple[str, ...]:
     """The distributions whose versions a run records: the core's, then every backend's declared ones."""
-    from benchbench.registry import UnknownNameError
     from benchbench.runners import get_runner, list_runners
 
     names = list(CORE_PACKAGES)
     for backend in list_runners(include_hidden=True):
-        try:
-            declared = get_runner(backend).versions
-        except UnknownNameError:  # listed but not implemented in this version
-            continue
-        names += [n for n in declared if n not in names]
+        names += [n for n in get_runner(backend).versions if n not in names]
     return tuple(names)
 
 

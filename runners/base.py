@@ -28,7 +28,9 @@ class BackendUnavailable(Exception):
 class Runner:
     """Base class. Subclasses set the class attributes and implement ``prepare`` and ``run``."""
 
-    name: ClassVar[str]
+    name: ClassVar[str]  # the backend's name (--backend NAME); a class without its own is not a backend
+    aliases: ClassVar[tuple[str, ...]] = ()  # other names --backend accepts, in any case (not inherited)
+    hidden: ClassVar[bool] = False  # test-only runners are left out of `benchbench list`
     artifact: ClassVar[str]  # what prepare() takes: "torch" (a model spec), "onnx", "tflite" or "none"
     # Formats of a user's own model file (``--model model.onnx``) this backend runs, as named in
     # ``benchbench.formats``; a file of another format gets an ``unsupported`` cell.

@@ -62,6 +62,7 @@ def _natural(name: str) -> tuple:
 
 class LiteRtRunner(Runner):
     name = "tflite"
+    aliases = ("litert",)
     artifact = "tflite"
     formats = ("tflite",)
     packages = ("ai_edge_litert",)

@@ -16,6 +16,7 @@ from .base import Runner, UnsupportedModel
 
 class NullRunner(Runner):
     name = "null"
+    hidden = True  # for the harness tests: no backend, fake latencies
     artifact = "none"
     description = "does nothing; for harness tests"
     OPTIONS = {"fail": ("crash", "hang", "raise", "unsupported", "crash_later"), "latency_ms": ()}

@@ -34,6 +34,7 @@ def _static(shape) -> list | None:
 
 class OpenVinoRunner(Runner):
     name = "openvino"
+    aliases = ("ov",)
     artifact = "onnx"
     formats = ("onnx", "openvino_ir")
     packages = ("openvino",)

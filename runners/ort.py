@@ -10,6 +10,7 @@ from .base import Runner, UnsupportedModel
 
 class OrtRunner(Runner):
     name = "ort"
+    aliases = ("onnxruntime",)
     artifact = "onnx"
     formats = ("onnx",)
     packages = ("onnxruntime",)

@@ -21,6 +21,7 @@ _SWITCHES = ("off", "on")
 
 class TorchCudaRunner(TorchRunner):
     name = "torch-cuda"
+    aliases = ("cuda",)
     description = "PyTorch eager, CUDA (CUDA-event timing)"
     OPTIONS = {"tf32": _SWITCHES, "cudnn_benchmark": _SWITCHES}
     device = "cuda"

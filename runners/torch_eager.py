@@ -7,6 +7,7 @@ from .base import Runner
 
 class TorchRunner(Runner):
     name = "torch"
+    aliases = ("pytorch", "torch-cpu")
     artifact = "torch"
     packages = ("torch",)
     versions = ("torch",)

@@ -60,3 +60,29 @@ def test_models_and_backends_resolve_in_any_case():
     assert resolve_backends("ORT,Ov,LiteRT,Torch") == ["ort", "openvino", "tflite", "torch"]
     with pytest.raises(UnknownNameError, match="did you mean ort"):
         resolve_backends("ONNXRT")
+
+
+def test_a_backend_is_one_file(tmp_path, monkeypatch):
+    """A module with a Runner subclass, dropped into the runners package, is a backend: by name and alias,
+    listed, and its declared packages' versions recorded. Nothing else is edited."""
+    import benchbench.runners as runners
+    from benchbench.env import tracked_packages
+
+    (tmp_path / "echo_backend.py").write_text(
+        "from benchbench.runners.base import Runner\n\n\n"
+        "class EchoRunner(Runner):\n"
+        "    name = 'echo'\n    aliases = ('parrot',)\n    artifact = 'onnx'\n    formats = ('onnx',)\n"
+        "    versions = ('echo-runtime',)\n    description = 'a backend from one file'\n")
+    monkeypatch.setattr(runners, "__path__", [*runners.__path__, str(tmp_path)])
+    monkeypatch.setattr(runners, "_registry", None)
+    assert runners.get_runner("PARROT").__name__ == "EchoRunner"
+    assert "echo" in runners.list_runners() and runners.resolve_backends("ort,parrot") == ["ort", "echo"]
+    assert "echo-runtime" in tracked_packages()
+    monkeypatch.setattr(runners, "_registry", None)  # forget it again for the other tests
+
+
+def test_subclassed_runners_do_not_inherit_aliases():
+    from benchbench.runners import runner_entry
+
+    assert runner_entry("onnxruntime").name == "ort" and runner_entry("ort-cuda").aliases == ()
+    assert runner_entry("cuda").name == "torch-cuda" and runner_entry("Pytorch").name == "torch"
