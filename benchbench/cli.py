@@ -615,7 +615,15 @@ def _reference_args(args) -> None:
     args.model, args.backend, args.sampling, args.roofline = REFERENCE_MODELS, REFERENCE_BACKENDS, "reference", "fresh"
     # profile the zoo cells after the sweep (time shares, kernel-sum predictor); the guideline nets need none
     args.profile, args.profile_runs = True, REFERENCE_PROFILE_RUNS
-    args.profile_select = lambda cell: not cell.model.get("family", "").startswith("guideline")
+    args.profile_select = _reference_profiled
+
+
+def _reference_profiled(cell) -> bool:
+    """The reference profiles zoo cells on backends with a per-op timer (the claim's time shares and kernel
+    sums need times; an untimed op list adds nothing to the executed-op counts every cell has)."""
+    from benchbench.runners import get_runner
+
+    return not cell.model.get("family", "").startswith("guideline") and get_runner(cell.spec.backend).op_timer
 
 
 # Written into every folder `claim --reference` publishes: only a folder holding it is ever replaced.

@@ -31,6 +31,7 @@ class Runner:
     name: ClassVar[str]  # the backend's name (--backend NAME); a class without its own is not a backend
     aliases: ClassVar[tuple[str, ...]] = ()  # other names --backend accepts, in any case (not inherited)
     hidden: ClassVar[bool] = False  # test-only runners are left out of `benchbench list`
+    op_timer: ClassVar[bool] = True  # profile_ops() times each op (False: it lists them untimed)
     artifact: ClassVar[str]  # what prepare() takes: "torch" (a model spec), "onnx", "tflite" or "none"
     # Formats of a user's own model file (``--model model.onnx``) this backend runs, as named in
     # ``benchbench.formats``; a file of another format gets an ``unsupported`` cell.

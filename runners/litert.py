@@ -69,6 +69,7 @@ class LiteRtRunner(Runner):
     versions = ("ai-edge-litert", "litert-torch", "tflite-runtime")
     extra = "tflite"
     description = "TFLite / LiteRT interpreter, XNNPACK delegate, CPU"
+    op_timer = False  # the Python Interpreter has no per-op profiler: profile_ops lists the ops untimed
     OPTIONS = {"layout": LAYOUTS, "delegate": DELEGATES}
 
     @classmethod

@@ -239,7 +239,8 @@ def test_the_reference_measures_zoo_cells_in_three_rounds_and_profiles_only_them
     assert args.profile and args.sampling == "reference" and args.backend == "torch,ort,tflite,openvino"
     zoo = CellResult(CellSpec("resnet18", "deploy", "ort"), "ok", model={"family": "resnet"})
     net = CellResult(CellSpec("g3_1frag_x1", "deploy", "ort"), "ok", model={"family": "guideline_g3"})
-    assert args.profile_select(zoo) and not args.profile_select(net)
+    untimed = CellResult(CellSpec("resnet18", "deploy", "tflite"), "ok", model={"family": "resnet"})
+    assert args.profile_select(zoo) and not args.profile_select(net) and not args.profile_select(untimed)
 
 
 def test_claim_never_pools_cells_of_two_cluster_devices():
