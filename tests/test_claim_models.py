@@ -221,3 +221,14 @@ def test_unseen_kernels_fall_back_to_the_type_model_and_then_the_roofline():
                     o["type"] = "Sigmoid"  # and an op type no other family has
     loo = kernels.kernel_sum_loo(cells)["ort"]
     assert loo["sources"]["type model"] > 0 and loo["sources"]["roofline"] > 0
+
+
+def test_kernel_macs_follow_each_runtimes_weight_layout():
+    conv = {"type": "Conv", "inputs": [[1, 64, 56, 56], [128, 64, 3, 3]], "outputs": [[1, 128, 56, 56]]}
+    grouped = {"type": "GroupConvolution", "inputs": [[1, 64, 56, 56], [64, 1, 1, 3, 3]], "outputs": [[1, 64, 56, 56]]}
+    matmul = {"type": "MatMul", "inputs": [[1, 8, 196, 64], [1, 8, 64, 196]], "outputs": [[1, 8, 196, 196]]}
+    assert kernels.kernel_features(conv)[1][1] == pytest.approx(128 * 56 * 56 * 64 * 9 / 1e6)
+    assert kernels.kernel_features(grouped)[1][1] == pytest.approx(64 * 56 * 56 * 9 / 1e6)
+    assert kernels.kernel_features(matmul)[1][1] == pytest.approx(8 * 196 * 196 * 64 / 1e6)
+    assert (kernels.kernel_kind(conv), kernels.kernel_kind(grouped), kernels.kernel_kind(matmul)) == \
+        ("Conv/k3", "GroupConvolution/dw3", "MatMul")
