@@ -22,6 +22,7 @@ import pytest
 from benchbench._manager import module_command
 from benchbench.cli import main
 from benchbench.result import load_run
+from _sweeping import groups_in, wait_for
 
 distributed = pytest.importorskip("distributed", reason="the cluster extra (distributed) is not installed")
 
@@ -112,21 +113,6 @@ def _gone(pids: list[int], timeout: float = 10) -> bool:
     return False
 
 
-def _groups_in(folder: Path) -> int:
-    return "".join(p.read_text() for p in folder.glob("*/cells.jsonl")).count('"kind":"group"')
-
-
-def _wait_for(predicate, proc, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"benchbench ended early: {proc.stderr.read()[-800:]}")
-        time.sleep(0.05)
-    pytest.fail("timed out")
-
-
 def _cells(folder: Path) -> list[dict]:
     (doc,) = [json.loads(p.read_text()) for p in folder.glob("*/results.json")]
     return doc["cells"]
@@ -158,13 +144,14 @@ def test_cluster_run_matches_local_and_survives_a_dead_worker(cluster, cache_dir
         proc = subprocess.Popen(module_command("benchbench", "run", "--model", MODELS, *FAST, "--out", str(out),
                                                "--scheduler", address),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _wait_for(lambda: _groups_in(out) >= 1, proc)
+        wait_for(lambda: groups_in(out) >= 1, proc, timeout=120)
         before = {json.dumps(r["cell"]["spec"]): r["cell"] for r in
                   (json.loads(ln) for ln in next(out.glob("*/cells.jsonl")).read_text().splitlines())
                   if r.get("kind") == "cell"}
         # kill a worker while it measures: one whose task is in flight right now
         busy = {}
-        _wait_for(lambda: busy.update({w: ks for w, ks in client.processing().items() if ks}) or busy, proc)
+        wait_for(lambda: busy.update({w: ks for w, ks in client.processing().items() if ks}) or busy, proc,
+                 timeout=120)
         victim_addr, keys = next(iter(busy.items()))
         workers = client.scheduler_info()["workers"]
         victim = workers[victim_addr]["name"]
@@ -254,14 +241,14 @@ def test_scheduler_gone_then_resume_on_a_new_cluster(cluster, cache_dir, tmp_pat
     proc = subprocess.Popen(module_command("benchbench", "run", "--model", MODELS, *FAST, "--out", str(out),
                                            "--scheduler", cluster.address),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: _groups_in(out) >= 1, proc)
+    wait_for(lambda: groups_in(out) >= 1, proc, timeout=120)
     cluster.kill(next(n for n in cluster.procs if n.startswith("scheduler")))
     _, stderr = proc.communicate(timeout=120)
     errors = [ln for ln in stderr.splitlines() if ln.startswith("benchbench: error:")]
     assert proc.returncode == 3 and len(errors) == 1 and "went away" in errors[0], stderr[-1500:]
     assert "Traceback" not in stderr and "--resume" in errors[0]
     (folder,) = out.iterdir()
-    kept = _groups_in(out)
+    kept = groups_in(out)
     assert 1 <= kept < 4
     cluster.kill("a")
     address = cluster.scheduler()

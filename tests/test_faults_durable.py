@@ -33,6 +33,7 @@ from benchbench._manager import module_command
 from benchbench.cli import REFERENCE_MARKER, _run_dir, main, publish_reference
 from benchbench.journal import load_results, read_journal
 from benchbench.machinelock import measuring
+from _sweeping import groups_in, wait_for
 
 DATA = Path(__file__).parent / "data"
 MODELS = f"{DATA / 'tiny.py'}:tiny,{DATA / 'two_conv.py'}:two_conv"
@@ -55,22 +56,6 @@ def _env(cache_dir):
 def _start(out, cache_dir, *extra):
     return subprocess.Popen(module_command("benchbench", "run", *FOUR_GROUPS, "--out", str(out), *extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(cache_dir))
-
-
-def _groups_in(folder: Path) -> int:
-    text = "".join(p.read_text() for p in folder.glob("*/cells.jsonl"))
-    return text.count('"kind":"group"')
-
-
-def _wait_for(predicate, proc, timeout=240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"benchbench ended early: {proc.stderr.read()[-800:]}")
-        time.sleep(0.05)
-    pytest.fail("timed out")
 
 
 def _error_line(stderr: str) -> str:
@@ -164,7 +149,7 @@ def test_resume_of_a_finished_run_measures_nothing(finished_run, tmp_path, capsy
 
 def test_sigkill_then_resume_loses_and_duplicates_nothing(cache_dir, tmp_path, lock):
     proc = _start(tmp_path, cache_dir)
-    _wait_for(lambda: _groups_in(tmp_path) >= 2, proc)
+    wait_for(lambda: groups_in(tmp_path) >= 2, proc)
     proc.kill()
     proc.wait(30)
     (folder,) = tmp_path.glob("*_null")
@@ -235,7 +220,7 @@ def test_full_disk_mid_sweep_on_a_tmpfs(cache_dir, tmp_path, lock):
 
 def test_folder_made_read_only_mid_sweep(cache_dir, tmp_path, lock):
     proc = _start(tmp_path, cache_dir)
-    _wait_for(lambda: _groups_in(tmp_path) >= 1, proc)
+    wait_for(lambda: groups_in(tmp_path) >= 1, proc)
     (folder,) = tmp_path.glob("*_null")
     root = os.geteuid() == 0
     try:
@@ -322,10 +307,10 @@ def test_two_runs_in_one_out_get_their_own_folders_and_the_second_waits(cache_di
     cmd = module_command("benchbench", "run", "--model", f"{DATA / 'tiny.py'}:tiny", *FAST, "--out", str(out))
     first = subprocess.Popen([*cmd, "--min-time", "60", "--max-time", "60"], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True, env=_env(cache_dir))
-    _wait_for(lambda: list(out.glob("*/cells.jsonl")) and lock.exists() and lock.read_text(), first)
+    wait_for(lambda: list(out.glob("*/cells.jsonl")) and lock.exists() and lock.read_text(), first)
     with open(err2, "w") as fh:
         second = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=fh, text=True, env=_env(cache_dir))
-    _wait_for(lambda: "waiting" in err2.read_text(), second)
+    wait_for(lambda: "waiting" in err2.read_text(), second)
     first.send_signal(signal.SIGTERM)
     assert first.wait(120) == 143
     assert second.wait(600) == 0, err2.read_text()[-800:]
@@ -374,7 +359,7 @@ def test_the_committed_reference_folder_is_marked():
 def test_sigterm_while_waiting_for_the_lock_exits_cleanly(cache_dir, tmp_path, lock):
     with measuring(argv=["benchbench", "holder"]):
         proc = _start(tmp_path, cache_dir)
-        _wait_for(lambda: list(tmp_path.glob("*/cells.jsonl")), proc)
+        wait_for(lambda: list(tmp_path.glob("*/cells.jsonl")), proc)
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
