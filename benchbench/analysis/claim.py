@@ -13,7 +13,7 @@ from . import verdict as verdict_model
 from .guidelines import guideline_results
 from .pairs import aa_control, pair_records, within_pair_regression
 
-__all__ = ["analyze", "check_claimable", "verdict_sentence", "VERDICT_TEXT"]
+__all__ = ["analyze", "check_claimable", "verdict_sentence", "pct_interval", "VERDICT_TEXT"]
 
 
 
@@ -106,7 +106,8 @@ VERDICT_TEXT = {
 }
 
 
-def _pct_ci(v, ci, digits=0) -> str:
+def pct_interval(v, ci, digits=0) -> str:
+    """A relative change with its interval, in percent: ``+7.9% [+3.9, +12.1]``."""
     return f"{100 * v:+.{digits}f}% [{100 * ci[0]:+.{digits}f}, {100 * ci[1]:+.{digits}f}]"
 
 
@@ -119,7 +120,7 @@ def _agreement(a: dict) -> str:
         parts.append(f"additive model {add['overhead_us_per_op']:.1f} µs per executed op [{lo:.1f}, {hi:.1f}]")
         intervals.append((lo, hi))
     if mixed and "ops_doubling_effect" in mixed:
-        parts.append("mixed model " + _pct_ci(mixed["ops_doubling_effect"], mixed["ops_doubling_effect_ci"])
+        parts.append("mixed model " + pct_interval(mixed["ops_doubling_effect"], mixed["ops_doubling_effect_ci"])
                      + " per doubling")
         intervals.append(tuple(mixed["ops_doubling_effect_ci"]))
     if ft and ft.get("p") is not None:
@@ -146,7 +147,7 @@ def verdict_sentence(backend: str, a: dict) -> str:
     if not e:
         return f"{backend}: not enough families to tell."
     text = (f"{backend}: {VERDICT_TEXT[e['verdict']]}: doubling the executed ops at equal FLOPs changes latency by "
-            f"{_pct_ci(e['effect'], e['effect_ci95'], 1)} (95%, {e['families']} families as the units, measurement "
+            f"{pct_interval(e['effect'], e['effect_ci95'], 1)} (95%, {e['families']} families as the units, measurement "
             f"noise propagated; {100 * e['noise_stability']:.0f}% of noise redraws keep this verdict)")
     corr = {c["predictor"]: c for c in a.get("correlations", [])}
     if "flops" in corr and "executed_ops" in corr:

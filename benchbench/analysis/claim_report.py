@@ -8,6 +8,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from . import correlate, plots
+from .claim import pct_interval
 from .latency_models import FORM_LABELS, FORMS
 from .verdict import EQUIVALENCE
 
@@ -158,7 +159,8 @@ def _backend_section(backend: str, a: dict) -> list[str]:
     mixed = a.get("mixed")
     if mixed and "ops_doubling_effect" in mixed:
         lines += [f"Mixed model (log-linear with a random intercept per family, statsmodels MixedLM): doubling the "
-                  f"executed ops at equal FLOPs and traffic changes latency by {_pct(mixed)}; family intercepts "
+                  "executed ops at equal FLOPs and traffic changes latency by "
+                  f"{pct_interval(mixed['ops_doubling_effect'], mixed['ops_doubling_effect_ci'], 1)}; family intercepts "
                   f"vary with sd {mixed['family_sd']:.2f} (log scale).", ""]
     p, aa = a.get("pairs"), a.get("aa")
     if p:
@@ -168,8 +170,7 @@ def _backend_section(backend: str, a: dict) -> list[str]:
                       [k, f"{p[k]['coef']:.3f}", f"[{p[k]['ci'][0]:.3f}, {p[k]['ci'][1]:.3f}]"]
                       for k in ("intercept", "flops", "ops")], ["term", "coefficient", "95% interval"]), "",
                   f"At equal FLOPs, halving the executed ops changes latency by "
-                  f"{100 * p['halving_ops_effect']:+.1f}% [{100 * p['halving_ops_effect_ci'][0]:+.1f}, "
-                  f"{100 * p['halving_ops_effect_ci'][1]:+.1f}].", ""]
+                  f"{pct_interval(p['halving_ops_effect'], p['halving_ops_effect_ci'], 1)}.", ""]
     if aa:
         lines += [f"A/A control: {aa['n']} pairs whose two forms run the same graph here; {aa['holds_one']} of "
                   f"{aa['n']} ratio intervals hold 1, median deviation {100 * aa['median_deviation']:.1f}%, "
@@ -198,19 +199,13 @@ def _backend_section(backend: str, a: dict) -> list[str]:
     return lines
 
 
-def _pct(mixed) -> str:
-    v, (lo, hi) = mixed["ops_doubling_effect"], mixed["ops_doubling_effect_ci"]
-    return f"{100 * v:+.1f}% [{100 * lo:+.1f}, {100 * hi:+.1f}]"
-
-
 def _headline(analysis: dict) -> list[str]:
     body = []
     for backend, a in analysis["per_backend"].items():
         e, add, forms, ks = a.get("effect"), a.get("additive"), a.get("forms") or {}, a.get("kernel_sum")
         within = " / ".join(f"{100 * forms[f]['within_10pct']:.0f}%" if f in forms else "—" for f in FORMS)
         body.append([backend, e["verdict"] if e else "—",
-                     f"{100 * e['effect']:+.1f}% [{100 * e['effect_ci95'][0]:+.1f}, {100 * e['effect_ci95'][1]:+.1f}]"
-                     if e else "—",
+                     pct_interval(e["effect"], e["effect_ci95"], 1) if e else "—",
                      _ci(add["overhead_us_per_op"], add["ci"]["overhead_us_per_op"]) if add else "—",
                      _ci(add["throughput_gflops"], add["ci"]["throughput_gflops"], ".0f") if add else "—",
                      within, f"{100 * ks['within_10pct']:.0f}%" if ks else "no op times"])

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from .regression import Z95
+
 __all__ = ["PREDICTORS", "PREDICTOR_GRAPH", "target", "FRAGMENTATION", "BANDS", "observations", "correlations",
            "partial_correlations", "loo_family_models", "family_ratios", "band_correlations", "spearman_ci"]
 
@@ -202,7 +204,7 @@ def spearman_ci(rho: float, n: int) -> list[float] | None:
         return None
     z = math.atanh(max(min(rho, 0.999999), -0.999999))
     se = math.sqrt((1 + rho * rho / 2) / (n - 3))
-    return [math.tanh(z - 1.96 * se), math.tanh(z + 1.96 * se)]
+    return [math.tanh(z - Z95 * se), math.tanh(z + Z95 * se)]
 
 
 def band_correlations(rows: list[dict], keys=("flops", "executed_ops", "mac_bytes")) -> list[dict]:

@@ -22,6 +22,8 @@ import warnings
 
 import numpy as np
 
+from .regression import Z95
+
 __all__ = ["FORMS", "FORM_LABELS", "design_rows", "fit_additive", "loo_errors", "error_summary", "additive_fit",
            "family_bootstrap", "mixed_model"]
 
@@ -208,7 +210,7 @@ def mixed_model(rows: list[dict]) -> dict | None:
     if fit is None:
         return None if _statsmodels() is not None else {"unavailable": "needs statsmodels: pip install 'benchbench[analysis]'"}
     beta, se = float(fit.fe_params[2]), float(fit.bse_fe[2])
-    lo, hi = beta - 1.96 * se, beta + 1.96 * se
+    lo, hi = beta - Z95 * se, beta + Z95 * se
     return {"n": len(rows), "families": len({r["family"] for r in rows}),
             "coef": {k: float(v) for k, v in zip(("intercept",) + FEATURES, fit.fe_params)},
             "family_sd": float(math.sqrt(max(float(fit.cov_re.iloc[0, 0]) if hasattr(fit.cov_re, "iloc")

@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from .regression import cluster_sandwich, log_sd_of_interval
+
 __all__ = ["pair_records", "within_pair_regression", "aa_control"]
 
 
@@ -71,22 +73,15 @@ def within_pair_regression(pairs: list[dict]) -> dict | None:
     y = np.log([p["latency_ratio"] for p in pairs])
     x = np.column_stack([np.ones(len(pairs)), np.log([p["flops_ratio"] for p in pairs]),
                          np.log([p["ops_ratio"] for p in pairs])])
-    var = np.array([((math.log(p["latency_ratio_ci"][1]) - math.log(p["latency_ratio_ci"][0])) / 3.92) ** 2
-                    for p in pairs])
+    var = np.array([log_sd_of_interval(*p["latency_ratio_ci"]) ** 2 for p in pairs])
     ols, *_ = np.linalg.lstsq(x, y, rcond=None)
     tau2 = max(0.0, float(np.mean((y - x @ ols) ** 2) - np.mean(var)))  # between-pair variance beyond noise
     w = 1.0 / (var + tau2 + 1e-12)
     xtwx_inv = np.linalg.pinv(x.T @ (x * w[:, None]))
     beta = xtwx_inv @ x.T @ (w * y)
     resid = y - x @ beta
-    groups = np.array([p["family"] for p in pairs])
-    meat = np.zeros((3, 3))
-    for g in fams:
-        m = groups == g
-        s = (x[m] * w[m, None]).T @ resid[m]
-        meat += np.outer(s, s)
     g = len(fams)
-    cov = xtwx_inv @ meat @ xtwx_inv * g / (g - 1)
+    cov = cluster_sandwich(x * w[:, None], resid, np.array([p["family"] for p in pairs]), xtwx_inv) * g / (g - 1)
     tq = student_t.ppf(0.975, g - 1)
     out = {"n": len(pairs), "families": g, "tau": math.sqrt(tau2)}
     for i, key in enumerate(("intercept", "flops", "ops")):

@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from .regression import cluster_sandwich, log_sd_of_interval
+
 __all__ = ["EQUIVALENCE", "NOISE_REPS", "ops_effect", "classify", "family_error_test"]
 
 # Doubling the executed ops at equal FLOPs changing latency by less than 5% counts as no practical difference:
@@ -47,16 +49,12 @@ def _fit(y, x, groups) -> tuple[np.ndarray, np.ndarray, int]:
     xtx_inv = np.linalg.pinv(xw.T @ xw)
     beta = xtx_inv @ xw.T @ yw
     resid = yw - xw @ beta
-    fams = [g for g in np.unique(groups) if np.sum(groups == g) > 1]
-    meat = np.zeros((x.shape[1], x.shape[1]))
-    for g in fams:
-        m = groups == g
-        s = xw[m].T @ resid[m]
-        meat += np.outer(s, s)
-    n, k, gcount = len(y), x.shape[1], len(fams)
+    # a family of one cell is all zeros once demeaned: it adds nothing, and is not counted
+    gcount = sum(1 for g in np.unique(groups) if np.sum(groups == g) > 1)
+    n, k = len(y), x.shape[1]
     # CR1 small-sample factor, as Stata's xtreg, fe (absorbed intercepts not counted in k)
     scale = gcount / (gcount - 1) * (n - 1) / max(n - k, 1) if gcount > 1 else math.inf
-    return beta, xtx_inv @ meat @ xtx_inv * scale, gcount
+    return beta, cluster_sandwich(xw, resid, groups, xtx_inv) * scale, gcount
 
 
 def classify(beta: float, se: float, df: int, margin: float = EQUIVALENCE) -> str:
@@ -87,7 +85,7 @@ def _columns(rows):
 def _log_sd(r) -> float:
     lo, hi = r.get("ci_low_ms"), r.get("ci_high_ms")
     if lo and hi and 0 < lo <= r["median_ms"] <= hi:
-        return (math.log(hi) - math.log(lo)) / (2 * 1.96)
+        return log_sd_of_interval(lo, hi)
     return 0.0
 
 
