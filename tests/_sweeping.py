@@ -18,6 +18,6 @@ def wait_for(predicate, proc, timeout: float = 240):
         if predicate():
             return
         if proc is not None and proc.poll() is not None:
-            pytest.fail(f"benchbench ended early: {proc.stderr.read()[-800:]}")
+            pytest.fail(f"benchbench ended early (exit {proc.returncode}): {proc.stderr.read()[-800:]}")
         time.sleep(0.05)
     pytest.fail("timed out")
