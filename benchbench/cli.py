@@ -29,9 +29,9 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
-from ._argtypes import bounded_float, bounded_int, input_size, name_list, new_folder_base, option, percent
-from .registry import PluginError, UnknownNameError
+from benchbench import __version__
+from benchbench.core.argtypes import bounded_float, bounded_int, input_size, name_list, new_folder_base, option, percent
+from benchbench.core.registry import PluginError, UnknownNameError
 
 __all__ = ["main"]
 
@@ -155,7 +155,7 @@ def _add_measure_args(p: argparse.ArgumentParser, resumable: bool = False) -> No
 
 
 def _config(args):
-    from .spec import QUICK, REFERENCE, MeasureConfig
+    from benchbench.core.spec import QUICK, REFERENCE, MeasureConfig
 
     config = {"quick": QUICK, "reference": REFERENCE}.get(args.sampling, MeasureConfig())
     changes = {k: v for k, v in {"min_s": args.min_time, "max_s": args.max_time, "target_ci": args.target_ci,
@@ -171,9 +171,9 @@ def _cells(args):
     from benchbench.models import VARIANTS, model_info, resolve_models
     from benchbench.runners import get_runner, resolve_backends
 
-    from .spec import CellSpec, physical_cores
+    from benchbench.core.spec import CellSpec, physical_cores
 
-    from .artifacts import file_cells, is_artifact
+    from benchbench.build.files import file_cells, is_artifact
 
     parts = args.model.split(",")
     files = [p for p in parts if is_artifact(p)]
@@ -252,12 +252,12 @@ def _run(args, rounds=None):
 
     ``rounds``: rounds per cell spec (a callable), overriding ``--rounds``.
     """
-    from .calibration import calibrate_run
-    from .executor import ExecutorError
-    from .harness import run_sweep
-    from .journal import WriteError
-    from .machinelock import measuring
-    from .report import terminal_table
+    from benchbench.measure.calibration import calibrate_run
+    from benchbench.measure.executor import ExecutorError
+    from benchbench.measure.sweep import run_sweep
+    from benchbench.results.journal import WriteError
+    from benchbench.measure.machinelock import measuring
+    from benchbench.results.views import terminal_table
 
     if getattr(args, "resume", None):
         args, config, cells, out_dir, run, journal, done = _resume(args)
@@ -288,7 +288,7 @@ def _run(args, rounds=None):
             run_sweep(cells, config, run, rounds=rounds, lockstep=args.lockstep, journal=journal, done=done,
                       executor=executor)
             if args.profile:  # after the sweep, in separate workers: no profiler touches the timed samples
-                from .profile import profile_run
+                from benchbench.measure.profile import profile_run
 
                 try:
                     profile_run(run, config, runs=args.profile_runs, select=getattr(args, "profile_select", None))
@@ -314,7 +314,7 @@ def _run(args, rounds=None):
         raise WriteError(f"{exc}; {_kept(journal)}") from None
     print(terminal_table(run))
     if args.profile:
-        from .profile import profile_table, write_profiles
+        from benchbench.measure.profile import profile_table, write_profiles
 
         paths["profiles"] = write_profiles(run, out_dir / "profile.md")
         if args.command == "profile":
@@ -342,7 +342,7 @@ def _executor(args, cells, rounds):
         raise UsageError("--scheduler measures every group once, on one host: leave out --rounds")
     if getattr(args, "profile", False):
         raise UsageError("--profile profiles on this machine: it cannot be combined with --scheduler")
-    from .cluster import connect
+    from benchbench.measure.cluster import connect
 
     return connect(scheduler, sorted({c.device for c in cells if c.device}),
                    progress=lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -379,10 +379,10 @@ def _kept(journal) -> str:
 
 def _new_run(args, config, cells, names, rounds):
     """The run's new folder, its RunResult and its journal (the header written)."""
-    from .env import environment
-    from .journal import JOURNAL, Journal
-    from .machine import busy_warning, machine_state
-    from .result import RunResult
+    from benchbench.core.env import environment
+    from benchbench.results.journal import JOURNAL, Journal
+    from benchbench.measure.machine import busy_warning, machine_state
+    from benchbench.results.record import RunResult
 
     slug = names[0] if len(names) == 1 else f"{len(names)}models"
     backends = "+".join(dict.fromkeys(c.backend for c in cells))  # canonical names, whatever the case typed
@@ -412,10 +412,10 @@ _RESUME_OWN = {"resume", "no_wait", "argv", "func", "command", "out", "scheduler
 def _resume(args):
     """``run --resume DIR``: the stored command line's args, its config and cells, the run to fill (with
     the folder's finished groups to adopt, by group index), and the journal to append to."""
-    from .harness import comparison_groups
-    from .journal import JOURNAL, Journal, load_results
-    from .result import RunResult
-    from .spec import MeasureConfig
+    from benchbench.measure.sweep import comparison_groups
+    from benchbench.results.journal import JOURNAL, Journal, load_results
+    from benchbench.results.record import RunResult
+    from benchbench.core.spec import MeasureConfig
 
     folder = Path(args.resume)
     prior, source = load_results(folder)
@@ -472,8 +472,8 @@ def _resume(args):
 
 def _write_views(run, folder: Path, json_too: bool = True) -> dict[str, Path]:
     """results.json (unless ``json_too`` is False), results.csv and report.md, from ``run``."""
-    from .journal import WriteError
-    from .report import write_reports
+    from benchbench.results.journal import WriteError
+    from benchbench.results.views import write_reports
 
     try:
         if json_too:
@@ -488,8 +488,8 @@ def _write_views(run, folder: Path, json_too: bool = True) -> dict[str, Path]:
 
 def cmd_report(args) -> int:
     """Rebuild a run folder's results.json, results.csv and report.md from its journal (or results.json)."""
-    from .journal import RESULTS, load_results
-    from .report import terminal_table
+    from benchbench.results.journal import RESULTS, load_results
+    from benchbench.results.views import terminal_table
 
     folder = Path(args.folder)
     run, source = load_results(folder)
@@ -545,8 +545,8 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare_runs, comparison_markdown, pivot, regressions
-    from .result import load_run
+    from benchbench.results.compare import compare_runs, comparison_markdown, pivot, regressions
+    from benchbench.results.record import load_run
 
     if args.output:
         _check_writable(Path(args.output))
@@ -657,11 +657,11 @@ def publish_reference(run_dir: Path, dest: Path) -> Path:
 
 
 def cmd_claim(args) -> int:
-    from . import strictjson
-    from .analysis.claim import analyze, check_claimable
-    from .analysis.claim_report import backend_summary, claim_markdown, guideline_tables
-    from .journal import WriteError
-    from .result import load_run
+    from benchbench.core import strictjson
+    from benchbench.analysis.claim import analyze, check_claimable
+    from benchbench.analysis.claim_report import backend_summary, claim_markdown, guideline_tables
+    from benchbench.results.journal import WriteError
+    from benchbench.results.record import load_run
 
     if args.reference:
         _reference_args(args)
@@ -844,7 +844,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_cache(args) -> int:
     """``benchbench cache [show|clear] [PATTERN]``."""
-    from . import cache
+    from benchbench.build import cache
 
     root = cache.cache_root()
     if root.exists() and not root.is_dir():
@@ -869,8 +869,8 @@ def cmd_doctor(args) -> int:
     from benchbench.models import resolve_models
     from benchbench.runners import get_runner, resolve_backends
 
-    from .machine import busy_warning, machine_state
-    from .spec import CellSpec, MeasureConfig, physical_cores
+    from benchbench.measure.machine import busy_warning, machine_state
+    from benchbench.core.spec import CellSpec, MeasureConfig, physical_cores
 
     threads = args.threads or physical_cores()
     names, _ = resolve_models(args.model)
@@ -891,7 +891,7 @@ def cmd_doctor(args) -> int:
     ok, why = get_runner(backend).is_available()
     if not ok:
         raise UsageError(why)
-    from .doctor import aa_check
+    from benchbench.measure.doctor import aa_check
 
     spec = CellSpec(names[0], args.variant, backend, threads=threads)
     config = MeasureConfig(max_s=args.max_time)
@@ -917,10 +917,10 @@ def _one_line(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     """The ``benchbench`` command; returns the exit code (0, 1, 2, 3; 130 on Ctrl-C, 143 on SIGTERM, 129 on
     SIGHUP: see the module's docstring)."""
-    from .artifacts import ArtifactError
-    from .executor import ExecutorError
-    from .journal import WriteError
-    from .result import SchemaError
+    from benchbench.build.files import ArtifactError
+    from benchbench.measure.executor import ExecutorError
+    from benchbench.results.journal import WriteError
+    from benchbench.results.record import SchemaError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:

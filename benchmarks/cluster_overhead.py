@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchbench._manager import module_command
+from benchbench.processes.manager import module_command
 
 ARGS = ["--model", "g1_*,g2_*", "--backend", "null", "--quick", "--max-time", "0.5", "--roofline", "off"]
 

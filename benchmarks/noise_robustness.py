@@ -27,9 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchbench._manager import module_command
-from benchbench.report import speedups
-from benchbench.result import load_run
+from benchbench.processes.manager import module_command
+from benchbench.results.views import speedups
+from benchbench.results.record import load_run
 
 LOAD = r"""
 import random, sys, time

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchbench._manager import module_command
+from benchbench.processes.manager import module_command
 
 
 def _sweep(args, cache: str, out: str) -> tuple[float, list[dict]]:

@@ -1,7 +1,7 @@
 """What a cell costs beyond its sampling: fresh interpreters against fork servers, side by side.
 
 For each backend, the same single cells (tiny sampling: a few blocks) are measured through the harness
-with ``fork_servers=False`` (every worker a fresh ``python -m benchbench._worker``: it imports its runtime,
+with ``fork_servers=False`` (every worker a fresh ``python -m benchbench.measure.worker``: it imports its runtime,
 torch alone is ~3 s here) and with fork servers (workers forked from a process that imported the runtime
 once), in alternating order, ``--rounds`` times. Printed: the median wall time per cell each way, and
 their ratio. Warm cache: run it twice, or after a sweep of the same models.
@@ -20,9 +20,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from benchbench.harness import run_sweep
-from benchbench.result import RunResult
-from benchbench.spec import CellSpec, MeasureConfig, physical_cores
+from benchbench.measure.sweep import run_sweep
+from benchbench.results.record import RunResult
+from benchbench.core.spec import CellSpec, MeasureConfig, physical_cores
 
 
 def sweep(cells, config, fork_servers: bool, tmp: Path) -> float:

@@ -7,7 +7,7 @@ One module per family; importing this package imports every public module in it,
 import importlib as _importlib
 import pkgutil as _pkgutil
 
-from ._registry import (
+from benchbench.models._registry import (
     VARIANTS,
     ModelInfo,
     Paper,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from ._layers import ConvBN
+from benchbench.models._layers import ConvBN
 
 __all__ = ["MobileNetV2", "MobileNetV2Hooks", "InvertedResidual", "MBV2_SETTINGS", "make_divisible"]
 

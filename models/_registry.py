@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchbench.registry import PluginError, Registry, UnknownNameError, natural_key
+from benchbench.core.registry import PluginError, Registry, UnknownNameError, natural_key
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -273,7 +273,7 @@ def create_model(
     """
     import torch
 
-    from .init import randomize_
+    from benchbench.models.init import randomize_
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant '{variant}'; choose from {', '.join(VARIANTS)}")

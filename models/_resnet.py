@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from ._layers import ConvBN
+from benchbench.models._layers import ConvBN
 
 __all__ = ["ResNet", "ResNetHooks", "BasicBlock", "Bottleneck", "resnet_layers"]
 

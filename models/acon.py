@@ -26,9 +26,9 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
-from ._layers import conv_from, fuse_bn
-from ._registry import Paper, Published, register_model
-from ._resnet import ResNet, ResNetHooks
+from benchbench.models._layers import conv_from, fuse_bn
+from benchbench.models._registry import Paper, Published, register_model
+from benchbench.models._resnet import ResNet, ResNetHooks
 
 __all__ = ["AconC", "MetaAconC"]
 

@@ -27,9 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._layers import fuse_bn
-from ._mobilenetv2 import InvertedResidual, MobileNetV2, MobileNetV2Hooks
-from ._registry import Paper, register_model
+from benchbench.models._layers import fuse_bn
+from benchbench.models._mobilenetv2 import InvertedResidual, MobileNetV2, MobileNetV2Hooks
+from benchbench.models._registry import Paper, register_model
 
 __all__ = ["CondConv2d", "CondConvLinear", "CondConvInvertedResidual", "CondConvMobileNetV2"]
 

@@ -24,9 +24,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._layers import ConvBN, conv_from, fuse_bn, pad_kernel
-from ._registry import Paper, Published, register_model
-from ._resnet import ResNet, ResNetHooks
+from benchbench.models._layers import ConvBN, conv_from, fuse_bn, pad_kernel
+from benchbench.models._registry import Paper, Published, register_model
+from benchbench.models._resnet import ResNet, ResNetHooks
 
 __all__ = ["DiverseBranchBlock", "BNAndPad", "IdentityConv1x1", "dbb_conv"]
 

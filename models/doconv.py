@@ -22,9 +22,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._layers import ConvBN, fuse_bn
-from ._registry import Paper, Published, register_model
-from ._resnet import ResNet, ResNetHooks
+from benchbench.models._layers import ConvBN, fuse_bn
+from benchbench.models._registry import Paper, Published, register_model
+from benchbench.models._resnet import ResNet, ResNetHooks
 
 __all__ = ["DOConv2d", "DOConvBN", "doconv_bn"]
 

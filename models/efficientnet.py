@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from ._layers import ConvBN
-from ._registry import Paper, Published, register_model
-from .effnetv2 import MBConv, StageCfg
+from benchbench.models._layers import ConvBN
+from benchbench.models._registry import Paper, Published, register_model
+from benchbench.models.effnetv2 import MBConv, StageCfg
 
 __all__ = ["EfficientNet"]
 

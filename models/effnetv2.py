@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from ._layers import ConvBN
-from ._registry import Paper, register_model
+from benchbench.models._layers import ConvBN
+from benchbench.models._registry import Paper, register_model
 
 __all__ = ["EffNetV2", "MBConv", "FusedMBConv", "StageCfg"]
 

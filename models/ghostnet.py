@@ -31,10 +31,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ._layers import ConvBN
-from ._mobilenetv2 import make_divisible
-from ._registry import Paper, Published, register_model
-from .mobilenetv3 import SqueezeExcite
+from benchbench.models._layers import ConvBN
+from benchbench.models._mobilenetv2 import make_divisible
+from benchbench.models._registry import Paper, Published, register_model
+from benchbench.models.mobilenetv3 import SqueezeExcite
 
 __all__ = ["GhostNet", "GhostModule", "GhostBottleneck", "GhostCfg"]
 

@@ -33,8 +33,8 @@ from functools import partial
 
 import torch.nn as nn
 
-from ._registry import Paper, register_model
-from ._resnet import Bottleneck, ResNetHooks
+from benchbench.models._registry import Paper, register_model
+from benchbench.models._resnet import Bottleneck, ResNetHooks
 
 __all__ = [
     "ChannelRatioBlock",

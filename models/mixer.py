@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._registry import Paper, Published, register_model
+from benchbench.models._registry import Paper, Published, register_model
 
 __all__ = ["MlpMixer"]
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ._layers import ConvBN
-from ._mobilenetv2 import MBV2_SETTINGS, MobileNetV2, make_divisible
-from ._registry import Paper, Published, register_model
+from benchbench.models._layers import ConvBN
+from benchbench.models._mobilenetv2 import MBV2_SETTINGS, MobileNetV2, make_divisible
+from benchbench.models._registry import Paper, Published, register_model
 
 __all__ = ["MobileNetV2", "RFCR", "MobileNetV2RFCR"]
 

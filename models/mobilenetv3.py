@@ -31,9 +31,9 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
-from ._layers import ConvBN
-from ._mobilenetv2 import make_divisible
-from ._registry import Paper, Published, register_model
+from benchbench.models._layers import ConvBN
+from benchbench.models._mobilenetv2 import make_divisible
+from benchbench.models._registry import Paper, Published, register_model
 
 __all__ = ["MobileNetV3", "InvertedResidualV3", "SqueezeExcite", "BneckCfg"]
 

@@ -33,9 +33,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._layers import conv_from, fuse_bn, pad_kernel
-from ._registry import Paper, Published, register_model
-from .repvgg import identity_kernel  # the identity map as a kernel: RepVGG's fold, shared
+from benchbench.models._layers import conv_from, fuse_bn, pad_kernel
+from benchbench.models._registry import Paper, Published, register_model
+from benchbench.models.repvgg import identity_kernel  # the identity map as a kernel: RepVGG's fold, shared
 
 __all__ = ["MobileOneBlock", "MobileOne", "MobileOneConfig"]
 

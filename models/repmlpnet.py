@@ -30,8 +30,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._layers import ConvBN, fuse_bn, pad_kernel
-from ._registry import Paper, Published, register_model
+from benchbench.models._layers import ConvBN, fuse_bn, pad_kernel
+from benchbench.models._registry import Paper, Published, register_model
 
 __all__ = ["RepMLPBlock", "RepMLPNet", "RepMLPNetCfg"]
 

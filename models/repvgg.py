@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ._layers import conv_from, fuse_bn, pad_kernel
-from ._registry import Paper, Published, register_model
+from benchbench.models._layers import conv_from, fuse_bn, pad_kernel
+from benchbench.models._registry import Paper, Published, register_model
 
 __all__ = ["identity_kernel", "RepVGGBlock", "RepVGG", "RepVGGConfig"]
 

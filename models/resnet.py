@@ -10,8 +10,8 @@ else changes, so the two forms have the same ops apart from the BNs.
 
 from __future__ import annotations
 
-from ._registry import Paper, Published, register_model
-from ._resnet import ResNet
+from benchbench.models._registry import Paper, Published, register_model
+from benchbench.models._resnet import ResNet
 
 __all__ = ["ResNet"]
 

@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._registry import Paper, Published, register_model
-from ._resnet import ResNet, ResNetHooks
+from benchbench.models._registry import Paper, Published, register_model
+from benchbench.models._resnet import ResNet, ResNetHooks
 
 __all__ = ["SqueezeExcite"]
 

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ._layers import ConvBN
-from ._registry import Paper, Published, register_model
+from benchbench.models._layers import ConvBN
+from benchbench.models._registry import Paper, Published, register_model
 
 __all__ = ["ShuffleUnit", "ShuffleNetV2", "ShuffleNetV2Config", "channel_shuffle"]
 

@@ -23,9 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._layers import ConvBN
-from ._registry import Paper, register_model
-from ._resnet import ResNet, ResNetHooks
+from benchbench.models._layers import ConvBN
+from benchbench.models._registry import Paper, register_model
+from benchbench.models._resnet import ResNet, ResNetHooks
 
 __all__ = ["SKConv"]
 

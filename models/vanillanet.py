@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._layers import fuse_bn
-from ._registry import Paper, Published, register_model
+from benchbench.models._layers import fuse_bn
+from benchbench.models._registry import Paper, Published, register_model
 
 __all__ = ["VanillaNet"]
 

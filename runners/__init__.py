@@ -15,7 +15,7 @@ import inspect
 import pkgutil
 from dataclasses import dataclass
 
-from benchbench.registry import Registry
+from benchbench.core.registry import Registry
 
 __all__ = ["RunnerEntry", "get_runner", "list_runners", "resolve_backends", "runner_entry"]
 
@@ -41,7 +41,7 @@ def _discover() -> tuple[Registry[RunnerEntry], dict[str, str], dict[str, type]]
     """Every ``Runner`` subclass with a ``name`` defined in a module of this package, by name; aliases."""
     global _registry
     if _registry is None:
-        from .base import Runner
+        from benchbench.runners.base import Runner
 
         runners: Registry[RunnerEntry] = Registry("backend")
         aliases: dict[str, str] = {}

@@ -37,7 +37,7 @@ class Runner:
     # ``benchbench.formats``; a file of another format gets an ``unsupported`` cell.
     formats: ClassVar[tuple[str, ...]] = ()
     packages: ClassVar[tuple[str, ...]] = ()  # import names that must be present
-    # Distributions whose versions every run records (``benchbench.env``), besides the core's.
+    # Distributions whose versions every run records (``benchbench.core.env``), besides the core's.
     versions: ClassVar[tuple[str, ...]] = ()
     # What a fork server imports before forking this backend's workers (default: ``packages``). Only
     # imports: nothing that starts threads or a device, which a fork would not carry over.

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import BackendUnavailable, Runner, UnsupportedModel
+from benchbench.runners.base import BackendUnavailable, Runner, UnsupportedModel
 
 __all__ = ["LiteRtRunner"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-from .base import Runner, UnsupportedModel
+from benchbench.runners.base import Runner, UnsupportedModel
 
 
 class NullRunner(Runner):

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from .base import Runner, UnsupportedModel
+from benchbench.runners.base import Runner, UnsupportedModel
 
 __all__ = ["OpenVinoRunner"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from .base import Runner, UnsupportedModel
+from benchbench.runners.base import Runner, UnsupportedModel
 
 
 class OrtRunner(Runner):
@@ -42,7 +42,7 @@ class OrtRunner(Runner):
         available = ort.get_available_providers()
         missing = [p for p in self.providers if p not in available]
         if missing:
-            from .base import BackendUnavailable
+            from benchbench.runners.base import BackendUnavailable
 
             raise BackendUnavailable(f"onnxruntime has no {', '.join(missing)} here (has {', '.join(available)})")
         self._artifact_path = str(artifact)  # profile_ops opens a second, profiling session on it
@@ -158,7 +158,7 @@ class OrtCudaRunner(OrtRunner):
         # ORT falls back to the CPU provider when CUDA cannot start (no device, driver mismatch): that
         # would be a CPU measurement under a CUDA name.
         if self.session.get_providers()[0] != "CUDAExecutionProvider":
-            from .base import BackendUnavailable
+            from benchbench.runners.base import BackendUnavailable
 
             raise BackendUnavailable(f"onnxruntime could not start CUDA here (session runs on "
                                      f"{', '.join(self.session.get_providers())})")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 
-from .base import BackendUnavailable
-from .torch_eager import TorchRunner
+from benchbench.runners.base import BackendUnavailable
+from benchbench.runners.torch_eager import TorchRunner
 
 __all__ = ["TorchCudaRunner"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Runner
+from benchbench.runners.base import Runner
 
 
 class TorchRunner(Runner):

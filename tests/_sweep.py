@@ -9,8 +9,8 @@ import os
 
 from filelock import FileLock
 
-from benchbench.harness import run_sweep
-from benchbench.result import RunResult, load_run
+from benchbench.measure.sweep import run_sweep
+from benchbench.results.record import RunResult, load_run
 
 
 def shared_sweep(tmp_path_factory, name, cells, config, after=None):

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchbench._manager import module_command
+from benchbench.processes.manager import module_command
 from benchbench.cli import main
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed")
@@ -163,7 +163,7 @@ def test_two_input_graph_runs_with_cross_backend_parity(files, tmp_path):
         assert c["metrics"]["graph_ops"] == 4 and c["metrics"]["executed_ops"] >= 1
     assert cells["openvino"]["parity"]["max_rel_err"] < 1e-4
     assert "first backend in --backend order" in (folder / "report.md").read_text()
-    from benchbench.result import load_run
+    from benchbench.results.record import load_run
 
     load_run(folder / "results.json")  # validates against the schema
 

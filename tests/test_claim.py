@@ -7,8 +7,8 @@ from benchbench.analysis.claim import analyze
 from benchbench.analysis.claim_report import claim_markdown
 from benchbench.analysis.guidelines import verdict
 from benchbench.cli import main
-from benchbench.result import CellResult, RunResult
-from benchbench.spec import CellSpec
+from benchbench.results.record import CellResult, RunResult
+from benchbench.core.spec import CellSpec
 
 
 def _cell(model, family, backend, median_ms, flops, ops, mac, variant="deploy", rng=None):
@@ -230,7 +230,7 @@ def test_the_reference_measures_zoo_cells_in_three_rounds_and_profiles_only_them
     import argparse
 
     from benchbench.cli import _reference_args, reference_rounds
-    from benchbench.result import CellResult
+    from benchbench.results.record import CellResult
 
     assert reference_rounds(CellSpec("resnet18", "deploy", "ort")) == 3
     assert reference_rounds(CellSpec("g3_1frag_x1", "deploy", "ort")) == 2

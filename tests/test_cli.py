@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from benchbench.cli import main
-from benchbench._manager import module_command
+from benchbench.processes.manager import module_command
 from benchbench.runners.base import Runner
 
 DATA = Path(__file__).parent / "data"

@@ -33,7 +33,7 @@ def _one_error(argv, capsys) -> str:
 def sweeps(monkeypatch):
     """Stand-in for the sweep: records (cells, config, options) and measures nothing."""
     calls = []
-    monkeypatch.setattr("benchbench.harness.run_sweep",
+    monkeypatch.setattr("benchbench.measure.sweep.run_sweep",
                         lambda cells, config, run, **kw: calls.append((cells, config, kw)) or run)
     return calls
 

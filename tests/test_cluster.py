@@ -19,9 +19,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from benchbench._manager import module_command
+from benchbench.processes.manager import module_command
 from benchbench.cli import main
-from benchbench.result import load_run
+from benchbench.results.record import load_run
 from _sweeping import groups_in, wait_for
 
 distributed = pytest.importorskip("distributed", reason="the cluster extra (distributed) is not installed")

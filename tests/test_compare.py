@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from benchbench.compare import compare_runs, comparison_markdown
-from benchbench.result import CellResult, RunResult
-from benchbench.spec import CellSpec
+from benchbench.results.compare import compare_runs, comparison_markdown
+from benchbench.results.record import CellResult, RunResult
+from benchbench.core.spec import CellSpec
 
 
 def _run(medians_ms: dict, jitter=0.01, seed=0):
@@ -55,7 +55,7 @@ def _pair(lat_train, lat_deploy, drift, rounds=16, seed=0):
 def test_pivot_variant_is_paired_and_sees_through_drift():
     """Planted: deploy 8% faster on a machine drifting by up to 90%. Each cell's own interval is wide,
     so unpaired the answer is unresolved; paired per round it is faster, with the truth in the interval."""
-    from benchbench.compare import pivot
+    from benchbench.results.compare import pivot
 
     run = _pair(1.08, 1.0, drift=0.3)
     ((label, a, b),) = pivot(run, "variant")
@@ -71,7 +71,7 @@ def test_pivot_variant_is_paired_and_sees_through_drift():
 
 def test_equivalent_cells_are_stated_the_same():
     run = _pair(1.0, 1.004, drift=0.0, seed=2)
-    from benchbench.compare import pivot
+    from benchbench.results.compare import pivot
 
     ((label, a, b),) = pivot(run, "variant")
     (cmp,) = compare_runs(a, b)

@@ -5,12 +5,12 @@ import hashlib
 
 import pytest
 
-from benchbench.cluster import _install, worker_devices
-from benchbench.compare import pivot
-from benchbench.executor import LocalExecutor
-from benchbench.result import CellResult, RunResult
-from benchbench.schema import validate_document
-from benchbench.spec import CellSpec
+from benchbench.measure.cluster import _install, worker_devices
+from benchbench.results.compare import pivot
+from benchbench.measure.executor import LocalExecutor
+from benchbench.results.record import CellResult, RunResult
+from benchbench.results.schema import validate_document
+from benchbench.core.spec import CellSpec
 
 
 def test_local_executor_measures_lazily_in_order_and_closes_its_servers():

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from benchbench import cache
-from benchbench._manager import module_command
-from benchbench.spec import QUICK, CellSpec
+from benchbench.build import cache
+from benchbench.processes.manager import module_command
+from benchbench.core.spec import QUICK, CellSpec
 
 FAST = ["--quick", "--input-size", "32", "--min-time", "0.05", "--max-time", "0.3"]
 CONFIG = QUICK.replace(cell_timeout_s=120)
@@ -129,7 +129,7 @@ def _cli(*args, cache_dir=None):
 
 
 def _build(models, factory, capfd, formats=("onnx",), variant="deploy"):
-    from benchbench.builds import ensure_build
+    from benchbench.build.builds import ensure_build
 
     build = ensure_build(CellSpec(f"{models}:{factory}", variant, "ort", input_size=(32, 32)), set(formats), CONFIG)
     return build, capfd.readouterr().err
@@ -228,8 +228,8 @@ def test_layout_1_entry_of_a_moved_cache_is_rebuilt(models, fresh_cache, capfd):
 def test_two_concurrent_builders_build_once(models, fresh_cache):
     script = textwrap.dedent(f"""
         import json
-        from benchbench.builds import ensure_build
-        from benchbench.spec import QUICK, CellSpec
+        from benchbench.build.builds import ensure_build
+        from benchbench.core.spec import QUICK, CellSpec
         b = ensure_build(CellSpec({str(models) + ':slow'!r}, "deploy", "null", input_size=(32, 32)), set(),
                          QUICK.replace(cell_timeout_s=120))
         print(json.dumps({{"status": b["status"], "cached": b.get("cached")}}))
@@ -277,7 +277,7 @@ def test_cache_show_and_clear_by_pattern(models, fresh_cache, capsys, tmp_path):
 
 
 def test_corrupt_roofline_cache_is_ignored_and_auto_never_calibrates(fresh_cache, monkeypatch):
-    from benchbench import calibration
+    from benchbench.measure import calibration
 
     monkeypatch.setattr(calibration, "_calibrate_one", lambda *a: pytest.fail("auto must not calibrate"))
     key = calibration.calibration_key("null", 1)
@@ -339,8 +339,8 @@ def test_parity_failure_exits_1_unless_allowed(models, cache_dir, tmp_path):
 
 def test_specialised_export_is_reported(models, fresh_cache, capfd):
     pytest.importorskip("onnxruntime")
-    from benchbench.report import terminal_table
-    from benchbench.result import CellResult, RunResult
+    from benchbench.results.views import terminal_table
+    from benchbench.results.record import CellResult, RunResult
 
     build, _ = _build(models, "branchy", capfd)
     warnings = build["manifest"]["artifacts"]["onnx"]["warnings"]
@@ -369,7 +369,8 @@ def test_user_file_that_does_not_load_is_one_line_exit_2(tmp_path, source, what)
 def test_enospc_writing_an_artifact_is_env_error(models, fresh_cache, monkeypatch):
     """In process: the ONNX file hits a full disk (as torch.onnx's writer sees it) mid-write."""
     pytest.importorskip("onnxruntime")
-    from benchbench import _worker, export
+    from benchbench.build import export
+    from benchbench.measure import worker as _worker
 
     def full_disk(model, x, path):
         Path(path).write_bytes(b"\0" * 100)  # a partial file, as a real short write leaves

@@ -28,11 +28,11 @@ from pathlib import Path
 
 import pytest
 
-from benchbench import journal as journal_mod
-from benchbench._manager import module_command
+from benchbench.results import journal as journal_mod
+from benchbench.processes.manager import module_command
 from benchbench.cli import REFERENCE_MARKER, _run_dir, main, publish_reference
-from benchbench.journal import load_results, read_journal
-from benchbench.machinelock import measuring
+from benchbench.results.journal import load_results, read_journal
+from benchbench.measure.machinelock import measuring
 from _sweeping import groups_in, wait_for
 
 DATA = Path(__file__).parent / "data"
@@ -263,7 +263,7 @@ def test_simulated_full_disk_on_the_journal_and_on_results_json(cache_dir, tmp_p
     monkeypatch.undo()
     monkeypatch.setenv("BENCHBENCH_LOCK", str(lock))
 
-    import benchbench.strictjson as sj
+    import benchbench.core.strictjson as sj
 
     real_dump = sj.dump
 

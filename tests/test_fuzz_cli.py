@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from benchbench.cli import MAX_BATCH, MAX_SEED, MAX_THREADS, main
-from benchbench.result import CellResult, RunResult
-from benchbench.spec import CellSpec
+from benchbench.results.record import CellResult, RunResult
+from benchbench.core.spec import CellSpec
 
 DATA = Path(__file__).parent / "data"
 TINY = f"{DATA / 'tiny.py'}:tiny"
@@ -250,7 +250,7 @@ def recorded_sweeps():
     """run_sweep replaced by a recorder: the cells and config each accepted command line would measure."""
     calls = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("benchbench.harness.run_sweep",
+        mp.setattr("benchbench.measure.sweep.run_sweep",
                    lambda cells, config, run, **kw: calls.append((cells, config, kw)) or run)
         yield calls
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from benchbench.harness import run_sweep
-from benchbench.result import RunResult, load_run
-from benchbench.spec import QUICK, CellSpec
+from benchbench.measure.sweep import run_sweep
+from benchbench.results.record import RunResult, load_run
+from benchbench.core.spec import QUICK, CellSpec
 
 DATA = Path(__file__).parent / "data"
 TINY = f"{DATA / 'tiny.py'}:tiny"
@@ -112,7 +112,7 @@ def test_workers_import_the_installed_package_not_the_working_directory(tmp_path
     still import the installed package."""
     import subprocess
 
-    from benchbench._manager import module_command
+    from benchbench.processes.manager import module_command
 
     (tmp_path / "benchbench").mkdir()
     (tmp_path / "benchbench" / "__init__.py").write_text("raise ImportError('shadowed by the cwd')\n")
@@ -142,7 +142,7 @@ def test_rounds_measure_groups_again_and_keep_every_block(cache_dir, tmp_path):
 
 
 def test_groups_pair_train_with_deploy_and_guideline_rows():
-    from benchbench.harness import comparison_groups
+    from benchbench.measure.sweep import comparison_groups
 
     cells = [CellSpec("resnet18", v, b) for b in ("ort", "tflite") for v in ("train", "deploy")]
     cells += [CellSpec(f"g1_ratio{r}_x{w}", "deploy", "ort") for w in (1, 2) for r in (1, 2, 6, 12)]
@@ -155,7 +155,7 @@ def test_groups_pair_train_with_deploy_and_guideline_rows():
 
 def test_a_worker_crashing_mid_group_spares_the_other_arm(cache_dir, tmp_path):
     """The crash option fires in prepare; a block-time crash is the same path (WorkerLost)."""
-    from benchbench.harness import measure_group
+    from benchbench.measure.sweep import measure_group
 
     a = _null()
     b = CellSpec(TINY, "deploy", "null", options=(("fail", "crash"),))
@@ -165,7 +165,7 @@ def test_a_worker_crashing_mid_group_spares_the_other_arm(cache_dir, tmp_path):
 
 
 def _formats(specs):
-    from benchbench.builds import build_group
+    from benchbench.build.builds import build_group
 
     return {build_group(s): set() for s in specs}
 
@@ -173,7 +173,7 @@ def _formats(specs):
 def test_a_worker_dying_mid_blocks_spares_its_partner(cache_dir, tmp_path):
     """The worker crashes between timed blocks, not in prepare: its cell is crashed with the reason, and its
     partner in the lockstep group goes on measuring alone."""
-    from benchbench.harness import measure_group
+    from benchbench.measure.sweep import measure_group
 
     ok = CellSpec(TINY, "deploy", "null", options=(("latency_ms", "1"),))
     dies = CellSpec(TINY, "deploy", "null", options=(("fail", "crash_later"), ("latency_ms", "1")))

@@ -47,9 +47,9 @@ def _graph() -> dict[str, set[str]]:
 
 def test_metrics_import_nothing_above_them():
     graph = _graph()
-    upper = {"benchbench.harness", "benchbench.calibration", "benchbench._manager", "benchbench._worker",
-             "benchbench.builds", "benchbench.cli", "benchbench.export", "benchbench.profile", "benchbench.doctor",
-             "benchbench.runners", "benchbench.report", "benchbench.analysis"}
+    upper = {"benchbench.measure.sweep", "benchbench.measure.calibration", "benchbench.processes.manager", "benchbench.measure.worker",
+             "benchbench.build.builds", "benchbench.cli", "benchbench.build.export", "benchbench.measure.profile", "benchbench.measure.doctor",
+             "benchbench.runners", "benchbench.results.views", "benchbench.analysis"}
     for name, deps in graph.items():
         if name.startswith("benchbench.metrics"):
             bad = {d for d in deps if any(d == u or d.startswith(u + ".") for u in upper)}
@@ -65,16 +65,16 @@ def test_formats_read_files_and_import_nothing_of_the_harness():
             bad = {d for d in deps if not any(d == a or d.startswith(a + ".") for a in allowed)}
             assert not bad, f"{name} imports {bad}"
     # the artifact sources stay below the process machinery; the parent-side builds hold it
-    assert "benchbench._manager" not in graph["benchbench.artifacts"]
-    assert "benchbench.harness" not in graph["benchbench.artifact_builds"]
+    assert "benchbench.processes.manager" not in graph["benchbench.build.files"]
+    assert "benchbench.measure.sweep" not in graph["benchbench.build.file_builds"]
 
 
 def test_worker_and_profile_and_manager_stay_apart():
     graph = _graph()
-    assert "benchbench.profile" not in graph["benchbench._worker"]
-    assert "benchbench._worker" not in graph["benchbench.profile"]
-    assert "benchbench._worker" not in graph["benchbench._manager"]
-    assert "benchbench._manager" not in graph["benchbench._worker"]
+    assert "benchbench.measure.profile" not in graph["benchbench.measure.worker"]
+    assert "benchbench.measure.worker" not in graph["benchbench.measure.profile"]
+    assert "benchbench.measure.worker" not in graph["benchbench.processes.manager"]
+    assert "benchbench.processes.manager" not in graph["benchbench.measure.worker"]
     assert not (PKG / "worker.py").exists()
 
 
@@ -104,7 +104,7 @@ def test_no_import_cycles_in_the_core():
 def test_metrics_work_with_the_harness_unimportable():
     code = (
         "import sys\n"
-        "for name in ('benchbench.harness', 'benchbench._manager', 'benchbench.calibration', 'benchbench.builds'):\n"
+        "for name in ('benchbench.measure.sweep', 'benchbench.processes.manager', 'benchbench.measure.calibration', 'benchbench.build.builds'):\n"
         "    sys.modules[name] = None  # any import of them now raises ImportError\n"
         "import benchbench.metrics as m\n"
         "p = m.roofline_point(2e9, 1e8, 40.0, {'peak_gflops': 100.0, 'bandwidth_gbs': 10.0})\n"
@@ -129,10 +129,10 @@ def _dask_imports(path: Path) -> set[str]:
 def test_the_executor_seam_sits_below_the_harness_and_only_cluster_knows_dask():
     graph = _graph()
     # the seam: the harness uses it, it never reaches up to the harness, the cli or the cluster
-    assert "benchbench.executor" in graph["benchbench.harness"]
-    assert not {d for d in graph["benchbench.executor"]
+    assert "benchbench.measure.executor" in graph["benchbench.measure.sweep"]
+    assert not {d for d in graph["benchbench.measure.executor"]
                 if d.split(".")[1] in ("harness", "cli", "cluster", "builds", "_manager")}
     # the cluster sits above the harness; nothing but the cli (lazily, for --scheduler) imports it
-    assert not {name for name, deps in graph.items() if "benchbench.cluster" in deps} - {"benchbench.cli"}
+    assert not {name for name, deps in graph.items() if "benchbench.measure.cluster" in deps} - {"benchbench.cli"}
     users = {str(p.relative_to(PKG)) for p in PKG.rglob("*.py") if _dask_imports(p)}
-    assert users == {"cluster.py"}, users
+    assert users == {"measure/cluster.py"}, users

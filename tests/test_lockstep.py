@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 
-from benchbench.interference import WAIT_SHARE_LIMIT, block_interference, disturbed, Snapshot
-from benchbench.lockstep import Arm, cell_latency, cell_stats, kept_blocks, ratio, run_lockstep
+from benchbench.measure.interference import WAIT_SHARE_LIMIT, block_interference, disturbed, Snapshot
+from benchbench.measure.scheduler import Arm, cell_latency, cell_stats, kept_blocks, ratio, run_lockstep
 
 
 class FakeMachine:
@@ -194,7 +194,7 @@ def test_only_a_block_followed_by_another_arm_settles():
 def test_serial_correlation_widens_the_median_interval_to_its_coverage():
     """Planted truth: AR(1) series (rho 0.5) with median 0. The independent-draws interval undercovers;
     the serially corrected one holds 0 about 95% of the time. Independent series are left (nearly) alone."""
-    from benchbench.stats import median_ci, serial_median_ci
+    from benchbench.core.stats import median_ci, serial_median_ci
 
     rng = np.random.default_rng(7)
     trials, n = 300, 60
@@ -221,7 +221,7 @@ def test_between_process_term_restores_coverage_when_each_worker_has_its_own_spe
     """Planted truth: every fake worker process runs at its own persistent speed (log sd PROCESS_SD/sqrt 2,
     so two processes differ by PROCESS_SD). No number of rounds sees that, so without the process term the
     interval of an A/A ratio misses 1.00 far too often; with it, it holds 1.00 in >= 90% of trials."""
-    from benchbench.lockstep import PROCESS_SD
+    from benchbench.measure.scheduler import PROCESS_SD
 
     trials, with_term, without = 60, 0, 0
     for seed in range(trials):

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchbench.calibration import calibrate, calibrate_run
-from benchbench.export import artifact_bytes, build
-from benchbench.harness import run_sweep
+from benchbench.measure.calibration import calibrate, calibrate_run
+from benchbench.build.export import artifact_bytes, build
+from benchbench.measure.sweep import run_sweep
 from benchbench.metrics import (
     METRIC_KEYS,
     cell_metrics,
@@ -25,9 +25,9 @@ from benchbench.metrics import (
     max_antichain,
     roofline_point,
 )
-from benchbench.report import markdown_report, rows
-from benchbench.result import RunResult
-from benchbench.spec import QUICK, CellSpec
+from benchbench.results.views import markdown_report, rows
+from benchbench.results.record import RunResult
+from benchbench.core.spec import QUICK, CellSpec
 
 DATA = Path(__file__).parent / "data"
 TWO_CONV = f"{DATA / 'two_conv.py'}:two_conv"

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from benchbench._manager import Worker, WorkerLost, run_job
-from benchbench.protocol import (
+from benchbench.processes.manager import Worker, WorkerLost, run_job
+from benchbench.processes.protocol import (
     PROTOCOL_VERSION, Block, BlockDone, Failed, Job, ProtocolError, Ready, decode, encode,
 )
 
@@ -66,7 +66,7 @@ def test_failed_record_carries_status_and_reason():
 def test_fork_server_workers_report_exits_and_die_with_their_server():
     import os
 
-    from benchbench._manager import ForkServer
+    from benchbench.processes.manager import ForkServer
 
     server = ForkServer("null", 1)
     try:
@@ -109,7 +109,7 @@ def test_workers_import_openvino_without_its_telemetry_thread():
 
     if importlib.util.find_spec("openvino") is None:
         pytest.skip("openvino is not installed (pip install 'benchbench[openvino]')")
-    code = ("from benchbench._worker import _no_telemetry; _no_telemetry(); import openvino, threading, sys; "
+    code = ("from benchbench.measure.worker import _no_telemetry; _no_telemetry(); import openvino, threading, sys; "
             "print(threading.active_count(), 'openvino_telemetry' in sys.modules and sys.modules['openvino_telemetry'] is not None)")
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.split() == ["1", "False"], out.stdout + out.stderr
@@ -117,7 +117,7 @@ def test_workers_import_openvino_without_its_telemetry_thread():
 
 def test_a_worker_that_cannot_be_started_is_an_environment_error_not_a_traceback(monkeypatch):
     """The interpreter cannot be executed (a removed venv, no permission): one reason, status env-error."""
-    import benchbench._manager as manager
+    import benchbench.processes.manager as manager
 
     monkeypatch.setattr(manager, "module_command", lambda *args: ["/nonexistent/python", "-m", *args])
     outcome, result = run_job("build", {}, 10.0, threads=1)

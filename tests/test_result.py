@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from benchbench.result import SCHEMA_VERSION, CellResult, RunResult, SchemaError, load_run
-from benchbench.spec import CellSpec
-from benchbench.stats import summarize
+from benchbench.results.record import SCHEMA_VERSION, CellResult, RunResult, SchemaError, load_run
+from benchbench.core.spec import CellSpec
+from benchbench.core.stats import summarize
 
 DATA = Path(__file__).parent / "data"
 

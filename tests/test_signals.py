@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from benchbench._manager import module_command
-from benchbench.journal import read_journal
+from benchbench.processes.manager import module_command
+from benchbench.results.journal import read_journal
 
 DATA = Path(__file__).parent / "data"
 TINY = f"{DATA / 'tiny.py'}:tiny"
@@ -27,7 +27,7 @@ ARGS = ["--backend", "null", "--option", "latency_ms=2", "--min-time", "0.5", "-
 def _workers_of(pid: int) -> list[str]:
     """Command lines of benchbench workers and fork servers whose parent argument is ``pid``."""
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [ln for ln in out.splitlines() if "benchbench._worker" in ln and f" {pid}" in ln.split("_worker", 1)[1]]
+    return [ln for ln in out.splitlines() if "benchbench.measure.worker" in ln and f" {pid}" in ln.split("measure.worker", 1)[1]]
 
 
 def _start(tmp_path, cache_dir):

@@ -3,8 +3,8 @@
 The timed blocks after warm-up are the lockstep scheduler's: tests/test_lockstep.py.
 """
 
-from benchbench.spec import MeasureConfig
-from benchbench.timing import warm_up
+from benchbench.core.spec import MeasureConfig
+from benchbench.measure.timing import warm_up
 
 
 class FakeClock:
@@ -59,7 +59,7 @@ def test_median_ci_and_robust_cv_match_scipy():
     import numpy as np
     from scipy.stats import median_abs_deviation, quantile_test
 
-    from benchbench.stats import median_ci, summarize
+    from benchbench.core.stats import median_ci, summarize
 
     rng = np.random.default_rng(0)
     for n in [6, 7, 19, 20, 21, 64, 101, 1000, 4097]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchbench.result import SchemaError
+from benchbench.results.record import SchemaError
 
 from . import correlate, kernels, latency_models
 from . import verdict as verdict_model

@@ -219,7 +219,7 @@ def claim_markdown(analysis: dict, out_dir: Path, runs=(),
 
     ``runs`` are the measured runs; their machine, versions, settings and sweep time close the report.
     """
-    from benchbench.report import run_header
+    from benchbench.results.views import run_header
 
     plot_dir = out_dir / "plots"
     plot_dir.mkdir(parents=True, exist_ok=True)

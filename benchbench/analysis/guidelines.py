@@ -2,8 +2,8 @@
 
 Speeds are shown relative to each table's first row at the same channel multiplier, as the paper's
 own columns invite: 1.00 is the first row, below 1 is slower. The rows of one table at one width on one
-backend are measured in lockstep (``benchbench.harness.comparison_groups``), so each relative speed is
-a paired ratio with its 95% interval from the rounds (``benchbench.lockstep``). The verdict for a table
+backend are measured in lockstep (``benchbench.measure.sweep.comparison_groups``), so each relative speed is
+a paired ratio with its 95% interval from the rounds (``benchbench.measure.scheduler``). The verdict for a table
 is computed from the data: the guideline *holds* on a backend when the interval of the speed of the row
 the paper says is best, relative to the row it says is worst, lies above 1; *reversed* when it lies
 below 1; *not resolved* when it holds 1.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchbench.lockstep import RatioEstimate, cell_ratio
+from benchbench.measure.scheduler import RatioEstimate, cell_ratio
 
 __all__ = ["GuidelineTable", "TABLES", "guideline_results", "verdict"]
 

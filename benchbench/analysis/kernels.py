@@ -1,7 +1,7 @@
 """What the runtimes' profilers say about kernels: time shares, and a kernel-sum latency predictor.
 
 Both read the per-operator profiles ``benchbench run --profile`` stores in ``cell.metrics["profile"]`` (taken
-in separate workers after the timed samples; see ``benchbench.profile``). LiteRT's Python API has no
+in separate workers after the timed samples; see ``benchbench.measure.profile``). LiteRT's Python API has no
 per-operator profiler, so TFLite cells have op lists without times and appear in neither analysis.
 
 * **Time shares.** The share of the per-op time spent in MAC-heavy kernels (convolutions, matrix products:

@@ -23,7 +23,7 @@ __all__ = ["pair_records", "within_pair_regression", "aa_control"]
 def pair_records(runs) -> list[dict]:
     """One record per (model, backend) with both forms ok: log ratios (deploy / train) of latency, FLOPs and
     executed ops, and the latency ratio's 95% interval from the lockstep rounds (or unpaired)."""
-    from benchbench.lockstep import cell_ratio
+    from benchbench.measure.scheduler import cell_ratio
 
     from .correlate import target
 

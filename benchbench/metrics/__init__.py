@@ -4,7 +4,7 @@
 * :func:`count_model`: params, FLOPs/MACs (``FlopCounterMode``) and element-ops of a torch model;
 * :func:`graph_metrics`: ops, DAG width, joins and memory access cost of an exported ONNX file;
 * :func:`count_onnx`: params and FLOPs/MACs of an ONNX graph at concrete shapes (a user's own file);
-* :func:`roofline_point`: a cell on its backend's roofline (the calibration is ``benchbench.calibration``);
+* :func:`roofline_point`: a cell on its backend's roofline (the calibration is ``benchbench.measure.calibration``);
 * :func:`cell_metrics`: the flat per-cell record the harness stores in ``CellResult.metrics``.
 
 Pure computation: nothing here starts a process or imports the harness (``tests/test_layering.py``).

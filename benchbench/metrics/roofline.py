@@ -4,7 +4,7 @@ Per cell: achieved GFLOP/s = FLOPs / median latency; its share of the backend's 
 intensity (FLOPs / MAC bytes) against the ridge point (peak / bandwidth, FLOP/byte) says whether the
 roofline calls it compute- or memory-bound; and the roofline's attainable GFLOP/s =
 min(peak, intensity x bandwidth). The calibration itself, which measures the machine, is
-``benchbench.calibration``.
+``benchbench.measure.calibration``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 back as it finishes.
 
 ``LocalExecutor`` measures on this machine, one group after the other, in the order given (what benchbench
-has always done, and the default). ``benchbench.cluster.DaskExecutor`` sends the groups to the measuring
+has always done, and the default). ``benchbench.measure.cluster.DaskExecutor`` sends the groups to the measuring
 workers of a Dask cluster and hands them back in the order they finish. The harness does not care which:
 it files every finished group in the run and its journal as it arrives.
 
@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from .result import CellResult
-from .spec import CellSpec, MeasureConfig
+from benchbench.results.record import CellResult
+from benchbench.core.spec import CellSpec, MeasureConfig
 
 __all__ = ["Executor", "ExecutorError", "GroupDone", "LocalExecutor"]
 
@@ -66,9 +66,9 @@ class Executor:
 
 class LocalExecutor(Executor):
     """This machine, one group at a time, in order; lazily, so a group is measured only when the sweep
-    asks for the next one. ``measure_group`` is ``benchbench.harness.measure_group`` (passed in: the
+    asks for the next one. ``measure_group`` is ``benchbench.measure.sweep.measure_group`` (passed in: the
     harness sits above this module). ``fork_servers``: measuring workers are forked from one pre-imported
-    server per backend and threads (``benchbench._manager.ForkServer``), all stopped by ``close``."""
+    server per backend and threads (``benchbench.processes.manager.ForkServer``), all stopped by ``close``."""
 
     def __init__(self, measure_group: Callable, fork_servers: bool = True):
         self.measure_group = measure_group

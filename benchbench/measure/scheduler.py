@@ -12,7 +12,7 @@ A B, … for two arms: ABBA), so drift slower than a round cancels out of each r
   of that round); its 95% interval is the distribution-free interval of the median of those log-ratios
   (binomial order statistics). Rounds, not inferences, are the independent units.
 * **A cell's latency** is the median of its blocks' medians, with the same kind of interval over blocks.
-* **Interference** is measured per block (``benchbench.interference``). A *disturbed* block (its
+* **Interference** is measured per block (``benchbench.measure.interference``). A *disturbed* block (its
   threads waited for a CPU more than ``WAIT_SHARE_LIMIT`` of their runnable time, or VM steal took that
   share) is left out, with every round it belongs to; if that leaves fewer than ``MIN_UNITS`` units, no
   block is left out and the cell says so.
@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .interference import WAIT_SHARE_LIMIT, disturbed
-from .stats import serial_median_ci
+from benchbench.core.stats import serial_median_ci
 
 __all__ = [
     "MIN_UNITS",
@@ -272,7 +272,7 @@ def cell_stats(samples_ns: Sequence[int], blocks: Sequence[dict], noisy_ci: floa
     """A blocked cell's statistics. The headline median and its 95% interval are over blocks (the units
     that vary together); mean, spread and percentiles over the kept blocks' samples; and the measured
     interference: the share of the cell's window its threads spent waiting for a CPU."""
-    from .stats import summarize
+    from benchbench.core.stats import summarize
 
     keep, rule = kept_blocks(blocks, wait_limit)
     kept_samples, offset = [], 0

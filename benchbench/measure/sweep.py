@@ -3,13 +3,13 @@
 A *comparison group* is a set of cells whose ratios users read (``comparison_groups``): a model's
 train and deploy forms on one backend, the rows of one guideline table at one width on one backend,
 or, when asked, one cell on several backends. Each cell of a group gets its own worker process, all
-are prepared and warmed up first, and then the lockstep scheduler (``benchbench.lockstep``) drives
+are prepared and warmed up first, and then the lockstep scheduler (``benchbench.measure.scheduler``) drives
 them block by block in alternating order. A cell with nothing to compare is a group of one.
 
 Failures never stop a sweep. A backend that is not installed gives ``unavailable`` cells, an export or
 runtime that rejects a model gives ``unsupported``, a worker that dies gives ``crashed``, one that
 overruns gives ``timeout``; the group's other cells go on. Each finished group is appended to the run's
-journal (``benchbench.journal``) and fsynced, so finished cells are on disk whatever happens next; a
+journal (``benchbench.results.journal``) and fsynced, so finished cells are on disk whatever happens next; a
 journal that cannot be written stops the sweep (``WriteError``).
 """
 
@@ -20,15 +20,15 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ._manager import ForkServer, Worker, WorkerLost
-from .builds import artifact_for, build_group, ensure_build
+from benchbench.processes.manager import ForkServer, Worker, WorkerLost
+from benchbench.build.builds import artifact_for, build_group, ensure_build
 from .executor import Executor, LocalExecutor
-from .export import FORMATS
-from .journal import Journal
-from .lockstep import Arm, run_lockstep
-from .protocol import Block, BlockDone, Failed, Finish, Finished, Prepare, Ready
-from .result import CellResult, RunResult
-from .spec import CellSpec, MeasureConfig
+from benchbench.build.export import FORMATS
+from benchbench.results.journal import Journal
+from .scheduler import Arm, run_lockstep
+from benchbench.processes.protocol import Block, BlockDone, Failed, Finish, Finished, Prepare, Ready
+from benchbench.results.record import CellResult, RunResult
+from benchbench.core.spec import CellSpec, MeasureConfig
 
 __all__ = ["LOCKSTEP_MODES", "comparison_groups", "measure_group", "run_sweep"]
 
@@ -88,7 +88,7 @@ def _preflight(spec: CellSpec, formats: set[str], builds: dict, config: MeasureC
     if not available:
         return CellResult(spec, "unavailable", why)
     if spec.source is not None:  # a user's model file
-        from .artifact_builds import preflight
+        from benchbench.build.file_builds import preflight
 
         return preflight(spec, runner_cls, builds, config)
     min_input = model_info(spec.model).min_input
@@ -262,7 +262,7 @@ def run_sweep(
     once, when the sweep ends or is interrupted. ``done`` (``--resume``): group index -> (scheduler
     records, cells) of groups finished earlier; they take their place in ``run`` unmeasured.
 
-    A roofline calibration in ``run.meta["roofline"]`` (``benchbench.calibration.calibrate_run``, run
+    A roofline calibration in ``run.meta["roofline"]`` (``benchbench.measure.calibration.calibrate_run``, run
     first by the caller) places every cell on it.
 
     ``rounds`` (a number, or one per cell spec; a group takes its largest) measures a group that many
@@ -271,10 +271,10 @@ def run_sweep(
     built over all of them, so they include the variation between processes and rounds.
 
     ``fork_servers``: measuring workers are forked from one server per backend and threads that has
-    imported the runtime already (``benchbench._manager.ForkServer``); False starts each as a fresh
+    imported the runtime already (``benchbench.processes.manager.ForkServer``); False starts each as a fresh
     interpreter. Every fork server is stopped before this returns.
 
-    ``executor`` (``benchbench.executor``) measures the groups; the default measures them here, in order
+    ``executor`` (``benchbench.measure.executor``) measures the groups; the default measures them here, in order
     (``LocalExecutor``). One given by the caller is the caller's to close.
     """
     from benchbench.runners import get_runner

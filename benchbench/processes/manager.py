@@ -1,6 +1,6 @@
 """Worker processes, parent side: start them, talk to them in protocol records, and never lose one.
 
-A :class:`Worker` is one child process (``benchbench._worker``) connected by a socket pair. Every
+A :class:`Worker` is one child process (``benchbench.measure.worker``) connected by a socket pair. Every
 request has a deadline; a worker that overruns it is killed with its whole process group (runtimes
 may spawn helpers) and reported as ``timeout``, one that dies as ``crashed`` with its exit status and
 the tail of its log. :meth:`Worker.close` always reaps the process, so none outlives the harness.
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .faults import oom_killed
+from benchbench.core.faults import oom_killed
 from .protocol import Failed, Job, JobDone, ProtocolError, Reap, Reaped, Spawn, Spawned, decode, encode
 
 __all__ = ["WorkerLost", "Worker", "ForkServer", "module_command", "worker_env", "run_job"]
@@ -62,7 +62,7 @@ def _tail(path: Path, lines: int = 3) -> str:
 
 class ForkServer:
     """A process that has imported one backend's runtime and forks measuring workers on request
-    (``benchbench._worker``, fork-server mode): a worker then starts in milliseconds, not seconds.
+    (``benchbench.measure.worker``, fork-server mode): a worker then starts in milliseconds, not seconds.
     One per (backend, threads): the thread count is in the environment the runtime reads at import."""
 
     def __init__(self, backend: str, threads: int):
@@ -73,7 +73,7 @@ class ForkServer:
         try:
             with open(Path(self._tmp.name) / "server.log", "wb") as log:
                 self.proc = subprocess.Popen(
-                    module_command("benchbench._worker", str(child.fileno()), str(os.getpid()), backend),
+                    module_command("benchbench.measure.worker", str(child.fileno()), str(os.getpid()), backend),
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(threads),
                     pass_fds=(child.fileno(),), start_new_session=True,
                 )
@@ -168,7 +168,7 @@ class Worker:
             else:
                 with open(self.log_path, "wb") as log:
                     self.proc = subprocess.Popen(
-                        module_command("benchbench._worker", str(child.fileno()), str(os.getpid())),
+                        module_command("benchbench.measure.worker", str(child.fileno()), str(os.getpid())),
                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(threads),
                         pass_fds=(child.fileno(),), start_new_session=True,  # its own group: killed as one
                     )

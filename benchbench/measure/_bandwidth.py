@@ -1,4 +1,4 @@
-"""Memory-bandwidth worker: ``python -m benchbench._bandwidth DEVICE THREADS RESULT.json``.
+"""Memory-bandwidth worker: ``python -m benchbench.measure._bandwidth DEVICE THREADS RESULT.json``.
 
 Times a large copy (``dst.copy_(src)``, 256 MiB each) and writes the best rate to RESULT.json. A copy
 moves 2 bytes per byte copied (one read, one write), the STREAM "Copy" convention; write-allocate

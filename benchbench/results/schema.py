@@ -1,6 +1,6 @@
 """The shape of a ``results.json`` document (schema version 2), checked on load with pydantic.
 
-These models validate; they are not the in-memory objects (those are ``benchbench.result``'s
+These models validate; they are not the in-memory objects (those are ``benchbench.results.record``'s
 dataclasses, built from the same document once it has passed). They check what the readers rely on:
 compare and claim index ``spec`` fields and do arithmetic on samples and model metadata, and the
 reports format ``meta``. Keys they do not name are allowed, so a file with more metadata than this
@@ -105,7 +105,7 @@ class Round(_Open):
 
 class BlockRecord(_Open):
     """A timed block: ``n`` consecutive samples of ``samples_ns``, its place in the lockstep order, and its
-    measured interference (``benchbench.interference``)."""
+    measured interference (``benchbench.measure.interference``)."""
 
     n: Positive
     round: Count
@@ -115,7 +115,7 @@ class BlockRecord(_Open):
 
 
 class Host(_Open):
-    """Where a cell was measured on a cluster (``benchbench.cluster``): the worker's host and address, its
+    """Where a cell was measured on a cluster (``benchbench.measure.cluster``): the worker's host and address, its
     device resource, the group's start and end (Unix seconds, that host's clock), its machine and packages."""
 
     name: Name

@@ -19,8 +19,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from . import strictjson
-from .result import SCHEMA, SCHEMA_VERSION, CellResult, RunResult, SchemaError, load_run, parse_json, run_from_document
+from benchbench.core import strictjson
+from .record import SCHEMA, SCHEMA_VERSION, CellResult, RunResult, SchemaError, load_run, parse_json, run_from_document
 
 __all__ = ["JOURNAL", "RESULTS", "Journal", "WriteError", "read_journal", "load_results"]
 

@@ -1,6 +1,6 @@
 """Per-operator profiles: one table for every backend, measured apart from the timed samples.
 
-A profile is taken in its own worker process (a ``profile`` job of ``benchbench._worker``) after
+A profile is taken in its own worker process (a ``profile`` job of ``benchbench.measure.worker``) after
 the cell has been measured, because a profiler slows the very kernels it times: ORT writes an event
 per node, OpenVINO's performance counters need a separate compile, torch.profiler wraps every op.
 The cell's latency samples come from the ordinary measuring worker and never see a profiler.
@@ -73,9 +73,9 @@ def profile_cell(cell, config, runs: int = PROFILE_RUNS) -> dict:
     """Profile one measured cell in a fresh worker; returns the record stored as ``metrics["profile"]``."""
     from benchbench.runners import get_runner
 
-    from ._manager import run_job
-    from .builds import artifact_for, ensure_build
-    from .export import FORMATS
+    from benchbench.processes.manager import run_job
+    from benchbench.build.builds import artifact_for, ensure_build
+    from benchbench.build.export import FORMATS
 
     spec = cell.spec
     runner_cls = get_runner(spec.backend)

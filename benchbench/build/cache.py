@@ -1,6 +1,6 @@
 """The verified artifact cache: atomic writes, per-key locks, hashed manifests, and ``benchbench cache``.
 
-A build's folder (``<cache>/<key>/``, see ``benchbench.export``) holds its files and ``build.json``, the
+A build's folder (``<cache>/<key>/``, see ``benchbench.build.export``) holds its files and ``build.json``, the
 manifest. Every file is written to a temporary name in the same folder, fsynced and renamed over its
 final name, so a reader sees the old file or the new one, never half of one. The manifest records each
 file's size and sha256 under ``files``, with paths relative to the build's folder, so a cache that is
@@ -241,7 +241,7 @@ def entries(root: Path | None = None) -> list[Entry]:
         model = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
         arts = manifest.get("artifacts") if isinstance(manifest.get("artifacts"), dict) else {}
         formats = ",".join(f for f, e in sorted(arts.items()) if isinstance(e, dict) and e.get("status") == "ok")
-        parts = item.name.split("-")  # <model>-<variant>-<digest> (benchbench.export.build_key)
+        parts = item.name.split("-")  # <model>-<variant>-<digest> (benchbench.build.export.build_key)
         variant = manifest.get("variant") or (parts[-2] if len(parts) >= 3 else "")
         mtime = (item / "build.json").lstat().st_mtime if (item / "build.json").exists() else item.lstat().st_mtime
         out.append(Entry(item.name, str(model.get("name") or "(incomplete or unreadable)"), str(variant),

@@ -83,7 +83,7 @@ class Block:
 @dataclass(frozen=True)
 class BlockDone:
     samples_ns: list
-    interference: dict  # benchbench.interference.block_interference
+    interference: dict  # benchbench.measure.interference.block_interference
     idle_cpu_ns: int  # CPU this worker used between its previous block (settled) and this one
     settle_ns: int = 0  # how long after the block its thread pools took to go quiet
 

@@ -1,6 +1,6 @@
 """``benchbench doctor``: can this machine resolve a comparison right now, and how fine a one?
 
-Two parts. The machine's state (``benchbench.machine``): load, CPU taken by other processes, steal,
+Two parts. The machine's state (``benchbench.measure.machine``): load, CPU taken by other processes, steal,
 cores against threads, governor and turbo. Then an **A/A comparison**: one artifact in two workers,
 measured in lockstep exactly as a train/deploy pair is. Both arms run the same thing, so the true ratio
 is 1.00: the interval must contain it, and its half-width is the smallest difference this machine can
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .lockstep import RatioEstimate, ratio
-from .spec import CellSpec, MeasureConfig
+from .scheduler import RatioEstimate, ratio
+from benchbench.core.spec import CellSpec, MeasureConfig
 
 __all__ = ["AAResult", "aa_check"]
 
@@ -35,9 +35,9 @@ def aa_check(spec: CellSpec, config: MeasureConfig) -> AAResult:
     """Measure ``spec`` against itself in two lockstep workers; the ratio's interval should hold 1."""
     from benchbench.runners import get_runner
 
-    from .builds import build_group
-    from .export import FORMATS
-    from .harness import measure_group
+    from benchbench.build.builds import build_group
+    from benchbench.build.export import FORMATS
+    from .sweep import measure_group
 
     fmt = get_runner(spec.backend).artifact_for(dict(spec.options))
     formats = {build_group(spec): {fmt} & set(FORMATS)}

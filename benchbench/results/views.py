@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .lockstep import RatioEstimate, cell_ratio
-from .result import CellResult, RunResult
+from benchbench.measure.scheduler import RatioEstimate, cell_ratio
+from .record import CellResult, RunResult
 
 __all__ = ["rows", "terminal_table", "markdown_report", "write_csv", "write_reports", "speedups", "run_header",
            "ratio_text"]

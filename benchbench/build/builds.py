@@ -1,7 +1,7 @@
 """Builds, parent side: find a cell's verified cached build or run a build worker, and pick the artifact its
 runner takes. The build itself (export, counts, reference outputs) runs in a worker: ``export.build``.
 
-A cached build is used only once its files check out against its manifest (``benchbench.cache.verify``).
+A cached build is used only once its files check out against its manifest (``benchbench.build.cache.verify``).
 A bad entry (a truncated or corrupted file, a manifest that does not parse, a missing file) is rebuilt
 once, with a one-line notice on stderr. An entry of layout 1 (absolute paths, no hashes) whose files all
 sit in its own folder is upgraded in place instead, hashing its files as they are (``_upgrade``): a cache
@@ -17,9 +17,9 @@ import sys
 import time
 
 from . import cache
-from ._manager import run_job
+from benchbench.processes.manager import run_job
 from .export import FORMATS, build_key, cache_root
-from .spec import CellSpec, MeasureConfig
+from benchbench.core.spec import CellSpec, MeasureConfig
 
 __all__ = ["input_shape", "build_group", "ensure_build", "artifact_for"]
 
@@ -37,7 +37,7 @@ def input_shape(spec: CellSpec) -> list[int]:
 def build_group(spec: CellSpec) -> tuple:
     """Cells sharing a model, variant and input share one build (each backend's artifact in it)."""
     if spec.source is not None:
-        from .artifact_builds import artifact_group
+        from .file_builds import artifact_group
 
         return artifact_group(spec)
     return (spec.model, spec.variant, spec.input_size, spec.batch, spec.seed)
@@ -155,7 +155,7 @@ def ensure_build(spec: CellSpec, formats: set[str], config: MeasureConfig) -> di
                 shutil.rmtree(build_dir, ignore_errors=True)  # rebuilt from nothing: no part of it is trusted
             return _run_build(spec, shape, build_dir, formats, config)
     except OSError as exc:  # the lock file or folder: a cache that cannot be written
-        from .faults import env_fault
+        from benchbench.core.faults import env_fault
 
         why = env_fault(exc) or f"{exc.strerror or exc}"
         return {"status": "env-error", "reason": f"cache {root}: {why}"}

@@ -34,11 +34,11 @@ import time
 import uuid
 from pathlib import Path
 
-from . import cache
-from .builds import _needed_files, build_group, ensure_build
+from benchbench.build import cache
+from benchbench.build.builds import _needed_files, build_group, ensure_build
 from .executor import Executor, ExecutorError, GroupDone
-from .result import CellResult
-from .spec import CellSpec, MeasureConfig
+from benchbench.results.record import CellResult
+from benchbench.core.spec import CellSpec, MeasureConfig
 
 __all__ = ["DEVICE_PREFIX", "DaskExecutor", "connect", "device_resource", "worker_devices"]
 
@@ -267,7 +267,7 @@ def _install(payload: dict) -> dict:
     """A shipped build in this host's cache, verified: the build record ``measure_group`` takes."""
     if payload.get("status") != "ok":
         return payload
-    from .export import cache_root
+    from benchbench.build.export import cache_root
 
     root, manifest, files = cache_root(), payload["manifest"], payload["files"]
     folder = root / payload["key"]
@@ -284,7 +284,7 @@ def _install(payload: dict) -> dict:
                 if problem := cache.verify(folder, manifest, list(files)):
                     return {"status": "error", "reason": f"artifact failed its check on arrival: {problem}"}
     except OSError as exc:
-        from .faults import env_fault
+        from benchbench.core.faults import env_fault
 
         return {"status": "env-error", "reason": f"cache {root}: {env_fault(exc) or exc.strerror or exc}"}
     return {"status": "ok", "manifest": manifest, "dir": str(folder), "cached": cached}
@@ -293,7 +293,7 @@ def _install(payload: dict) -> dict:
 @functools.cache
 def _machine() -> tuple[dict, dict]:
     """This host's machine record and package versions (once per worker process)."""
-    from .env import environment
+    from benchbench.core.env import environment
 
     env = environment()
     packages = env.pop("packages", {})
@@ -306,7 +306,7 @@ def _measure_remote(specs: list[dict], config: dict, formats: dict, payloads: di
     measure the group; returns (cells as dicts, scheduler record, host record, seconds)."""
     from distributed import get_worker
 
-    from .harness import measure_group
+    from .sweep import measure_group
     from .machinelock import measuring
 
     worker = get_worker()
@@ -337,7 +337,7 @@ def _doctor() -> dict:
 
     from benchbench.runners import get_runner, list_runners
 
-    from ._manager import module_command
+    from benchbench.processes.manager import module_command
 
     proc = subprocess.run(module_command("benchbench", "doctor"), capture_output=True, text=True, timeout=900)
     backends = {name: get_runner(name).is_available() for name in list_runners()}
@@ -367,11 +367,11 @@ def doctor(address: str, timeout_s: float = 900.0) -> int:
         executor.close()
 
 
-if __name__ == "__main__":  # python -m benchbench.cluster tcp://HOST:8786: is every measuring worker usable?
+if __name__ == "__main__":  # python -m benchbench.measure.cluster tcp://HOST:8786: is every measuring worker usable?
     import sys
 
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m benchbench.cluster tcp://HOST:8786")
+        sys.exit("usage: python -m benchbench.measure.cluster tcp://HOST:8786")
     try:
         sys.exit(doctor(sys.argv[1]))
     except ExecutorError as exc:

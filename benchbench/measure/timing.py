@@ -1,7 +1,7 @@
 """Warm-up: run inferences until both a count and a time bound are met, before anything is timed.
 
 The backend owns each timed call (``time_once`` returns nanoseconds, with any device sync inside).
-What happens after warm-up, the timed blocks, is the lockstep scheduler's (``benchbench.lockstep``).
+What happens after warm-up, the timed blocks, is the lockstep scheduler's (``benchbench.measure.scheduler``).
 The clock is injectable so the policy is testable with a fake one.
 """
 
@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .spec import MeasureConfig
+from benchbench.core.spec import MeasureConfig
 
 __all__ = ["WarmUp", "warm_up"]
 

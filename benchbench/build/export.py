@@ -4,7 +4,7 @@ A *build* is keyed by everything that determines its bytes: the model name, vari
 seed, the zoo's source, and the exporter versions. Its directory under the cache holds ``input.npy``,
 ``reference.npz`` (PyTorch eager float32 outputs, the parity reference), one file per exported format
 (``model.onnx``, ``model.tflite``) and ``build.json`` describing them. A second run with the same key
-builds nothing. Builds run in a worker subprocess (``benchbench._worker``, a build job), so a converter
+builds nothing. Builds run in a worker subprocess (``benchbench.measure.worker``, a build job), so a converter
 that crashes takes down only that build.
 """
 
@@ -22,8 +22,8 @@ import warnings
 from pathlib import Path
 
 from .cache import LAYOUT, atomic_path, cache_root, file_record, read_json, seal, write_json
-from .env import package_versions
-from .faults import EnvError, UserModelError, env_fault
+from benchbench.core.env import package_versions
+from benchbench.core.faults import EnvError, UserModelError, env_fault
 
 __all__ = ["FORMATS", "cache_root", "build_key", "build", "short_reason", "artifact_files", "artifact_bytes"]
 
@@ -196,7 +196,7 @@ def _where(model: str) -> str:
 
 def _eager(job: dict):
     """The model and its reference outputs in PyTorch eager, or :class:`UserModelError`: a model that
-    cannot be built or run here is the model's fault, not a converter's (``benchbench.faults``)."""
+    cannot be built or run here is the model's fault, not a converter's (``benchbench.core.faults``)."""
     import numpy as np
     import torch
 
@@ -250,7 +250,7 @@ def _write(manifest: dict, out_dir: Path, name: str, write) -> list[str]:
 
 def build(job: dict) -> dict:
     """Create (or complete) a cached build. Runs inside a worker, under the build's lock (taken by
-    ``benchbench.builds``); returns build.json's content. Every file and the manifest are written
+    ``benchbench.build.builds``); returns build.json's content. Every file and the manifest are written
     atomically, the manifest after each step, so an interrupted build keeps what it finished."""
     import numpy as np
     import torch

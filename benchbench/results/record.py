@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import strictjson
+from benchbench.core import strictjson
 from .schema import validate_document
-from .spec import CellSpec
-from .stats import summarize
+from benchbench.core.spec import CellSpec
+from benchbench.core.stats import summarize
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "STATUSES", "CellResult", "RunResult", "load_run", "SchemaError",
            "parse_json", "run_from_document"]
@@ -54,13 +54,13 @@ class CellResult:
     artifact: dict = field(default_factory=dict)  # format, path, bytes, exporter, export time
     metrics: dict = field(default_factory=dict)  # fragmentation, element-ops, roofline
     # Timed blocks, in order: n samples (a slice of samples_ns), the lockstep session and round, and the
-    # block's measured interference (benchbench.interference). Empty for schema-1 files.
+    # block's measured interference (benchbench.measure.interference). Empty for schema-1 files.
     blocks: list[dict] = field(default_factory=list)
     group: int | None = None  # index into RunResult.groups when measured in lockstep with other cells
     # Schema-1 files only: per-round records of the old keep-the-fastest-round rule.
     rounds: list[dict] = field(default_factory=list)
     fault: str | None = None  # "user": an error cell whose model fails in PyTorch eager (run exits 2)
-    # Where it was measured, on a cluster (benchbench.cluster): host name, worker, device, start and end
+    # Where it was measured, on a cluster (benchbench.measure.cluster): host name, worker, device, start and end
     # time, machine and package versions. Empty for a local run: the run's meta.environment says it once.
     host: dict = field(default_factory=dict)
 
@@ -75,7 +75,7 @@ class CellResult:
     def recompute(self, noisy_ci: float = 0.05, noisy_cv: float = 0.10) -> None:
         """Statistics from the raw samples: over blocks when the cell has them (``lockstep.cell_stats``),
         else over the pooled samples (schema-1 cells: ``stats.interval`` says so)."""
-        from .lockstep import cell_stats
+        from benchbench.measure.scheduler import cell_stats
 
         if not self.samples_ns:
             self.stats = {}
@@ -142,7 +142,7 @@ class RunResult:
     cells: list[CellResult] = field(default_factory=list)
     path: Path | None = None
     # Lockstep groups: {"id", "cells": [indices into cells], "rounds": [scheduler record per round]}.
-    # Their ratios are not stored: they are recomputed from the cells' blocks (benchbench.lockstep.ratio).
+    # Their ratios are not stored: they are recomputed from the cells' blocks (benchbench.measure.scheduler.ratio).
     groups: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -157,7 +157,7 @@ class RunResult:
     def save(self, path: str | Path | None = None) -> Path:
         """Write atomically (temp file + rename): a crash mid-write never loses finished cells.
 
-        The file is strict JSON: non-finite floats are written as null (see ``benchbench.strictjson``).
+        The file is strict JSON: non-finite floats are written as null (see ``benchbench.core.strictjson``).
         """
         path = Path(path or self.path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -259,7 +259,7 @@ def load_run(path: str | Path) -> RunResult:
     """Read a result file, migrating old schema versions and recomputing statistics from samples.
 
     Anything that is not a readable result of a known schema version and the right shape (see
-    ``benchbench.schema``) raises :class:`SchemaError`, whose one-line message names the file.
+    ``benchbench.results.schema``) raises :class:`SchemaError`, whose one-line message names the file.
     """
     path = Path(path)
     return run_from_document(_read_json(path), path)

@@ -58,7 +58,7 @@ def _device(backend: str) -> str:
 
 def calibration_key(backend: str, threads: int) -> str:
     """Cache identity: machine, backend, threads and the versions that could change the figures."""
-    from benchbench.env import environment
+    from benchbench.core.env import environment
     from benchbench.runners import get_runner
 
     env = environment()
@@ -77,7 +77,7 @@ def calibration_key(backend: str, threads: int) -> str:
 
 
 def _calibration_config():
-    from benchbench.spec import MeasureConfig
+    from benchbench.core.spec import MeasureConfig
 
     # Enough samples for a stable minimum; the kernels take milliseconds each.
     return MeasureConfig(warmup_min_count=3, warmup_min_s=0.3, min_count=15, min_s=0.5, max_s=3.0,
@@ -85,12 +85,12 @@ def _calibration_config():
 
 
 def _measure_bandwidth(device: str, threads: int, timeout_s: float = 300) -> dict:
-    from benchbench._manager import module_command, worker_env
+    from benchbench.processes.manager import module_command, worker_env
 
     env = worker_env(threads)
     with tempfile.TemporaryDirectory(prefix="bb-bandwidth-") as tmp:
         out = Path(tmp) / "bandwidth.json"
-        cmd = module_command("benchbench._bandwidth", device, str(threads), str(out))
+        cmd = module_command("benchbench.measure._bandwidth", device, str(threads), str(out))
         try:
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -102,9 +102,9 @@ def _measure_bandwidth(device: str, threads: int, timeout_s: float = 300) -> dic
 
 
 def _measure_peak(backend: str, threads: int) -> dict:
-    from benchbench.harness import run_sweep
-    from benchbench.result import RunResult
-    from benchbench.spec import CellSpec
+    from .sweep import run_sweep
+    from benchbench.results.record import RunResult
+    from benchbench.core.spec import CellSpec
 
     config = _calibration_config()
     cells = [CellSpec(f"{_KERNEL_FILE}:{k}", "deploy", backend, 1, CALIBRATION_INPUT, threads) for k in KERNELS]
@@ -168,7 +168,7 @@ def read_cached(path: Path) -> tuple[dict | None, str | None]:
     """(entry, None) for a cached calibration that is intact and under ``CACHE_TTL_S`` old; (None, why) for a
     corrupt one (truncated, unparsable, a checksum mismatch, a wrong shape): treated as absent; (None,
     None) when there is none or it is too old or failed."""
-    from .cache import read_json, sealed
+    from benchbench.build.cache import read_json, sealed
 
     if not path.exists():
         return None, None
@@ -198,7 +198,7 @@ def calibrate(
     ``ridge_flop_per_byte``, the per-kernel figures, ``measured_at`` and ``machine`` (the machine's state
     when it was measured), ``cached`` and ``key``.
     """
-    from .cache import cache_root, seal, write_json
+    from benchbench.build.cache import cache_root, seal, write_json
 
     if mode not in ("auto", "cached", "fresh"):
         raise ValueError(f"unknown calibration mode '{mode}' (auto, cached or fresh)")

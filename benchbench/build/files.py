@@ -1,7 +1,7 @@
 """A user's own model file as a cell (``--model model.onnx``, ``.tflite``, ``.xml``): its source, its inputs'
 shapes and data, and the build job that counts it and computes the parity reference.
 
-* :func:`resolve_source` turns a path and the shape flags into an :class:`~benchbench.spec.ArtifactSource`
+* :func:`resolve_source` turns a path and the shape flags into an :class:`~benchbench.core.spec.ArtifactSource`
   (content hash, concrete shape of every declared input), or raises :class:`ArtifactError` (one line);
 * :func:`input_arrays` makes the inputs: the user's ``--input-data`` arrays, else seeded random data in a
   valid range for each dtype;
@@ -19,7 +19,7 @@ import json
 import re
 from pathlib import Path
 
-from .spec import ArtifactSource
+from benchbench.core.spec import ArtifactSource
 
 __all__ = ["ArtifactError", "is_artifact", "parse_input_shape", "resolve_source", "input_arrays", "build",
            "backends_for"]
@@ -31,7 +31,7 @@ class ArtifactError(Exception):
 
 def is_artifact(text: str) -> bool:
     """Whether a ``--model`` entry names a model file of a known format (by suffix)."""
-    from .formats import format_for
+    from benchbench.formats import format_for
 
     return ":" not in Path(text).name and format_for(text) is not None
 
@@ -99,7 +99,7 @@ def resolve_source(path: str, shapes: dict[str, tuple[int, ...]], batch: int | N
                    size: tuple[int, int] | None = None, input_data: str | None = None,
                    reference: str | None = None) -> ArtifactSource:
     """The source of a user's model file at concrete input shapes; ArtifactError for any problem."""
-    from .formats import FormatError, format_for
+    from benchbench.formats import FormatError, format_for
 
     file = Path(path).expanduser()
     fmt = format_for(file)
@@ -188,8 +188,8 @@ def build(job: dict) -> dict:
 
     from .cache import LAYOUT, file_record, seal, write_json
     from .export import short_reason
-    from .formats import get_format
-    from .spec import ArtifactSource
+    from benchbench.formats import get_format
+    from benchbench.core.spec import ArtifactSource
 
     source = ArtifactSource.from_dict(job["source"])
     out_dir = Path(job["dir"])
@@ -255,7 +255,7 @@ def build_ident(source: ArtifactSource, seed: int) -> str:
     """The cache key of an artifact build: what decides its inputs, counts and reference outputs."""
     from benchbench.metrics import METRICS_VERSION
 
-    from .env import package_versions
+    from benchbench.core.env import package_versions
 
     ident = {"source": {k: v for k, v in source.to_dict().items() if k not in ("path", "input_data")},
              "seed": seed, "metrics": METRICS_VERSION, "versions": package_versions()}
@@ -270,8 +270,8 @@ def file_cells(files: list[str], vs: str | None, backends: list[str], available:
     """The cells of the user's model files on ``backends``, and their display names. One cell per file and
     backend (variant ``artifact``); with ``vs``, the pair ``before``/``after`` per backend, measured in
     lockstep. ArtifactError for a file, a shape flag or a pair that cannot be used."""
-    from .formats import get_format
-    from .spec import CellSpec
+    from benchbench.formats import get_format
+    from benchbench.core.spec import CellSpec
 
     if vs is not None and len(files) != 1:
         raise ArtifactError(f"--vs pairs one model file with another; --model gives {len(files)} model files")
@@ -317,7 +317,7 @@ def file_cells(files: list[str], vs: str | None, backends: list[str], available:
 
 
 def _format_name(path: str) -> str:
-    from .formats import format_for
+    from benchbench.formats import format_for
 
     return format_for(path).name
 

@@ -1,5 +1,5 @@
 """Builds of a user's model file, parent side: find the verified cached build (inputs, counts, reference
-outputs) or run a build worker (``benchbench.artifacts.build``), and hand each cell's runner the file.
+outputs) or run a build worker (``benchbench.build.files.build``), and hand each cell's runner the file.
 
 A backend that does not run the file's format gets an ``unsupported`` cell that names the format and the
 backends that do run it: a user's file is never converted, since a conversion changes the graph measured.
@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 from . import cache
-from ._manager import run_job
-from .artifacts import backends_for, build_ident
+from benchbench.processes.manager import run_job
+from .files import backends_for, build_ident
 from .export import cache_root
-from .result import CellResult
-from .spec import CellSpec, MeasureConfig
+from benchbench.results.record import CellResult
+from benchbench.core.spec import CellSpec, MeasureConfig
 
 __all__ = ["artifact_group", "ensure_artifact_build", "artifact_for", "preflight"]
 
@@ -67,7 +67,7 @@ def ensure_artifact_build(spec: CellSpec, config: MeasureConfig) -> dict:
                 manifest = result
                 cache.trust(build_dir, manifest)
     except OSError as exc:
-        from .faults import env_fault
+        from benchbench.core.faults import env_fault
 
         return {"status": "env-error", "reason": f"cache {root}: {env_fault(exc) or exc.strerror or exc}"}
     has_reference = "reference.npz" in manifest["files"]

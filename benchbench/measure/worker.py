@@ -1,14 +1,14 @@
-"""The worker process (child side): ``python -P -m benchbench._worker FD PARENT_PID [BACKEND]``.
+"""The worker process (child side): ``python -P -m benchbench.measure.worker FD PARENT_PID [BACKEND]``.
 
 Every cell runs in a process of its own that imports only its runtime, as on a real device. The
-harness (``benchbench._manager``) talks to it over the socket inherited as FD, with the typed records of
-``benchbench.protocol``; stdout and stderr go to a log file (runtimes write there). The first record
+harness (``benchbench.processes.manager``) talks to it over the socket inherited as FD, with the typed records of
+``benchbench.processes.protocol``; stdout and stderr go to a log file (runtimes write there). The first record
 decides what the worker is:
 
 * ``Prepare``: a *measuring* worker. It loads the runtime and the artifact, times init and the first
   inference, warms up, answers ``Ready``, and then times one block of inferences per ``Block`` record
   until ``Finish``, when it checks parity and reports memory and metadata;
-* ``Job(mode="build")``: export a model's artifacts into the cache (``benchbench.export.build``);
+* ``Job(mode="build")``: export a model's artifacts into the cache (``benchbench.build.export.build``);
 * ``Job(mode="profile")``: prepare a cell and return its backend's per-operator profile.
 
 With a BACKEND argument the process is a **fork server** instead: it imports that backend's runtime
@@ -32,7 +32,7 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from .protocol import (
+from benchbench.processes.protocol import (
     Block, BlockDone, Failed, Finish, Finished, Job, JobDone, Prepare, ProtocolError, Ready, Reap, Reaped, Spawn,
     Spawned, decode, encode,
 )
@@ -94,14 +94,14 @@ def load_inputs(path: str):
 
 def failure_record(exc: Exception) -> Failed:
     """How a failure inside a worker is reported (call it in the ``except``): never raised, the sweep goes on."""
-    from benchbench.export import short_reason
+    from benchbench.build.export import short_reason
     from benchbench.runners.base import BackendUnavailable, UnsupportedModel
 
     if isinstance(exc, UnsupportedModel):
         return Failed("unsupported", short_reason(exc))
     if isinstance(exc, BackendUnavailable):
         return Failed("unavailable", str(exc))
-    from benchbench.faults import env_fault
+    from benchbench.core.faults import env_fault
 
     if why := env_fault(exc):  # out of memory in a runtime is the machine's limit, not the model's fault
         return Failed("env-error", why, traceback.format_exc(limit=6))
@@ -134,7 +134,7 @@ def _settle(window_s: float = 0.005, quiet_ns: int = 500_000, max_s: float = 0.2
     ~4 ms ticks, so one short window can read 0 while a thread spins). ``idle_cpu_ns`` of the next block
     measures what still leaks.
     """
-    from benchbench.interference import runnable_ns
+    from .interference import runnable_ns
 
     start = time.perf_counter_ns()
     deadline = start + max_s * 1e9
@@ -150,10 +150,10 @@ def _measure(channel: _Channel, prep: Prepare) -> None:
     """The measuring worker's life: prepare, warm up, Ready; then blocks until Finish."""
     import numpy as np
 
-    from benchbench.interference import block_interference, snapshot
-    from benchbench.parity import parity
-    from benchbench.spec import CellSpec, MeasureConfig
-    from benchbench.timing import warm_up
+    from .interference import block_interference, snapshot
+    from .parity import parity
+    from benchbench.core.spec import CellSpec, MeasureConfig
+    from .timing import warm_up
 
     spec = CellSpec.from_dict(prep.spec)
     config = MeasureConfig.from_dict(prep.config)
@@ -219,12 +219,12 @@ def _measure(channel: _Channel, prep: Prepare) -> None:
 
 
 def _build(payload: dict):
-    """The build job. Its failures say whose they are (``benchbench.faults``): ``user-error`` (the model
+    """The build job. Its failures say whose they are (``benchbench.core.faults``): ``user-error`` (the model
     fails in PyTorch eager; the parent files it as status ``error``, fault ``user``), ``env-error`` (out of
     memory, a full disk, an unwritable cache) or ``error`` (anything else: a bug, with its traceback).
     A converter's refusal is no failure of the job: it is recorded per format in the manifest."""
-    from benchbench.export import build, short_reason
-    from benchbench.faults import UserModelError, env_fault
+    from benchbench.build.export import build, short_reason
+    from benchbench.core.faults import UserModelError, env_fault
 
     try:
         return JobDone(build(payload))
@@ -240,7 +240,7 @@ def _profile(payload: dict):
     """Prepare the cell's backend, warm up, and ask it for its per-op view."""
     import numpy as np
 
-    from benchbench.spec import CellSpec
+    from benchbench.core.spec import CellSpec
 
     spec = CellSpec.from_dict(payload["spec"])
     try:
@@ -258,8 +258,8 @@ def _profile(payload: dict):
 
 
 def _artifact(payload: dict):
-    """The build job of a user's model file (``benchbench.artifacts.build``): counts, inputs, reference."""
-    from benchbench.artifacts import build
+    """The build job of a user's model file (``benchbench.build.files.build``): counts, inputs, reference."""
+    from benchbench.build.files import build
 
     try:
         return JobDone(build(payload))
@@ -309,7 +309,8 @@ def _fork_server(ctrl: socket.socket, backend: str) -> int:
 
     import numpy  # noqa: F401  (every worker loads its input with it)
 
-    from benchbench import interference, parity, spec, timing  # noqa: F401  (what _measure imports)
+    from benchbench.core import spec  # noqa: F401  (what _measure imports)
+    from benchbench.measure import interference, parity, timing  # noqa: F401
     from benchbench.runners import get_runner
 
     for module in get_runner(backend).preload_modules():

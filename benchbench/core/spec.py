@@ -17,7 +17,7 @@ def physical_cores() -> int:
 @dataclass(frozen=True)
 class MeasureConfig:
     """Sampling policy. Warm-up ends on both a count and a time bound; then the cells of a comparison
-    group take turns timing blocks of about ``block_s`` (``benchbench.lockstep``).
+    group take turns timing blocks of about ``block_s`` (``benchbench.measure.scheduler``).
 
     Sampling stops once every ratio in the group (alone: the cell's median) has a 95% interval within
     ``target_ci`` (relative half-width) and at least ``min_blocks`` rounds and ``min_s`` per cell have
@@ -65,7 +65,7 @@ class ArtifactSource:
     """A user's own model file (``--model model.onnx``): where it is, what it is, and the input shapes it is
     measured at. ``sha256`` (of the file and its sidecars) is its identity: compare matches cells by it, not
     by path. ``reference`` is the backend whose outputs are the parity reference (there is no PyTorch
-    model); ``input_data`` an ``.npz`` of the user's inputs, else seeded random data (``benchbench.artifacts``)."""
+    model); ``input_data`` an ``.npz`` of the user's inputs, else seeded random data (``benchbench.build.files``)."""
 
     path: str
     format: str  # a name in benchbench.formats: onnx, tflite, openvino_ir

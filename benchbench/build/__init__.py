@@ -1,0 +1,1 @@
+"""The build stage: exports, the verified cache, users' model files."""

@@ -1,0 +1,1 @@
+"""Shared leaves: cell specs, statuses, statistics, registries, the environment."""

@@ -1,0 +1,1 @@
+"""The measure stage: the sweep, comparison groups in lockstep, workers, executors."""

@@ -1,0 +1,1 @@
+"""Worker processes, parent side, and the records they exchange."""

@@ -1,0 +1,1 @@
+"""The results stage: records, schema, journal, views, comparisons, estimates."""
