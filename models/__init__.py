@@ -23,6 +23,7 @@ from benchbench.models._registry import (
 )
 
 __all__ = [
+    "KINDS",
     "VARIANTS",
     "ModelInfo",
     "Paper",

@@ -36,6 +36,7 @@ __all__ = [
     "Published",
     "ModelInfo",
     "VARIANTS",
+    "KINDS",
     "register_model",
     "list_models",
     "list_families",
@@ -47,6 +48,10 @@ __all__ = [
 ]
 
 VARIANTS = ("train", "deploy")
+# What a registered model is for: a published architecture of the zoo, one row of a ShuffleNetV2 guideline
+# table, a designed net of the fragmentation lab, or a user's own ``file.py:factory``. Analyses select by
+# kind, never by family name.
+KINDS = ("zoo", "guideline", "lab", "user")
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ class ModelInfo:
     factory: Callable[..., nn.Module]
     family: str
     paper: Paper
+    kind: str = "zoo"  # one of KINDS
     input_size: tuple[int, int, int] = (3, 224, 224)  # C, H, W: the paper's default
     seed_design: str = ""  # what the member stands for: reparameterization, fragmentation, truncation...
     default: bool = False  # the member that ``--model <family>`` picks
@@ -109,6 +115,8 @@ def register_model(
         if "input_size" in meta:
             meta["input_size"] = tuple(meta["input_size"])
         meta["published"] = tuple(meta.get("published", ()))
+        if meta.get("kind", "zoo") not in KINDS:
+            raise ValueError(f"model {key}: kind {meta['kind']!r} is not one of {', '.join(KINDS)}")
         _MODELS.register(key, ModelInfo(name=key, factory=factory, family=family, paper=paper, **meta))
         return factory
 
@@ -157,6 +165,7 @@ def _load_user_model(spec: str) -> ModelInfo:
         name=spec,
         factory=factory,
         family="user",
+        kind="user",
         paper=Paper(title=f"user model {path.name}", year=0),
         description=(inspect.getdoc(factory) or "").split("\n")[0],
         source_hash=digest,
@@ -182,10 +191,11 @@ def model_info(name: str) -> ModelInfo:
     return _MODELS.get(name)
 
 
-def list_models(include: str | Iterable[str] = "*", exclude: Iterable[str] = ()) -> list[str]:
-    """Registered model names matching fnmatch patterns, naturally sorted."""
+def list_models(include: str | Iterable[str] = "*", exclude: Iterable[str] = (), kind: str | None = None) -> list[str]:
+    """Registered model names matching fnmatch patterns (and of ``kind``, if given), naturally sorted."""
     _load_entry_points()
-    return [n for n in _MODELS.names(include, exclude) if not is_user_model(n)]
+    return [n for n in _MODELS.names(include, exclude)
+            if not is_user_model(n) and (kind is None or _MODELS.get(n).kind == kind)]
 
 
 def list_families() -> dict[str, list[str]]:

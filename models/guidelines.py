@@ -205,6 +205,7 @@ def _register(name: str, family: str, build: Callable[[], GuidelineNet], in_chan
     register_model(
         factory,
         family=family,
+        kind="guideline",
         paper=PAPER,
         input_size=(in_channels, RESOLUTION, RESOLUTION),
         seed_design=design,
