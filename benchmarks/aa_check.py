@@ -3,7 +3,7 @@
 Prints, over ``--trials`` trials: how many intervals hold 1.00 (goal: at least 19 of 20 on a quiet
 machine) and their median half-width, the smallest difference the machine resolves (goal: <= 2% for
 models of 5 ms or more). Also the between-process term it measured: the spread of the trials' log-ratios
-beyond what their own within-trial intervals explain (``benchbench.measure.scheduler.PROCESS_SD`` is this
+beyond what their own within-trial intervals explain (``benchbench.results.estimates.PROCESS_SD`` is this
 figure from the reference VM).
 
     python benchmarks/aa_check.py --model resnet18 --backend ort --trials 20
@@ -18,9 +18,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from benchbench.measure.doctor import aa_check
-from benchbench.measure.scheduler import PROCESS_SD
 from benchbench.core.spec import CellSpec, MeasureConfig, physical_cores
+from benchbench.measure.doctor import aa_check
+from benchbench.results.estimates import PROCESS_SD
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         between = max(0.0, statistics.variance(logs) - within)
         print(f"between trials: sd of log-ratio {100 * statistics.stdev(logs):.2f}%, of which within-trial sampling "
               f"explains {100 * math.sqrt(within):.2f}%; between-process term {100 * math.sqrt(between):.2f}% "
-              f"(benchbench.measure.scheduler.PROCESS_SD = {100 * PROCESS_SD:.2f}%)")
+              f"(benchbench.results.estimates.PROCESS_SD = {100 * PROCESS_SD:.2f}%)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -30,11 +30,11 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from benchbench.processes.manager import worker_env
 from benchbench.build.builds import ensure_build
-from benchbench.measure.sweep import run_sweep
-from benchbench.results.record import RunResult
 from benchbench.core.spec import CellSpec, MeasureConfig, physical_cores
+from benchbench.measure.sweep import run_sweep
+from benchbench.processes.manager import worker_env
+from benchbench.results.record import RunResult
 
 
 def _tool(name: str) -> str:

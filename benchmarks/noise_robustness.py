@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from benchbench.processes.manager import module_command
+from benchbench.results.load import load_run
 from benchbench.results.views import speedups
-from benchbench.results.record import load_run
 
 LOAD = r"""
 import random, sys, time

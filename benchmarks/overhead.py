@@ -28,12 +28,12 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from benchbench.processes.manager import worker_env
 from benchbench.build.builds import ensure_build
-from benchbench.measure.sweep import run_sweep
-from benchbench.results.record import RunResult
 from benchbench.core.spec import CellSpec, MeasureConfig, physical_cores
 from benchbench.core.stats import median_ci
+from benchbench.measure.sweep import run_sweep
+from benchbench.processes.manager import worker_env
+from benchbench.results.record import RunResult
 
 RAW_LOOP = r"""
 import sys, time, numpy as np, onnxruntime as ort

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from benchbench.core.spec import CellSpec, MeasureConfig, physical_cores
 from benchbench.measure.sweep import run_sweep
 from benchbench.results.record import RunResult
-from benchbench.core.spec import CellSpec, MeasureConfig, physical_cores
 
 
 def sweep(cells, config, fork_servers: bool, tmp: Path) -> float:

@@ -15,6 +15,7 @@ __all__ = [
     "pad_kernel",
     "conv_from",
     "ConvBN",
+    "conv_bn",
     "replace_module",
 ]
 
@@ -63,14 +64,24 @@ def conv_from(conv: nn.Conv2d, kernel: torch.Tensor, bias: torch.Tensor | None) 
     return out
 
 
-class ConvBN(nn.Module):
-    """Conv (no bias) + BN; ``reparameterize()`` folds the BN into a biased conv."""
+def conv_bn(cin: int, cout: int, k: int, stride: int = 1, padding: int | None = None, groups: int = 1,
+            bias: bool = False, eps: float = 1e-5) -> nn.Sequential:
+    """A conv + BN *branch*, ``Sequential(conv, bn)``, that its block fuses itself (RepVGG, DBB, MobileOne,
+    VanillaNet): it has no ``reparameterize()`` of its own, so ``reparameterize`` leaves it to the block.
+    ``padding`` defaults to k // 2; ``bias`` gives the conv a bias (VanillaNet's)."""
+    padding = k // 2 if padding is None else padding
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding, groups=groups, bias=bias),
+                         nn.BatchNorm2d(cout, eps=eps))
 
-    def __init__(self, cin, cout, k, stride=1, padding=None, groups=1, dilation=1):
+
+class ConvBN(nn.Module):
+    """Conv (no bias) + BN, a block of its own: ``reparameterize()`` folds the BN into a biased conv."""
+
+    def __init__(self, cin, cout, k, stride=1, padding=None, groups=1, dilation=1, eps: float = 1e-5):
         super().__init__()
         padding = dilation * (k // 2) if padding is None else padding
         self.conv = nn.Conv2d(cin, cout, k, stride, padding, dilation=dilation, groups=groups, bias=False)
-        self.bn = nn.BatchNorm2d(cout)
+        self.bn = nn.BatchNorm2d(cout, eps=eps)
 
     def forward(self, x):
         return self.bn(self.conv(x)) if hasattr(self, "bn") else self.conv(x)

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch.nn as nn
-
 from benchbench.models._layers import ConvBN
 
 __all__ = ["MobileNetV2", "MobileNetV2Hooks", "InvertedResidual", "MBV2_SETTINGS", "make_divisible"]

@@ -282,7 +282,6 @@ def create_model(
     weights exist here. ``input_size`` (H, W) reaches factories of fixed-resolution models.
     """
     import torch
-
     from benchbench.models.init import randomize_
 
     if variant not in VARIANTS:

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch.nn as nn
-
 from benchbench.models._layers import ConvBN
 
 __all__ = ["ResNet", "ResNetHooks", "BasicBlock", "Bottleneck", "resnet_layers"]

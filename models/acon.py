@@ -25,7 +25,6 @@ from collections.abc import Callable
 
 import torch
 import torch.nn as nn
-
 from benchbench.models._layers import conv_from, fuse_bn
 from benchbench.models._registry import Paper, Published, register_model
 from benchbench.models._resnet import ResNet, ResNetHooks

@@ -23,8 +23,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from benchbench.models._layers import ConvBN, conv_from, fuse_bn, pad_kernel
+from benchbench.models._layers import ConvBN, conv_bn, conv_from, fuse_bn, pad_kernel
 from benchbench.models._registry import Paper, Published, register_model
 from benchbench.models._resnet import ResNet, ResNetHooks
 
@@ -33,11 +32,6 @@ __all__ = ["DiverseBranchBlock", "BNAndPad", "IdentityConv1x1", "dbb_conv"]
 PAPER = Paper(
     "Diverse Branch Block: Building a Convolution as an Inception-like Unit", 2021, "https://arxiv.org/abs/2103.13425"
 )
-
-
-def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, padding: int = 0, groups: int = 1) -> nn.Sequential:
-    # A branch, not a block: the DBB fuses it, so it has no reparameterize() of its own.
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, padding, groups=groups, bias=False), nn.BatchNorm2d(cout))
 
 
 def _identity_kernel(channels: int, groups: int, size: int, value: float, like: torch.Tensor) -> torch.Tensor:
@@ -119,8 +113,8 @@ class DiverseBranchBlock(nn.Module):
         p = k // 2
         depthwise = groups == cout
         self.groups = groups
-        self.origin = _conv_bn(cin, cout, k, stride, p, groups)
-        self.pointwise = None if depthwise else _conv_bn(cin, cout, 1, stride, 0, groups)
+        self.origin = conv_bn(cin, cout, k, stride, p, groups)
+        self.pointwise = None if depthwise else conv_bn(cin, cout, 1, stride, 0, groups)
         if depthwise:
             self.avg = nn.Sequential(nn.AvgPool2d(k, stride, p), nn.BatchNorm2d(cout))
         else:

@@ -3,7 +3,8 @@
 EfficientNet-B0, the paper's Table 1 (torchvision's layout):
 
 * stem: 3x3 conv, stride 2, to 32 + BN + swish (SiLU);
-* MBConv{1,6} (the MBConv of ``effnetv2.py``, which is exactly this block): [1x1 expand by 6 + BN +
+* MBConv{1,6} (the MBConv of ``effnetv2.py``, which is exactly this block; the whole network is
+  ``effnetv2.EffNetV2`` with no fused stage): [1x1 expand by 6 + BN +
   SiLU, skipped for MBConv1] → k x k depthwise (stride) + BN + SiLU → SE (mean over H, W → 1x1 to
   C_in / 4 of the *block input* (bias) → SiLU → 1x1 back (bias) → sigmoid gate) → 1x1 project +
   BN (linear); the input is added back when stride is 1 and C_in == C_out (drop-connect is the
@@ -25,47 +26,14 @@ params include the BN weights, so they describe the train form.
 
 from __future__ import annotations
 
-import torch.nn as nn
-
-from benchbench.models._layers import ConvBN
 from benchbench.models._registry import Paper, Published, register_model
-from benchbench.models.effnetv2 import MBConv, StageCfg
+from benchbench.models.effnetv2 import EffNetV2, StageCfg
 
-__all__ = ["EfficientNet"]
+__all__ = ["efficientnet_b0"]
 
 PAPER = Paper(
     "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks", 2019, "https://arxiv.org/abs/1905.11946"
 )
-_BN_EPS = 1e-3
-
-
-def _conv_bn_act(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
-    conv = ConvBN(cin, cout, k, stride)
-    conv.bn.eps = _BN_EPS  # MBConv (effnetv2.py) uses the same 1e-3
-    return nn.Sequential(conv, nn.SiLU(inplace=True))
-
-
-class EfficientNet(nn.Module):
-    """Stem → MBConv stages → 1x1 head conv → pool → classifier."""
-
-    def __init__(self, stages: tuple[StageCfg, ...], head: int = 1280, num_classes: int = 1000, dropout: float = 0.2):
-        super().__init__()
-        self.stem = _conv_bn_act(3, stages[0].cin, 3, 2)
-        blocks: list[nn.Module] = []
-        for cfg in stages:
-            for i in range(cfg.depth):
-                cin, stride = (cfg.cin, cfg.stride) if i == 0 else (cfg.cout, 1)
-                blocks.append(MBConv(cin, cfg.cout, stride, cfg.expand, cfg.kernel))
-        self.blocks = nn.Sequential(*blocks)
-        self.head = _conv_bn_act(stages[-1].cout, head, 1)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(head, num_classes))
-
-    def forward(self, x):
-        x = self.head(self.blocks(self.stem(x)))
-        return self.classifier(self.pool(x).flatten(1))
-
-
 # Paper Table 1: expand, stride, in, out, repeats, kernel. The stem's 32 is the first stage's input.
 _B0_STAGES = tuple(
     StageCfg(*row)
@@ -81,8 +49,9 @@ _B0_STAGES = tuple(
 )
 
 
-def _create() -> EfficientNet:
-    return EfficientNet(_B0_STAGES)
+def _create() -> EffNetV2:
+    # EfficientNet-B0 is EffNetV2's network with no Fused-MBConv stage: the same stem, MBConv, head (BN eps 1e-3).
+    return EffNetV2(_B0_STAGES, fused=(False,) * len(_B0_STAGES))
 
 
 @register_model(
@@ -96,6 +65,6 @@ def _create() -> EfficientNet:
         Published(5_288_548, 0.39e9, "train", "paper Table 2 (0.39B FLOPs = multiply-adds); torchvision params"),
     ),
 )
-def efficientnet_b0() -> EfficientNet:
+def efficientnet_b0() -> EffNetV2:
     """EfficientNet-B0: MBConv1/6 with SE, 16 blocks in 7 stages, head 1280."""
     return _create()

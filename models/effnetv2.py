@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch.nn as nn
-
 from benchbench.models._layers import ConvBN
 from benchbench.models._registry import Paper, register_model
 
@@ -34,9 +33,7 @@ _BN_EPS = 1e-3
 
 
 def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> ConvBN:
-    m = ConvBN(cin, cout, k, stride, groups=groups)
-    m.bn.eps = _BN_EPS
-    return m
+    return ConvBN(cin, cout, k, stride, groups=groups, eps=_BN_EPS)
 
 
 def _conv_bn_act(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> nn.Sequential:

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-
 from benchbench.models._layers import ConvBN
 from benchbench.models._mobilenetv2 import make_divisible
 from benchbench.models._registry import Paper, Published, register_model

@@ -32,7 +32,6 @@ from collections.abc import Callable
 from functools import partial
 
 import torch.nn as nn
-
 from benchbench.models._registry import Paper, register_model
 from benchbench.models._resnet import Bottleneck, ResNetHooks
 

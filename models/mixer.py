@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import torch.nn as nn
 import torch.nn.functional as F
-
 from benchbench.models._registry import Paper, Published, register_model
 
 __all__ = ["MlpMixer"]

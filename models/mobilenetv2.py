@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-
 from benchbench.models._layers import ConvBN
 from benchbench.models._mobilenetv2 import MBV2_SETTINGS, MobileNetV2, make_divisible
 from benchbench.models._registry import Paper, Published, register_model

@@ -32,19 +32,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from benchbench.models._layers import conv_from, fuse_bn, pad_kernel
+from benchbench.models._layers import conv_bn, conv_from, fuse_bn, pad_kernel
 from benchbench.models._registry import Paper, Published, register_model
 from benchbench.models.repvgg import identity_kernel  # the identity map as a kernel: RepVGG's fold, shared
 
 __all__ = ["MobileOneBlock", "MobileOne", "MobileOneConfig"]
 
 PAPER = Paper("MobileOne: An Improved One millisecond Mobile Backbone", 2023, "https://arxiv.org/abs/2206.04040")
-
-
-def _conv_bn(cin: int, cout: int, k: int, stride: int, groups: int) -> nn.Sequential:
-    # A branch, not a block: MobileOneBlock fuses it, so it has no reparameterize() of its own.
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout))
 
 
 class SqueezeExcite(nn.Module):
@@ -71,8 +65,8 @@ class MobileOneBlock(nn.Module):
         self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, branches: int = 1, se: bool = False
     ):
         super().__init__()
-        self.convs = nn.ModuleList(_conv_bn(cin, cout, kernel, stride, groups) for _ in range(branches))
-        self.scale = _conv_bn(cin, cout, 1, stride, groups) if kernel > 1 else None  # pad 0: the centre tap
+        self.convs = nn.ModuleList(conv_bn(cin, cout, kernel, stride, groups=groups) for _ in range(branches))
+        self.scale = conv_bn(cin, cout, 1, stride, groups=groups) if kernel > 1 else None  # pad 0: the centre tap
         self.identity = nn.BatchNorm2d(cin) if cin == cout and stride == 1 else None
         self.se = SqueezeExcite(cout) if se else None
         self.act = nn.ReLU(inplace=True)

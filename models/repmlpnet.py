@@ -29,7 +29,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from benchbench.models._layers import ConvBN, fuse_bn, pad_kernel
 from benchbench.models._registry import Paper, Published, register_model
 

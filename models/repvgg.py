@@ -16,19 +16,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-
-from benchbench.models._layers import conv_from, fuse_bn, pad_kernel
+from benchbench.models._layers import conv_bn, conv_from, fuse_bn, pad_kernel
 from benchbench.models._registry import Paper, Published, register_model
 
 __all__ = ["identity_kernel", "RepVGGBlock", "RepVGG", "RepVGGConfig"]
 
 PAPER = Paper("RepVGG: Making VGG-style ConvNets Great Again", 2021, "https://arxiv.org/abs/2101.03697")
-
-
-def _conv_bn(cin: int, cout: int, k: int, stride: int, groups: int) -> nn.Sequential:
-    # A branch, not a block: the RepVGG block fuses it, so it has no reparameterize() of its own.
-    conv = nn.Conv2d(cin, cout, k, stride, padding=k // 2, groups=groups, bias=False)
-    return nn.Sequential(conv, nn.BatchNorm2d(cout))
 
 
 def identity_kernel(channels: int, groups: int, size: int, like: torch.Tensor) -> torch.Tensor:
@@ -48,8 +41,8 @@ class RepVGGBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int, stride: int = 1, groups: int = 1):
         super().__init__()
-        self.dense = _conv_bn(cin, cout, 3, stride, groups)
-        self.pointwise = _conv_bn(cin, cout, 1, stride, groups)  # pad 0: lines up with the 3x3's centre tap
+        self.dense = conv_bn(cin, cout, 3, stride, groups=groups)
+        self.pointwise = conv_bn(cin, cout, 1, stride, groups=groups)  # pad 0: lines up with the 3x3's centre tap
         self.identity = nn.BatchNorm2d(cin) if cin == cout and stride == 1 else None
         self.act = nn.ReLU(inplace=True)
 

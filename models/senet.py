@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from benchbench.models._registry import Paper, Published, register_model
 from benchbench.models._resnet import ResNet, ResNetHooks
 

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-
 from benchbench.models._layers import ConvBN
 from benchbench.models._registry import Paper, Published, register_model
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from benchbench.models._layers import fuse_bn
 from benchbench.models._mobilenetv2 import InvertedResidual, MobileNetV2, MobileNetV2Hooks
 from benchbench.models._registry import Paper, register_model

@@ -14,8 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from benchbench.models._layers import fuse_bn
+from benchbench.models._layers import conv_bn, fuse_bn
 from benchbench.models._registry import Paper, Published, register_model
 
 __all__ = ["VanillaNet"]
@@ -25,7 +24,8 @@ _BN_EPS = 1e-6
 
 
 def _conv_bn(cin: int, cout: int, k: int = 1, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, stride), nn.BatchNorm2d(cout, eps=_BN_EPS))
+    """VanillaNet's branch: a biased, unpadded conv and a BN with its own eps (fused by its block)."""
+    return conv_bn(cin, cout, k, stride, padding=0, bias=True, eps=_BN_EPS)
 
 
 def _fused(seq: nn.Sequential) -> tuple[torch.Tensor, torch.Tensor]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from benchbench.models._layers import ConvBN, fuse_bn
 from benchbench.models._registry import Paper, Published, register_model
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from benchbench.core.registry import Registry
 
-__all__ = ["RunnerEntry", "get_runner", "list_runners", "resolve_backends", "runner_entry"]
+__all__ = ["RunnerEntry", "get_runner", "list_runners", "resolve_backends", "runner_entry", "tracked_packages"]
 
 
 @dataclass(frozen=True)
@@ -87,3 +87,13 @@ def resolve_backends(spec: str) -> list[str]:
             if name not in names:
                 names.append(name)
     return names
+
+
+def tracked_packages() -> tuple[str, ...]:
+    """The distributions whose versions a run records: the core's, then every backend's declared ones."""
+    from benchbench.core.env import CORE_PACKAGES
+
+    names = list(CORE_PACKAGES)
+    for backend in list_runners(include_hidden=True):
+        names += [n for n in get_runner(backend).versions if n not in names]
+    return tuple(names)

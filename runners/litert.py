@@ -23,7 +23,6 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-
 from benchbench.runners.base import BackendUnavailable, Runner, UnsupportedModel
 
 __all__ = ["LiteRtRunner"]

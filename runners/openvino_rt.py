@@ -17,7 +17,6 @@ import statistics
 import time
 
 import numpy as np
-
 from benchbench.runners.base import Runner, UnsupportedModel
 
 __all__ = ["OpenVinoRunner"]

@@ -10,7 +10,8 @@ import os
 from filelock import FileLock
 
 from benchbench.measure.sweep import run_sweep
-from benchbench.results.record import RunResult, load_run
+from benchbench.results.load import load_run
+from benchbench.results.record import RunResult
 
 
 def shared_sweep(tmp_path_factory, name, cells, config, after=None):

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchbench.processes.manager import module_command
 from benchbench.cli import main
+from benchbench.processes.manager import module_command
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -163,7 +163,7 @@ def test_two_input_graph_runs_with_cross_backend_parity(files, tmp_path):
         assert c["metrics"]["graph_ops"] == 4 and c["metrics"]["executed_ops"] >= 1
     assert cells["openvino"]["parity"]["max_rel_err"] < 1e-4
     assert "first backend in --backend order" in (folder / "report.md").read_text()
-    from benchbench.results.record import load_run
+    from benchbench.results.load import load_run
 
     load_run(folder / "results.json")  # validates against the schema
 

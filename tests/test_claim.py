@@ -7,8 +7,8 @@ from benchbench.analysis.claim import analyze
 from benchbench.analysis.claim_report import claim_markdown
 from benchbench.analysis.guidelines import verdict
 from benchbench.cli import main
-from benchbench.results.record import CellResult, RunResult
 from benchbench.core.spec import CellSpec
+from benchbench.results.record import CellResult, RunResult
 
 
 def _cell(model, family, backend, median_ms, flops, ops, mac, variant="deploy", rng=None):
@@ -185,7 +185,7 @@ def test_reference_is_a_fixed_set_and_refuses_changes(capsys):
 
 
 def test_publish_reference_replaces_the_folder_and_keeps_the_run(tmp_path):
-    from benchbench.cli import REFERENCE_MARKER, publish_reference
+    from benchbench.cli.reference import REFERENCE_MARKER, publish_reference
 
     run_dir = tmp_path / "runs" / "20260101-000000_reference"
     (run_dir / "plots").mkdir(parents=True)
@@ -229,7 +229,8 @@ def test_claim_on_result_files_prints_verdicts_and_guideline_tables(tmp_path, ca
 def test_the_reference_measures_zoo_cells_in_three_rounds_and_profiles_only_them():
     import argparse
 
-    from benchbench.cli import _reference_args, reference_rounds
+    from benchbench.cli.reference import reference_args as _reference_args
+    from benchbench.cli.reference import reference_rounds
     from benchbench.results.record import CellResult
 
     assert reference_rounds(CellSpec("resnet18", "deploy", "ort")) == 3

@@ -5,10 +5,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from benchbench.runners.base import Runner
 
 from benchbench.cli import main
 from benchbench.processes.manager import module_command
-from benchbench.runners.base import Runner
 
 DATA = Path(__file__).parent / "data"
 TINY = f"{DATA / 'tiny.py'}:tiny"

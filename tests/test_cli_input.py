@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from benchbench.cli import _HelpFormatter, build_parser, main
 from benchbench.runners import get_runner, list_runners
+
+from benchbench.cli import main
+from benchbench.cli.parser import _HelpFormatter, build_parser
 
 DATA = Path(__file__).parent / "data"
 TINY = f"{DATA / 'tiny.py'}:tiny"

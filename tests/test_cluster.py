@@ -18,11 +18,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from benchbench.processes.manager import module_command
-from benchbench.cli import main
-from benchbench.results.record import load_run
 from _sweeping import groups_in, wait_for
+
+from benchbench.cli import main
+from benchbench.processes.manager import module_command
+from benchbench.results.load import load_run
 
 distributed = pytest.importorskip("distributed", reason="the cluster extra (distributed) is not installed")
 

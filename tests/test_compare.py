@@ -2,9 +2,9 @@
 
 import numpy as np
 
+from benchbench.core.spec import CellSpec
 from benchbench.results.compare import compare_runs, comparison_markdown
 from benchbench.results.record import CellResult, RunResult
-from benchbench.core.spec import CellSpec
 
 
 def _run(medians_ms: dict, jitter=0.01, seed=0):

@@ -5,24 +5,27 @@ import hashlib
 
 import pytest
 
-from benchbench.measure.cluster import _install, worker_devices
-from benchbench.results.compare import pivot
+from benchbench.build.ship import install as _install
+from benchbench.core.spec import CellSpec
+from benchbench.measure import executor
+from benchbench.measure.cluster import worker_devices
 from benchbench.measure.executor import LocalExecutor
+from benchbench.results.compare import pivot
 from benchbench.results.record import CellResult, RunResult
 from benchbench.results.schema import validate_document
-from benchbench.core.spec import CellSpec
 
 
-def test_local_executor_measures_lazily_in_order_and_closes_its_servers():
+def test_local_executor_measures_lazily_in_order_and_closes_its_servers(monkeypatch):
     calls = []
 
-    def measure_group(specs, config, formats, builds, servers):
+    def measure_group(specs, config, builds, servers):
         calls.append([s.model for s in specs])
         servers[len(calls)] = type("S", (), {"close": lambda self: calls.append("closed")})()
         return [CellResult(s, "ok") for s in specs], {"rounds": len(calls)}
 
-    ex = LocalExecutor(measure_group)
-    units = ex.measure([(3, [CellSpec("a", "train", "null")]), (5, [CellSpec("b", "train", "null")])], None, {}, {})
+    monkeypatch.setattr(executor, "measure_group", measure_group)
+    ex = LocalExecutor()
+    units = ex.measure([(3, [CellSpec("a", "train", "null")]), (5, [CellSpec("b", "train", "null")])], None, None)
     assert calls == []  # nothing measured before the sweep asks
     first = next(units)
     assert (first.index, calls) == (3, [["a"]])

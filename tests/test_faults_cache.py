@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from benchbench.build import cache
-from benchbench.processes.manager import module_command
 from benchbench.core.spec import QUICK, CellSpec
+from benchbench.processes.manager import module_command
 
 FAST = ["--quick", "--input-size", "32", "--min-time", "0.05", "--max-time", "0.3"]
 CONFIG = QUICK.replace(cell_timeout_s=120)
@@ -339,8 +339,8 @@ def test_parity_failure_exits_1_unless_allowed(models, cache_dir, tmp_path):
 
 def test_specialised_export_is_reported(models, fresh_cache, capfd):
     pytest.importorskip("onnxruntime")
-    from benchbench.results.views import terminal_table
     from benchbench.results.record import CellResult, RunResult
+    from benchbench.results.views import terminal_table
 
     build, _ = _build(models, "branchy", capfd)
     warnings = build["manifest"]["artifacts"]["onnx"]["warnings"]
@@ -370,15 +370,16 @@ def test_enospc_writing_an_artifact_is_env_error(models, fresh_cache, monkeypatc
     """In process: the ONNX file hits a full disk (as torch.onnx's writer sees it) mid-write."""
     pytest.importorskip("onnxruntime")
     from benchbench.build import export
+    from benchbench.core.spec import CellSpec
     from benchbench.measure import worker as _worker
+    from benchbench.processes.protocol import BuildJob
 
     def full_disk(model, x, path):
         Path(path).write_bytes(b"\0" * 100)  # a partial file, as a real short write leaves
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setitem(export._EXPORTERS, "onnx", full_disk)
-    job = {"model": f"{models}:net", "variant": "deploy", "input_shape": [1, 3, 32, 32], "seed": 0,
-           "formats": ["onnx"], "dir": str(fresh_cache / "k")}
+    job = BuildJob(CellSpec(f"{models}:net", "deploy", "ort"), [1, 3, 32, 32], ["onnx"], str(fresh_cache / "k"))
     reply = _worker._build(job)
     assert reply.status == "env-error" and "cannot write model.onnx" in reply.reason
     assert "No space left on device" in reply.reason

@@ -27,13 +27,15 @@ import time
 from pathlib import Path
 
 import pytest
-
-from benchbench.results import journal as journal_mod
-from benchbench.processes.manager import module_command
-from benchbench.cli import REFERENCE_MARKER, _run_dir, main, publish_reference
-from benchbench.results.journal import load_results, read_journal
-from benchbench.measure.machinelock import measuring
 from _sweeping import groups_in, wait_for
+
+from benchbench.cli import main
+from benchbench.cli.reference import REFERENCE_MARKER, publish_reference
+from benchbench.cli.run import run_dir as _run_dir
+from benchbench.measure.machinelock import measuring
+from benchbench.processes.manager import module_command
+from benchbench.results import journal as journal_mod
+from benchbench.results.journal import load_results, read_journal
 
 DATA = Path(__file__).parent / "data"
 MODELS = f"{DATA / 'tiny.py'}:tiny,{DATA / 'two_conv.py'}:two_conv"

@@ -23,9 +23,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from benchbench.cli import MAX_BATCH, MAX_SEED, MAX_THREADS, main
+from benchbench.cli import main
+from benchbench.core.spec import MAX_BATCH, MAX_SEED, MAX_THREADS, CellSpec
 from benchbench.results.record import CellResult, RunResult
-from benchbench.core.spec import CellSpec
 
 DATA = Path(__file__).parent / "data"
 TINY = f"{DATA / 'tiny.py'}:tiny"

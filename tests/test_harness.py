@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from benchbench.measure.sweep import run_sweep
-from benchbench.results.record import RunResult, load_run
 from benchbench.core.spec import QUICK, CellSpec
+from benchbench.measure.sweep import run_sweep
+from benchbench.results.load import load_run
+from benchbench.results.record import RunResult
 
 DATA = Path(__file__).parent / "data"
 TINY = f"{DATA / 'tiny.py'}:tiny"
@@ -155,29 +156,25 @@ def test_groups_pair_train_with_deploy_and_guideline_rows():
 
 def test_a_worker_crashing_mid_group_spares_the_other_arm(cache_dir, tmp_path):
     """The crash option fires in prepare; a block-time crash is the same path (WorkerLost)."""
-    from benchbench.measure.sweep import measure_group
+    from benchbench.build.builds import Builds
+    from benchbench.measure.group import measure_group
 
     a = _null()
     b = CellSpec(TINY, "deploy", "null", options=(("fail", "crash"),))
-    cells, record = measure_group([a, b], FAST, {("x",): set()} | _formats([a, b]), {})
+    cells, record = measure_group([a, b], FAST, Builds(FAST, [a, b]))
     assert [c.status for c in cells] == ["ok", "crashed"]
     assert record["rounds"] >= FAST.min_blocks and cells[0].stats["blocks"] == record["rounds"]
-
-
-def _formats(specs):
-    from benchbench.build.builds import build_group
-
-    return {build_group(s): set() for s in specs}
 
 
 def test_a_worker_dying_mid_blocks_spares_its_partner(cache_dir, tmp_path):
     """The worker crashes between timed blocks, not in prepare: its cell is crashed with the reason, and its
     partner in the lockstep group goes on measuring alone."""
-    from benchbench.measure.sweep import measure_group
+    from benchbench.build.builds import Builds
+    from benchbench.measure.group import measure_group
 
     ok = CellSpec(TINY, "deploy", "null", options=(("latency_ms", "1"),))
     dies = CellSpec(TINY, "deploy", "null", options=(("fail", "crash_later"), ("latency_ms", "1")))
-    cells, record = measure_group([ok, dies], FAST, _formats([ok, dies]), {})
+    cells, record = measure_group([ok, dies], FAST, Builds(FAST, [ok, dies]))
     assert [c.status for c in cells] == ["ok", "crashed"]
     assert "died" in cells[1].reason and "exit code 3" in cells[1].reason
     assert cells[0].stats["blocks"] >= FAST.min_blocks and record["stop_reason"] in ("converged", "max_time")

@@ -1,8 +1,10 @@
-"""The layering holds: metrics/ is pure computation, worker and manager code live apart, no import cycles.
+"""The layering holds: each stage imports only what the table below allows, nothing imports in a cycle, the
+leaves work with the upper stages made unimportable, and only the cluster module knows Dask.
 
-Checked two ways: by importing ``benchbench.metrics`` (and using it) with the harness made unimportable,
-and statically, from the import statements of every module in the package (module level and inside
-functions alike).
+The imports are read statically, from every import statement of every module (module level and inside
+functions alike), over the whole installed package: ``benchbench/`` and the repository's ``models/`` and
+``runners/``, which install as ``benchbench.models`` and ``benchbench.runners``. docs/architecture.md
+describes the same rules in words.
 """
 
 import ast
@@ -10,16 +12,57 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import benchbench
 
 PKG = Path(benchbench.__file__).parent
+REPO = PKG.parent
+# Where each installed sub-package's source lives (models/ and runners/ sit at the repository's top).
+ROOTS = {"benchbench": PKG, "benchbench.models": REPO / "models", "benchbench.runners": REPO / "runners"}
+
+# Which layers each layer may import (its own always). A layer is a sub-package of benchbench; the package's
+# own __init__ and __main__ are the top. Read down the data flow: registry (models) → build → measure →
+# results → analysis; the leaves (core, metrics, formats) serve everyone and import no stage.
+ALLOWED = {
+    "core": set(),
+    "metrics": {"core"},
+    "formats": {"core", "metrics"},
+    "models": {"core"},
+    "runners": {"core", "metrics", "formats", "models"},
+    "processes": {"core"},
+    "results": {"core"},
+    "build": {"core", "metrics", "formats", "models", "runners", "processes"},
+    "measure": {"core", "metrics", "formats", "models", "runners", "processes", "build", "results"},
+    "analysis": {"core", "metrics", "results"},
+    "cli": {"core", "metrics", "formats", "models", "runners", "processes", "build", "measure", "results",
+            "analysis", "top"},
+    "top": {"core", "cli", "results", "measure", "analysis", "build", "models", "runners"},
+}
 
 
-def _imports(path: Path) -> set[str]:
+def _module_name(path: Path, package: str, root: Path) -> str:
+    rel = path.relative_to(root).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join([package, *parts])
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for package, root in ROOTS.items():
+        for path in root.rglob("*.py"):
+            if package == "benchbench" and path.relative_to(root).parts[0] in ("models", "runners"):
+                continue
+            out[_module_name(path, package, root)] = path
+    return out
+
+
+def _imports(path: Path, name: str) -> set[str]:
     """benchbench modules imported anywhere in a file, as dotted names (relative imports resolved)."""
     tree = ast.parse(path.read_text())
-    rel = path.relative_to(PKG.parent).with_suffix("")
-    package = ".".join(rel.parts[:-1]) if rel.name != "__init__" else ".".join(rel.parts[:-1])
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     out = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -37,48 +80,50 @@ def _imports(path: Path) -> set[str]:
 
 
 def _graph() -> dict[str, set[str]]:
-    modules = {}
-    for path in PKG.rglob("*.py"):
-        rel = path.relative_to(PKG.parent).with_suffix("")
-        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
-        modules[name] = path
-    return {name: {m for m in _imports(path) if m in modules and m != name} for name, path in modules.items()}
+    modules = _modules()
+    return {name: {m for m in _imports(path, name) if m in modules and m != name} for name, path in modules.items()}
 
 
-def test_metrics_import_nothing_above_them():
+def layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] not in ("__main__",) else "top"
+
+
+def violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that the ALLOWED table forbids, as 'a imports b (layer x may not import layer y)'."""
+    bad = []
+    for name, deps in sorted(graph.items()):
+        mine = layer(name)
+        assert mine in ALLOWED, f"{name}: layer '{mine}' is not in the table; add it (and docs/architecture.md)"
+        for dep in sorted(deps):
+            theirs = layer(dep)
+            if theirs != mine and theirs not in ALLOWED[mine]:
+                bad.append(f"{name} imports {dep} ({mine} may not import {theirs})")
+    return bad
+
+
+def test_every_import_follows_the_table():
     graph = _graph()
-    upper = {"benchbench.measure.sweep", "benchbench.measure.calibration", "benchbench.processes.manager", "benchbench.measure.worker",
-             "benchbench.build.builds", "benchbench.cli", "benchbench.build.export", "benchbench.measure.profile", "benchbench.measure.doctor",
-             "benchbench.runners", "benchbench.results.views", "benchbench.analysis"}
-    for name, deps in graph.items():
-        if name.startswith("benchbench.metrics"):
-            bad = {d for d in deps if any(d == u or d.startswith(u + ".") for u in upper)}
-            assert not bad, f"{name} imports {bad}"
+    assert {layer(m) for m in graph} >= {"core", "build", "measure", "results", "models", "runners"}
+    assert not violations(graph), "\n".join(violations(graph))
 
 
-def test_formats_read_files_and_import_nothing_of_the_harness():
-    """A format loads, checks and counts a file; running it is a runner's, measuring it the harness's."""
+@pytest.mark.parametrize("module,planted,what", [
+    ("benchbench.models.resnet", "benchbench.measure.sweep", "models may not import measure"),
+    ("benchbench.results.views", "benchbench.build.export", "results may not import build"),
+    ("benchbench.core.spec", "benchbench.results.record", "core imports nothing"),
+    ("benchbench.analysis.claim", "benchbench.measure.group", "analysis may not import measure"),
+    ("benchbench.runners.ort", "benchbench.build.cache", "runners may not import build"),
+])
+def test_a_planted_bad_import_is_caught(module, planted, what):
+    """Each rule bites: plant a forbidden import and the check names it."""
     graph = _graph()
-    allowed = {"benchbench.formats", "benchbench.metrics"}
-    for name, deps in graph.items():
-        if name.startswith("benchbench.formats"):
-            bad = {d for d in deps if not any(d == a or d.startswith(a + ".") for a in allowed)}
-            assert not bad, f"{name} imports {bad}"
-    # the artifact sources stay below the process machinery; the parent-side builds hold it
-    assert "benchbench.processes.manager" not in graph["benchbench.build.files"]
-    assert "benchbench.measure.sweep" not in graph["benchbench.build.file_builds"]
+    graph[module] = graph[module] | {planted}
+    found = violations(graph)
+    assert any(f"{module} imports {planted}" in v for v in found), what
 
 
-def test_worker_and_profile_and_manager_stay_apart():
-    graph = _graph()
-    assert "benchbench.measure.profile" not in graph["benchbench.measure.worker"]
-    assert "benchbench.measure.worker" not in graph["benchbench.measure.profile"]
-    assert "benchbench.measure.worker" not in graph["benchbench.processes.manager"]
-    assert "benchbench.processes.manager" not in graph["benchbench.measure.worker"]
-    assert not (PKG / "worker.py").exists()
-
-
-def test_no_import_cycles_in_the_core():
+def test_no_import_cycles():
     graph = _graph()
     seen, stack, cycles = set(), [], []
 
@@ -101,10 +146,39 @@ def test_no_import_cycles_in_the_core():
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
-def test_metrics_work_with_the_harness_unimportable():
+def test_formats_read_files_and_import_nothing_of_the_harness():
+    """A format loads, checks and counts a file; running it is a runner's, measuring it the measure stage's."""
+    graph = _graph()
+    for name, deps in graph.items():
+        if layer(name) == "formats":
+            assert {layer(d) for d in deps} <= {"formats", "core", "metrics"}, f"{name} imports {deps}"
+
+
+def test_the_executor_seam_sits_below_the_sweep_and_only_cluster_knows_dask():
+    graph = _graph()
+    # one group is measured below both executors; neither reaches back into the sweep
+    assert "benchbench.measure.group" in graph["benchbench.measure.executor"]
+    assert "benchbench.measure.group" in graph["benchbench.measure.cluster"]
+    for name in ("benchbench.measure.group", "benchbench.measure.executor", "benchbench.measure.cluster"):
+        assert "benchbench.measure.sweep" not in graph[name], name
+    assert "benchbench.measure.executor" in graph["benchbench.measure.sweep"]
+    # nothing but the command line (lazily, for --scheduler) imports the cluster
+    assert not {name for name, deps in graph.items() if "benchbench.measure.cluster" in deps} - {"benchbench.cli.run"}
+    users = {str(p.relative_to(REPO)) for p in _modules().values() if _dask_imports(p)}
+    assert users == {"benchbench/measure/cluster.py"}, users
+
+
+def test_worker_and_manager_stay_apart():
+    graph = _graph()
+    assert "benchbench.measure.worker" not in graph["benchbench.processes.manager"]
+    assert "benchbench.processes.manager" not in graph["benchbench.measure.worker"]
+    assert "benchbench.measure.profile" not in graph["benchbench.measure.worker"]
+
+
+def test_metrics_work_with_the_upper_stages_unimportable():
     code = (
         "import sys\n"
-        "for name in ('benchbench.measure.sweep', 'benchbench.processes.manager', 'benchbench.measure.calibration', 'benchbench.build.builds'):\n"
+        "for name in ('benchbench.measure', 'benchbench.processes', 'benchbench.build', 'benchbench.results'):\n"
         "    sys.modules[name] = None  # any import of them now raises ImportError\n"
         "import benchbench.metrics as m\n"
         "p = m.roofline_point(2e9, 1e8, 40.0, {'peak_gflops': 100.0, 'bandwidth_gbs': 10.0})\n"
@@ -124,15 +198,3 @@ def _dask_imports(path: Path) -> set[str]:
             [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
         out |= {n.split(".")[0] for n in names if n.split(".")[0] in ("dask", "distributed")}
     return out
-
-
-def test_the_executor_seam_sits_below_the_harness_and_only_cluster_knows_dask():
-    graph = _graph()
-    # the seam: the harness uses it, it never reaches up to the harness, the cli or the cluster
-    assert "benchbench.measure.executor" in graph["benchbench.measure.sweep"]
-    assert not {d for d in graph["benchbench.measure.executor"]
-                if d.split(".")[1] in ("harness", "cli", "cluster", "builds", "_manager")}
-    # the cluster sits above the harness; nothing but the cli (lazily, for --scheduler) imports it
-    assert not {name for name, deps in graph.items() if "benchbench.measure.cluster" in deps} - {"benchbench.cli"}
-    users = {str(p.relative_to(PKG)) for p in PKG.rglob("*.py") if _dask_imports(p)}
-    assert users == {"measure/cluster.py"}, users

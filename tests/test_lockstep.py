@@ -10,8 +10,10 @@ import math
 import numpy as np
 import pytest
 
-from benchbench.measure.interference import WAIT_SHARE_LIMIT, block_interference, disturbed, Snapshot
-from benchbench.measure.scheduler import Arm, cell_latency, cell_stats, kept_blocks, ratio, run_lockstep
+from benchbench.core.spec import MeasureConfig
+from benchbench.measure.interference import Snapshot, block_interference
+from benchbench.measure.scheduler import Arm, run_lockstep
+from benchbench.results.estimates import WAIT_SHARE_LIMIT, cell_latency, cell_stats, disturbed, kept_blocks, ratio
 
 
 class FakeMachine:
@@ -53,13 +55,13 @@ def test_drift_fools_sequential_measurement_but_not_lockstep():
     # Sequential: A alone for 5 s, then B alone for 5 s, on the same drifting machine.
     seq = FakeMachine(_drift, noise=0.01)
     a, b = seq.arm(1.0), seq.arm(1.2)
-    run_lockstep([a], **SETTINGS, clock=seq.clock)
-    run_lockstep([b], **SETTINGS, clock=seq.clock)
+    run_lockstep([a], MeasureConfig(**SETTINGS), clock=seq.clock)
+    run_lockstep([b], MeasureConfig(**SETTINGS), clock=seq.clock)
     sequential = cell_latency(b.blocks).value / cell_latency(a.blocks).value
     # Lockstep on a fresh machine with the same drift.
     lock = FakeMachine(_drift, noise=0.01)
     a2, b2 = lock.arm(1.0), lock.arm(1.2)
-    schedule = run_lockstep([a2, b2], **SETTINGS, clock=lock.clock)
+    schedule = run_lockstep([a2, b2], MeasureConfig(**SETTINGS), clock=lock.clock)
     est = ratio(b2.blocks, a2.blocks)
     assert abs(sequential / 1.2 - 1) > 0.10, f"sequential should be fooled by the drift, got {sequential:.3f}"
     assert est.low <= 1.2 <= est.high and est.value == pytest.approx(1.2, rel=0.02)
@@ -71,7 +73,7 @@ def test_drift_fools_sequential_measurement_but_not_lockstep():
 def test_converges_early_on_a_quiet_machine_and_sizes_blocks():
     m = FakeMachine(lambda t: 1.0, noise=0.002)
     a, b = m.arm(0.5), m.arm(2.0)
-    schedule = run_lockstep([a, b], **SETTINGS, clock=m.clock)
+    schedule = run_lockstep([a, b], MeasureConfig(**SETTINGS), clock=m.clock)
     assert schedule.stop_reason == "converged"
     assert a.count == 100 and b.count == 25  # about block_s of inferences each
     assert schedule.sampling_s < 2 * SETTINGS["max_s"]
@@ -80,7 +82,7 @@ def test_converges_early_on_a_quiet_machine_and_sizes_blocks():
 def test_noisy_machine_stops_at_the_time_cap():
     m = FakeMachine(lambda t: 1.0, noise=0.5, seed=3)
     a, b = m.arm(1.0), m.arm(1.0)
-    schedule = run_lockstep([a, b], **{**SETTINGS, "max_s": 1.0, "target_ci": 0.001}, clock=m.clock)
+    schedule = run_lockstep([a, b], MeasureConfig(**{**SETTINGS, "max_s": 1.0, "target_ci": 0.001}), clock=m.clock)
     assert schedule.stop_reason == "max_time"
     assert 1.9 <= schedule.sampling_s <= 2.3  # 2 arms x max_s, plus at most one round
 
@@ -96,7 +98,7 @@ def test_interval_coverage_under_random_drift(true_ratio):
         slow = lambda t, p=phases: 1.5 + 0.4 * math.sin(t * 3 + p[0]) + 0.3 * math.sin(t * 11 + p[1])  # noqa: E731
         m = FakeMachine(slow, noise=0.05, seed=seed)
         a, b = m.arm(1.0), m.arm(true_ratio)
-        run_lockstep([a, b], **{**SETTINGS, "max_s": 0.6, "min_s": 0.3}, clock=m.clock)
+        run_lockstep([a, b], MeasureConfig(**{**SETTINGS, "max_s": 0.6, "min_s": 0.3}), clock=m.clock)
         est = ratio(b.blocks, a.blocks)
         hits += est.low <= true_ratio <= est.high
     assert hits >= 0.90 * trials, f"coverage {hits}/{trials}"
@@ -123,7 +125,7 @@ def test_disturbed_rounds_are_left_out_of_ratios():
         return block
 
     b = Arm(loaded_block, 1e6)
-    run_lockstep([a, b], **{**SETTINGS, "min_blocks": 30, "target_ci": 0.0001, "max_s": 2.0}, clock=m.clock)
+    run_lockstep([a, b], MeasureConfig(**{**SETTINGS, "min_blocks": 30, "target_ci": 0.0001, "max_s": 2.0}), clock=m.clock)
     est = ratio(b.blocks, a.blocks)
     unfiltered = ratio(b.blocks, a.blocks, wait_limit=1.0)
     assert est.dropped > 0 and "left out" in est.rule
@@ -163,14 +165,14 @@ def test_a_lost_arm_leaves_the_others_measuring():
         return None if calls["n"] >= 3 else inner(count)
 
     b.run_block = dies_on_third_block
-    schedule = run_lockstep([a, b, c], **SETTINGS, clock=m.clock)
+    schedule = run_lockstep([a, b, c], MeasureConfig(**SETTINGS), clock=m.clock)
     assert b.lost and len(b.blocks) == 2 and calls["n"] == 3  # never asked again once lost
     assert schedule.stop_reason == "converged" and len(a.blocks) == len(c.blocks) == schedule.rounds
     assert ratio(c.blocks, a.blocks).value == pytest.approx(1.2, rel=0.01)
     dead = FakeMachine(lambda t: 1.0)
     lone = dead.arm(1.0)
     lone.run_block = lambda count, settle: None
-    assert run_lockstep([lone], **SETTINGS, clock=dead.clock).stop_reason == "lost"
+    assert run_lockstep([lone], MeasureConfig(**SETTINGS), clock=dead.clock).stop_reason == "lost"
 
 
 def test_only_a_block_followed_by_another_arm_settles():
@@ -180,14 +182,14 @@ def test_only_a_block_followed_by_another_arm_settles():
     for i, arm in enumerate(arms):
         inner = arm.run_block
         arm.run_block = lambda count, settle, i=i, inner=inner: flags[i].append(settle) or inner(count)
-    run_lockstep(arms, **{**SETTINGS, "max_s": 0.2, "min_blocks": 4, "target_ci": 0.0}, clock=m.clock)
+    run_lockstep(arms, MeasureConfig(**{**SETTINGS, "max_s": 0.2, "min_blocks": 4, "target_ci": 0.0}), clock=m.clock)
     # A B | B A | A B ...: A settles in rounds 0, 2, 4 (B follows), B in rounds 1, 3 (A follows)
     assert flags[0][:4] == [True, False, True, False] and flags[1][:4] == [False, True, False, True]
     lone = m.arm(1.0)
     seen = []
     inner = lone.run_block
     lone.run_block = lambda count, settle: seen.append(settle) or inner(count)
-    run_lockstep([lone], **{**SETTINGS, "max_s": 0.1, "min_blocks": 3, "target_ci": 0.0}, clock=m.clock)
+    run_lockstep([lone], MeasureConfig(**{**SETTINGS, "max_s": 0.1, "min_blocks": 3, "target_ci": 0.0}), clock=m.clock)
     assert seen and not any(seen)  # nobody to protect
 
 
@@ -221,7 +223,7 @@ def test_between_process_term_restores_coverage_when_each_worker_has_its_own_spe
     """Planted truth: every fake worker process runs at its own persistent speed (log sd PROCESS_SD/sqrt 2,
     so two processes differ by PROCESS_SD). No number of rounds sees that, so without the process term the
     interval of an A/A ratio misses 1.00 far too often; with it, it holds 1.00 in >= 90% of trials."""
-    from benchbench.measure.scheduler import PROCESS_SD
+    from benchbench.results.estimates import PROCESS_SD
 
     trials, with_term, without = 60, 0, 0
     for seed in range(trials):
@@ -229,7 +231,7 @@ def test_between_process_term_restores_coverage_when_each_worker_has_its_own_spe
         m = FakeMachine(lambda t: 1.0, noise=0.02, seed=seed)
         own = np.exp(rng.normal(0, PROCESS_SD / math.sqrt(2), 2))
         a, b = m.arm(1.0 * own[0]), m.arm(1.0 * own[1])
-        run_lockstep([a, b], **{**SETTINGS, "min_blocks": 200, "max_rounds": 200, "max_s": 100}, clock=m.clock)
+        run_lockstep([a, b], MeasureConfig(**{**SETTINGS, "min_blocks": 200, "max_blocks": 200, "max_s": 100}), clock=m.clock)
         est = ratio(b.blocks, a.blocks)
         bare = ratio(b.blocks, a.blocks, process_sd=0.0)
         with_term += est.low <= 1.0 <= est.high

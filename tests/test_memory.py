@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from benchbench.measure.sweep import run_sweep
-from benchbench.results.record import RunResult
 from benchbench.core.spec import QUICK, CellSpec
+from benchbench.measure.sweep import run_sweep
 from benchbench.measure.worker import _peak_rss, _reset_peak_rss, _rss
+from benchbench.results.record import RunResult
 
 DATA = Path(__file__).parent / "data"
 FAST = QUICK.replace(min_count=6, min_s=0.05, max_s=0.5, warmup_min_s=0.01, cell_timeout_s=300)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchbench.measure.calibration import calibrate, calibrate_run
 from benchbench.build.export import artifact_bytes, build
+from benchbench.core.spec import QUICK, CellSpec
+from benchbench.measure.calibration import calibrate, calibrate_run
 from benchbench.measure.sweep import run_sweep
 from benchbench.metrics import (
     METRIC_KEYS,
@@ -25,9 +26,9 @@ from benchbench.metrics import (
     max_antichain,
     roofline_point,
 )
-from benchbench.results.views import markdown_report, rows
+from benchbench.processes.protocol import BuildJob
 from benchbench.results.record import RunResult
-from benchbench.core.spec import QUICK, CellSpec
+from benchbench.results.views import markdown_report, rows
 
 DATA = Path(__file__).parent / "data"
 TWO_CONV = f"{DATA / 'two_conv.py'}:two_conv"
@@ -45,8 +46,8 @@ HAND = {
 @pytest.fixture(scope="module")
 def two_conv_builds(cache_dir):
     """Both forms of the worked example through the real build step (ONNX export included)."""
-    return {v: build({"model": TWO_CONV, "variant": v, "input_shape": [1, 3, 32, 32], "seed": 0,
-                      "formats": ["onnx"], "dir": str(cache_dir / f"two_conv-{v}")}) for v in HAND}
+    return {v: build(BuildJob(CellSpec(TWO_CONV, v, "ort"), [1, 3, 32, 32], ["onnx"], str(cache_dir / f"two_conv-{v}")))
+            for v in HAND}
 
 
 @pytest.mark.parametrize("variant", list(HAND))
@@ -63,9 +64,8 @@ def test_worked_example_matches_hand_counts(two_conv_builds, variant, cache_dir)
 
 
 def test_flops_are_flop_counter_mode_and_twice_the_macs():
-    from torch.utils.flop_counter import FlopCounterMode
-
     from benchbench.models import create_model
+    from torch.utils.flop_counter import FlopCounterMode
 
     with torch.device("meta"):
         model = create_model("resnet18", "train", randomize=False)

@@ -10,8 +10,9 @@ import copy
 
 import pytest
 import torch
-from benchbench.metrics import count_model
 from benchbench.models import create_model, list_models, model_info, reparameterize
+
+from benchbench.metrics import count_model
 
 MODELS = list_models()
 F64_RTOL = 1e-9

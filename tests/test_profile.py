@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 from _sweep import shared_sweep
+from benchbench.runners import get_runner
 
 from benchbench.cli import main
+from benchbench.core.spec import QUICK, CellSpec
 from benchbench.measure.profile import profile_run, profile_table, summarize, write_profiles
 from benchbench.results.record import CellResult
-from benchbench.runners import get_runner
-from benchbench.core.spec import QUICK, CellSpec
 
 DATA = Path(__file__).parent / "data"
 TINY = f"{DATA / 'tiny.py'}:tiny"
@@ -70,7 +70,7 @@ def test_profile_is_stored_and_written(profiled, tmp_path):
     path = write_profiles(profiled, tmp_path / "profile.md")
     text = path.read_text()
     assert text.count("## ") == sum(1 for c in profiled.cells if c.ok)
-    from benchbench.results.record import load_run
+    from benchbench.results.load import load_run
 
     again = load_run(profiled.path)  # the profile lives in the run's JSON
     assert all(c.metrics.get("profile") for c in again.cells if c.ok)

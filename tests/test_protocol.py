@@ -4,9 +4,21 @@ import json
 
 import pytest
 
+from benchbench.core.spec import CellSpec, MeasureConfig
 from benchbench.processes.manager import Worker, WorkerLost, run_job
 from benchbench.processes.protocol import (
-    PROTOCOL_VERSION, Block, BlockDone, Failed, Job, ProtocolError, Ready, decode, encode,
+    PROTOCOL_VERSION,
+    BandwidthJob,
+    Block,
+    BlockDone,
+    BuildJob,
+    Failed,
+    Finish,
+    Prepare,
+    ProtocolError,
+    Ready,
+    decode,
+    encode,
 )
 
 
@@ -29,9 +41,9 @@ def test_version_mismatch_is_refused():
 
 
 @pytest.mark.parametrize("line,match", [
-    ('{"v": 1, "type": "Launch"}', "unknown record type"),
-    ('{"v": 1, "type": "Block", "count": 3, "extra": 1}', "no field"),
-    ('{"v": 1, "type": "Block"}', "Block"),
+    ('{"v": %d, "type": "Launch"}' % PROTOCOL_VERSION, "unknown record type"),
+    ('{"v": %d, "type": "Block", "count": 3, "extra": 1}' % PROTOCOL_VERSION, "no field"),
+    ('{"v": %d, "type": "Block"}' % PROTOCOL_VERSION, "Block"),
     ("[1, 2]", "not a protocol record"),
     ("{not json", "not a protocol line"),
 ])
@@ -45,9 +57,20 @@ def test_encode_refuses_a_non_record():
         encode({"type": "Block"})
 
 
-def test_unknown_worker_mode_is_an_error_from_a_real_worker():
-    outcome, result = run_job("dance", {}, timeout_s=60, threads=1)
-    assert outcome == "error" and "unknown worker mode 'dance'" in result["reason"]
+def test_run_job_takes_only_job_records():
+    with pytest.raises(TypeError, match="not a job record"):
+        run_job(Block(3), timeout_s=60, threads=1)
+
+
+def test_records_carry_typed_specs_and_configs():
+    spec = CellSpec("resnet18", "deploy", "ort", threads=2, options=(("k", "v"),))
+    prep = decode(encode(Prepare(spec, MeasureConfig(max_s=3.0), "/a/model.onnx", "/a/input.npy")))
+    assert prep.spec == spec and isinstance(prep.config, MeasureConfig) and prep.config.max_s == 3.0
+    job = decode(encode(BuildJob(spec, [1, 3, 224, 224], ["onnx"], "/cache/x")))
+    assert job.spec == spec and job.formats == ["onnx"]
+    with pytest.raises(ProtocolError, match="Prepare"):  # a spec that is not a CellSpec's dict
+        decode('{"v": %d, "type": "Prepare", "spec": {"nope": 1}, "config": {}, "artifact": null, '
+               '"input_path": "x"}' % PROTOCOL_VERSION)
 
 
 def test_a_worker_that_gets_the_wrong_first_record_dies_and_is_reported():
@@ -55,12 +78,12 @@ def test_a_worker_that_gets_the_wrong_first_record_dies_and_is_reported():
         worker.send(Block(3))  # a measuring worker must be prepared first
         with pytest.raises(WorkerLost) as lost:
             worker.recv(60)
-    assert lost.value.outcome == "crashed" and "Prepare or Job" in lost.value.reason
+    assert lost.value.outcome == "crashed" and "Prepare or a job record" in lost.value.reason
 
 
 def test_failed_record_carries_status_and_reason():
     assert decode(encode(Failed("unsupported", "no such op"))).status == "unsupported"
-    assert decode(encode(Job("build", {"a": 1}))).payload == {"a": 1}
+    assert decode(encode(BandwidthJob("cpu", 2))) == BandwidthJob("cpu", 2)
 
 
 def test_fork_server_workers_report_exits_and_die_with_their_server():
@@ -71,14 +94,16 @@ def test_fork_server_workers_report_exits_and_die_with_their_server():
     server = ForkServer("null", 1)
     try:
         with Worker(1, "forked worker", server=server) as worker:
-            outcome = worker.request(Job("dance", {}), 60)
-            assert isinstance(outcome, Failed) and "unknown worker mode" in outcome.reason
-            assert worker.proc.wait(30) == 2  # the worker's own exit code, reaped by the server
-        with Worker(1, "forked worker", server=server) as worker:
-            worker.send(Block(3))  # the wrong first record: the forked worker dies, and says why
+            worker.send(Finish())  # the wrong first record: the forked worker dies, and says why
             with pytest.raises(WorkerLost) as lost:
                 worker.recv(60)
-            assert lost.value.outcome == "crashed" and "Prepare or Job" in lost.value.reason
+            assert lost.value.outcome == "crashed" and "Prepare or a job record" in lost.value.reason
+            assert worker.proc.wait(30) == 1  # the worker's own exit code, reaped by the server
+        with Worker(1, "forked worker", server=server) as worker:
+            worker.send(Block(3))
+            with pytest.raises(WorkerLost) as lost:
+                worker.recv(60)
+            assert lost.value.outcome == "crashed" and "Prepare or a job record" in lost.value.reason
         idle = Worker(1, "idle forked worker", server=server)  # waits for its first record
         pid = idle.proc.pid
         os.kill(pid, 0)  # alive
@@ -120,7 +145,7 @@ def test_a_worker_that_cannot_be_started_is_an_environment_error_not_a_traceback
     import benchbench.processes.manager as manager
 
     monkeypatch.setattr(manager, "module_command", lambda *args: ["/nonexistent/python", "-m", *args])
-    outcome, result = run_job("build", {}, 10.0, threads=1)
+    outcome, result = run_job(BandwidthJob("cpu", 1), 10.0, threads=1)
     assert outcome == "env-error" and "cannot start a worker process" in result["reason"]
     with pytest.raises(WorkerLost, match="cannot start a fork server") as lost:
         manager.ForkServer("null", 1)

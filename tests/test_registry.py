@@ -1,8 +1,8 @@
 import pytest
-
 from benchbench.models import list_models, resolve_models
-from benchbench.core.registry import Registry, UnknownNameError
 from benchbench.runners import resolve_backends
+
+from benchbench.core.registry import Registry, UnknownNameError
 
 
 def test_register_get_and_duplicates():
@@ -66,7 +66,7 @@ def test_a_backend_is_one_file(tmp_path, monkeypatch):
     """A module with a Runner subclass, dropped into the runners package, is a backend: by name and alias,
     listed, and its declared packages' versions recorded. Nothing else is edited."""
     import benchbench.runners as runners
-    from benchbench.core.env import tracked_packages
+    from benchbench.runners import tracked_packages
 
     (tmp_path / "echo_backend.py").write_text(
         "from benchbench.runners.base import Runner\n\n\n"

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from benchbench.results.record import SCHEMA_VERSION, CellResult, RunResult, SchemaError, load_run
 from benchbench.core.spec import CellSpec
 from benchbench.core.stats import summarize
+from benchbench.results.load import SchemaError, load_run
+from benchbench.results.record import SCHEMA_VERSION, CellResult, RunResult
 
 DATA = Path(__file__).parent / "data"
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 from _sweep import shared_sweep
+from benchbench.runners import get_runner, resolve_backends
 
+from benchbench.core.spec import QUICK, CellSpec
 from benchbench.measure.sweep import run_sweep
 from benchbench.results.record import RunResult
-from benchbench.runners import get_runner, resolve_backends
-from benchbench.core.spec import QUICK, CellSpec
 
 DATA = Path(__file__).parent / "data"
 TINY = f"{DATA / 'tiny.py'}:tiny"

@@ -4,9 +4,7 @@ than FLOPs", per backend. Every verdict is computed from the data; nothing here 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from benchbench.results.record import SchemaError
+from benchbench.results.load import SchemaError, model_kind
 
 from . import correlate, kernels, latency_models
 from . import verdict as verdict_model
@@ -34,7 +32,7 @@ def _guideline_cells(runs) -> dict:
     cells = {}
     for run in runs:
         for c in run.cells:
-            if c.ok and c.model.get("family", "").startswith("guideline"):
+            if c.ok and model_kind(c.model) == "guideline":
                 # Train and deploy are the same network here: either measurement stands for the row.
                 cells.setdefault((c.spec.model, correlate.target(c.spec)), c)
     return cells

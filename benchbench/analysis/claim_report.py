@@ -128,6 +128,12 @@ THREATS = [
 
 def _backend_section(backend: str, a: dict) -> list[str]:
     lines = [f"## {backend} ({a['n']} cells, {a['families']} families)", "", f"**Verdict.** {a['verdict']}", ""]
+    return lines + _model_lines(a) + _contrast_lines(a) + _correlation_lines(a)
+
+
+def _model_lines(a: dict) -> list[str]:
+    """The held-out latency models, the kernel sum's sources, the additive fit and the mixed model."""
+    lines = []
     forms = a.get("forms") or {}
     if forms:
         body = [[FORM_LABELS[f], *_err(forms.get(f))] for f in FORMS if f in forms]
@@ -162,6 +168,12 @@ def _backend_section(backend: str, a: dict) -> list[str]:
                   "executed ops at equal FLOPs and traffic changes latency by "
                   f"{pct_interval(mixed['ops_doubling_effect'], mixed['ops_doubling_effect_ci'], 1)}; family intercepts "
                   f"vary with sd {mixed['family_sd']:.2f} (log scale).", ""]
+    return lines
+
+
+def _contrast_lines(a: dict) -> list[str]:
+    """Within-pair contrasts and their A/A control."""
+    lines = []
     p, aa = a.get("pairs"), a.get("aa")
     if p:
         lines += [f"Within-pair contrasts ({p['n']} train/deploy pairs of {p['families']} families whose graphs "
@@ -175,6 +187,12 @@ def _backend_section(backend: str, a: dict) -> list[str]:
         lines += [f"A/A control: {aa['n']} pairs whose two forms run the same graph here; {aa['holds_one']} of "
                   f"{aa['n']} ratio intervals hold 1, median deviation {100 * aa['median_deviation']:.1f}%, "
                   f"largest {100 * aa['max_deviation']:.1f}%.", ""]
+    return lines
+
+
+def _correlation_lines(a: dict) -> list[str]:
+    """Iso-FLOPs bands, time shares, and rank and partial correlations."""
+    lines = []
     bands = a.get("bands") or []
     if bands:
         body = [[b["band"], b["n"], _rho(b["rho"].get("flops")), _rho(b["rho"].get("executed_ops")),
@@ -213,17 +231,10 @@ def _headline(analysis: dict) -> list[str]:
                        "GFLOP/s", "within ±10%: FLOPs / additive / log-linear / mixed", "kernel sum"]), ""]
 
 
-def claim_markdown(analysis: dict, out_dir: Path, runs=(),
-                   title: str = "Does fragmentation predict latency beyond FLOPs?") -> str:
-    """The claim report; writes its plots under ``out_dir/plots`` and links them.
-
-    ``runs`` are the measured runs; their machine, versions, settings and sweep time close the report.
-    """
-    from benchbench.results.views import run_header
-
-    plot_dir = out_dir / "plots"
+def _plots(analysis: dict, plot_dir: Path) -> dict:
+    """The claim's plots, written into ``plot_dir``: caption → path (None where a plot had nothing to show)."""
     plot_dir.mkdir(parents=True, exist_ok=True)
-    made = {
+    return {
         "latency per FLOPs-proportional prediction against ops per GFLOP, with the additive fit":
             plots.overhead_curve(analysis, plot_dir / "overhead_curve.png"),
         "held-out errors of every model form": plots.held_out_errors(analysis, plot_dir / "held_out_errors.png"),
@@ -232,6 +243,17 @@ def claim_markdown(analysis: dict, out_dir: Path, runs=(),
         "latency against FLOPs": plots.latency_vs_flops(analysis["observations"], plot_dir / "latency_vs_flops.png"),
         "guideline tables, every width": plots.guideline_dots(analysis["guidelines"], plot_dir / "guidelines.png"),
     }
+
+
+def claim_markdown(analysis: dict, out_dir: Path, runs=(),
+                   title: str = "Does fragmentation predict latency beyond FLOPs?") -> str:
+    """The claim report; writes its plots under ``out_dir/plots`` and links them.
+
+    ``runs`` are the measured runs; their machine, versions, settings and sweep time close the report.
+    """
+    from benchbench.results.views import run_header
+
+    made = _plots(analysis, out_dir / "plots")
     lines = [f"# {title}", "", "## Verdict per backend", ""]
     lines += [f"- {b['verdict']}" for b in analysis["per_backend"].values()] or ["- no zoo measurements"]
     lines += ["", "The verdict asks one question of the zoo's cells: at equal FLOPs, does a model that executes more "

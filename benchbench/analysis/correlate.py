@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from benchbench.results.load import model_kind
+
 from .regression import Z95
 
 __all__ = ["PREDICTORS", "PREDICTOR_GRAPH", "target", "FRAGMENTATION", "BANDS", "observations", "correlations",
@@ -61,7 +63,8 @@ def observations(runs, include_guidelines: bool = False) -> list[dict]:
             if not c.ok or not c.median_ms:
                 continue
             family = c.model.get("family", "")
-            if family.startswith("guideline") and not include_guidelines:
+            kind = model_kind(c.model)
+            if kind == "lab" or (kind == "guideline" and not include_guidelines):  # the lab has its own analysis
                 continue
             zoo = c.spec.source is None  # a user's model file is outside the zoo: used when it has the counts
             if not zoo and not c.model.get("flops"):

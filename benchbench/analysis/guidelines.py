@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchbench.measure.scheduler import RatioEstimate, cell_ratio
+from benchbench.results.estimates import RatioEstimate, cell_ratio
 
 __all__ = ["GuidelineTable", "TABLES", "guideline_results", "verdict"]
 

@@ -26,6 +26,8 @@ import math
 
 import numpy as np
 
+from benchbench.results.load import model_kind
+
 from .correlate import target
 
 __all__ = ["MAC_TYPES", "profiled_cells", "time_shares", "kernel_kind", "kernel_features", "kernel_sum_loo"]
@@ -54,7 +56,7 @@ def profiled_cells(runs) -> list[dict]:
             family = c.model.get("family", "")
             if not (c.ok and c.median_ms and p.get("status") == "ok" and p.get("timed") and p.get("ops")):
                 continue
-            if family.startswith("guideline"):
+            if model_kind(c.model) in ("guideline", "lab"):  # designed nets: not models a predictor is judged on
                 continue
             out.append({"model": c.spec.model, "family": family, "variant": c.spec.variant, "backend": target(c.spec),
                         "median_ms": c.median_ms, "flops": c.model.get("flops"), "ops": p["ops"],

@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from benchbench.results.load import model_kind
+
 from .regression import cluster_sandwich, log_sd_of_interval
 
 __all__ = ["pair_records", "within_pair_regression", "aa_control"]
@@ -23,7 +25,7 @@ __all__ = ["pair_records", "within_pair_regression", "aa_control"]
 def pair_records(runs) -> list[dict]:
     """One record per (model, backend) with both forms ok: log ratios (deploy / train) of latency, FLOPs and
     executed ops, and the latency ratio's 95% interval from the lockstep rounds (or unpaired)."""
-    from benchbench.measure.scheduler import cell_ratio
+    from benchbench.results.estimates import cell_ratio
 
     from .correlate import target
 
@@ -31,7 +33,7 @@ def pair_records(runs) -> list[dict]:
     for run in runs:
         for c in run.cells:
             family = c.model.get("family", "")
-            if c.ok and c.median_ms and family and not family.startswith("guideline"):
+            if c.ok and c.median_ms and family and model_kind(c.model) not in ("guideline", "lab"):
                 forms.setdefault((c.spec.model, target(c.spec), c.spec.threads), {})[c.spec.variant] = c
     out = []
     for (model, backend, _), v in sorted(forms.items()):

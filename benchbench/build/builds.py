@@ -1,6 +1,12 @@
 """Builds, parent side: find a cell's verified cached build or run a build worker, and pick the artifact its
 runner takes. The build itself (export, counts, reference outputs) runs in a worker: ``export.build``.
 
+:class:`Builds` is the one build step of a sweep, local or on a cluster: which formats each build needs
+(every backend of its cells, and ONNX for the graph metrics), and each build's record once made. A zoo
+model is exported (``ensure_build``), a user's model file is counted as it is (``benchbench.build.file_builds``);
+either way a record is ``{"status": "ok", "manifest", "dir", "cached", "input_path", "reference_path"}`` or
+``{"status", "reason"}``.
+
 A cached build is used only once its files check out against its manifest (``benchbench.build.cache.verify``).
 A bad entry (a truncated or corrupted file, a manifest that does not parse, a missing file) is rebuilt
 once, with a one-line notice on stderr. An entry of layout 1 (absolute paths, no hashes) whose files all
@@ -15,13 +21,17 @@ import os
 import shutil
 import sys
 import time
+from pathlib import Path
+
+from benchbench.core.spec import CellSpec, MeasureConfig
+from benchbench.processes.manager import run_job
+from benchbench.processes.protocol import BuildJob
 
 from . import cache
-from benchbench.processes.manager import run_job
+from .cache import build_record
 from .export import FORMATS, build_key, cache_root
-from benchbench.core.spec import CellSpec, MeasureConfig
 
-__all__ = ["input_shape", "build_group", "ensure_build", "artifact_for"]
+__all__ = ["Builds", "input_shape", "build_group", "formats_for", "ensure_build", "artifact_for", "needed_files"]
 
 _BASE_FILES = ("input.npy", "reference.npz")
 
@@ -43,8 +53,73 @@ def build_group(spec: CellSpec) -> tuple:
     return (spec.model, spec.variant, spec.input_size, spec.batch, spec.seed)
 
 
-def _needed_files(manifest: dict, formats: set[str]) -> list[str]:
-    """The files a run of ``formats`` reads: input, reference, the pickled model, each ok artifact's files."""
+def formats_for(spec: CellSpec) -> set[str]:
+    """The export formats a cell needs: its runner's artifact, and ONNX, from which every measured build's
+    deploy-graph metrics are read. A user's file is measured as it is: none."""
+    from benchbench.runners import get_runner
+
+    if spec.source is not None:
+        return set()
+    fmt = get_runner(spec.backend).artifact_for(dict(spec.options))
+    return ({fmt, "onnx"} if fmt != "none" else {fmt}) & set(FORMATS)
+
+
+class Builds:
+    """The builds of a sweep: the formats each build group needs and, once made, each group's record.
+
+    One object serves the local sweep, the cluster's coordinator (which ships the records' files) and a
+    measuring worker of the cluster (``Builds.installed``, from what arrived)."""
+
+    def __init__(self, config: MeasureConfig, cells=()):
+        self.config = config
+        self.formats: dict[tuple, set[str]] = {}
+        self.records: dict[tuple, dict] = {}
+        self.add(cells)
+
+    @classmethod
+    def installed(cls, config: MeasureConfig, records: dict[tuple, dict], formats: dict[tuple, set[str]]) -> Builds:
+        """Builds made elsewhere and installed here (a cluster's measuring worker)."""
+        builds = cls(config)
+        builds.records, builds.formats = dict(records), {g: set(f) for g, f in formats.items()}
+        return builds
+
+    def add(self, cells) -> None:
+        """Note the formats ``cells`` need (before their builds are made)."""
+        for spec in cells:
+            self.formats.setdefault(build_group(spec), set()).update(formats_for(spec))
+
+    def ensure(self, spec: CellSpec) -> dict:
+        """The record of the build ``spec`` belongs to, made (or found in the cache) on first use."""
+        group = build_group(spec)
+        if group not in self.records:
+            if spec.source is not None:
+                from .file_builds import ensure_artifact_build
+
+                self.records[group] = ensure_artifact_build(spec, self.config)
+            else:
+                self.records[group] = ensure_build(spec, self.formats.get(group) or formats_for(spec), self.config)
+        return self.records[group]
+
+    def artifact_for(self, runner_cls, spec: CellSpec) -> tuple[object, dict, str | None]:
+        """(what the runner's prepare() takes, the artifact record, the reason it is unusable or None)."""
+        build = self.ensure(spec)
+        if spec.source is not None:
+            from .file_builds import artifact_for as file_artifact
+
+            return file_artifact(runner_cls, spec, build)
+        return artifact_for(runner_cls, spec, build)
+
+    def build_seconds(self) -> tuple[float, int]:
+        """Seconds spent building (not finding in the cache), and how many builds that was."""
+        made = [b for b in self.records.values() if "build_s" in b]
+        return sum(b["build_s"] for b in made), len(made)
+
+
+def needed_files(manifest: dict, formats: set[str]) -> list[str]:
+    """The files a run of ``formats`` reads: input, reference, the pickled model, each ok artifact's files (a
+    user's file's build: its inputs and reference outputs)."""
+    if (manifest.get("model") or {}).get("kind") == "file" or "input.npz" in (manifest.get("files") or {}):
+        return sorted(n for n in manifest["files"] if not n.startswith("source/"))
     names = list(_BASE_FILES)
     if (manifest.get("torch_module") or {}).get("status") == "ok":
         names.append("model.pt")
@@ -75,7 +150,7 @@ def _check(build_dir, formats: set[str]) -> tuple[dict | None, str | None]:
     if not isinstance(manifest.get("artifacts"), dict) or "model" not in manifest:
         return None, "build.json: incomplete"
     try:
-        problem = cache.verify(build_dir, manifest, _needed_files(manifest, formats & set(manifest["artifacts"])))
+        problem = cache.verify(build_dir, manifest, needed_files(manifest, formats & set(manifest["artifacts"])))
     except (TypeError, KeyError, AttributeError):  # a manifest that parses but is the wrong shape
         problem = "build.json: malformed"
     return (None, problem) if problem else (manifest, None)
@@ -87,8 +162,6 @@ def _upgrade(build_dir, old: dict) -> tuple[dict | None, str | None]:
     Only an entry whose every file lies in its own folder is upgraded (a moved cache's paths point
     elsewhere: it is rebuilt). Its files are hashed now, as they are: layout 1 recorded no hashes, so a
     file damaged before the upgrade cannot be told apart; every later change can."""
-    from pathlib import Path
-
     from .export import artifact_bytes, artifact_files
 
     build_dir = Path(build_dir)
@@ -148,7 +221,7 @@ def ensure_build(spec: CellSpec, formats: set[str], config: MeasureConfig) -> di
         with cache.key_lock(root, key, on_wait=waiting):
             manifest, problem = _check(build_dir, formats)
             if manifest is not None and formats <= set(manifest["artifacts"]):
-                return {"status": "ok", "manifest": manifest, "cached": True, "dir": str(build_dir)}
+                return build_record(manifest, build_dir, cached=True)
             if problem:
                 print(f"note: cached build of {spec.model} ({spec.variant}) was corrupt ({problem}); rebuilding",
                       file=sys.stderr, flush=True)
@@ -162,15 +235,14 @@ def ensure_build(spec: CellSpec, formats: set[str], config: MeasureConfig) -> di
 
 
 def _run_build(spec, shape, build_dir, formats, config) -> dict:
-    job = {"model": spec.model, "variant": spec.variant, "input_shape": shape, "seed": spec.seed,
-           "formats": sorted(formats), "dir": str(build_dir)}
+    job = BuildJob(spec, list(shape), sorted(formats), str(build_dir))
     t0 = time.perf_counter()
-    outcome, result = run_job("build", job, config.cell_timeout_s, threads=os.cpu_count() or 1)
+    outcome, result = run_job(job, config.cell_timeout_s, threads=os.cpu_count() or 1)
     build_s = time.perf_counter() - t0
     if outcome != "ok":
         return _failed(outcome, result, build_s)
     cache.trust(build_dir, result)  # hashed as it was written, by the worker this process just ran
-    return {"status": "ok", "manifest": result, "cached": False, "dir": str(build_dir), "build_s": build_s}
+    return build_record(result, build_dir, cached=False, build_s=build_s)
 
 
 def artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict, str | None]:

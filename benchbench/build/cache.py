@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LAYOUT", "cache_root", "atomic_path", "write_json", "file_record", "read_json", "verify", "trust",
+__all__ = ["LAYOUT", "build_record", "cache_root", "atomic_path", "write_json", "file_record", "read_json", "verify", "trust",
            "key_lock", "seal", "sealed", "Entry", "entries", "select", "clear", "clear_text", "show", "check_pattern"]
 
 LAYOUT = 2  # 2: relative paths and per-file sha256 in build.json (1 had absolute paths, no hashes)
@@ -76,6 +76,16 @@ def atomic_path(path: Path) -> Iterator[Path]:
         _fsync_dir(path.parent)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def build_record(manifest: dict, folder: Path, cached: bool, **extra) -> dict:
+    """An ok build's record, as the build step hands it on: its manifest and folder, and where its cells'
+    inputs (``input.npy`` of a zoo model, ``input.npz`` of a user's file) and reference outputs are."""
+    files = manifest.get("files") or {}
+    inputs = "input.npz" if "input.npz" in files else "input.npy"
+    return {"status": "ok", "manifest": manifest, "dir": str(folder), "cached": cached,
+            "input_path": str(Path(folder) / inputs),
+            "reference_path": str(Path(folder) / "reference.npz") if "reference.npz" in files else None, **extra}
 
 
 def write_json(path: Path, obj) -> None:

@@ -21,9 +21,11 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .cache import LAYOUT, atomic_path, cache_root, file_record, read_json, seal, write_json
 from benchbench.core.env import package_versions
 from benchbench.core.faults import EnvError, UserModelError, env_fault
+from benchbench.processes.protocol import BuildJob
+
+from .cache import LAYOUT, atomic_path, cache_root, file_record, read_json, seal, write_json
 
 __all__ = ["FORMATS", "cache_root", "build_key", "build", "short_reason", "artifact_files", "artifact_bytes"]
 
@@ -194,7 +196,7 @@ def _where(model: str) -> str:
     return f"{Path(path).name}:{attr}" if sep and path.endswith(".py") else model
 
 
-def _eager(job: dict):
+def _eager(job: BuildJob):
     """The model and its reference outputs in PyTorch eager, or :class:`UserModelError`: a model that
     cannot be built or run here is the model's fault, not a converter's (``benchbench.core.faults``)."""
     import numpy as np
@@ -202,17 +204,17 @@ def _eager(job: dict):
 
     from benchbench.models import create_model
 
-    shape = job["input_shape"]
+    spec, shape = job.spec, job.input_shape
     try:
-        model = create_model(job["model"], job["variant"], input_size=tuple(shape[2:]), seed=job["seed"])
-        x_np = np.random.default_rng(job["seed"]).standard_normal(shape, dtype=np.float32)
+        model = create_model(spec.model, spec.variant, input_size=tuple(shape[2:]), seed=spec.seed)
+        x_np = np.random.default_rng(spec.seed).standard_normal(shape, dtype=np.float32)
         x = torch.from_numpy(x_np)
         with torch.no_grad():
             ref = model(x)
     except Exception as exc:
         if env_fault(exc):
             raise
-        raise UserModelError(f"{short_reason(exc)} (in {_where(job['model'])})") from exc
+        raise UserModelError(f"{short_reason(exc)} (in {_where(spec.model)})") from exc
     return model, x_np, x, ref if isinstance(ref, (tuple, list)) else (ref,)
 
 
@@ -248,76 +250,91 @@ def _write(manifest: dict, out_dir: Path, name: str, write) -> list[str]:
     return written
 
 
-def build(job: dict) -> dict:
+def build(job: BuildJob) -> dict:
     """Create (or complete) a cached build. Runs inside a worker, under the build's lock (taken by
     ``benchbench.build.builds``); returns build.json's content. Every file and the manifest are written
     atomically, the manifest after each step, so an interrupted build keeps what it finished."""
-    import numpy as np
-    import torch
-
-    from benchbench.metrics import count_dispatched_ops, count_model
-    from benchbench.models import model_info
-
-    out_dir = Path(job["dir"])
+    out_dir = Path(job.dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "build.json"
     manifest = read_json(manifest_path)
     if not manifest or manifest.get("layout") != LAYOUT or not isinstance(manifest.get("files"), dict):
-        manifest = {"layout": LAYOUT, "variant": job["variant"], "files": {}, "artifacts": {}, "warnings": []}
+        manifest = {"layout": LAYOUT, "variant": job.spec.variant, "files": {}, "artifacts": {}, "warnings": []}
 
-    info = model_info(job["model"])
-    shape = job["input_shape"]
+    def save():
+        write_json(manifest_path, seal(manifest))
+
     model, x_np, x, ref = _eager(job)
-
     if "model" not in manifest:
-        _write(manifest, out_dir, "input.npy", lambda p: np.save(p, x_np))
-        _write(manifest, out_dir, "reference.npz", lambda p: np.savez(p, *[r.float().numpy() for r in ref]))
-        manifest["model"] = {
-            "name": info.name,
-            "family": info.family,
-            "paper": str(info.paper),
-            "seed_design": info.seed_design,
-            "identical_forms": info.identical_forms,
-            "input_shape": list(shape),
-            **count_model(model, x),  # params, FLOPs/MACs, element-ops (docs/metrics.md)
-        }
-        manifest["torch_ops"] = count_dispatched_ops(model, x)  # what torch eager executes, counted once
-        write_json(manifest_path, seal(manifest))
+        _counts(manifest, out_dir, job, model, x_np, x, ref)
+        save()
     if "torch_module" not in manifest:
-        # The eager model itself, pickled: a torch worker loads it in milliseconds instead of building
-        # and initializing it again (about a second for a ResNet-18). Not every module pickles (a lambda
-        # attribute); those workers rebuild from the registry and seed, as before.
-        try:
-            _write(manifest, out_dir, "model.pt", lambda p: torch.save(model, p))
-            manifest["torch_module"] = {"status": "ok", "file": "model.pt", "bytes": manifest["files"]["model.pt"]["bytes"]}
-        except Exception as exc:
-            if env_fault(exc):
-                raise
-            manifest["torch_module"] = {"status": "unsupported", "reason": short_reason(exc)}
-        write_json(manifest_path, seal(manifest))
-
-    for fmt in job.get("formats", []):
-        if fmt in manifest["artifacts"]:
-            continue
-        name = FORMATS[fmt]
-        t0 = time.perf_counter()
-        details = {}
-        try:
-            with _caught_warnings() as caught:
-                files = _write(manifest, out_dir, name, lambda p: details.update(_EXPORTERS[fmt](model, x, p)))
-            entry = {"status": "ok", "file": name, "files": files,
-                     "bytes": sum(manifest["files"][n]["bytes"] for n in files), **details}
-            if caught:
-                entry["warnings"] = caught
-        except Exception as exc:
-            if env_fault(exc):
-                raise  # not the model's fault, and nothing is cached: the next run tries again
-            entry = {"status": "unsupported", "reason": short_reason(exc), "traceback": traceback.format_exc(limit=3)}
-        entry["export_s"] = round(time.perf_counter() - t0, 3)
-        manifest["artifacts"][fmt] = entry
-        write_json(manifest_path, seal(manifest))  # after each format: nothing lost
+        _pickle(manifest, out_dir, model)
+        save()
+    for fmt in job.formats:
+        if fmt not in manifest["artifacts"]:
+            manifest["artifacts"][fmt] = _export(manifest, out_dir, fmt, model, x)
+            save()  # after each format: nothing lost
     onnx_entry = manifest["artifacts"].get("onnx", {})
     if "graph" not in manifest and onnx_entry.get("status") == "ok":
         manifest["graph"] = _graph_metrics(str(out_dir / onnx_entry["file"]))
-        write_json(manifest_path, seal(manifest))
+        save()
     return manifest
+
+
+def _counts(manifest: dict, out_dir: Path, job: BuildJob, model, x_np, x, ref) -> None:
+    """The seeded input, the eager reference outputs, and the model's record: registry metadata and counts."""
+    import numpy as np
+
+    from benchbench.metrics import count_dispatched_ops, count_model
+    from benchbench.models import model_info
+
+    info = model_info(job.spec.model)
+    _write(manifest, out_dir, "input.npy", lambda p: np.save(p, x_np))
+    _write(manifest, out_dir, "reference.npz", lambda p: np.savez(p, *[r.float().numpy() for r in ref]))
+    manifest["model"] = {
+        "name": info.name,
+        "family": info.family,
+        "kind": info.kind,
+        "paper": str(info.paper),
+        "seed_design": info.seed_design,
+        "identical_forms": info.identical_forms,
+        "input_shape": list(job.input_shape),
+        **count_model(model, x),  # params, FLOPs/MACs, element-ops (docs/metrics.md)
+    }
+    manifest["torch_ops"] = count_dispatched_ops(model, x)  # what torch eager executes, counted once
+
+
+def _pickle(manifest: dict, out_dir: Path, model) -> None:
+    """The eager model itself, pickled: a torch worker loads it in milliseconds instead of building and
+    initializing it again (about a second for a ResNet-18). Not every module pickles (a lambda attribute);
+    those workers rebuild from the registry and seed."""
+    import torch
+
+    try:
+        _write(manifest, out_dir, "model.pt", lambda p: torch.save(model, p))
+        manifest["torch_module"] = {"status": "ok", "file": "model.pt", "bytes": manifest["files"]["model.pt"]["bytes"]}
+    except Exception as exc:
+        if env_fault(exc):
+            raise
+        manifest["torch_module"] = {"status": "unsupported", "reason": short_reason(exc)}
+
+
+def _export(manifest: dict, out_dir: Path, fmt: str, model, x) -> dict:
+    """One format's artifact written into the build; a converter's refusal is recorded as unsupported."""
+    name = FORMATS[fmt]
+    t0 = time.perf_counter()
+    details = {}
+    try:
+        with _caught_warnings() as caught:
+            files = _write(manifest, out_dir, name, lambda p: details.update(_EXPORTERS[fmt](model, x, p)))
+        entry = {"status": "ok", "file": name, "files": files,
+                 "bytes": sum(manifest["files"][n]["bytes"] for n in files), **details}
+        if caught:
+            entry["warnings"] = caught
+    except Exception as exc:
+        if env_fault(exc):
+            raise  # not the model's fault, and nothing is cached: the next run tries again
+        entry = {"status": "unsupported", "reason": short_reason(exc), "traceback": traceback.format_exc(limit=3)}
+    entry["export_s"] = round(time.perf_counter() - t0, 3)
+    return entry

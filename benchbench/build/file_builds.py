@@ -13,14 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-from . import cache
-from benchbench.processes.manager import run_job
-from .files import backends_for, build_ident
-from .export import cache_root
-from benchbench.results.record import CellResult
 from benchbench.core.spec import CellSpec, MeasureConfig
+from benchbench.processes.manager import run_job
+from benchbench.processes.protocol import FileBuildJob
 
-__all__ = ["artifact_group", "ensure_artifact_build", "artifact_for", "preflight"]
+from . import cache
+from .export import cache_root
+from .files import backends_for, build_ident
+
+__all__ = ["artifact_group", "ensure_artifact_build", "artifact_for"]
 
 
 def artifact_group(spec: CellSpec) -> tuple:
@@ -57,9 +58,9 @@ def ensure_artifact_build(spec: CellSpec, config: MeasureConfig) -> dict:
                     print(f"note: cached build of {spec.model} was corrupt ({problem}); rebuilding", file=sys.stderr,
                           flush=True)
                 shutil.rmtree(build_dir, ignore_errors=True)
-                job = {"source": source.to_dict(), "seed": spec.seed, "dir": str(build_dir), "name": spec.model}
                 t0 = time.perf_counter()
-                outcome, result = run_job("artifact", job, config.cell_timeout_s, threads=os.cpu_count() or 1)
+                outcome, result = run_job(FileBuildJob(spec, str(build_dir)), config.cell_timeout_s,
+                                          threads=os.cpu_count() or 1)
                 build_s = time.perf_counter() - t0
                 if outcome != "ok":
                     return {"status": outcome, "reason": f"reading {Path(source.path).name}: {result['reason']}",
@@ -70,15 +71,12 @@ def ensure_artifact_build(spec: CellSpec, config: MeasureConfig) -> dict:
         from benchbench.core.faults import env_fault
 
         return {"status": "env-error", "reason": f"cache {root}: {env_fault(exc) or exc.strerror or exc}"}
-    has_reference = "reference.npz" in manifest["files"]
-    return {"status": "ok", "manifest": manifest, "dir": str(build_dir), "cached": cached,
-            **({} if cached else {"build_s": build_s}),
-            "input_path": str(build_dir / "input.npz"),
-            "reference_path": str(build_dir / "reference.npz") if has_reference else None}
+    return cache.build_record(manifest, build_dir, cached, **({} if cached else {"build_s": build_s}))
 
 
 def artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict, str | None]:
-    """(the file's path for prepare(), artifact record, reason it cannot run there or None)."""
+    """(the file's path for prepare(), artifact record, reason it cannot run there or None). On a cluster's
+    measuring host the file is the copy that travelled with the build (``source_path``)."""
     source = spec.source
     record = {"format": source.format, "path": source.path, "bytes": source.bytes, "sha256": source.sha256,
               "user_file": True}
@@ -91,20 +89,4 @@ def artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict,
                               f"({Path(source.path).suffix}); " + (f"{', '.join(takers)} run{'s' if len(takers) == 1 else ''} them"
                                                                if takers else "no backend here runs them")
                               + "; benchbench does not convert a user's file (that would change the graph)")
-    return source.path, record, None
-
-
-def preflight(spec: CellSpec, runner_cls, builds: dict, config: MeasureConfig):
-    """The harness's preflight for a file's cell: a CellResult when it cannot be measured (the build failed,
-    the backend does not run the format), else (artifact, build, model record, artifact record)."""
-    group = artifact_group(spec)
-    if group not in builds:
-        builds[group] = ensure_artifact_build(spec, config)
-    build = builds[group]
-    if build["status"] != "ok":
-        return CellResult(spec, build["status"], build["reason"])
-    model_record = dict(build["manifest"]["model"])
-    artifact, artifact_record, unusable = artifact_for(runner_cls, spec, build)
-    if unusable:
-        return CellResult(spec, "unsupported", unusable, model=model_record, artifact=artifact_record)
-    return artifact, build, model_record, artifact_record
+    return build.get("source_path", source.path), record, None

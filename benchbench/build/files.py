@@ -181,23 +181,24 @@ def input_arrays(decls: list, source: ArtifactSource, seed: int) -> dict:
     return out
 
 
-def build(job: dict) -> dict:
-    """Count the file and compute its inputs and reference outputs into ``job["dir"]`` (in a build worker);
+def build(job) -> dict:
+    """Count the file and compute its inputs and reference outputs into ``job.dir`` (a ``FileBuildJob``, in a
+    build worker);
     returns build.json's content. A count or a reference that fails is recorded, never raised."""
     import numpy as np
 
+    from benchbench.formats import get_format
+
     from .cache import LAYOUT, file_record, seal, write_json
     from .export import short_reason
-    from benchbench.formats import get_format
-    from benchbench.core.spec import ArtifactSource
 
-    source = ArtifactSource.from_dict(job["source"])
-    out_dir = Path(job["dir"])
+    source = job.spec.source
+    out_dir = Path(job.dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     fmt = get_format(source.format)
     path = Path(source.path)
     decls = fmt.inputs(path)
-    inputs = input_arrays(decls, source, job["seed"])
+    inputs = input_arrays(decls, source, job.spec.seed)
     np.savez(out_dir / "input.npz", **inputs)
     shapes = dict(source.input_shapes)
     try:
@@ -208,7 +209,7 @@ def build(job: dict) -> dict:
         "layout": LAYOUT,
         "variant": "file",  # what `benchbench cache` shows; the file itself stays where the user keeps it
         "files": {"input.npz": file_record(out_dir / "input.npz")},
-        "model": {"name": job["name"], "family": f"file:{path.name}", "zoo": False, "format": source.format,
+        "model": {"name": job.spec.model, "family": f"file:{path.name}", "kind": "file", "zoo": False, "format": source.format,
                   "input_shape": list(shapes[decls[0].name]) if decls else [],
                   "inputs": [{"name": d.name, "dtype": d.dtype, "shape": list(shapes[d.name]),
                               "declared": [x if isinstance(x, int) else (x or "?") for x in d.dims]} for d in decls],
@@ -253,12 +254,12 @@ def _reference(source: ArtifactSource, inputs: dict, out_dir: Path) -> dict:
 
 def build_ident(source: ArtifactSource, seed: int) -> str:
     """The cache key of an artifact build: what decides its inputs, counts and reference outputs."""
-    from benchbench.metrics import METRICS_VERSION
-
     from benchbench.core.env import package_versions
+    from benchbench.metrics import METRICS_VERSION
+    from benchbench.runners import tracked_packages
 
     ident = {"source": {k: v for k, v in source.to_dict().items() if k not in ("path", "input_data")},
-             "seed": seed, "metrics": METRICS_VERSION, "versions": package_versions()}
+             "seed": seed, "metrics": METRICS_VERSION, "versions": package_versions(tracked_packages())}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
     safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in Path(source.path).stem)[:40]
     return f"file-{safe}-{digest}"
@@ -270,8 +271,8 @@ def file_cells(files: list[str], vs: str | None, backends: list[str], available:
     """The cells of the user's model files on ``backends``, and their display names. One cell per file and
     backend (variant ``artifact``); with ``vs``, the pair ``before``/``after`` per backend, measured in
     lockstep. ArtifactError for a file, a shape flag or a pair that cannot be used."""
-    from benchbench.formats import get_format
     from benchbench.core.spec import CellSpec
+    from benchbench.formats import get_format
 
     if vs is not None and len(files) != 1:
         raise ArtifactError(f"--vs pairs one model file with another; --model gives {len(files)} model files")

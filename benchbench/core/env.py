@@ -8,26 +8,15 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["environment", "package_versions", "tracked_packages", "CORE_PACKAGES"]
+__all__ = ["environment", "package_versions", "CORE_PACKAGES"]
 
-# The core's own; each backend adds the distributions it declares (``Runner.versions``).
+# The core's own; each backend adds the distributions it declares (``benchbench.runners.tracked_packages``).
 CORE_PACKAGES = ("benchbench", "torch", "numpy", "scipy", "psutil", "tabulate", "matplotlib")
 
 
-def tracked_packages() -> tuple[str, ...]:
-    """The distributions whose versions a run records: the core's, then every backend's declared ones."""
-    from benchbench.runners import get_runner, list_runners
-
-    names = list(CORE_PACKAGES)
-    for backend in list_runners(include_hidden=True):
-        names += [n for n in get_runner(backend).versions if n not in names]
-    return tuple(names)
-
-
-def package_versions(names=None) -> dict[str, str]:
-    """Installed versions of ``names`` (default: ``tracked_packages()``); absent ones are left out."""
+def package_versions(names) -> dict[str, str]:
+    """Installed versions of the distributions ``names``; absent ones are left out."""
     versions = {}
-    names = tracked_packages() if names is None else names
     for name in names:
         try:
             versions[name] = metadata.version(name)
@@ -73,7 +62,8 @@ def _git_commit() -> str | None:
     return None
 
 
-def environment() -> dict:
+def environment(packages=CORE_PACKAGES) -> dict:
+    """The machine, the OS, Python, the CPU, memory, the versions of ``packages`` and the git commit, now."""
     import psutil
 
     freq = psutil.cpu_freq()
@@ -92,6 +82,6 @@ def environment() -> dict:
             "flags": _cpu_flags(),
         },
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "packages": package_versions(),
+        "packages": package_versions(packages),
         "git_commit": _git_commit(),
     }

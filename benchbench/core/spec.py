@@ -1,10 +1,24 @@
-"""What to measure: a cell's specification and the sampling policy. Imports nothing heavy."""
+"""What to measure: a cell's specification and the sampling policy. Imports nothing heavy.
+
+The fields a user sets carry their command-line flag, parser and help (``benchbench.core.options``):
+their defaults are written here, once.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
-__all__ = ["ArtifactSource", "CellSpec", "MeasureConfig", "QUICK", "REFERENCE", "physical_cores"]
+from .argtypes import bounded_float, bounded_int, input_size, option
+from .options import flag_field
+
+__all__ = ["ArtifactSource", "CellSpec", "MeasureConfig", "QUICK", "REFERENCE", "PROFILES", "physical_cores",
+           "MAX_BATCH", "MAX_SEED", "MAX_THREADS"]
+
+# Sizes past these are typos, not benchmarks; they stay far inside what a runtime accepts.
+MAX_THREADS = 1024
+MAX_BATCH = 4096
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding and most runtimes take 32-bit seeds
+_SECONDS = bounded_float(0)  # finite and above zero
 
 
 def physical_cores() -> int:
@@ -27,20 +41,29 @@ class MeasureConfig:
     warmup_min_count: int = 5
     warmup_min_s: float = 0.5
     min_count: int = 20
-    min_s: float = 1.0
-    max_s: float = 10.0
+    min_s: float = flag_field(1.0, flag="--min-time", parse=_SECONDS,
+                              help="minimum sampling time per cell and round, s")
+    max_s: float = flag_field(10.0, flag="--max-time", parse=_SECONDS,
+                              help="maximum sampling time per cell and round, s, at least --min-time")
     max_count: int = 100_000  # inferences per block, at most
-    target_ci: float = 0.015  # relative half-width of the 95% interval that ends sampling early (above the
-    # 1.27% that the between-process term alone adds to a ratio, lockstep.PROCESS_SD)
+    # The relative half-width of the 95% interval that ends sampling early (above the 1.27% that the
+    # between-process term alone adds to a ratio, benchbench.results.estimates.PROCESS_SD).
+    target_ci: float = flag_field(0.015, flag="--target-ci", parse=bounded_float(0, 1),
+                                  help="stop once every 95%% interval's half-width is within this fraction, in (0, 1)")
     block_s: float = 0.05  # one block's length: long against a scheduler tick (~4 ms), short against drift
     min_blocks: int = 10  # rounds before the interval may stop sampling (6 is the least a 95% interval needs)
     max_blocks: int = 100_000  # rounds at most (a fixed count when equal to min_blocks)
     noisy_ci: float = 0.05  # a wider CI than this flags the cell as noisy
     noisy_cv: float = 0.10  # robust CV (1.4826 MAD / median) above this flags it as noisy
-    cell_timeout_s: float = 900.0  # a worker (prepare + warm-up + sampling) is killed after this
+    # A worker (prepare + warm-up + sampling) is killed after this.
+    cell_timeout_s: float = flag_field(900.0, flag="--cell-timeout", parse=_SECONDS,
+                                       help="kill a worker after this many seconds")
 
     def replace(self, **changes) -> MeasureConfig:
         return MeasureConfig(**{**asdict(self), **changes})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> MeasureConfig:
@@ -58,6 +81,9 @@ QUICK = MeasureConfig(warmup_min_count=2, warmup_min_s=0.05, min_count=10, min_s
 # cell's interval spans three processes and three moments of the machine for about the time one 1.6 s
 # round took before. Cells that hit the cap keep their wider interval, and the report shows it.
 REFERENCE = MeasureConfig(warmup_min_s=0.1, min_s=0.3, max_s=0.6, target_ci=0.02)
+
+# The sampling profiles of ``--sampling``, by name.
+PROFILES = {"default": MeasureConfig(), "quick": QUICK, "reference": REFERENCE}
 
 
 @dataclass(frozen=True)
@@ -98,11 +124,17 @@ class CellSpec:
     model: str
     variant: str
     backend: str
-    batch: int = 1
-    input_size: tuple[int, int] | None = None  # H, W; None means the model's own
-    threads: int = 1
-    seed: int = 0
-    options: tuple[tuple[str, str], ...] = field(default=())  # backend options, sorted key/value pairs
+    batch: int = flag_field(1, flag="--batch", parse=bounded_int(1, MAX_BATCH), help=f"batch size, 1..{MAX_BATCH}")
+    input_size: tuple[int, int] | None = flag_field(  # H, W; None means the model's own
+        None, flag="--input-size", parse=input_size, default_help="the model's",
+        help="input resolution, N or HxW, each side 1..8192")
+    threads: int = flag_field(1, flag="--threads", parse=bounded_int(1, MAX_THREADS),
+                              default_help="the physical core count", help=f"intra-op threads, 1..{MAX_THREADS}")
+    seed: int = flag_field(0, flag="--seed", parse=bounded_int(0, MAX_SEED),
+                           help="seed of the weights and the input, 0..2**32-1")
+    options: tuple[tuple[str, str], ...] = flag_field(  # backend options, sorted key/value pairs
+        (), flag="--option", short="-o", parse=option, metavar="KEY=VALUE", repeat=True,
+        help="backend option, e.g. precision=bf16 (repeatable; the keys are listed below)")
     source: ArtifactSource | None = None
     device: str | None = None  # a cluster target (run --device): measured on a worker with that device resource
 

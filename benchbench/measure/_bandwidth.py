@@ -1,14 +1,11 @@
-"""Memory-bandwidth worker: ``python -m benchbench.measure._bandwidth DEVICE THREADS RESULT.json``.
+"""The memory bandwidth, for the roofline: a ``BandwidthJob`` of a worker process (``benchbench.measure.worker``).
 
 Times a large copy (``dst.copy_(src)``, 256 MiB each) and writes the best rate to RESULT.json. A copy
 moves 2 bytes per byte copied (one read, one write), the STREAM "Copy" convention; write-allocate
 traffic is not counted, so this is a floor of what the memory system moves.
 """
 
-import json
-import sys
 import time
-from pathlib import Path
 
 SIZE_BYTES = 256 * 2**20
 REPEATS = 10
@@ -35,13 +32,3 @@ def measure(device: str, threads: int) -> dict:
         "method": f"torch copy_ of {SIZE_BYTES // 2**20} MiB on {device}, {threads} threads, best of {REPEATS}; "
                   "bytes = read + write",
     }
-
-
-def main(argv=None) -> int:
-    device, threads, out = (argv or sys.argv[1:])[:3]
-    Path(out).write_text(json.dumps(measure(device, int(threads))))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

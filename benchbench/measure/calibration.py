@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -59,9 +58,9 @@ def _device(backend: str) -> str:
 def calibration_key(backend: str, threads: int) -> str:
     """Cache identity: machine, backend, threads and the versions that could change the figures."""
     from benchbench.core.env import environment
-    from benchbench.runners import get_runner
+    from benchbench.runners import get_runner, tracked_packages
 
-    env = environment()
+    env = environment(tracked_packages())
     ident = {
         "host": env["hostname"],
         "cpu": env["cpu"]["model"],
@@ -85,26 +84,20 @@ def _calibration_config():
 
 
 def _measure_bandwidth(device: str, threads: int, timeout_s: float = 300) -> dict:
-    from benchbench.processes.manager import module_command, worker_env
+    from benchbench.processes.manager import run_job
+    from benchbench.processes.protocol import BandwidthJob
 
-    env = worker_env(threads)
-    with tempfile.TemporaryDirectory(prefix="bb-bandwidth-") as tmp:
-        out = Path(tmp) / "bandwidth.json"
-        cmd = module_command("benchbench.measure._bandwidth", device, str(threads), str(out))
-        try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            return {"bandwidth_gbs": None, "reason": f"bandwidth worker exceeded {timeout_s:.0f} s"}
-        if not out.exists():
-            tail = (proc.stderr or "").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
-            return {"bandwidth_gbs": None, "reason": "bandwidth worker failed: " + tail[0][-300:]}
-        return json.loads(out.read_text())
+    outcome, result = run_job(BandwidthJob(device, threads), timeout_s, threads)
+    if outcome != "ok":
+        return {"bandwidth_gbs": None, "reason": f"bandwidth worker failed ({outcome}): {result.get('reason')}"}
+    return result
 
 
 def _measure_peak(backend: str, threads: int) -> dict:
-    from .sweep import run_sweep
-    from benchbench.results.record import RunResult
     from benchbench.core.spec import CellSpec
+    from benchbench.results.record import RunResult
+
+    from .sweep import run_sweep
 
     config = _calibration_config()
     cells = [CellSpec(f"{_KERNEL_FILE}:{k}", "deploy", backend, 1, CALIBRATION_INPUT, threads) for k in KERNELS]

@@ -32,13 +32,15 @@ import os
 import socket
 import time
 import uuid
-from pathlib import Path
 
-from benchbench.build import cache
-from benchbench.build.builds import _needed_files, build_group, ensure_build
-from .executor import Executor, ExecutorError, GroupDone
-from benchbench.results.record import CellResult
+from benchbench.build import ship
+from benchbench.build.builds import Builds, build_group
 from benchbench.core.spec import CellSpec, MeasureConfig
+from benchbench.core.status import Status
+from benchbench.results.record import CellResult
+
+from .executor import Executor, ExecutorError, GroupDone
+from .group import measure_group
 
 __all__ = ["DEVICE_PREFIX", "DaskExecutor", "connect", "device_resource", "worker_devices"]
 
@@ -146,26 +148,26 @@ class DaskExecutor(Executor):
         self.futures: dict = {}  # future -> (group index, specs, resources, submitted at)
         self._stranded_since: dict = {}  # future -> when its resources were last seen on no live worker
 
-    def measure(self, items, config, formats, builds):
+    def measure(self, items, config, builds):
         self.builds = builds
         for index, specs in items:
             payloads = {}  # build group -> the build's payload, or the build task that makes it
             for spec in specs:
                 group = build_group(spec)
-                if self.builders and group not in builds:
+                formats = builds.formats.get(group, set())
+                if self.builders and spec.source is None and group not in builds.records:
                     if group not in self.build_futures:
                         self.build_futures[group] = self.client.submit(
-                            _build_remote, spec.to_dict(), sorted(formats[group]), config.__dict__,
+                            _build_remote, spec.to_dict(), sorted(formats), config.to_dict(),
                             resources={"build": 1}, pure=False, key=f"benchbench-build-{uuid.uuid4().hex}")
                     payloads[group] = self.build_futures[group]  # Dask hands the task its result
                     continue
-                if group not in builds:
-                    builds[group] = ensure_build(spec, formats[group], config)
-                payloads[group] = _payload(builds[group], formats[group])
+                source = spec.source.path if spec.source is not None else None
+                payloads[group] = ship.payload(builds.ensure(spec), formats, source)
             resources = {"measure": 1, **({device_resource(specs[0].device): 1} if specs[0].device else {})}
             future = self.client.submit(
-                _measure_remote, [s.to_dict() for s in specs], config.__dict__,
-                {g: formats[g] for g in payloads}, payloads, resources=resources, pure=False,
+                _measure_remote, [s.to_dict() for s in specs], config.to_dict(),
+                {g: builds.formats.get(g, set()) for g in payloads}, payloads, resources=resources, pure=False,
                 key=f"benchbench-group-{index}-{uuid.uuid4().hex[:8]}")
             self.futures[future] = (index, specs, resources, time.monotonic())
             yield from self._collect(block=False)  # stream back what finished while building
@@ -219,19 +221,19 @@ class DaskExecutor(Executor):
         if future.status == "finished":
             cells, record, host, took, built = future.result()
             for group, build in built.items():  # remote builds: their manifests, for the sweep's metrics
-                self.builds.setdefault(group, build)
+                self.builds.records.setdefault(group, build)
             return GroupDone(index, [CellResult.from_dict(c) for c in cells], record, took, [host] * len(cells))
         if future.status == "error":
             exc = future.exception()
             if type(exc).__name__ == "KilledWorker":
-                status, reason = "lost", f"its worker died twice (retried once on another): {exc}"
+                status, reason = Status.LOST, f"its worker died twice (retried once on another): {exc}"
             else:
-                status, reason = "error", f"the cluster task failed: {type(exc).__name__}: {exc}"
+                status, reason = Status.ERROR, f"the cluster task failed: {type(exc).__name__}: {exc}"
         else:  # cancelled: no eligible worker left, or the scheduler forgot it
             if self.client.status != "running":
                 raise ExecutorError(f"the Dask scheduler at {self.address} went away", 3)
             need = ", ".join(f"{k}={v:g}" for k, v in resources.items())
-            status, reason = "lost", f"no live worker with {need} for {self.stranded_s:g} s"
+            status, reason = Status.LOST, f"no live worker with {need} for {self.stranded_s:g} s"
         return GroupDone(index, [CellResult(s, status, reason) for s in specs], {"rounds": 0}, took)
 
     def close(self) -> None:
@@ -245,57 +247,21 @@ class DaskExecutor(Executor):
             pass
 
 
-def _payload(build: dict, formats: set[str]) -> dict:
-    """What a task carries of a build: a failed build as is; an ok one's manifest and the bytes of the
-    files its cells read (each listed in the manifest with its sha256)."""
-    if build.get("status") != "ok":
-        return {k: v for k, v in build.items() if k != "dir"}
-    manifest, folder = build["manifest"], Path(build["dir"])
-    names = _needed_files(manifest, formats & set(manifest["artifacts"]))
-    return {"status": "ok", "key": folder.name, "manifest": manifest,
-            "files": {name: (folder / name).read_bytes() for name in names}}
-
-
 def _build_remote(spec: dict, formats: list[str], config: dict) -> dict:
     """The build task, on a building worker: the build in its own verified cache, as a payload."""
-    build = ensure_build(CellSpec.from_dict(spec), set(formats), MeasureConfig.from_dict(config))
-    return {**_payload(build, set(formats)), **({"build_s": build["build_s"]} if "build_s" in build else {}),
+    cell = CellSpec.from_dict(spec)
+    build = Builds(MeasureConfig.from_dict(config), [cell]).ensure(cell)
+    return {**ship.payload(build, set(formats)), **({"build_s": build["build_s"]} if "build_s" in build else {}),
             "cached": build.get("cached"), "built_on": socket.gethostname(), "remote": True}
-
-
-def _install(payload: dict) -> dict:
-    """A shipped build in this host's cache, verified: the build record ``measure_group`` takes."""
-    if payload.get("status") != "ok":
-        return payload
-    from benchbench.build.export import cache_root
-
-    root, manifest, files = cache_root(), payload["manifest"], payload["files"]
-    folder = root / payload["key"]
-    try:
-        with cache.key_lock(root, payload["key"]):
-            cached = (cache.read_json(folder / "build.json") == manifest
-                      and not cache.verify(folder, manifest, list(files)))
-            if not cached:
-                for name, data in files.items():
-                    (folder / name).parent.mkdir(parents=True, exist_ok=True)
-                    with cache.atomic_path(folder / name) as tmp:
-                        tmp.write_bytes(data)
-                cache.write_json(folder / "build.json", manifest)
-                if problem := cache.verify(folder, manifest, list(files)):
-                    return {"status": "error", "reason": f"artifact failed its check on arrival: {problem}"}
-    except OSError as exc:
-        from benchbench.core.faults import env_fault
-
-        return {"status": "env-error", "reason": f"cache {root}: {env_fault(exc) or exc.strerror or exc}"}
-    return {"status": "ok", "manifest": manifest, "dir": str(folder), "cached": cached}
 
 
 @functools.cache
 def _machine() -> tuple[dict, dict]:
     """This host's machine record and package versions (once per worker process)."""
     from benchbench.core.env import environment
+    from benchbench.runners import tracked_packages
 
-    env = environment()
+    env = environment(tracked_packages())
     packages = env.pop("packages", {})
     env.pop("time", None)
     return env, packages
@@ -306,19 +272,20 @@ def _measure_remote(specs: list[dict], config: dict, formats: dict, payloads: di
     measure the group; returns (cells as dicts, scheduler record, host record, seconds)."""
     from distributed import get_worker
 
-    from .sweep import measure_group
     from .machinelock import measuring
 
     worker = get_worker()
     cell_specs = [CellSpec.from_dict(s) for s in specs]
-    builds = {group: _install(payload) for group, payload in payloads.items()}
+    measure_config = MeasureConfig.from_dict(config)
+    builds = Builds.installed(measure_config, {group: ship.install(payload) for group, payload in payloads.items()},
+                              formats)
     machine, packages = _machine()
     devices = worker_devices(worker.state.total_resources)
     servers: dict = {}
     with measuring(wait=True, argv=[f"dask worker {worker.address}"], say=lambda msg: None):
         started = time.time()
         try:
-            cells, record = measure_group(cell_specs, MeasureConfig.from_dict(config), formats, builds, servers)
+            cells, record = measure_group(cell_specs, measure_config, builds, servers)
         finally:
             for server in servers.values():
                 server.close()
@@ -335,9 +302,8 @@ def _doctor() -> dict:
     """On a worker: ``benchbench doctor`` (machine state and an A/A check) and which backends it can run."""
     import subprocess
 
-    from benchbench.runners import get_runner, list_runners
-
     from benchbench.processes.manager import module_command
+    from benchbench.runners import get_runner, list_runners
 
     proc = subprocess.run(module_command("benchbench", "doctor"), capture_output=True, text=True, timeout=900)
     backends = {name: get_runner(name).is_available() for name in list_runners()}

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .scheduler import RatioEstimate, ratio
 from benchbench.core.spec import CellSpec, MeasureConfig
+from benchbench.results.estimates import RatioEstimate, ratio
 
 __all__ = ["AAResult", "aa_check"]
 
@@ -33,15 +33,11 @@ class AAResult:
 
 def aa_check(spec: CellSpec, config: MeasureConfig) -> AAResult:
     """Measure ``spec`` against itself in two lockstep workers; the ratio's interval should hold 1."""
-    from benchbench.runners import get_runner
+    from benchbench.build.builds import Builds
 
-    from benchbench.build.builds import build_group
-    from benchbench.build.export import FORMATS
-    from .sweep import measure_group
+    from .group import measure_group
 
-    fmt = get_runner(spec.backend).artifact_for(dict(spec.options))
-    formats = {build_group(spec): {fmt} & set(FORMATS)}
-    cells, _ = measure_group([spec, spec], config, formats, {})
+    cells, _ = measure_group([spec, spec], config, Builds(config, [spec]))
     a, b = cells
     if not (a.ok and b.ok):
         bad = a if not a.ok else b

@@ -3,8 +3,9 @@ back as it finishes.
 
 ``LocalExecutor`` measures on this machine, one group after the other, in the order given (what benchbench
 has always done, and the default). ``benchbench.measure.cluster.DaskExecutor`` sends the groups to the measuring
-workers of a Dask cluster and hands them back in the order they finish. The harness does not care which:
-it files every finished group in the run and its journal as it arrives.
+workers of a Dask cluster and hands them back in the order they finish. Both measure a group with
+``benchbench.measure.group.measure_group``, which sits below them. The sweep does not care which executor it
+has: it files every finished group in the run and its journal as it arrives.
 
 This module imports nothing of Dask: ``import benchbench`` and local runs never load it.
 """
@@ -12,11 +13,14 @@ This module imports nothing of Dask: ``import benchbench`` and local runs never 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from benchbench.results.record import CellResult
+from benchbench.build.builds import Builds
 from benchbench.core.spec import CellSpec, MeasureConfig
+from benchbench.results.record import CellResult
+
+from .group import measure_group
 
 __all__ = ["Executor", "ExecutorError", "GroupDone", "LocalExecutor"]
 
@@ -45,13 +49,13 @@ class GroupDone:
 
 class Executor:
     """Measures comparison groups. ``measure`` takes (group index, specs) pairs and yields a ``GroupDone``
-    for each, as each finishes; ``builds`` (build group -> ``builds.ensure_build``'s record) is filled
-    with every build it makes, for the sweep's metrics. ``close`` releases what it holds."""
+    for each, as each finishes; ``builds`` (the sweep's one build step) holds the record of every build made,
+    for the sweep's metrics. ``close`` releases what it holds."""
 
     remote = False  # True: cells are measured on other hosts (each cell records its host)
 
     def measure(self, items: Sequence[tuple[int, list[CellSpec]]], config: MeasureConfig,
-                formats: dict[tuple, set[str]], builds: dict) -> Iterator[GroupDone]:
+                builds: Builds) -> Iterator[GroupDone]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -66,18 +70,16 @@ class Executor:
 
 class LocalExecutor(Executor):
     """This machine, one group at a time, in order; lazily, so a group is measured only when the sweep
-    asks for the next one. ``measure_group`` is ``benchbench.measure.sweep.measure_group`` (passed in: the
-    harness sits above this module). ``fork_servers``: measuring workers are forked from one pre-imported
-    server per backend and threads (``benchbench.processes.manager.ForkServer``), all stopped by ``close``."""
+    asks for the next one. ``fork_servers``: measuring workers are forked from one pre-imported server per
+    backend and threads (``benchbench.processes.manager.ForkServer``), all stopped by ``close``."""
 
-    def __init__(self, measure_group: Callable, fork_servers: bool = True):
-        self.measure_group = measure_group
+    def __init__(self, fork_servers: bool = True):
         self.servers: dict | None = {} if fork_servers else None
 
-    def measure(self, items, config, formats, builds):
+    def measure(self, items, config, builds):
         for index, specs in items:
             t0 = time.perf_counter()
-            cells, record = self.measure_group(specs, config, formats, builds, self.servers)
+            cells, record = measure_group(specs, config, builds, self.servers)
             yield GroupDone(index, cells, record, time.perf_counter() - t0)
 
     def close(self) -> None:

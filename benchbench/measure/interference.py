@@ -13,7 +13,8 @@ so every block carries its own evidence:
 * ``steal_share``: VM steal over the block, as a share of all CPUs' time.
 
 schedstat advances in scheduler ticks (about 4 ms here), so read it per block (tens of ms), not per
-inference. On systems without ``/proc`` every figure is None and no block is ever filtered.
+inference. On systems without ``/proc`` every figure is None and no block is ever filtered. Which blocks
+count as disturbed is the estimates' rule (``benchbench.results.estimates.disturbed``).
 """
 
 from __future__ import annotations
@@ -24,11 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Snapshot", "snapshot", "runnable_ns", "block_interference", "WAIT_SHARE_LIMIT", "disturbed"]
-
-# A block whose threads waited for a CPU more than this share of their runnable time, or lost this
-# share of the machine to VM steal, is *disturbed*: left out of ratios and latencies (docs/measurement.md).
-WAIT_SHARE_LIMIT = 0.10
+__all__ = ["Snapshot", "snapshot", "runnable_ns", "block_interference"]
 
 _TICK_NS = 1e9 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 1e7
 _CPUS = os.cpu_count() or 1
@@ -101,7 +98,3 @@ def block_interference(before: Snapshot, after: Snapshot) -> dict:
         "steal_share": steal / (wall * _CPUS) if steal is not None and wall else None,
     }
 
-
-def disturbed(block: dict, limit: float = WAIT_SHARE_LIMIT) -> bool:
-    """The documented filter rule: a block waited for a CPU, or lost to steal, more than ``limit``."""
-    return any((block.get(k) or 0.0) > limit for k in ("wait_share", "steal_share"))

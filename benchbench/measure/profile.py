@@ -71,24 +71,21 @@ def summarize(raw: dict, e2e_median_ms: float | None) -> dict:
 
 def profile_cell(cell, config, runs: int = PROFILE_RUNS) -> dict:
     """Profile one measured cell in a fresh worker; returns the record stored as ``metrics["profile"]``."""
+    from benchbench.build.builds import Builds
+    from benchbench.processes.manager import run_job
+    from benchbench.processes.protocol import ProfileJob
     from benchbench.runners import get_runner
 
-    from benchbench.processes.manager import run_job
-    from benchbench.build.builds import artifact_for, ensure_build
-    from benchbench.build.export import FORMATS
-
     spec = cell.spec
-    runner_cls = get_runner(spec.backend)
-    formats = {runner_cls.artifact_for(dict(spec.options))} & set(FORMATS)
-    build = ensure_build(spec, formats, config)  # cached by the measuring sweep
+    builds = Builds(config, [spec])
+    build = builds.ensure(spec)  # cached by the measuring sweep
     if build["status"] != "ok":
         return {"status": build["status"], "reason": build.get("reason")}
-    artifact, _, unusable = artifact_for(runner_cls, spec, build)
+    artifact, _, unusable = builds.artifact_for(get_runner(spec.backend), spec)
     if unusable:
         return {"status": "unsupported", "reason": unusable}
-    job = {"spec": spec.to_dict(), "artifact": artifact, "input_path": str(Path(build["dir"]) / "input.npy"),
-           "runs": runs, "warmup": config.warmup_min_count}
-    outcome, raw = run_job("profile", job, config.cell_timeout_s, spec.threads)
+    job = ProfileJob(spec, artifact, build["input_path"], runs, config.warmup_min_count)
+    outcome, raw = run_job(job, config.cell_timeout_s, spec.threads)
     if outcome != "ok":
         return {"status": outcome, "reason": raw["reason"]}
     return summarize(raw, cell.median_ms)

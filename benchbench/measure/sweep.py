@@ -1,47 +1,61 @@
-"""The sweep: build each model's artifacts once, then measure every comparison group in lockstep.
+"""The sweep: cells grouped for comparison, the groups handed to an executor round by round, and every
+finished group filed into the run and appended to its journal.
 
-A *comparison group* is a set of cells whose ratios users read (``comparison_groups``): a model's
-train and deploy forms on one backend, the rows of one guideline table at one width on one backend,
-or, when asked, one cell on several backends. Each cell of a group gets its own worker process, all
-are prepared and warmed up first, and then the lockstep scheduler (``benchbench.measure.scheduler``) drives
-them block by block in alternating order. A cell with nothing to compare is a group of one.
+A *comparison group* is a set of cells whose ratios users read (``comparison_groups``): a model's train and
+deploy forms on one backend, the rows of one guideline table at one width on one backend, or, when asked,
+one cell on several backends. An executor (``benchbench.measure.executor``: here, or a Dask cluster)
+measures each group whole (``benchbench.measure.group``) and hands it back; the sweep files it.
 
 Failures never stop a sweep. A backend that is not installed gives ``unavailable`` cells, an export or
-runtime that rejects a model gives ``unsupported``, a worker that dies gives ``crashed``, one that
-overruns gives ``timeout``; the group's other cells go on. Each finished group is appended to the run's
-journal (``benchbench.results.journal``) and fsynced, so finished cells are on disk whatever happens next; a
-journal that cannot be written stops the sweep (``WriteError``).
+runtime that rejects a model gives ``unsupported``, a worker that dies gives ``crashed``, one that overruns
+gives ``timeout``; the group's other cells go on. Each finished group is appended to the run's journal
+(``benchbench.results.journal``) and fsynced, so finished cells are on disk whatever happens next; a journal
+that cannot be written stops the sweep (``WriteError``). ``--resume`` (:func:`resume`) adopts the groups a
+folder finished and measures the rest, by the same rule that decides which groups a round measures.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from benchbench.processes.manager import ForkServer, Worker, WorkerLost
-from benchbench.build.builds import artifact_for, build_group, ensure_build
-from .executor import Executor, LocalExecutor
-from benchbench.build.export import FORMATS
-from benchbench.results.journal import Journal
-from .scheduler import Arm, run_lockstep
-from benchbench.processes.protocol import Block, BlockDone, Failed, Finish, Finished, Prepare, Ready
-from benchbench.results.record import CellResult, RunResult
+from benchbench.build.builds import Builds, build_group
 from benchbench.core.spec import CellSpec, MeasureConfig
+from benchbench.results.journal import JOURNAL, Journal
+from benchbench.results.record import CellResult, RunResult
 
-__all__ = ["LOCKSTEP_MODES", "comparison_groups", "measure_group", "run_sweep"]
+from .executor import Executor, GroupDone, LocalExecutor
+
+__all__ = ["LOCKSTEP_MODES", "Finished", "ResumeError", "Sweep", "comparison_groups", "needs_round", "resume",
+           "run_sweep"]
 
 # auto: train/deploy pairs and guideline tables; backend: also one model's cells across backends;
 # off: every cell alone (one after the other, as benchbench measured before lockstep).
 LOCKSTEP_MODES = ("auto", "backend", "off")
 
 
+class ResumeError(Exception):
+    """A run folder that cannot be resumed with the cells asked for; ``str()`` is one line."""
+
+
+@dataclass
+class Finished:
+    """A comparison group finished in an earlier session of the run (``--resume``): its scheduler records
+    (one per round) and its cells."""
+
+    rounds: list[dict]
+    cells: list[CellResult]
+
+
 def _guideline_table(model: str) -> str | None:
     """``g3_2series_x2`` → ``g3_x2``: the rows of one guideline table at one width share this key."""
     from benchbench.models import model_info
 
-    if not model_info(model).family.startswith("guideline"):
+    if model_info(model).kind != "guideline":
         return None
     prefix, _, width = model.rpartition("_")
     return f"{prefix.split('_')[0]}_{width}"
@@ -69,310 +83,176 @@ def comparison_groups(cells: Sequence[CellSpec], mode: str = "auto") -> list[lis
     return list(groups.values())
 
 
-class _Prepared:
-    """A cell whose worker is ready to time blocks."""
-
-    def __init__(self, index: int, spec: CellSpec, worker: Worker, ready: Ready, model: dict, artifact: dict):
-        self.index, self.spec, self.worker, self.ready = index, spec, worker, ready
-        self.model, self.artifact = model, artifact
-        self.lost: tuple[str, str] | None = None  # (status, reason) if the worker died mid-group
+def needs_round(r: int, wanted: int, cells: Sequence[CellResult]) -> bool:
+    """Whether a group that has ``cells`` so far is measured in round ``r`` (1-based) of ``wanted``: every
+    group in round 1; a later round only while a cell of it is ok (no round can rescue a model that does not
+    build). A group needing no further round is finished, for the sweep and for ``--resume`` alike."""
+    return r <= wanted and (r == 1 or any(c.ok for c in cells))
 
 
-def _preflight(spec: CellSpec, formats: set[str], builds: dict, config: MeasureConfig):
-    """A CellResult when the cell cannot be measured, else (artifact, build, model record, artifact record)."""
-    from benchbench.models import model_info
-    from benchbench.runners import get_runner
-
-    runner_cls = get_runner(spec.backend)
-    available, why = runner_cls.is_available()
-    if not available:
-        return CellResult(spec, "unavailable", why)
-    if spec.source is not None:  # a user's model file
-        from benchbench.build.file_builds import preflight
-
-        return preflight(spec, runner_cls, builds, config)
-    min_input = model_info(spec.model).min_input
-    if spec.input_size and min(spec.input_size) < min_input:
-        return CellResult(spec, "unsupported", f"input {spec.input_size[0]}x{spec.input_size[1]} is below "
-                          f"this architecture's minimum of {min_input}")
-    group = build_group(spec)
-    if group not in builds:
-        builds[group] = ensure_build(spec, formats, config)
-    build = builds[group]
-    if build["status"] != "ok":  # error (the model's own, fault "user"), env-error, crashed or timeout
-        return CellResult(spec, build["status"], build["reason"], fault=build.get("fault"))
-    model_record = dict(build["manifest"]["model"])
-    artifact, artifact_record, unusable = artifact_for(runner_cls, spec, build)
-    if unusable:
-        return CellResult(spec, "unsupported", unusable, model=model_record, artifact=artifact_record)
-    return artifact, build, model_record, artifact_record
-
-
-def _prepare(index: int, spec: CellSpec, pre: tuple, config: MeasureConfig,
-             servers: dict | None) -> _Prepared | CellResult:
-    artifact, build, model_record, artifact_record = pre
-    build_dir = Path(build["dir"])
-    try:
-        worker = Worker(spec.threads, f"measure worker of {spec.label()}", server=_server(servers, spec))
-    except WorkerLost as lost:
-        return CellResult(spec, lost.outcome, lost.reason, model=model_record, artifact=artifact_record)
-    try:
-        reply = worker.request(Prepare(spec.to_dict(), config.__dict__, artifact,
-                                       build.get("input_path", str(build_dir / "input.npy")),
-                                       build.get("reference_path", str(build_dir / "reference.npz"))),
-                               config.cell_timeout_s)
-    except WorkerLost as lost:
-        worker.close()
-        return CellResult(spec, lost.outcome, lost.reason, model=model_record, artifact=artifact_record)
-    if isinstance(reply, Failed):
-        worker.close()
-        return CellResult(spec, reply.status, reply.reason, model=model_record, artifact=artifact_record)
-    return _Prepared(index, spec, worker, reply, model_record, artifact_record)
-
-
-def _server(servers: dict | None, spec: CellSpec) -> ForkServer | None:
-    """The fork server of the cell's backend and threads (started on first use), or None: a fresh process.
-    A server that died is replaced."""
-    if servers is None:
-        return None
-    key = (spec.backend, spec.threads)
-    server = servers.get(key)
-    if server is None or server.proc.poll() is not None:
-        if server is not None:
-            server.close()
-        server = servers[key] = ForkServer(spec.backend, spec.threads)
-    return server
-
-
-def _block_runner(cell: _Prepared, timeout_s: float) -> Callable[[int, bool], dict | None]:
-    def run_block(count: int, settle: bool) -> dict | None:
-        try:
-            reply = cell.worker.request(Block(count, settle), timeout_s)
-        except WorkerLost as lost:
-            cell.lost = (lost.outcome, lost.reason)
-            return None
-        if not isinstance(reply, BlockDone):
-            cell.lost = ("error", f"the worker answered a block with {type(reply).__name__}")
-            return None
-        return {"samples_ns": reply.samples_ns, **reply.interference, "idle_cpu_ns": reply.idle_cpu_ns,
-                "settle_ns": reply.settle_ns}
-    return run_block
-
-
-def _finish(cell: _Prepared, arm: Arm, schedule, config: MeasureConfig) -> CellResult:
-    spec = cell.spec
-    if cell.lost:
-        return CellResult(spec, cell.lost[0], cell.lost[1], model=cell.model, artifact=cell.artifact)
-    try:
-        reply = cell.worker.request(Finish(), config.cell_timeout_s)
-    except WorkerLost as lost:
-        return CellResult(spec, lost.outcome, lost.reason, model=cell.model, artifact=cell.artifact)
-    if isinstance(reply, Failed):
-        return CellResult(spec, reply.status, reply.reason, model=cell.model, artifact=cell.artifact)
-    assert isinstance(reply, Finished)
-    samples, blocks = [], []
-    for b in arm.blocks:
-        block_samples = b.pop("samples_ns")
-        samples += block_samples
-        blocks.append({"n": len(block_samples), "session": 1, **b})
-    ready = cell.ready
-    cell_result = CellResult(
-        spec, "ok", None,
-        samples_ns=samples,
-        blocks=blocks,
-        timing={"init_ms": ready.init_ms, "first_ms": ready.first_ms, "warmup_count": ready.warmup_count,
-                "warmup_s": round(ready.warmup_s, 4), "sampling_s": round(schedule.sampling_s, 4),
-                "stop_reason": schedule.stop_reason, "block_count": arm.count},
-        model=cell.model, memory=reply.memory, parity=reply.parity, backend=reply.backend, artifact=cell.artifact,
-    )
-    cell_result.recompute(config.noisy_ci, config.noisy_cv)
-    return cell_result
-
-
-def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, formats: dict[tuple, set[str]],
-                  builds: dict, servers: dict | None = None) -> tuple[list[CellResult], dict]:
-    """Measure one comparison group in lockstep; returns its cells (in ``specs`` order) and the
-    scheduler's record (rounds, stop reason, sampling time, idle CPU of the waiting workers).
-
-    ``servers`` (a dict the caller owns and closes) holds fork servers per backend and threads, so
-    workers start with their runtime imported; None starts every worker as a fresh interpreter."""
-    results: list[CellResult | None] = [None] * len(specs)
-    prepared: list[_Prepared] = []
-    try:
-        for i, spec in enumerate(specs):
-            pre = _preflight(spec, formats.get(build_group(spec), set()), builds, config)
-            outcome = pre if isinstance(pre, CellResult) else _prepare(i, spec, pre, config, servers)
-            if isinstance(outcome, CellResult):
-                results[i] = outcome
-            else:
-                prepared.append(outcome)
-        record: dict = {"rounds": 0}
-        if prepared:
-            arms = [Arm(_block_runner(p, config.cell_timeout_s), p.ready.estimate_ns) for p in prepared]
-            schedule = run_lockstep(arms, block_s=config.block_s, min_blocks=config.min_blocks,
-                                    min_s=config.min_s, max_s=config.max_s, target_ci=config.target_ci,
-                                    max_count=config.max_count, max_rounds=config.max_blocks)
-            idle = sum(b.get("idle_cpu_ns") or 0 for a in arms for b in a.blocks)
-            settle = sum(b.get("settle_ns") or 0 for a in arms for b in a.blocks)
-            record = {"rounds": schedule.rounds, "stop_reason": schedule.stop_reason,
-                      "sampling_s": round(schedule.sampling_s, 3), "order": "alternating (ABBA)",
-                      # CPU the waiting workers used while another one was timed (spinning thread pools)
-                      "idle_cpu_share": idle / (schedule.sampling_s * 1e9) if schedule.sampling_s > 0 else None,
-                      # wall time spent waiting for a finished block's thread pools to stop spinning
-                      "settle_share": settle / (schedule.sampling_s * 1e9) if schedule.sampling_s > 0 else None}
-            for p, arm in zip(prepared, arms):
-                results[p.index] = _finish(p, arm, schedule, config)
-    finally:
-        for p in prepared:
-            p.worker.close()
-    return results, record
-
-
-def _place(cell: CellResult, builds: dict, calibration: dict) -> None:
-    """The cell's metrics: deploy-graph fragmentation from the build's ONNX, and its roofline point
-    (which moves with the median, so this runs again after every round)."""
-    from benchbench.metrics import cell_metrics
-
-    if not cell.ok:
-        return
-    graph = builds.get(build_group(cell.spec), {}).get("manifest", {}).get("graph")
-    profile = cell.metrics.get("profile")
-    cell.metrics = cell_metrics(cell.model, graph, cell.backend, cell.artifact, cell.median_ms,
-                                calibration.get(f"{cell.spec.backend}/{cell.spec.threads}"))
-    if profile:
-        cell.metrics["profile"] = profile
-
-
-def run_sweep(
-    cells: list[CellSpec],
-    config: MeasureConfig,
-    run: RunResult,
-    progress: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
-    rounds: int | Callable[[CellSpec], int] = 1,
-    lockstep: str = "auto",
-    fork_servers: bool = True,
-    journal: Journal | None = None,
-    done: dict[int, tuple[list[dict], list[CellResult]]] | None = None,
-    executor: Executor | None = None,
-) -> RunResult:
-    """Measure ``cells`` into ``run`` group by group (``comparison_groups``).
-
-    ``journal``: every finished group is appended to it, durably, and the views (results.json and the
-    rest) are the caller's to write at the end. Without one, ``run`` is saved to ``run.path`` (if set)
-    once, when the sweep ends or is interrupted. ``done`` (``--resume``): group index -> (scheduler
-    records, cells) of groups finished earlier; they take their place in ``run`` unmeasured.
-
-    A roofline calibration in ``run.meta["roofline"]`` (``benchbench.measure.calibration.calibrate_run``, run
-    first by the caller) places every cell on it.
-
-    ``rounds`` (a number, or one per cell spec; a group takes its largest) measures a group that many
-    times, each time in fresh workers, in sweeps over the groups that alternate direction, so a group's
-    rounds are minutes apart. Every round's blocks are kept, tagged with their round; intervals are
-    built over all of them, so they include the variation between processes and rounds.
-
-    ``fork_servers``: measuring workers are forked from one server per backend and threads that has
-    imported the runtime already (``benchbench.processes.manager.ForkServer``); False starts each as a fresh
-    interpreter. Every fork server is stopped before this returns.
-
-    ``executor`` (``benchbench.measure.executor``) measures the groups; the default measures them here, in order
-    (``LocalExecutor``). One given by the caller is the caller's to close.
-    """
-    from benchbench.runners import get_runner
-
-    # Build once per model/variant/shape with every format its backends need. Every measured build
-    # also exports ONNX: the deploy-graph metrics (ops, DAG width, MAC) are read from it.
-    formats_needed: dict[tuple, set[str]] = {}
-    for spec in cells:
-        if spec.source is not None:
-            continue  # a user's file is measured as it is: nothing to export
-        fmt = get_runner(spec.backend).artifact_for(dict(spec.options))
-        fmts = {fmt, "onnx"} if fmt != "none" else {fmt}
-        formats_needed.setdefault(build_group(spec), set()).update(fmts & set(FORMATS))
-    builds: dict[tuple, dict] = {}
-    calibration = run.meta.get("roofline", {})
-
-    groups = comparison_groups(cells, lockstep)
+def _wanted_rounds(cells: Sequence[CellSpec], groups: list[list[int]],
+                   rounds: int | Callable[[CellSpec], int]) -> list[int]:
+    """Rounds per group: ``rounds``, or the largest of ``rounds(spec)`` over the group's cells."""
     rounds_of = rounds if callable(rounds) else (lambda spec: rounds)
-    wanted = [max(max(1, rounds_of(cells[i])) for i in g) for g in groups]
-    slots: dict[int, list[int]] = {}  # group -> indices in run.cells
-    own = executor is None
-    executor = executor or LocalExecutor(measure_group, fork_servers)
-    try:
-        _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, builds, calibration, executor,
-               journal, done or {})
-    finally:
-        if own:
-            executor.close()
-        if journal is None and run.path is not None:
-            run.save()
-    return run
+    return [max(max(1, rounds_of(cells[i])) for i in g) for g in groups]
 
 
-def _adopt(run: RunResult, finished: tuple[list[dict], list[CellResult]]) -> list[int]:
-    """Put a group finished by an earlier session into ``run`` as the next group; returns its slots."""
-    rounds, measured = finished
-    group_id = len(run.groups)
-    slots = list(range(len(run.cells), len(run.cells) + len(measured)))
-    run.groups.append({"id": group_id, "cells": slots, "rounds": rounds})
-    for cell in measured:
-        cell.group = group_id if len(measured) > 1 else None
-        run.cells.append(cell)
-    return slots
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
-def _sweep(cells, config, run, progress, groups, wanted, slots, formats_needed, builds, calibration, executor,
-           journal, finished):
-    sweep_start = time.perf_counter()
-    done = 0
-    total_rounds = max(wanted, default=1)
-    for r in range(1, total_rounds + 1):
-        order = range(len(groups)) if r % 2 else reversed(range(len(groups)))
-        todo = [g for g in order if g not in finished and wanted[g] >= r
-                and (r == 1 or any(run.cells[s].ok for s in slots[g]))]
-        k = 0
+class Sweep:
+    """One sweep over ``cells`` into ``run``; :meth:`run_all` measures it.
+
+    ``rounds`` (a number, or one per cell spec; a group takes its largest) measures a group that many times,
+    each time in fresh workers, in sweeps over the groups that alternate direction, so a group's rounds are
+    minutes apart. Every round's blocks are kept, tagged with their round; intervals are built over all of
+    them, so they include the variation between processes and rounds. ``finished`` (``--resume``): group
+    index → the group as an earlier session finished it; it takes its place in ``run`` unmeasured.
+
+    ``executor`` measures the groups; the default measures them here, in order (``LocalExecutor``, whose
+    ``fork_servers`` start workers with their runtime imported). One given by the caller is the caller's to
+    close. A roofline calibration in ``run.meta["roofline"]`` places every cell on it."""
+
+    def __init__(self, cells: list[CellSpec], config: MeasureConfig, run: RunResult, *,
+                 rounds: int | Callable[[CellSpec], int] = 1, lockstep: str = "auto", journal: Journal | None = None,
+                 executor: Executor | None = None, progress: Callable[[str], None] = _stderr,
+                 finished: dict[int, Finished] | None = None, fork_servers: bool = True):
+        self.cells, self.config, self.run, self.journal, self.progress = cells, config, run, journal, progress
+        self.groups = comparison_groups(cells, lockstep)
+        self.wanted = _wanted_rounds(cells, self.groups, rounds)
+        self.finished = finished or {}
+        self.builds = Builds(config, cells)
+        self.executor = executor or LocalExecutor(fork_servers)
+        self._own_executor = executor is None
+        self.slots: dict[int, list[int]] = {}  # group -> indices in run.cells
+        self.measured = 0
+        self.started = time.perf_counter()
+
+    def run_all(self) -> RunResult:
+        """Measure every round of every group. Without a journal, ``run`` is saved to ``run.path`` (if set)
+        once, when the sweep ends or is interrupted."""
+        try:
+            for r in range(1, max(self.wanted, default=1) + 1):
+                self._round(r)
+        finally:
+            if self._own_executor:
+                self.executor.close()
+            if self.journal is None and self.run.path is not None:
+                self.run.save()
+        return self.run
+
+    def _group_cells(self, g: int) -> list[CellResult]:
+        return [self.run.cells[s] for s in self.slots.get(g, [])]
+
+    def _round(self, r: int) -> None:
+        order = range(len(self.groups)) if r % 2 else reversed(range(len(self.groups)))
+        todo = [g for g in order if g not in self.finished and needs_round(r, self.wanted[g], self._group_cells(g))]
         # The executor hands groups back as they finish: in order here, in any order from a cluster.
-        pending = executor.measure([(g, [cells[i] for i in groups[g]]) for g in todo], config, formats_needed,
-                                   builds)
+        pending = self.executor.measure([(g, [self.cells[i] for i in self.groups[g]]) for g in todo], self.config,
+                                        self.builds)
+        done = 0
         # Round 1 runs forward over every group: one finished earlier takes its place unmeasured, so the
         # cells stand in the order of a run that was never interrupted.
         for g in (order if r == 1 else todo):
-            if g in finished:
-                slots[g] = _adopt(run, finished[g])
+            if g in self.finished:
+                self._adopt(g, self.finished[g])
                 continue
-            k += 1
             unit = next(pending)
-            g, measured, record = unit.index, unit.cells, unit.record
-            specs = [cells[i] for i in groups[g]]
-            for cell, host in zip(measured, unit.hosts):
-                cell.host = host
-            if r == 1:
-                group_id = len(run.groups)
-                slots[g] = list(range(len(run.cells), len(run.cells) + len(measured)))
-                run.groups.append({"id": group_id, "cells": slots[g], "rounds": [record]})
-                for cell in measured:
-                    cell.group = group_id if len(specs) > 1 else None
-                    run.cells.append(cell)
-            else:
-                run.groups[_group_id(run, slots[g])]["rounds"].append(record)
-                for slot, cell in zip(slots[g], measured):
-                    run.cells[slot].add_round(cell, r)
-            for slot in slots[g]:
-                run.cells[slot].recompute(config.noisy_ci, config.noisy_cv)
-                _place(run.cells[slot], builds, calibration)
-            done += len(specs)
-            run.meta["sweep"] = {"cells": len(run.cells), "groups": len(run.groups), "measurements": done,
-                                 "wall_s": round(time.perf_counter() - sweep_start, 1),
-                                 "build_s": round(sum(b.get("build_s", 0.0) for b in builds.values()), 1),
-                                 "builds_run": sum("build_s" in b for b in builds.values())}
-            if journal is not None:
-                journal.append_group(run.meta, g, run.groups[_group_id(run, slots[g])]["rounds"],
-                                     [run.cells[s] for s in slots[g]])
-            where = f"{k}/{len(todo)}" + (f", round {r}" if total_rounds > 1 else "")
-            _report_progress(progress, [run.cells[s] for s in slots[g]], where, unit.took_s)
+            done += 1
+            self._file(unit, r)
+            where = f"{done}/{len(todo)}" + (f", round {r}" if max(self.wanted) > 1 else "")
+            _report_progress(self.progress, self._group_cells(unit.index), where, unit.took_s)
+
+    def _adopt(self, g: int, finished: Finished) -> None:
+        """Put a group finished by an earlier session into the run as the next group."""
+        group_id = len(self.run.groups)
+        self.slots[g] = list(range(len(self.run.cells), len(self.run.cells) + len(finished.cells)))
+        self.run.groups.append({"id": group_id, "cells": self.slots[g], "rounds": finished.rounds})
+        for cell in finished.cells:
+            cell.group = group_id if len(finished.cells) > 1 else None
+            self.run.cells.append(cell)
+
+    def _file(self, unit: GroupDone, r: int) -> None:
+        """File a measured group into the run (round 1: new cells; later rounds: folded into them), place its
+        cells on the roofline, and append it to the journal."""
+        for cell, host in zip(unit.cells, unit.hosts):
+            cell.host = host
+        if r == 1:
+            self._adopt(unit.index, Finished([unit.record], unit.cells))
+        else:
+            self._group_record(unit.index)["rounds"].append(unit.record)
+            for slot, cell in zip(self.slots[unit.index], unit.cells):
+                self.run.cells[slot].add_round(cell, r)
+        cells = self._group_cells(unit.index)
+        for cell in cells:
+            cell.recompute(self.config.noisy_ci, self.config.noisy_cv)
+            self._place(cell)
+        self.measured += len(unit.cells)
+        build_s, builds_run = self.builds.build_seconds()
+        self.run.meta["sweep"] = {"cells": len(self.run.cells), "groups": len(self.run.groups),
+                                  "measurements": self.measured,
+                                  "wall_s": round(time.perf_counter() - self.started, 1),
+                                  "build_s": round(build_s, 1), "builds_run": builds_run}
+        if self.journal is not None:
+            self.journal.append_group(self.run.meta, unit.index, self._group_record(unit.index)["rounds"], cells)
+
+    def _group_record(self, g: int) -> dict:
+        return next(rec for rec in self.run.groups if rec["cells"] == self.slots[g])
+
+    def _place(self, cell: CellResult) -> None:
+        """The cell's metrics: deploy-graph fragmentation from the build's ONNX, and its roofline point
+        (which moves with the median, so this runs again after every round)."""
+        from benchbench.metrics import cell_metrics
+
+        if not cell.ok:
+            return
+        graph = self.builds.records.get(build_group(cell.spec), {}).get("manifest", {}).get("graph")
+        profile = cell.metrics.get("profile")
+        calibration = self.run.meta.get("roofline", {}).get(f"{cell.spec.backend}/{cell.spec.threads}")
+        cell.metrics = cell_metrics(cell.model, graph, cell.backend, cell.artifact, cell.median_ms, calibration)
+        if profile:
+            cell.metrics["profile"] = profile
 
 
-def _group_id(run: RunResult, slots: list[int]) -> int:
-    return next(g["id"] for g in run.groups if g["cells"] == slots)
+def run_sweep(cells: list[CellSpec], config: MeasureConfig, run: RunResult, **options) -> RunResult:
+    """Measure ``cells`` into ``run`` group by group (:class:`Sweep`, whose keyword options this takes)."""
+    return Sweep(cells, config, run, **options).run_all()
+
+
+def resume(folder: Path, prior: RunResult, source: str, cells: list[CellSpec], lockstep: str, rounds: int,
+           argv: list[str]) -> tuple[RunResult, Journal, dict[int, Finished]]:
+    """``run --resume``: the run to fill (its meta with this resume recorded), the journal to append to, and
+    the groups the folder finished (by :func:`needs_round`), by group index. ``prior`` is the folder's run as
+    read from ``source`` (``benchbench.results.journal.load_results``). ``ResumeError`` for a folder holding
+    cells that ``cells`` does not give."""
+    known = set(cells)
+    if strays := [c for c in prior.cells if c.spec not in known]:
+        raise ResumeError(f"--resume: {folder} holds cells its command line does not give here "
+                          f"({strays[0].spec.label()}, threads {strays[0].spec.threads}); start a new run")
+    groups = comparison_groups(cells, lockstep)
+    wanted = _wanted_rounds(cells, groups, rounds)
+    earlier = {}
+    for g in prior.groups:
+        members = [prior.cells[s] for s in g["cells"]]
+        earlier[tuple(c.spec for c in members)] = Finished(g.get("rounds") or [], members)
+    finished = {}
+    for i, group in enumerate(groups):
+        found = earlier.get(tuple(cells[j] for j in group))
+        if found is not None and not needs_round(len(found.rounds) + 1, wanted[i], found.cells):
+            finished[i] = found
+    meta = dict(prior.meta)
+    meta["resumed"] = [*meta.get("resumed", []), {
+        "time": _dt.datetime.now().astimezone().isoformat(timespec="seconds"), "argv": argv,
+        "groups_finished": len(finished), "groups_left": len(groups) - len(finished)}]
+    run = RunResult(meta=meta, path=Path(folder) / "results.json")
+    if source == JOURNAL:
+        journal = Journal.reopen(Path(folder) / JOURNAL, notice=lambda msg: None)  # load_results gave the notice
+    else:  # a run from before journals: its finished groups start the journal
+        journal = Journal.create(Path(folder) / JOURNAL, meta)
+        for i, found in finished.items():
+            journal.append_group(meta, i, found.rounds, found.cells)
+    return run, journal, finished
 
 
 def _report_progress(progress, cells: list[CellResult], where: str, took: float) -> None:

@@ -8,8 +8,10 @@ decides what the worker is:
 * ``Prepare``: a *measuring* worker. It loads the runtime and the artifact, times init and the first
   inference, warms up, answers ``Ready``, and then times one block of inferences per ``Block`` record
   until ``Finish``, when it checks parity and reports memory and metadata;
-* ``Job(mode="build")``: export a model's artifacts into the cache (``benchbench.build.export.build``);
-* ``Job(mode="profile")``: prepare a cell and return its backend's per-operator profile.
+* a job record (``benchbench.processes.protocol.JOBS``): ``BuildJob`` exports a model's artifacts into the
+  cache (``benchbench.build.export.build``), ``FileBuildJob`` counts a user's model file and computes its
+  reference outputs, ``ProfileJob`` prepares a cell and returns its backend's per-operator profile, and
+  ``BandwidthJob`` times a large copy (the roofline's bandwidth).
 
 With a BACKEND argument the process is a **fork server** instead: it imports that backend's runtime
 (``Runner.preload_modules``) once, then forks one measuring worker per ``Spawn`` record, with the new
@@ -32,9 +34,27 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
+from benchbench.core.status import Status
 from benchbench.processes.protocol import (
-    Block, BlockDone, Failed, Finish, Finished, Job, JobDone, Prepare, ProtocolError, Ready, Reap, Reaped, Spawn,
-    Spawned, decode, encode,
+    BandwidthJob,
+    Block,
+    BlockDone,
+    BuildJob,
+    Failed,
+    FileBuildJob,
+    Finish,
+    Finished,
+    JobDone,
+    Prepare,
+    ProfileJob,
+    ProtocolError,
+    Ready,
+    Reap,
+    Reaped,
+    Spawn,
+    Spawned,
+    decode,
+    encode,
 )
 
 __all__ = ["runner_session", "failure_record", "load_inputs", "main"]
@@ -98,14 +118,14 @@ def failure_record(exc: Exception) -> Failed:
     from benchbench.runners.base import BackendUnavailable, UnsupportedModel
 
     if isinstance(exc, UnsupportedModel):
-        return Failed("unsupported", short_reason(exc))
+        return Failed(Status.UNSUPPORTED, short_reason(exc))
     if isinstance(exc, BackendUnavailable):
-        return Failed("unavailable", str(exc))
+        return Failed(Status.UNAVAILABLE, str(exc))
     from benchbench.core.faults import env_fault
 
     if why := env_fault(exc):  # out of memory in a runtime is the machine's limit, not the model's fault
-        return Failed("env-error", why, traceback.format_exc(limit=6))
-    return Failed("error", short_reason(exc), traceback.format_exc(limit=6))
+        return Failed(Status.ENV_ERROR, why, traceback.format_exc(limit=6))
+    return Failed(Status.ERROR, short_reason(exc), traceback.format_exc(limit=6))
 
 
 class _Channel:
@@ -148,69 +168,24 @@ def _settle(window_s: float = 0.005, quiet_ns: int = 500_000, max_s: float = 0.2
 
 def _measure(channel: _Channel, prep: Prepare) -> None:
     """The measuring worker's life: prepare, warm up, Ready; then blocks until Finish."""
-    import numpy as np
-
-    from .interference import block_interference, snapshot
-    from .parity import parity
-    from benchbench.core.spec import CellSpec, MeasureConfig
     from .timing import warm_up
 
-    spec = CellSpec.from_dict(prep.spec)
-    config = MeasureConfig.from_dict(prep.config)
-    mib = 2**20
     try:
-        with runner_session(spec) as runner:
+        with runner_session(prep.spec) as runner:
             inputs = load_inputs(prep.input_path)
-            base_reset = _reset_peak_rss()
-            base = _rss()
+            memory = {"base_reset": _reset_peak_rss(), "base": _rss()}
             t0 = time.perf_counter_ns()
             runner.prepare(prep.artifact, inputs)
             t1 = time.perf_counter_ns()
             runner.run()
             t2 = time.perf_counter_ns()
-            loaded, load_peak = _rss(), _peak_rss()
-            warm = warm_up(runner.time_once, config)
-            peak_reset = _reset_peak_rss()
+            memory.update(loaded=_rss(), load_peak=_peak_rss())
+            warm = warm_up(runner.time_once, prep.config)
+            memory["peak_reset"] = _reset_peak_rss()
             channel.send(Ready((t1 - t0) / 1e6, (t2 - t1) / 1e6, warm.count, warm.seconds, warm.estimate_ns))
-            idle_since = time.process_time_ns()
-            while True:
-                record = channel.recv()
-                if isinstance(record, Block):
-                    idle_cpu = time.process_time_ns() - idle_since
-                    time_once = runner.time_once
-                    before = snapshot()
-                    samples = [time_once() for _ in range(record.count)]
-                    after = snapshot()
-                    settle_ns = _settle() if record.settle else 0
-                    idle_since = time.process_time_ns()
-                    channel.send(BlockDone(samples, block_interference(before, after), idle_cpu, settle_ns))
-                elif isinstance(record, Finish):
-                    break
-                else:
-                    raise ProtocolError(f"a measuring worker takes Block or Finish, not {type(record).__name__}")
-            infer_peak = _peak_rss()
-            reference = []
-            if prep.reference_path:
-                with np.load(prep.reference_path) as ref:
-                    reference = [ref[k] for k in ref.files]
-            memory = {
-                "baseline_mib": base / mib,
-                "load_mib": (loaded - base) / mib,
-                "load_peak_mib": (load_peak - base) / mib if (load_peak and base_reset) else None,
-                "infer_peak_mib": (infer_peak - base) / mib if (infer_peak and peak_reset) else None,
-                "source": "psutil RSS over the baseline (runtime and input loaded); peaks from "
-                          "/proc/self/status VmHWM, reset per phase (docs/metrics.md)",
-            }
-            extra_memory = getattr(runner, "device_memory", None)
-            if callable(extra_memory):
-                memory.update(extra_memory())
-            result = Finished(
-                memory=memory,
-                parity=parity(runner.outputs(), reference) if reference else {"checked": False},
-                backend={**runner.metadata(), "executed_ops": runner.executed_ops(),
-                         # The isolation promise: a worker imports only its runtime (torch only for torch).
-                         "worker_imported_torch": "torch" in sys.modules},
-            )
+            _blocks(channel, runner)
+            memory["infer_peak"] = _peak_rss()
+            result = _finished(runner, prep, memory)
     except ProtocolError:
         raise
     except Exception as exc:
@@ -218,7 +193,59 @@ def _measure(channel: _Channel, prep: Prepare) -> None:
     channel.send(result)
 
 
-def _build(payload: dict):
+def _blocks(channel: _Channel, runner) -> None:
+    """Time one block of inferences per ``Block`` record, until ``Finish``."""
+    from .interference import block_interference, snapshot
+
+    idle_since = time.process_time_ns()
+    while True:
+        record = channel.recv()
+        if isinstance(record, Finish):
+            return
+        if not isinstance(record, Block):
+            raise ProtocolError(f"a measuring worker takes Block or Finish, not {type(record).__name__}")
+        idle_cpu = time.process_time_ns() - idle_since
+        time_once = runner.time_once
+        before = snapshot()
+        samples = [time_once() for _ in range(record.count)]
+        after = snapshot()
+        settle_ns = _settle() if record.settle else 0
+        idle_since = time.process_time_ns()
+        channel.send(BlockDone(samples, block_interference(before, after), idle_cpu, settle_ns))
+
+
+def _finished(runner, prep: Prepare, rss: dict) -> Finished:
+    """Parity against the reference outputs, memory over the baseline, and the runner's metadata."""
+    import numpy as np
+
+    from .parity import parity
+
+    mib, base = 2**20, rss["base"]
+    reference = []
+    if prep.reference_path:
+        with np.load(prep.reference_path) as ref:
+            reference = [ref[k] for k in ref.files]
+    memory = {
+        "baseline_mib": base / mib,
+        "load_mib": (rss["loaded"] - base) / mib,
+        "load_peak_mib": (rss["load_peak"] - base) / mib if (rss["load_peak"] and rss["base_reset"]) else None,
+        "infer_peak_mib": (rss["infer_peak"] - base) / mib if (rss["infer_peak"] and rss["peak_reset"]) else None,
+        "source": "psutil RSS over the baseline (runtime and input loaded); peaks from "
+                  "/proc/self/status VmHWM, reset per phase (docs/metrics.md)",
+    }
+    extra_memory = getattr(runner, "device_memory", None)
+    if callable(extra_memory):
+        memory.update(extra_memory())
+    return Finished(
+        memory=memory,
+        parity=parity(runner.outputs(), reference) if reference else {"checked": False},
+        backend={**runner.metadata(), "executed_ops": runner.executed_ops(),
+                 # The isolation promise: a worker imports only its runtime (torch only for torch).
+                 "worker_imported_torch": "torch" in sys.modules},
+    )
+
+
+def _build(job: BuildJob):
     """The build job. Its failures say whose they are (``benchbench.core.faults``): ``user-error`` (the model
     fails in PyTorch eager; the parent files it as status ``error``, fault ``user``), ``env-error`` (out of
     memory, a full disk, an unwritable cache) or ``error`` (anything else: a bug, with its traceback).
@@ -227,47 +254,53 @@ def _build(payload: dict):
     from benchbench.core.faults import UserModelError, env_fault
 
     try:
-        return JobDone(build(payload))
+        return JobDone(build(job))
     except UserModelError as exc:
         return Failed("user-error", str(exc), traceback.format_exc(limit=6))
     except Exception as exc:
         if why := env_fault(exc):
-            return Failed("env-error", why, traceback.format_exc(limit=6))
-        return Failed("error", short_reason(exc), traceback.format_exc(limit=6))
+            return Failed(Status.ENV_ERROR, why, traceback.format_exc(limit=6))
+        return Failed(Status.ERROR, short_reason(exc), traceback.format_exc(limit=6))
 
 
-def _profile(payload: dict):
+def _profile(job: ProfileJob):
     """Prepare the cell's backend, warm up, and ask it for its per-op view."""
-    import numpy as np
-
-    from benchbench.core.spec import CellSpec
-
-    spec = CellSpec.from_dict(payload["spec"])
+    spec = job.spec
     try:
         with runner_session(spec) as runner:
-            runner.prepare(payload["artifact"], load_inputs(payload["input_path"]))
-            for _ in range(payload["warmup"]):
+            runner.prepare(job.artifact, load_inputs(job.input_path))
+            for _ in range(job.warmup):
                 runner.run()
             profile_ops = getattr(runner, "profile_ops", None)
             if profile_ops is None:
                 return JobDone({"source": "none", "ops": [],
                                 "note": f"benchbench has no per-op profiler for {spec.backend}"})
-            return JobDone(profile_ops(payload["runs"]))
+            return JobDone(profile_ops(job.runs))
     except Exception as exc:  # recorded, never raised: the other cells still get profiled
         return failure_record(exc)
 
 
-def _artifact(payload: dict):
+def _file_build(job: FileBuildJob):
     """The build job of a user's model file (``benchbench.build.files.build``): counts, inputs, reference."""
     from benchbench.build.files import build
 
     try:
-        return JobDone(build(payload))
+        return JobDone(build(job))
     except Exception as exc:
         return failure_record(exc)
 
 
-JOBS = {"build": _build, "profile": _profile, "artifact": _artifact}
+def _bandwidth(job: BandwidthJob):
+    """The memory bandwidth of the job's device with its thread count (``benchbench.measure._bandwidth``)."""
+    from benchbench.measure._bandwidth import measure
+
+    try:
+        return JobDone(measure(job.device, job.threads))
+    except Exception as exc:
+        return failure_record(exc)
+
+
+JOB_HANDLERS = {BuildJob: _build, ProfileJob: _profile, FileBuildJob: _file_build, BandwidthJob: _bandwidth}
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -288,14 +321,10 @@ def _serve(channel: _Channel) -> int:
     first = channel.recv()
     if isinstance(first, Prepare):
         _measure(channel, first)
-    elif isinstance(first, Job):
-        job = JOBS.get(first.mode)
-        if job is None:
-            channel.send(Failed("error", f"unknown worker mode '{first.mode}' (known: {', '.join(JOBS)})"))
-            return 2
-        channel.send(job(first.payload))
+    elif type(first) in JOB_HANDLERS:
+        channel.send(JOB_HANDLERS[type(first)](first))
     else:
-        raise ProtocolError(f"a worker starts with Prepare or Job, not {type(first).__name__}")
+        raise ProtocolError(f"a worker starts with Prepare or a job record, not {type(first).__name__}")
     return 0
 
 

@@ -1,5 +1,6 @@
 """Worker processes, parent side: start them, talk to them in protocol records, and never lose one.
 
+Every child is started by :func:`spawn` (one place: its interpreter, environment, log and process group).
 A :class:`Worker` is one child process (``benchbench.measure.worker``) connected by a socket pair. Every
 request has a deadline; a worker that overruns it is killed with its whole process group (runtimes
 may spawn helpers) and reported as ``timeout``, one that dies as ``crashed`` with its exit status and
@@ -19,9 +20,13 @@ import time
 from pathlib import Path
 
 from benchbench.core.faults import oom_killed
-from .protocol import Failed, Job, JobDone, ProtocolError, Reap, Reaped, Spawn, Spawned, decode, encode
+from benchbench.core.status import Status
 
-__all__ = ["WorkerLost", "Worker", "ForkServer", "module_command", "worker_env", "run_job"]
+from .protocol import JOBS, Failed, JobDone, ProtocolError, Reap, Reaped, Spawn, Spawned, decode, encode
+
+__all__ = ["WorkerLost", "Worker", "ForkServer", "WORKER_MODULE", "module_command", "worker_env", "spawn", "run_job"]
+
+WORKER_MODULE = "benchbench.measure.worker"  # the child side: measuring workers, jobs and fork servers
 
 
 def module_command(module: str, *args: str) -> list[str]:
@@ -42,6 +47,21 @@ def worker_env(threads: int) -> dict:
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
+
+
+def spawn(args: list[str], threads: int, log_path: Path, pass_fds: tuple[int, ...] = (),
+          what: str = "a worker process") -> subprocess.Popen:
+    """Start ``python -P -m benchbench.measure.worker ARGS`` in a process group of its own (so it is killed as
+    one, with whatever the runtime spawns), its output to ``log_path``, ``threads`` in its environment, and
+    ``pass_fds`` inherited. An interpreter that cannot be executed is the machine's fault: ``WorkerLost``
+    with status env-error."""
+    try:
+        with open(log_path, "wb") as log:
+            return subprocess.Popen(module_command(WORKER_MODULE, *args), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=worker_env(threads), pass_fds=pass_fds,
+                                    start_new_session=True)
+    except OSError as exc:  # permissions, a removed venv
+        raise WorkerLost(Status.ENV_ERROR, f"cannot start {what} ({sys.executable}): {exc.strerror or exc}") from None
 
 
 class WorkerLost(Exception):
@@ -71,16 +91,12 @@ class ForkServer:
         ctrl, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # one record per message
         self.ctrl = ctrl
         try:
-            with open(Path(self._tmp.name) / "server.log", "wb") as log:
-                self.proc = subprocess.Popen(
-                    module_command("benchbench.measure.worker", str(child.fileno()), str(os.getpid()), backend),
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(threads),
-                    pass_fds=(child.fileno(),), start_new_session=True,
-                )
-        except OSError as exc:
+            self.proc = spawn([str(child.fileno()), str(os.getpid()), backend], threads,
+                              Path(self._tmp.name) / "server.log", (child.fileno(),), "a fork server")
+        except WorkerLost:
             ctrl.close()
             self._tmp.cleanup()
-            raise WorkerLost("env-error", f"cannot start a fork server ({sys.executable}): {exc.strerror or exc}") from None
+            raise
         finally:
             child.close()
 
@@ -92,14 +108,14 @@ class ForkServer:
         except OSError:
             data = b""
         if not data:
-            raise WorkerLost("crashed", f"the {self.backend} fork server is gone: " + _tail(Path(self._tmp.name) / "server.log"))
+            raise WorkerLost(Status.CRASHED, f"the {self.backend} fork server is gone: " + _tail(Path(self._tmp.name) / "server.log"))
         return decode(data)
 
     def spawn(self, child: socket.socket, log_path: Path) -> int:
         """Fork a worker that talks over ``child``; returns its pid."""
         reply = self._ask(Spawn(str(log_path)), [child.fileno()])
         if not isinstance(reply, Spawned):
-            raise WorkerLost("error", f"the fork server answered Spawn with {type(reply).__name__}")
+            raise WorkerLost(Status.ERROR, f"the fork server answered Spawn with {type(reply).__name__}")
         return reply.pid
 
     def reap(self, pid: int, timeout_s: float = 0.0) -> int | None:
@@ -166,16 +182,7 @@ class Worker:
             if server is not None:
                 self.proc = _Forked(server, server.spawn(child, self.log_path))
             else:
-                with open(self.log_path, "wb") as log:
-                    self.proc = subprocess.Popen(
-                        module_command("benchbench.measure.worker", str(child.fileno()), str(os.getpid())),
-                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=worker_env(threads),
-                        pass_fds=(child.fileno(),), start_new_session=True,  # its own group: killed as one
-                    )
-        except OSError as exc:  # the interpreter cannot be executed (permissions, a removed venv): the machine's fault
-            parent.close()
-            self._tmp.cleanup()
-            raise WorkerLost("env-error", f"cannot start a worker process ({sys.executable}): {exc.strerror or exc}") from None
+                self.proc = spawn([str(child.fileno()), str(os.getpid())], threads, self.log_path, (child.fileno(),))
         except BaseException:
             parent.close()
             self._tmp.cleanup()
@@ -196,7 +203,7 @@ class Worker:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.kill()
-                raise WorkerLost("timeout", f"{self.label} exceeded {timeout_s:.0f} s and was killed")
+                raise WorkerLost(Status.TIMEOUT, f"{self.label} exceeded {timeout_s:.0f} s and was killed")
             ready, _, _ = select.select([self.sock], [], [], left)
             if not ready:
                 continue
@@ -209,7 +216,7 @@ class Worker:
             return decode(line)
         except ProtocolError as exc:
             self.kill()
-            raise WorkerLost("error", f"{self.label}: {exc}") from None
+            raise WorkerLost(Status.ERROR, f"{self.label}: {exc}") from None
 
     def request(self, record, timeout_s: float):
         self.send(record)
@@ -224,9 +231,9 @@ class Worker:
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         tail = _tail(self.log_path)
         if oom_killed(code, timed_out=False):  # we send SIGKILL only on a timeout, which is reported as such
-            return WorkerLost("env-error", f"{self.label} was killed by SIGKILL that benchbench did not send: most "
+            return WorkerLost(Status.ENV_ERROR, f"{self.label} was killed by SIGKILL that benchbench did not send: most "
                               "likely the out-of-memory killer (see dmesg)" + (f": {tail}" if tail else ""))
-        return WorkerLost("crashed", f"{self.label} died ({why or how})" + (f": {tail}" if tail else ""))
+        return WorkerLost(Status.CRASHED, f"{self.label} died ({why or how})" + (f": {tail}" if tail else ""))
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -255,21 +262,24 @@ class Worker:
         self.close()
 
 
-def run_job(mode: str, payload: dict, timeout_s: float, threads: int) -> tuple[str, dict]:
-    """A one-shot worker (build, profile). Returns (outcome, result): outcome ``ok`` with the job's
-    result, or the failure's status (``unsupported``, ``error``, ``user-error``, ``env-error``, ``crashed``,
-    ``timeout``) with a reason."""
+def run_job(job, timeout_s: float, threads: int) -> tuple[str, dict]:
+    """A one-shot worker for ``job`` (a ``BuildJob``, ``FileBuildJob``, ``ProfileJob`` or ``BandwidthJob``).
+    Returns (outcome, result): outcome ``ok`` with the job's result, or the failure's status
+    (``unsupported``, ``error``, ``user-error``, ``env-error``, ``crashed``, ``timeout``) with a reason."""
+    if not isinstance(job, JOBS):
+        raise TypeError(f"not a job record: {type(job).__name__}")
+    what = type(job).__name__
     try:
-        worker = Worker(threads, f"{mode} worker")
+        worker = Worker(threads, f"{what} worker")
     except WorkerLost as lost:
         return lost.outcome, {"reason": lost.reason}
     with worker:
         try:
-            reply = worker.request(Job(mode, payload), timeout_s)
+            reply = worker.request(job, timeout_s)
         except WorkerLost as lost:
             return lost.outcome, {"reason": lost.reason}
     if isinstance(reply, JobDone):
         return "ok", reply.result
     if isinstance(reply, Failed):
         return reply.status, {"reason": reply.reason, "traceback": reply.traceback}
-    return "error", {"reason": f"{mode} worker answered {type(reply).__name__}"}
+    return "error", {"reason": f"{what} worker answered {type(reply).__name__}"}

@@ -4,6 +4,10 @@ The harness (``_manager``) talks to a worker process (``_worker``) over a socket
 runtimes log to stdout. Every line carries the protocol version and the record's type; a worker and a
 parent of different versions, or an unknown record type, is a :class:`ProtocolError`, not a guess.
 
+Records are dataclasses; a field typed as one of the run's own records (``CellSpec``, ``MeasureConfig``,
+``ArtifactSource``) travels as that record's ``to_dict()`` and arrives as the record again, so both sides
+hold the same typed objects, never loose dicts.
+
 A measuring worker's conversation::
 
     parent                              worker
@@ -15,7 +19,9 @@ A measuring worker's conversation::
     Finish()                           ─►
                                        ◄─ Finished(memory, parity, backend)
 
-One-shot workers (build, profile) get a ``Job`` and answer ``JobDone`` or ``Failed``.
+One-shot workers get one job record and answer ``JobDone`` or ``Failed``: ``BuildJob`` (export a zoo model's
+artifacts into its cache folder), ``FileBuildJob`` (a user's model file: inputs, counts, reference outputs),
+``ProfileJob`` (a cell's per-operator profile) and ``BandwidthJob`` (the memory bandwidth, for the roofline).
 
 A fork server (one per backend and thread count, its runtime already imported) takes ``Spawn`` with
 the new worker's socket attached (SCM_RIGHTS) and answers ``Spawned(pid)``; ``Reap(pid)`` answers
@@ -25,7 +31,9 @@ the new worker's socket attached (SCM_RIGHTS) and answers ``Spawned(pid)``; ``Re
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
+
+from benchbench.core.spec import ArtifactSource, CellSpec, MeasureConfig
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -36,7 +44,11 @@ __all__ = [
     "BlockDone",
     "Finish",
     "Finished",
-    "Job",
+    "BuildJob",
+    "FileBuildJob",
+    "ProfileJob",
+    "BandwidthJob",
+    "JOBS",
     "JobDone",
     "Failed",
     "Spawn",
@@ -47,7 +59,7 @@ __all__ = [
     "decode",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: typed records (CellSpec, MeasureConfig) and one record type per job
 
 
 class ProtocolError(RuntimeError):
@@ -58,8 +70,8 @@ class ProtocolError(RuntimeError):
 class Prepare:
     """Load the runtime, prepare the artifact, time init and the first inference, warm up."""
 
-    spec: dict
-    config: dict
+    spec: CellSpec
+    config: MeasureConfig
     artifact: object
     input_path: str
     reference_path: str | None = None
@@ -101,9 +113,45 @@ class Finished:
 
 
 @dataclass(frozen=True)
-class Job:
-    mode: str  # build | profile
-    payload: dict
+class BuildJob:
+    """Export a zoo model (``spec``'s model, variant and seed at ``input_shape``) in ``formats`` into the cache
+    folder ``dir`` (``benchbench.build.export.build``); answered with the build's manifest."""
+
+    spec: CellSpec
+    input_shape: list
+    formats: list
+    dir: str
+
+
+@dataclass(frozen=True)
+class FileBuildJob:
+    """Count a user's model file (``spec.source``) and compute its inputs and reference outputs into ``dir``
+    (``benchbench.build.files.build``); answered with the build's manifest."""
+
+    spec: CellSpec
+    dir: str
+
+
+@dataclass(frozen=True)
+class ProfileJob:
+    """Prepare ``spec``'s backend on ``artifact``, warm up, and answer its per-operator profile over ``runs``."""
+
+    spec: CellSpec
+    artifact: object
+    input_path: str
+    runs: int
+    warmup: int
+
+
+@dataclass(frozen=True)
+class BandwidthJob:
+    """Time a large copy on ``device`` with ``threads`` threads; answered with the bandwidth record."""
+
+    device: str
+    threads: int
+
+
+JOBS = (BuildJob, FileBuildJob, ProfileJob, BandwidthJob)
 
 
 @dataclass(frozen=True)
@@ -140,8 +188,16 @@ class Failed:
     extra: dict = field(default_factory=dict)
 
 
-_TYPES = {cls.__name__: cls for cls in (Prepare, Ready, Block, BlockDone, Finish, Finished, Job, JobDone, Failed,
+_TYPES = {cls.__name__: cls for cls in (Prepare, Ready, Block, BlockDone, Finish, Finished, *JOBS, JobDone, Failed,
                                         Spawn, Spawned, Reap, Reaped)}
+# The run's records a field may hold: sent as their to_dict(), read back with from_dict().
+_RECORDS = {cls.__name__: cls for cls in (CellSpec, MeasureConfig, ArtifactSource)}
+
+
+def _record_type(f) -> type | None:
+    """The run's record class a field is annotated with (``CellSpec`` or ``CellSpec | None``), or None."""
+    name = str(f.type).split("|")[0].strip()
+    return _RECORDS.get(name)
 
 
 def encode(record) -> bytes:
@@ -149,7 +205,11 @@ def encode(record) -> bytes:
     name = type(record).__name__
     if name not in _TYPES:
         raise ProtocolError(f"not a protocol record: {name}")
-    return (json.dumps({"v": PROTOCOL_VERSION, "type": name, **asdict(record)}) + "\n").encode()
+    body = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        body[f.name] = value.to_dict() if _record_type(f) is not None and value is not None else value
+    return (json.dumps({"v": PROTOCOL_VERSION, "type": name, **body}) + "\n").encode()
 
 
 def decode(line: bytes | str):
@@ -171,6 +231,10 @@ def decode(line: bytes | str):
     if set(body) - names:
         raise ProtocolError(f"{cls.__name__} has no field(s) {', '.join(sorted(set(body) - names))}")
     try:
+        for f in fields(cls):
+            kind = _record_type(f)
+            if kind is not None and body.get(f.name) is not None:
+                body[f.name] = kind.from_dict(body[f.name])
         return cls(**body)
-    except TypeError as exc:
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
         raise ProtocolError(f"{cls.__name__}: {exc}") from None

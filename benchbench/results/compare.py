@@ -3,7 +3,7 @@
 The units are what varies independently, never pooled inferences (``shared/MEASUREMENT.md``):
 
 * cells measured in one lockstep group (``--pivot variant`` on a run, train vs deploy) are compared
-  **paired**, one log-ratio per round (``benchbench.measure.scheduler.ratio``);
+  **paired**, one log-ratio per round (``benchbench.results.estimates.ratio``);
 * cells from two runs were measured apart: their interval is the quotient of the two cells' intervals
   over blocks, and the Mann-Whitney U test runs on the two cells' block medians.
 
@@ -18,9 +18,10 @@ from dataclasses import dataclass, replace
 
 from tabulate import tabulate
 
-from benchbench.measure.scheduler import RatioEstimate, block_medians_ms, cell_ratio
-from .record import CellResult, RunResult
 from benchbench.core.stats import geometric_mean, mann_whitney
+
+from .estimates import RatioEstimate, block_medians_ms, cell_ratio
+from .record import CellResult, RunResult
 
 __all__ = ["Comparison", "compare_runs", "comparison_markdown", "pivot", "regressions"]
 

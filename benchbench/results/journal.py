@@ -13,14 +13,15 @@ again by ``--resume``) replaces the earlier one. A last line cut short by a cras
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from benchbench.core import strictjson
-from .record import SCHEMA, SCHEMA_VERSION, CellResult, RunResult, SchemaError, load_run, parse_json, run_from_document
+
+from .load import SchemaError, load_run, parse_json, run_from_document
+from .record import SCHEMA, SCHEMA_VERSION, CellResult, RunResult
 
 __all__ = ["JOURNAL", "RESULTS", "Journal", "WriteError", "read_journal", "load_results"]
 

@@ -1,14 +1,13 @@
-"""The versioned result document: one JSON file per run, one record per cell.
+"""The records of a run: ``CellResult`` per cell and ``RunResult`` per run, and how they are written.
 
-Raw latency samples are the source of truth; ``stats`` are derived from them and recomputed on load,
-so a file edited by hand or written by an older version cannot disagree with its samples. CSV,
-Markdown, compare and claim are all views of these files. The schema is documented in
-``docs/results.md``.
+Raw latency samples are the source of truth; ``stats`` are derived from them and recomputed on load
+(``benchbench.results.load``), so a file edited by hand or written by an older version cannot disagree
+with its samples. CSV, Markdown, compare and claim are all views of these records. The document's shape
+is ``benchbench.results.schema``, documented in ``docs/results.md``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -17,32 +16,23 @@ from pathlib import Path
 import numpy as np
 
 from benchbench.core import strictjson
-from .schema import validate_document
 from benchbench.core.spec import CellSpec
 from benchbench.core.stats import summarize
+from benchbench.core.status import Status
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "STATUSES", "CellResult", "RunResult", "load_run", "SchemaError",
-           "parse_json", "run_from_document"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "CellResult", "RunResult"]
 
 SCHEMA = "benchbench/result"
-SCHEMA_VERSION = 2  # 2: timed blocks per cell, lockstep groups (1 had pooled samples only)
-# ok: measured. unsupported: a converter or runtime rejected the model. unavailable: the backend is
-# not installed or has no device here. crashed/timeout: the worker died or was killed. error: any
-# other failure inside the worker (a bug, reported with its message), or, with ``fault: "user"``, a model
-# that fails in PyTorch eager itself. env-error: out of memory, a full disk, an unwritable cache.
-# lost: on a cluster, the worker measuring it died, and so did the one it was retried on (or none was left).
-STATUSES = ("ok", "unsupported", "unavailable", "crashed", "timeout", "error", "env-error", "lost")
-
-
-class SchemaError(ValueError):
-    """A file that cannot be read as a benchbench result: missing, unreadable, not JSON, of another schema or
-    version, or of the wrong shape. ``str()`` is one line that names the file and the problem."""
+# 2: timed blocks per cell, lockstep groups (1 had pooled samples only); 3: ``model.kind`` on every cell
+SCHEMA_VERSION = 3
 
 
 @dataclass
 class CellResult:
+    """One cell: its spec and status, its raw samples and blocks, and what was recorded about it."""
+
     spec: CellSpec
-    status: str
+    status: Status
     reason: str | None = None
     samples_ns: list[int] = field(default_factory=list)
     stats: dict = field(default_factory=dict)  # derived from samples_ns
@@ -64,9 +54,12 @@ class CellResult:
     # time, machine and package versions. Empty for a local run: the run's meta.environment says it once.
     host: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        self.status = Status(self.status)
+
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == Status.OK
 
     @property
     def median_ms(self) -> float | None:
@@ -75,7 +68,7 @@ class CellResult:
     def recompute(self, noisy_ci: float = 0.05, noisy_cv: float = 0.10) -> None:
         """Statistics from the raw samples: over blocks when the cell has them (``lockstep.cell_stats``),
         else over the pooled samples (schema-1 cells: ``stats.interval`` says so)."""
-        from benchbench.measure.scheduler import cell_stats
+        from .estimates import cell_stats
 
         if not self.samples_ns:
             self.stats = {}
@@ -142,7 +135,7 @@ class RunResult:
     cells: list[CellResult] = field(default_factory=list)
     path: Path | None = None
     # Lockstep groups: {"id", "cells": [indices into cells], "rounds": [scheduler record per round]}.
-    # Their ratios are not stored: they are recomputed from the cells' blocks (benchbench.measure.scheduler.ratio).
+    # Their ratios are not stored: they are recomputed from the cells' blocks (benchbench.results.estimates.ratio).
     groups: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -178,109 +171,3 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def _from_v1(doc: dict) -> dict:
-    """Schema 1 had no blocks and no groups: its cells keep their pooled samples (and old rounds)."""
-    return {**doc, "schema_version": 2, "groups": []}
-
-
-def _migrate(doc: dict) -> dict:
-    """Bring an older document up to SCHEMA_VERSION. Add a step here with every version bump."""
-    version = doc.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise ValueError(f"schema_version is {version!r:.40}, not a version number")
-    migrations: dict[int, callable] = {1: _from_v1}
-    while version in migrations:
-        doc = migrations[version](doc)
-        version = doc["schema_version"]
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"unsupported result schema version {version} (this benchbench reads {SCHEMA_VERSION})")
-    return doc
-
-
-class _TooLarge(ValueError):
-    pass
-
-
-def _parse_int(text: str) -> int:
-    # Past int64 no runtime counts anything, and numpy would fall back to object arrays (or Python refuse
-    # the conversion past 4300 digits): a number that large is corruption.
-    if len(text) > 20 or abs(value := int(text)) > 2**63 - 1:
-        raise _TooLarge(f"number too large: {text[:30]}{'...' if len(text) > 30 else ''}")
-    return value
-
-
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):  # a literal such as 1e400: beyond any float
-        raise _TooLarge(f"number too large: {text[:30]}")
-    return value
-
-
-def parse_json(text: str):
-    """``json.loads`` that refuses numbers beyond int64 or a double (``ValueError``)."""
-    # NaN and Infinity tokens are accepted: files written before results became strict JSON may
-    # hold them outside the samples; run_from_document turns them into null.
-    return json.loads(text, parse_int=_parse_int, parse_float=_parse_float)
-
-
-def _read_json(path: Path):
-    """The parsed document, or a one-line ``SchemaError`` saying why the file cannot be parsed."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SchemaError(f"no such result file: {path}") from None
-    except IsADirectoryError:
-        raise SchemaError(f"{path} is a directory, not a result file") from None
-    except PermissionError:
-        raise SchemaError(f"cannot read {path}: permission denied") from None
-    except OSError as exc:
-        raise SchemaError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise SchemaError(f"{path} is not JSON (binary data, not UTF-8 text)") from None
-    try:
-        return parse_json(text)
-    except json.JSONDecodeError as exc:
-        raise SchemaError(f"{path} is not JSON ({exc.msg}: line {exc.lineno} column {exc.colno})") from None
-    except _TooLarge as exc:
-        raise SchemaError(f"{path}: {exc}") from None
-    except RecursionError:
-        raise SchemaError(f"{path} is not a benchbench result file (nested too deeply)") from None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def load_run(path: str | Path) -> RunResult:
-    """Read a result file, migrating old schema versions and recomputing statistics from samples.
-
-    Anything that is not a readable result of a known schema version and the right shape (see
-    ``benchbench.results.schema``) raises :class:`SchemaError`, whose one-line message names the file.
-    """
-    path = Path(path)
-    return run_from_document(_read_json(path), path)
-
-
-def run_from_document(doc, path: Path) -> RunResult:
-    """A parsed result document (``path`` names it in errors) as a RunResult: migrated, validated, with
-    statistics recomputed from the samples; ``SchemaError`` when it is not one."""
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise SchemaError(f"{path} is not a benchbench result file")
-    try:
-        doc = _migrate(doc)
-        validate_document(doc)
-    except ValueError as exc:
-        raise SchemaError(_one_line(f"{path}: {exc}")) from None
-    # Past validation, the samples are finite; NaN or Infinity elsewhere (files from before strict JSON)
-    # become null here, as they would on the next save.
-    doc = strictjson.finite(doc)
-    settings = doc["meta"].get("settings", {})
-    noisy = {k: settings[k] for k in ("noisy_ci", "noisy_cv") if settings.get(k) is not None}
-    cells = [CellResult.from_dict(c) for c in doc["cells"]]
-    for cell in cells:
-        cell.recompute(**noisy)
-    return RunResult(meta=doc["meta"], cells=cells, path=path, groups=doc.get("groups", []))

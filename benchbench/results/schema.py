@@ -1,7 +1,10 @@
-"""The shape of a ``results.json`` document (schema version 2), checked on load with pydantic.
+"""The shape of a ``results.json`` document (schema version 3), checked on load with pydantic.
 
 These models validate; they are not the in-memory objects (those are ``benchbench.results.record``'s
-dataclasses, built from the same document once it has passed). They check what the readers rely on:
+dataclasses, built from the same document once it has passed). The models of the records that have a
+dataclass (a cell's ``spec`` and ``source``, the run's ``settings``) are derived from it: their keys and
+defaults come from the dataclass's fields, and a field without a JSON type here fails at import, so the two
+cannot drift apart. The statuses are ``benchbench.core.status.Status``. They check what the readers rely on:
 compare and claim index ``spec`` fields and do arithmetic on samples and model metadata, and the
 reports format ``meta``. Keys they do not name are allowed, so a file with more metadata than this
 version knows still loads; a change that breaks old readers bumps ``SCHEMA_VERSION`` instead.
@@ -13,9 +16,13 @@ inference can be: a finite number of nanoseconds above zero and below ``MAX_SAMP
 from __future__ import annotations
 
 import re
+from dataclasses import MISSING, fields
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from benchbench.core.spec import ArtifactSource, CellSpec, MeasureConfig
+from benchbench.core.status import Status as _Status
 
 __all__ = ["MAX_SAMPLE_NS", "describe", "validate_document"]
 
@@ -28,8 +35,7 @@ Sample = Annotated[float, Field(gt=0, le=MAX_SAMPLE_NS, allow_inf_nan=False)]  #
 Count = Annotated[int, Field(ge=0, le=_INT64)]
 Positive = Annotated[int, Field(ge=1, le=_INT64)]
 Name = Annotated[str, Field(min_length=1)]
-Status = Literal["ok", "unsupported", "unavailable", "crashed", "timeout", "error", "env-error",
-                 "lost"]  # result.STATUSES
+Status = Literal[tuple(s.value for s in _Status)]
 
 
 class _Open(BaseModel):
@@ -38,40 +44,46 @@ class _Open(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow", protected_namespaces=())
 
 
-class Source(_Open):
-    """A user's own model file (``spec.source``): its identity is ``sha256``."""
+def _derived(name: str, cls, types: dict[str, Any], base: type[BaseModel], doc: str) -> type[BaseModel]:
+    """A pydantic model of dataclass ``cls``'s JSON form: one key per field, with its default; ``types``
+    gives each field's JSON type and must name exactly the dataclass's fields."""
+    names = [f.name for f in fields(cls)]
+    if set(types) != set(names):
+        raise TypeError(f"the schema of {cls.__name__} is out of step with its fields: "
+                        f"{sorted(set(names) ^ set(types))}")
+    spec = {}
+    for f in fields(cls):
+        default = ... if f.default is MISSING else f.default
+        if isinstance(default, tuple):  # a tuple field's JSON form is an object or a list: its empty default
+            default = {} if not default else list(default)
+        spec[f.name] = (types[f.name], default)
+    return create_model(name, __base__=base, __doc__=doc, **spec)
 
-    path: Name
-    format: Name
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    bytes: Count
-    input_shapes: dict[str, list[Count]]
-    reference: str | None = None
-    input_data: str | None = None
-    input_data_sha256: str | None = None
-    pair: str | None = None
 
-
-class Spec(BaseModel):
-    """A cell's identity. Closed: ``CellSpec`` takes exactly these keys."""
+class _Closed(BaseModel):
+    """Strict types; no key beyond the ones named."""
 
     model_config = ConfigDict(strict=True, extra="forbid", protected_namespaces=())
 
-    model: Name
-    variant: Literal["train", "deploy", "artifact", "before", "after"]
-    backend: Name
-    batch: Positive = 1
-    input_size: Annotated[list[Positive], Field(min_length=2, max_length=2)] | None = None
-    threads: Positive = 1
-    seed: Count = 0
-    options: dict[str, str] = {}
-    source: Source | None = None
-    device: Name | None = None  # the cluster target (run --device); absent: this machine, or any measuring worker
+
+Source = _derived("Source", ArtifactSource, {
+    "path": Name, "format": Name, "sha256": Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], "bytes": Count,
+    "input_shapes": dict[str, list[Count]], "reference": str | None, "input_data": str | None,
+    "input_data_sha256": str | None, "pair": str | None,
+}, _Open, "A user's own model file (``spec.source``): its identity is ``sha256``.")
+
+Spec = _derived("Spec", CellSpec, {
+    "model": Name, "variant": Literal["train", "deploy", "artifact", "before", "after"], "backend": Name,
+    "batch": Positive, "input_size": Annotated[list[Positive], Field(min_length=2, max_length=2)] | None,
+    "threads": Positive, "seed": Count, "options": dict[str, str], "source": Source | None,
+    "device": Name | None,  # the cluster target (run --device); absent: this machine, or any measuring worker
+}, _Closed, "A cell's identity. Closed: ``CellSpec`` takes exactly these keys.")
 
 
 class ModelMeta(_Open):
     name: str | None = None
     family: str | None = None
+    kind: Literal["zoo", "guideline", "lab", "user", "file"] | None = None
     paper: str | None = None
     params: Annotated[float, Field(ge=0)] | None = None
     flops: Annotated[float, Field(ge=0)] | None = None
@@ -162,19 +174,9 @@ class Cell(_Open):
         return self
 
 
-class Settings(_Open):
-    """``MeasureConfig`` as recorded; the report formats these as numbers."""
-
-    warmup_min_count: float | None = None
-    warmup_min_s: float | None = None
-    min_count: float | None = None
-    min_s: float | None = None
-    max_s: float | None = None
-    max_count: float | None = None
-    target_ci: float | None = None
-    noisy_ci: float | None = None
-    noisy_cv: float | None = None
-    cell_timeout_s: float | None = None
+# ``MeasureConfig`` as recorded: every field a number (the report formats them), or null.
+Settings = create_model("Settings", __base__=_Open, __doc__="``MeasureConfig`` as recorded.",
+                        **{f.name: (float | None, None) for f in fields(MeasureConfig)})
 
 
 class Cpu(_Open):

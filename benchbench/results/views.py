@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from benchbench.measure.scheduler import RatioEstimate, cell_ratio
+from .estimates import RatioEstimate, cell_ratio
 from .record import CellResult, RunResult
 
 __all__ = ["rows", "terminal_table", "markdown_report", "write_csv", "write_reports", "speedups", "run_header",

@@ -7,7 +7,6 @@ sorted before ``output_2``, say) fails parity instead of passing by luck.
 
 import torch
 import torch.nn as nn
-
 from benchbench.models._layers import ConvBN
 
 

@@ -6,7 +6,6 @@ models: one no exporter can handle, one whose forward fails.
 
 import torch
 import torch.nn as nn
-
 from benchbench.models._layers import ConvBN
 
 

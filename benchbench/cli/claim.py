@@ -1,0 +1,54 @@
+"""``benchbench claim``: FLOPs vs fragmentation, from result files or from a sweep of the guideline nets (and,
+with ``--reference``, the reference report, regenerated and published)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .reference import REFERENCE_DIR, check_reference_dest, publish_reference, reference_args, reference_rounds
+from .run import measure, run_dir
+
+__all__ = ["cmd_claim"]
+
+
+def cmd_claim(args) -> int:
+    from benchbench.analysis.claim import analyze, check_claimable
+    from benchbench.analysis.claim_report import backend_summary, claim_markdown, guideline_tables
+    from benchbench.core import strictjson
+    from benchbench.results.journal import WriteError
+    from benchbench.results.load import load_run
+
+    if args.reference:
+        reference_args(args)
+        check_reference_dest(Path(args.out).parent / REFERENCE_DIR.name)  # before an hour of measuring, not after
+    code = 0
+    if args.results:
+        runs = [load_run(p) for p in args.results]
+        for run in runs:
+            check_claimable(run)
+        out_dir = run_dir(Path(args.out), "claim")
+    else:
+        args.backend = args.backend or "ort"
+        args.model = ",".join(filter(None, [args.model, "g*"]))  # the guideline nets, plus any zoo models
+        code, run = measure(args, rounds=reference_rounds if args.reference else None)
+        if code >= 128:  # interrupted: the cells so far are saved, but no analysis of a partial sweep
+            return code
+        runs, out_dir = [run], run.path.parent
+    analysis = analyze(runs)
+    try:
+        (out_dir / "claim.md").write_text(claim_markdown(analysis, out_dir, runs))
+        (out_dir / "claim.json").write_text(strictjson.dumps({k: v for k, v in analysis.items() if k != "observations"},
+                                                             indent=1, default=str))
+    except OSError as exc:  # the run's own folder: a full disk or a folder made read-only, not a request
+        raise WriteError(f"cannot write the claim into {out_dir}: {exc.strerror or exc}") from None
+    verdicts = [line for backend, a in analysis["per_backend"].items() for line in backend_summary(backend, a)]
+    print("\n".join(["", "At equal FLOPs, do more executed ops cost latency? (family-level verdict per backend)"]
+                    + (verdicts or ["  (no zoo cells measured: the guideline nets only fill the tables)"])))
+    if analysis["guidelines"]:  # the x1 tables here; every width is in claim.md
+        print("\n" + "\n".join(guideline_tables(analysis["guidelines"], multipliers=(1,))))
+    print(f"\nwrote {out_dir / 'claim.md'} (with plots in {out_dir / 'plots'})")
+    if args.reference:
+        print(f"published the reference report: {publish_reference(out_dir, Path(args.out).parent / REFERENCE_DIR.name)}")
+    # the measuring run's own code (1 broken cells or parity failures, 2 a model error, 3 the environment):
+    # the analysis is written either way, but a claim over broken cells does not pass for a clean one
+    return code

@@ -1,0 +1,172 @@
+"""The small commands: ``report``, ``list``, ``compare``, ``cache`` and ``doctor``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .errors import UsageError
+from .run import write_views
+
+__all__ = ["cmd_report", "cmd_list", "cmd_compare", "cmd_cache", "cmd_doctor"]
+
+
+def cmd_report(args) -> int:
+    """Rebuild a run folder's results.json, results.csv and report.md from its journal (or results.json)."""
+    from benchbench.results.journal import RESULTS, load_results
+    from benchbench.results.views import terminal_table
+
+    folder = Path(args.folder)
+    run, source = load_results(folder)
+    paths = write_views(run, folder, json_too=source != RESULTS)
+    print(terminal_table(run))
+    print(f"\nwrote {folder / RESULTS}\n      {paths['csv']}\n      {paths['markdown']}"
+          if source != RESULTS else f"\nwrote {paths['csv']}\n      {paths['markdown']}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from tabulate import tabulate
+
+    from benchbench.models import list_models, model_info
+    from benchbench.runners import get_runner, list_runners, runner_entry
+
+    what = args.what or "all"
+    if what in ("all", "models"):
+        body = []
+        for name in list_models(args.pattern or "*"):
+            info = model_info(name)
+            body.append([name, info.family, "x".join(map(str, info.input_size)), str(info.paper),
+                         "yes" if info.default else ""])
+        # "family default": the member that `--model <family>` picks.
+        print(tabulate(body, ["model", "family", "input", "paper", "family default"], tablefmt="simple"))
+        print(f"{len(body)} models\n")
+    if what in ("all", "backends"):
+        body = []
+        for name in list_runners():
+            cls = get_runner(name)
+            ok, why = cls.is_available()
+            body.append([name, ", ".join(runner_entry(name).aliases), "yes" if ok else "no", cls.description,
+                         "" if ok else why])
+        print(tabulate(body, ["backend", "aliases", "installed", "what", "to install"], tablefmt="simple"))
+    return 0
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse an output path that cannot be written, before any work is done."""
+    if path.is_dir():
+        raise UsageError(f"cannot write {path}: it is a directory")
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {path}: no folder {path.parent}")
+    if not os.access(path if path.exists() else path.parent, os.W_OK):
+        raise UsageError(f"cannot write {path}: permission denied")
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:  # what _check_writable cannot foresee: a full disk, a race
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def cmd_compare(args) -> int:
+    from benchbench.results.compare import compare_runs, comparison_markdown, pivot, regressions
+    from benchbench.results.load import load_run
+
+    if args.output:
+        _check_writable(Path(args.output))
+    a = load_run(args.a)
+    if args.pivot:
+        if args.b:
+            raise UsageError("--pivot compares within one file; give only one")
+        try:
+            pairs = pivot(a, args.pivot, args.baseline)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        if not args.b:
+            raise UsageError("compare needs two result files, or one with --pivot variant|backend|device")
+        pairs = [("", a, load_run(args.b))]
+    texts, failing = [], []
+    for label, run_a, run_b in pairs:
+        comparisons = compare_runs(run_a, run_b, threshold=args.threshold / 100, alpha=args.alpha)
+        names = label.split(" → ") if label else [Path(args.a).parent.name or "A", Path(args.b).parent.name or "B"]
+        texts.append((f"## {label}\n\n" if label else "") + comparison_markdown(comparisons, *names))
+        if args.fail_above is not None:
+            failing += regressions(comparisons, args.fail_above)
+    text = "\n\n".join(texts)
+    print(text)
+    if args.output:
+        _write_text(Path(args.output), text + "\n")
+    if failing:
+        print(f"benchbench: {len(failing)} cells slower by more than {100 * args.fail_above:g}%: "
+              + ", ".join(c.label for c in failing), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_cache(args) -> int:
+    """``benchbench cache [show|clear] [PATTERN]``."""
+    from benchbench.build import cache
+
+    root = cache.cache_root()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"the cache {root} is not a folder")
+    try:
+        if args.action == "show":
+            print(cache.show(args.pattern, root))
+        else:
+            removed, kept = cache.clear(args.pattern, root)
+            print(cache.clear_text(removed, kept, args.pattern, root))
+    except ValueError as exc:  # a bad pattern
+        raise UsageError(str(exc)) from None
+    except BrokenPipeError:  # `benchbench cache | head`: main() handles it
+        raise
+    except OSError as exc:
+        raise UsageError(f"cache {root}: {exc.strerror or exc}") from None
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    """Print the machine's state and an A/A comparison; exit 1 if the A/A interval excludes 1.00."""
+    from benchbench.core.spec import CellSpec, MeasureConfig, physical_cores
+    from benchbench.measure.machine import busy_warning, machine_state
+    from benchbench.models import resolve_models
+    from benchbench.runners import get_runner, resolve_backends
+
+    threads = args.threads or physical_cores()
+    names, _ = resolve_models(args.model)
+    backend = resolve_backends(args.backend)[0]
+    state = machine_state(1.0, threads)
+    share = lambda v: "not readable" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    print(f"load average (1 min)      {state['load_avg_1m']:.2f} on {state['cores_logical']} logical / "
+          f"{state['cores_physical']} physical cores; {threads} threads asked")
+    print(f"CPU used by others (1 s)  {share(state['others_cpu_share'])}")
+    print(f"VM steal (1 s)            {share(state['steal_share'])}")
+    print(f"frequency governor        {state['governor'] or 'not readable'}; turbo {state['turbo'] or 'not readable'}")
+    for b in state["busy_processes"]:
+        print(f"busy: pid {b['pid']} at {100 * b['cpu']:.0f}% of a CPU: {b['command']}")
+    if warning := busy_warning(state):
+        print(warning)
+    if args.no_aa:
+        return 0
+    ok, why = get_runner(backend).is_available()
+    if not ok:
+        raise UsageError(why)
+    from benchbench.measure.doctor import aa_check
+
+    spec = CellSpec(names[0], args.variant, backend, threads=threads)
+    config = MeasureConfig(max_s=args.max_time)
+    print(f"\nA/A: {spec.label()} in two workers, in lockstep ...", flush=True)
+    result = aa_check(spec, config)
+    if result.estimate is None:
+        print(f"A/A could not run: {result.reason}")
+        return 1
+    e = result.estimate
+    print(f"A/A ratio {e.value:.4f} [{e.low:.4f}, {e.high:.4f}] over {e.units} rounds "
+          f"({result.median_ms:.3f} ms per inference; {e.rule}; waited {share(result.wait_share)})")
+    print(f"smallest difference resolvable now: about ±{100 * e.half_width:.1f}%"
+          + ("" if result.contains_one else "  — the interval excludes 1.00: this machine's noise is not "
+             "stationary enough for lockstep comparisons right now"))
+    return 0 if result.contains_one else 1

@@ -1,0 +1,270 @@
+"""The command line's parser: every command and option. The options that set a cell or the sampling policy
+are read off the fields of ``CellSpec`` and ``MeasureConfig`` (``benchbench.core.options``), so each one's
+flag, default and help are written once, on its field."""
+
+from __future__ import annotations
+
+import argparse
+
+from benchbench import __version__
+from benchbench.core.argtypes import bounded_float, bounded_int, name_list, new_folder_base, percent
+from benchbench.core.options import Flag, flags_of
+from benchbench.core.spec import MAX_THREADS, PROFILES, CellSpec, MeasureConfig
+
+from .errors import UsageError
+
+__all__ = ["DEFAULT_OUT", "build_parser", "sampling_dests", "flag_for_dest"]
+
+DEFAULT_OUT = "reports/runs"
+_SECONDS = bounded_float(0)  # finite and above zero
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one line like every other mistake, not usage + message."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default. argparse's ArgumentDefaultsHelpFormatter would print
+    'None' where the real default is computed (threads, sampling bounds); those helps say it themselves."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (not action.option_strings or action.default is argparse.SUPPRESS or action.required
+                or "(default" in text):
+            return text
+        default = action.default
+        shown = "off" if action.nargs == 0 and not default else ("none" if default in (None, []) else "%(default)s")
+        return f"{text} (default: {shown})"
+
+
+def _add_flag(p: argparse.ArgumentParser, name: str, default, flag: Flag, help_text: str) -> None:
+    names = [flag.flag, *([flag.short] if flag.short else [])]
+    metavar = flag.metavar or flag.flag.lstrip("-").upper().replace("-", "_")  # --min-time MIN_TIME
+    if flag.repeat:
+        p.add_argument(*names, dest=name, type=flag.parse, action="append", default=[], metavar=metavar,
+                       help=help_text)
+    else:
+        p.add_argument(*names, dest=name, type=flag.parse, default=default, metavar=metavar, help=help_text)
+
+
+def add_spec_flags(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """The cell's options (``CellSpec``'s flagged fields, or those named in ``only``)."""
+    for f, flag in flags_of(CellSpec):
+        if only is not None and f.name not in only:
+            continue
+        if flag.default_help:
+            _add_flag(p, f.name, None, flag, f"{flag.help} (default: {flag.default_help})")
+        else:
+            _add_flag(p, f.name, f.default, flag, flag.help)
+
+
+def _sampling_help(name: str, flag: Flag) -> str:
+    """A sampling bound's help, with its default in each ``--sampling`` profile (or the one they share)."""
+    values = {profile: getattr(config, name) for profile, config in PROFILES.items()}
+    if len(set(values.values())) == 1:
+        return f"{flag.help} (default: {values['default']:g})"
+    rest = ", ".join(f"{p} {v:g}" for p, v in values.items() if p != "default")
+    return f"{flag.help} (default: the --sampling profile's: {values['default']:g}, {rest})"
+
+
+def add_sampling_flags(p: argparse.ArgumentParser) -> None:
+    """``MeasureConfig``'s flagged fields; unset (None) unless given, so the ``--sampling`` profile decides."""
+    for f, flag in flags_of(MeasureConfig):
+        _add_flag(p, f.name, None, flag, _sampling_help(f.name, flag))
+
+
+def sampling_dests() -> list[str]:
+    """The argparse destinations of the sampling flags: ``MeasureConfig``'s field names."""
+    return [f.name for f, _ in flags_of(MeasureConfig)]
+
+
+def flag_for_dest(dest: str) -> str:
+    """The flag a destination was given as (``min_s`` → ``--min-time``), for messages."""
+    for cls in (CellSpec, MeasureConfig):
+        for f, flag in flags_of(cls):
+            if f.name == dest:
+                return flag.flag
+    return "--" + dest.replace("_", "-")
+
+
+def add_measure_args(p: argparse.ArgumentParser, resumable: bool = False) -> None:
+    p.add_argument("--model", "-m", required=not resumable, type=name_list,
+                   help="names, globs ('repvgg_*'), family names, path/to/file.py:factory, or a model file "
+                        "(.onnx, .tflite, OpenVINO .xml); comma-separated, any case "
+                        + ("(required, unless --resume)" if resumable else "(required)"))
+    p.add_argument("--vs", metavar="FILE", default=None,
+                   help="with --model FILE: a second file of the same model, measured in lockstep against it (the "
+                        "speedup is FILE → this one); inputs must match in names and shapes")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=DIMS",
+                   help="the shape of a model file's input, e.g. x=1x3x640x640; needed for its dynamic dims "
+                        "(repeatable)")
+    p.add_argument("--input-data", metavar="NPZ", default=None,
+                   help="a model file's inputs, one array per input name (default: seeded random data)")
+    p.add_argument("--backend", "-b", default="torch", type=name_list,
+                   help="torch, torch-cuda, ort, ort-cuda, openvino (ov), tflite (litert); comma-separated, any case")
+    p.add_argument("--variant", choices=["both", "train", "deploy"], default="both",
+                   help="both: train and deploy side by side, with the deploy speedup")
+    add_spec_flags(p)
+    p.add_argument("--quick", action="store_const", const="quick", dest="sampling",
+                   help="short warm-up and sampling, for smoke runs (= --sampling quick)")
+    p.add_argument("--sampling", choices=list(PROFILES), default="default",
+                   help="sampling profile: default, quick (smoke runs), reference (the reference report's: "
+                        "±2%%, 0.6 s cap per cell and round)")
+    p.add_argument("--rounds", type=bounded_int(1), default=1,
+                   help="measure every comparison group N times, each in fresh workers, in sweeps of alternating "
+                        "direction; intervals are built over every round's blocks")
+    p.add_argument("--lockstep", choices=["auto", "backend", "off"], default="auto",
+                   help="which cells take turns block by block: auto = train/deploy pairs and guideline tables; "
+                        "backend = also one model on every backend; off = each cell alone (default: auto)")
+    add_sampling_flags(p)
+    p.add_argument("--allow-parity-fail", action="store_true",
+                   help="exit 0 even if a cell's outputs disagree with PyTorch eager (they are still flagged)")
+
+
+def _backend_options_text() -> str:
+    """The --option keys each backend takes, from the runner classes (their modules import no runtime)."""
+    from benchbench.runners import get_runner, list_runners
+
+    lines, bare = [], []
+    for name in list_runners():
+        options = get_runner(name).OPTIONS
+        if not options:
+            bare.append(name)
+            continue
+        keys = ", ".join(f"{k}={'|'.join(v) if v else 'VALUE'}" for k, v in options.items())
+        lines.append(f"  {name:<12}{keys}")
+    if bare:
+        lines.append(f"  {', '.join(bare)}: no options")
+    return "\n".join(lines)
+
+
+def _measure_epilog(command: str) -> str:
+    return (f"backend options (--option KEY=VALUE):\n{_backend_options_text()}\n\n"
+            f"example:\n  benchbench {command} --model vanillanet --backend ort --quick\n\n"
+            "The models and backends (and which are installed): benchbench list")
+
+
+OUT_HELP = "folder in which the run's own new folder is created"
+WAIT_HELP = ("if another benchbench is measuring on this machine, warn and measure anyway instead of waiting "
+             "for it (recorded as concurrent_run in the run's meta)")
+PROFILE_RUNS_HELP = "profiled inferences per op (its time is their median)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command's arguments; each command's handler is named by ``command`` (``benchbench.cli.HANDLERS``)."""
+    from .reference import REFERENCE_BACKENDS, REFERENCE_DIR
+
+    parser = _Parser(prog="benchbench", description="The ``benchbench`` command line: run, profile, report, list, "
+                     "compare, claim, doctor, cache.", formatter_class=_HelpFormatter,
+                     epilog="Start with: benchbench list; then benchbench run --help")
+    parser.add_argument("--version", action="version", version=f"benchbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, formatter_class=_HelpFormatter, **kwargs)
+
+    p = command("run", help="measure models on backends (train and deploy forms)",
+                description="Measure models on backends; writes results.json, results.csv and report.md.",
+                epilog=_measure_epilog("run"))
+    add_measure_args(p, resumable=True)
+    p.add_argument("--out", default=DEFAULT_OUT, type=new_folder_base, help=OUT_HELP)
+    p.add_argument("--resume", metavar="DIR", default=None,
+                   help="finish an interrupted run in its folder DIR: measure only the comparison groups not "
+                        "finished there, with the run's own command line (give no other option)")
+    p.add_argument("--no-wait", action="store_true", help=WAIT_HELP)
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                   help="measure on the Dask cluster of this scheduler: one group at a time on each worker with "
+                        "the resource measure=1 (pip install 'benchbench[cluster]'; see the README's Many machines)")
+    p.add_argument("--device", type=name_list, default=None, metavar="NAME[,NAME]",
+                   help="with --scheduler: measure every cell on the workers with the resource device:NAME=1, once "
+                        "per NAME (compare --pivot device compares them)")
+    p.add_argument("--roofline", choices=["auto", "cached", "fresh", "off"], default="auto",
+                   help="place cells on this machine's roofline (peak GFLOP/s, bandwidth): auto uses a calibration "
+                        "under 24 h old if one is cached and never measures one; cached reuses one or calibrates "
+                        "(about a minute); fresh always calibrates; off")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile each ok cell per operator, in separate workers (written to profile.md)")
+    p.add_argument("--profile-runs", type=bounded_int(1), default=10, help=PROFILE_RUNS_HELP)
+    p.set_defaults(handler="run")
+
+    p = command("profile", help="measure, then print a per-operator profile of each cell",
+                description="run, then a per-operator time table for each cell (profiled in separate workers).",
+                epilog=_measure_epilog("profile"))
+    add_measure_args(p)
+    p.add_argument("--out", default=DEFAULT_OUT, type=new_folder_base, help=OUT_HELP)
+    p.add_argument("--profile-runs", type=bounded_int(1), default=10, help=PROFILE_RUNS_HELP)
+    p.add_argument("--top", type=bounded_int(0), default=25, help="show the slowest N ops per cell (0: all)")
+    p.add_argument("--no-wait", action="store_true", help=WAIT_HELP)
+    p.set_defaults(handler="run", profile=True, roofline="off")
+
+    p = command("report", help="rebuild a run folder's results.json, results.csv and report.md; print its table",
+                description="Re-render a run folder's views from its journal (cells.jsonl), or from its "
+                            "results.json when it has no journal.",
+                epilog="example:\n  benchbench report reports/runs/20260101-120000_vanillanet_5_ort")
+    p.add_argument("folder", help="a run folder (holding cells.jsonl or results.json)")
+    p.set_defaults(handler="report")
+
+    p = command("list", help="list models and backends")
+    p.add_argument("what", nargs="?", choices=["models", "backends", "all"], help="what to list (default: all)")
+    p.add_argument("pattern", nargs="?", help="fnmatch pattern for models (default: every model)")
+    p.set_defaults(handler="list")
+
+    p = command("compare", help="compare two result files: ratios, Mann-Whitney U, geometric mean",
+                epilog="example:\n  benchbench compare A/results.json B/results.json --fail-above 5%")
+    p.add_argument("a", help="baseline results.json")
+    p.add_argument("b", nargs="?", help="candidate results.json (omit with --pivot)")
+    p.add_argument("--pivot", choices=["variant", "backend", "device"], help="compare within one file: train vs "
+                   "deploy, or each backend (cluster device) against --baseline (default: compare two files)")
+    p.add_argument("--baseline", help="with --pivot backend or device: the reference one (default: the file's first)")
+    p.add_argument("--fail-above", type=percent, metavar="PCT",
+                   help="exit 1 if any cell is significantly slower by more than PCT, above 0, e.g. 5%% "
+                        "(default: never)")
+    p.add_argument("--threshold", type=bounded_float(0, low_open=False), default=5.0, metavar="PCT",
+                   help="percent change, at least 0, within which cells count as the same")
+    p.add_argument("--alpha", type=bounded_float(0, 1), default=0.01,
+                   help="significance level of the U test, in (0, 1)")
+    p.add_argument("--output", help="also write the Markdown table to this file (default: only print it)")
+    p.set_defaults(handler="compare")
+
+    p = command("claim", help="FLOPs vs fragmentation: correlations, held-out models, guideline tables",
+                epilog="example:\n  benchbench claim reports/runs/*/results.json")
+    p.add_argument("results", nargs="*", help="result files to analyze; none: measure the guideline nets now")
+    p.add_argument("--model", "-m", default=None, type=name_list,
+                   help="zoo models to measure beside the guideline nets (default: none)")
+    p.add_argument("--backend", "-b", default=None, type=name_list,
+                   help="backends to measure on, comma-separated (default: ort)")
+    p.add_argument("--out", default=DEFAULT_OUT, type=new_folder_base, help="folder for the report's folder")
+    add_spec_flags(p, only=("threads",))
+    p.add_argument("--quick", action="store_const", const="quick", dest="sampling", default="default",
+                   help="short warm-up and sampling, for smoke runs (default: off)")
+    p.add_argument("--reference", action="store_true",
+                   help=f"regenerate the reference report: every model on {REFERENCE_BACKENDS} with the reference "
+                        f"sampling, published to reports/{REFERENCE_DIR.name}/ (beside the --out folder)")
+    p.add_argument("--rounds", type=bounded_int(1), default=1,
+                   help="measure every comparison group N times, each in fresh workers (intervals use every round)")
+    p.set_defaults(handler="claim", variant="both", input_shape=[], input_data=None, vs=None, lockstep="auto",
+                   roofline="auto", profile=False, allow_parity_fail=False,
+                   **{f.name: ([] if flag.repeat else f.default) for f, flag in flags_of(CellSpec) if f.name != "threads"},
+                   **dict.fromkeys(sampling_dests()))
+
+    p = command("cache", help="show the artifact cache (where, size, entries) or clear it",
+                description="Show the build cache ($BENCHBENCH_CACHE, else ~/.cache/benchbench): where it is, its "
+                            "size and one line per entry; or clear all of it, or the entries matching a glob.",
+                epilog="examples:\n  benchbench cache\n  benchbench cache clear 'vanillanet_*'\n  benchbench cache clear")
+    p.add_argument("action", nargs="?", choices=["show", "clear"], default="show", help="what to do")
+    p.add_argument("pattern", nargs="?", help="glob over entry or model names, e.g. 'repvgg_*' (default: every entry)")
+    p.set_defaults(handler="cache")
+
+    p = sub.add_parser("doctor", help="machine check: load, steal, busy processes, and an A/A comparison")
+    p.add_argument("--model", "-m", default="resnet18", help="model of the A/A comparison (default: resnet18)")
+    p.add_argument("--backend", "-b", default="ort", help="backend of the A/A comparison (default: ort)")
+    p.add_argument("--variant", choices=["train", "deploy"], default="deploy")
+    p.add_argument("--threads", type=bounded_int(1, MAX_THREADS), default=None,
+                   help="intra-op threads (default: physical cores)")
+    p.add_argument("--max-time", type=_SECONDS, default=5.0, help="A/A sampling cap per worker, seconds (default: 5)")
+    p.add_argument("--no-aa", action="store_true", help="machine state only, no A/A comparison")
+    p.set_defaults(handler="doctor")
+    return parser

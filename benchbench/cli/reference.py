@@ -1,0 +1,87 @@
+"""``benchbench claim --reference``: what the committed reference report measures, and how it is published."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchbench.results.load import model_kind
+
+from .errors import UsageError
+
+__all__ = ["REFERENCE_MODELS", "REFERENCE_BACKENDS", "REFERENCE_DIR", "REFERENCE_MARKER", "reference_rounds",
+           "reference_args", "check_reference_dest", "publish_reference"]
+
+# `benchbench claim --reference`: what the committed reference report measures, and where it lands.
+REFERENCE_MODELS = "*"  # the whole zoo and the guideline nets
+REFERENCE_BACKENDS = "torch,ort,tflite,openvino"
+REFERENCE_DIR = Path("reports") / "reference"
+# Every compared cell of the reference sweep is measured in lockstep (train/deploy pairs, guideline
+# tables), so a slow phase of the machine hits both sides of a ratio alike, and in several rounds minutes
+# apart, so a slow phase of the sweep is spread over every cell instead of landing on a few families.
+ZOO_ROUNDS, GUIDELINE_ROUNDS = 3, 2
+# Per-op profiles of every zoo cell feed the claim's time shares and kernel-sum predictor; profiled
+# inferences per op (fewer than run --profile's default: 400 cells, and an op's median over 5 is stable).
+REFERENCE_PROFILE_RUNS = 5
+
+
+def reference_rounds(spec) -> int:
+    """Rounds per cell of the reference sweep: 3 for zoo models, 2 for the guideline nets (lockstep tables)."""
+    return GUIDELINE_ROUNDS if _kind(spec.model) == "guideline" else ZOO_ROUNDS
+
+
+def _kind(model: str) -> str:
+    from benchbench.models import model_info
+
+    try:
+        return model_info(model).kind
+    except KeyError:  # not a registered model: measured like a zoo model
+        return "zoo"
+
+
+def reference_args(args) -> None:
+    """Turn ``claim --reference`` into the reference sweep's settings; refuse what would change it."""
+    if args.results or args.model or args.backend is not None or args.sampling != "default" or args.rounds != 1:
+        raise UsageError("--reference measures a fixed set (every model on torch, ort, tflite, openvino); "
+                         "drop result files, --model, --backend, --quick and --rounds, or leave out --reference")
+    args.model, args.backend, args.sampling, args.roofline = REFERENCE_MODELS, REFERENCE_BACKENDS, "reference", "fresh"
+    # profile the zoo cells after the sweep (time shares, kernel-sum predictor); the guideline nets need none
+    args.profile, args.profile_runs = True, REFERENCE_PROFILE_RUNS
+    args.profile_select = _reference_profiled
+
+
+def _reference_profiled(cell) -> bool:
+    """The reference profiles zoo cells on backends with a per-op timer (the claim's time shares and kernel
+    sums need times; an untimed op list adds nothing to the executed-op counts every cell has)."""
+    from benchbench.runners import get_runner
+
+    return model_kind(cell.model) != "guideline" and get_runner(cell.spec.backend).op_timer
+
+
+# Written into every folder `claim --reference` publishes: only a folder holding it is ever replaced.
+REFERENCE_MARKER = ".benchbench-reference"
+
+
+def check_reference_dest(dest: Path) -> None:
+    """Refuse to publish over a folder benchbench did not create (``UsageError``): ``dest`` (and its staging
+    folder) must be absent, or hold ``REFERENCE_MARKER``."""
+    for path in (dest, dest.with_name(dest.name + ".new")):
+        if (path.exists() or path.is_symlink()) and not (path.is_dir() and not path.is_symlink()
+                                                         and (path / REFERENCE_MARKER).is_file()):
+            raise UsageError(f"{path} exists and was not published by benchbench (no {REFERENCE_MARKER} in it); "
+                             "move it away, or it would be replaced")
+
+
+def publish_reference(run_dir: Path, dest: Path) -> Path:
+    """Replace ``dest`` with a finished run folder (results, reports, claim, plots); the run folder stays.
+    Only a folder that an earlier publish created is replaced (``check_reference_dest``)."""
+    import shutil
+
+    check_reference_dest(dest)
+    staging = dest.with_name(dest.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(run_dir, staging)
+    (staging / REFERENCE_MARKER).write_text("Published by `benchbench claim --reference`; the next publish replaces "
+                                            "this folder.\n")
+    shutil.rmtree(dest, ignore_errors=True)
+    staging.rename(dest)
+    return dest

@@ -1,0 +1,185 @@
+"""Measuring one comparison group: every cell in a worker of its own, prepared, then driven in lockstep.
+
+A *comparison group* is a set of cells whose ratios users read (``benchbench.measure.sweep.comparison_groups``).
+Each cell gets its own worker process; all are prepared and warmed up first, then the lockstep scheduler
+(``benchbench.measure.scheduler``) drives them block by block in alternating order. A cell that cannot be
+measured (its backend missing, its build failed, its runtime refused it, its worker died) gets a status and
+a reason, and the group's other cells go on.
+
+This sits below both executors: the local one and the Dask one (on each measuring worker) call
+:func:`measure_group`; neither reaches back into the sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from benchbench.build.builds import Builds
+from benchbench.core.spec import CellSpec, MeasureConfig
+from benchbench.core.status import Status
+from benchbench.processes.manager import ForkServer, Worker, WorkerLost
+from benchbench.processes.protocol import Block, BlockDone, Failed, Finish, Finished, Prepare, Ready
+from benchbench.results.record import CellResult
+
+from .scheduler import Arm, Schedule, run_lockstep
+
+__all__ = ["measure_group"]
+
+
+class _Prepared:
+    """A cell whose worker is ready to time blocks."""
+
+    def __init__(self, index: int, spec: CellSpec, worker: Worker, ready: Ready, model: dict, artifact: dict):
+        self.index, self.spec, self.worker, self.ready = index, spec, worker, ready
+        self.model, self.artifact = model, artifact
+        self.lost: tuple[str, str] | None = None  # (status, reason) if the worker died mid-group
+
+    def failed(self, status: str, reason: str) -> CellResult:
+        return CellResult(self.spec, status, reason, model=self.model, artifact=self.artifact)
+
+
+def _preflight(spec: CellSpec, builds: Builds):
+    """A CellResult when the cell cannot be measured, else (artifact, build, model record, artifact record)."""
+    from benchbench.models import model_info
+    from benchbench.runners import get_runner
+
+    runner_cls = get_runner(spec.backend)
+    available, why = runner_cls.is_available()
+    if not available:
+        return CellResult(spec, Status.UNAVAILABLE, why)
+    if spec.source is None:
+        info = model_info(spec.model)
+        if spec.input_size and min(spec.input_size) < info.min_input:
+            return CellResult(spec, Status.UNSUPPORTED, f"input {spec.input_size[0]}x{spec.input_size[1]} is below "
+                              f"this architecture's minimum of {info.min_input}")
+    build = builds.ensure(spec)
+    if build["status"] != Status.OK:  # error (the model's own, fault "user"), env-error, crashed or timeout
+        return CellResult(spec, build["status"], build["reason"], fault=build.get("fault"))
+    model_record = dict(build["manifest"]["model"])
+    if spec.source is None:  # registry metadata, whatever an older cached build recorded
+        model_record["kind"] = info.kind
+    artifact, artifact_record, unusable = builds.artifact_for(runner_cls, spec)
+    if unusable:
+        return CellResult(spec, Status.UNSUPPORTED, unusable, model=model_record, artifact=artifact_record)
+    return artifact, build, model_record, artifact_record
+
+
+def _prepare(index: int, spec: CellSpec, pre: tuple, config: MeasureConfig,
+             servers: dict | None) -> _Prepared | CellResult:
+    artifact, build, model_record, artifact_record = pre
+    try:
+        worker = Worker(spec.threads, f"measure worker of {spec.label()}", server=_server(servers, spec))
+    except WorkerLost as lost:
+        return CellResult(spec, lost.outcome, lost.reason, model=model_record, artifact=artifact_record)
+    try:
+        reply = worker.request(Prepare(spec, config, artifact, build["input_path"], build["reference_path"]),
+                               config.cell_timeout_s)
+    except WorkerLost as lost:
+        worker.close()
+        return CellResult(spec, lost.outcome, lost.reason, model=model_record, artifact=artifact_record)
+    if isinstance(reply, Failed):
+        worker.close()
+        return CellResult(spec, reply.status, reply.reason, model=model_record, artifact=artifact_record)
+    return _Prepared(index, spec, worker, reply, model_record, artifact_record)
+
+
+def _server(servers: dict | None, spec: CellSpec) -> ForkServer | None:
+    """The fork server of the cell's backend and threads (started on first use), or None: a fresh process.
+    A server that died is replaced."""
+    if servers is None:
+        return None
+    key = (spec.backend, spec.threads)
+    server = servers.get(key)
+    if server is None or server.proc.poll() is not None:
+        if server is not None:
+            server.close()
+        server = servers[key] = ForkServer(spec.backend, spec.threads)
+    return server
+
+
+def _block_runner(cell: _Prepared, timeout_s: float) -> Callable[[int, bool], dict | None]:
+    def run_block(count: int, settle: bool) -> dict | None:
+        try:
+            reply = cell.worker.request(Block(count, settle), timeout_s)
+        except WorkerLost as lost:
+            cell.lost = (lost.outcome, lost.reason)
+            return None
+        if not isinstance(reply, BlockDone):
+            cell.lost = (Status.ERROR, f"the worker answered a block with {type(reply).__name__}")
+            return None
+        return {"samples_ns": reply.samples_ns, **reply.interference, "idle_cpu_ns": reply.idle_cpu_ns,
+                "settle_ns": reply.settle_ns}
+    return run_block
+
+
+def _finish(cell: _Prepared, arm: Arm, schedule: Schedule, config: MeasureConfig) -> CellResult:
+    if cell.lost:
+        return cell.failed(*cell.lost)
+    try:
+        reply = cell.worker.request(Finish(), config.cell_timeout_s)
+    except WorkerLost as lost:
+        return cell.failed(lost.outcome, lost.reason)
+    if isinstance(reply, Failed):
+        return cell.failed(reply.status, reply.reason)
+    assert isinstance(reply, Finished)
+    samples, blocks = [], []
+    for b in arm.blocks:
+        block_samples = b.pop("samples_ns")
+        samples += block_samples
+        blocks.append({"n": len(block_samples), "session": 1, **b})
+    ready = cell.ready
+    result = CellResult(
+        cell.spec, Status.OK, None,
+        samples_ns=samples,
+        blocks=blocks,
+        timing={"init_ms": ready.init_ms, "first_ms": ready.first_ms, "warmup_count": ready.warmup_count,
+                "warmup_s": round(ready.warmup_s, 4), "sampling_s": round(schedule.sampling_s, 4),
+                "stop_reason": schedule.stop_reason, "block_count": arm.count},
+        model=cell.model, memory=reply.memory, parity=reply.parity, backend=reply.backend, artifact=cell.artifact,
+    )
+    result.recompute(config.noisy_ci, config.noisy_cv)
+    return result
+
+
+def _schedule_record(schedule: Schedule, arms: Sequence[Arm]) -> dict:
+    """What the scheduler did, for the run's group record."""
+    idle = sum(b.get("idle_cpu_ns") or 0 for a in arms for b in a.blocks)
+    settle = sum(b.get("settle_ns") or 0 for a in arms for b in a.blocks)
+    span = schedule.sampling_s * 1e9
+    return {"rounds": schedule.rounds, "stop_reason": schedule.stop_reason,
+            "sampling_s": round(schedule.sampling_s, 3), "order": "alternating (ABBA)",
+            # CPU the waiting workers used while another one was timed (spinning thread pools)
+            "idle_cpu_share": idle / span if span > 0 else None,
+            # wall time spent waiting for a finished block's thread pools to stop spinning
+            "settle_share": settle / span if span > 0 else None}
+
+
+def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, builds: Builds,
+                  servers: dict | None = None) -> tuple[list[CellResult], dict]:
+    """Measure one comparison group in lockstep; returns its cells (in ``specs`` order) and the
+    scheduler's record (rounds, stop reason, sampling time, idle CPU of the waiting workers).
+
+    ``builds`` makes (or finds) each cell's build. ``servers`` (a dict the caller owns and closes) holds
+    fork servers per backend and threads, so workers start with their runtime imported; None starts every
+    worker as a fresh interpreter."""
+    results: list[CellResult | None] = [None] * len(specs)
+    prepared: list[_Prepared] = []
+    try:
+        for i, spec in enumerate(specs):
+            pre = _preflight(spec, builds)
+            outcome = pre if isinstance(pre, CellResult) else _prepare(i, spec, pre, config, servers)
+            if isinstance(outcome, CellResult):
+                results[i] = outcome
+            else:
+                prepared.append(outcome)
+        record: dict = {"rounds": 0}
+        if prepared:
+            arms = [Arm(_block_runner(p, config.cell_timeout_s), p.ready.estimate_ns) for p in prepared]
+            schedule = run_lockstep(arms, config)
+            record = _schedule_record(schedule, arms)
+            for p, arm in zip(prepared, arms):
+                results[p.index] = _finish(p, arm, schedule, config)
+    finally:
+        for p in prepared:
+            p.worker.close()
+    return results, record

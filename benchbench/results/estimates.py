@@ -1,0 +1,235 @@
+"""Estimates from stored blocks: a cell's latency and a ratio of two cells, each with its 95% interval.
+
+Raw samples are the truth: every figure here is recomputed from a cell's stored blocks (``samples_ns``
+sliced by each block's ``n``), when a run is measured and again whenever a file is read, so a better
+estimator can re-read old runs (``shared/MEASUREMENT.md``, docs/measurement.md).
+
+* **A ratio** between two arms measured in lockstep is estimated from one log-ratio per round (the two
+  arms' block medians of that round); its 95% interval is the distribution-free interval of the median of
+  those log-ratios (binomial order statistics), widened for serial correlation and for the difference
+  between worker processes. Rounds, not inferences, are the independent units.
+* **A cell's latency** is the median of its blocks' medians, with the same kind of interval over blocks.
+* **The filter rule**: a *disturbed* block (its threads waited for a CPU more than ``WAIT_SHARE_LIMIT`` of
+  their runnable time, or VM steal took that share; ``benchbench.measure.interference`` records both) is
+  left out, with every round it belongs to; if that leaves fewer than ``MIN_UNITS`` units, no block is
+  left out and the estimate says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchbench.core.stats import serial_median_ci
+
+__all__ = [
+    "MIN_UNITS",
+    "PROCESS_SD",
+    "WAIT_SHARE_LIMIT",
+    "RatioEstimate",
+    "block_medians_ms",
+    "cell_latency",
+    "cell_ratio",
+    "cell_stats",
+    "disturbed",
+    "kept_blocks",
+    "ratio",
+]
+
+MIN_UNITS = 6  # the fewest units (rounds or blocks) a 95% distribution-free interval of a median needs
+
+# A block whose threads waited for a CPU more than this share of their runnable time, or lost this
+# share of the machine to VM steal, is *disturbed*: left out of ratios and latencies (docs/measurement.md).
+WAIT_SHARE_LIMIT = 0.10
+
+# Two worker processes running the *same* artifact differ persistently: in A/A runs here the halves of
+# one trial agree with each other (correlation 0.5) but trials disagree, with a between-process sd of
+# the log-ratio of about 0.65% (resnet18 on ort, 2 threads; ``benchmarks/aa_check.py`` prints it).
+# No number of rounds inside one pair of processes can see it, so every paired interval adds it in
+# quadrature (divided by the number of process pairs, i.e. sessions, the rounds came from).
+PROCESS_SD = 0.0065
+_Z95 = 1.959963984540054
+
+
+def disturbed(block: dict, limit: float = WAIT_SHARE_LIMIT) -> bool:
+    """The documented filter rule: a block waited for a CPU, or lost to steal, more than ``limit``."""
+    return any((block.get(k) or 0.0) > limit for k in ("wait_share", "steal_share"))
+
+
+def block_medians_ms(blocks: Sequence[dict], samples_ns: Sequence[int] | None = None) -> list[float]:
+    """Each block's median latency (ms). Blocks hold their own samples, or ``n`` into ``samples_ns``."""
+    out, offset = [], 0
+    for b in blocks:
+        if "samples_ns" in b:
+            values = b["samples_ns"]
+        else:
+            values = samples_ns[offset: offset + b["n"]]
+            offset += b["n"]
+        out.append(float(np.median(values)) / 1e6 if len(values) else math.nan)
+    return out
+
+
+def _filter(quiet: Sequence[bool], unit: str, waited: str, wait_limit: float) -> tuple[list[bool], int, str]:
+    """The filter rule, for blocks or rounds: leave out the disturbed units, unless fewer than MIN_UNITS
+    quiet ones would remain. Returns (kept flags, units left out, the rule as applied)."""
+    n, q = len(quiet), sum(quiet)
+    if q >= MIN_UNITS or q == n:
+        return list(quiet), n - q, (f"{n - q} of {n} {unit}s left out ({waited} > {wait_limit:.0%} for a CPU)"
+                                    if n - q else f"no {unit} disturbed")
+    return [True] * n, 0, (f"filter not applied: only {q} of {n} {unit}s were quiet "
+                           f"(waited <= {wait_limit:.0%}); all kept")
+
+
+def kept_blocks(blocks: Sequence[dict], wait_limit: float = WAIT_SHARE_LIMIT) -> tuple[list[bool], str]:
+    """Which blocks the filter keeps, and the rule as applied (a sentence for the report)."""
+    keep, _, rule = _filter([not disturbed(b, wait_limit) for b in blocks], "block", "waited", wait_limit)
+    return keep, rule
+
+
+@dataclass(frozen=True)
+class RatioEstimate:
+    """A median with its 95% interval, from ``units`` independent units (rounds or blocks)."""
+
+    value: float
+    low: float
+    high: float
+    units: int
+    dropped: int = 0
+    rule: str = ""
+
+    @property
+    def half_width(self) -> float:
+        """Relative half-width of the interval (for a ratio, on the log scale)."""
+        if not (self.value > 0 and self.low > 0 and self.high > 0):
+            return math.inf
+        return (math.log(self.high) - math.log(self.low)) / 2
+
+    def excludes(self, band: float = 0.0) -> int:
+        """+1 if the interval lies above 1 + band, -1 if below 1 / (1 + band), 0 otherwise."""
+        if self.low > 1 + band:
+            return 1
+        if self.high < 1 / (1 + band):
+            return -1
+        return 0
+
+    def inside(self, band: float) -> bool:
+        """The whole interval lies within the no-difference band: equivalent."""
+        return self.low >= 1 / (1 + band) and self.high <= 1 + band
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "low": self.low, "high": self.high, "units": self.units,
+                "dropped": self.dropped, "rule": self.rule}
+
+
+def cell_latency(blocks: Sequence[dict], wait_limit: float = WAIT_SHARE_LIMIT,
+                 samples_ns: Sequence[int] | None = None) -> RatioEstimate | None:
+    """Median of the kept blocks' medians (ms), with a distribution-free 95% interval over blocks."""
+    if not blocks:
+        return None
+    keep, rule = kept_blocks(blocks, wait_limit)
+    medians = [m for m, k in zip(block_medians_ms(blocks, samples_ns), keep) if k and m == m]
+    if not medians:
+        return None
+    low, high, _ = serial_median_ci(medians)
+    return RatioEstimate(float(np.median(medians)), low, high, len(medians), len(blocks) - sum(keep), rule)
+
+
+def _unit(block: dict) -> tuple[int, int]:
+    """A block's pairing unit: (session, round). Sessions are ``--rounds``, each in fresh workers."""
+    return block.get("session", 1), block["round"]
+
+
+def ratio(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float = WAIT_SHARE_LIMIT,
+          samples_b: Sequence[int] | None = None, samples_a: Sequence[int] | None = None,
+          process_sd: float = PROCESS_SD) -> RatioEstimate | None:
+    """Latency ratio B / A of two arms measured in lockstep: one log-ratio per round in which both ran,
+    a round dropped when either block was disturbed (unless too few would remain).
+
+    The interval is the median's, over rounds in time order, widened for serial correlation between
+    neighbouring rounds (``stats.serial_median_ci``), then for the difference between worker processes
+    (``process_sd`` in quadrature, shrinking with the number of sessions)."""
+    med_a = dict(zip(map(_unit, blocks_a), block_medians_ms(blocks_a, samples_a)))
+    med_b = dict(zip(map(_unit, blocks_b), block_medians_ms(blocks_b, samples_b)))
+    dist_a = {_unit(b): disturbed(b, wait_limit) for b in blocks_a}
+    dist_b = {_unit(b): disturbed(b, wait_limit) for b in blocks_b}
+    rounds = sorted(r for r in med_b if r in med_a and med_a[r] > 0 and med_b[r] > 0)
+    if not rounds:
+        return None
+    keep, dropped, rule = _filter([not (dist_a[r] or dist_b[r]) for r in rounds], "round", "a block waited",
+                                  wait_limit)
+    used = [r for r, k in zip(rounds, keep) if k]
+    logs = [math.log(med_b[r] / med_a[r]) for r in used]
+    centre = float(np.median(logs))
+    low, high, _ = serial_median_ci(logs)
+    sessions = len({r[0] for r in used})
+    between = (_Z95 * process_sd) ** 2 / sessions
+    low = centre - math.sqrt((centre - low) ** 2 + between)
+    high = centre + math.sqrt((high - centre) ** 2 + between)
+    return RatioEstimate(math.exp(centre), math.exp(low), math.exp(high), len(logs), dropped, rule)
+
+
+def cell_stats(samples_ns: Sequence[int], blocks: Sequence[dict], noisy_ci: float = 0.05,
+               wait_limit: float = WAIT_SHARE_LIMIT) -> dict:
+    """A blocked cell's statistics. The headline median and its 95% interval are over blocks (the units
+    that vary together); mean, spread and percentiles over the kept blocks' samples; and the measured
+    interference: the share of the cell's window its threads spent waiting for a CPU."""
+    from benchbench.core.stats import summarize
+
+    keep, rule = kept_blocks(blocks, wait_limit)
+    kept_samples, offset = [], 0
+    for b, k in zip(blocks, keep):
+        if k:
+            kept_samples += samples_ns[offset: offset + b["n"]]
+        offset += b["n"]
+    stats = summarize(kept_samples or samples_ns)
+    est = cell_latency(blocks, wait_limit, samples_ns)
+    if est is None:
+        return stats
+    run = sum(b.get("run_ns") or 0 for b in blocks)
+    wait = sum(b.get("wait_ns") or 0 for b in blocks)
+    wall = sum(b.get("wall_ns") or 0 for b in blocks)
+    steal = [b["steal_share"] for b in blocks if b.get("steal_share") is not None]
+    wait_share = wait / (run + wait) if run + wait > 0 else None
+    ci_rel = (est.high - est.low) / 2 / est.value if est.value > 0 else math.inf
+    stats.update(
+        count=len(samples_ns),
+        median_ms=est.value, ci_low_ms=est.low, ci_high_ms=est.high, ci_rel=ci_rel,
+        interval="over blocks",
+        blocks=len(blocks), blocks_kept=est.units, blocks_dropped=est.dropped, filter=rule,
+        wait_share=wait_share,
+        steal_share=float(np.mean(steal)) if steal else None,
+        sampled_ms=wall / 1e6,
+        # noisy is a measured fact: the window lost too much to other processes, or the blocks disagree
+        noisy=bool((wait_share or 0) > wait_limit or ci_rel > noisy_ci),
+    )
+    sessions = sorted({b.get("session", 1) for b in blocks})
+    if len(sessions) > 1:
+        medians = block_medians_ms(blocks, samples_ns)
+        per = [float(np.median([m for m, b in zip(medians, blocks) if b.get("session", 1) == s])) for s in sessions]
+        stats["round_medians_ms"] = per
+        stats["round_spread"] = max(per) / min(per) - 1
+    return stats
+
+
+def cell_ratio(b, a, wait_limit: float = WAIT_SHARE_LIMIT) -> RatioEstimate | None:
+    """Latency ratio of two measured cells (objects with ``blocks``, ``samples_ns``, ``group``, ``stats``).
+
+    Paired, from the rounds, when both were measured in the same lockstep group. Otherwise the cells
+    were measured apart, and the interval can only be the conservative quotient of the two cells'
+    intervals (``rule`` says "unpaired"): it holds the ratio whenever both intervals hold their medians,
+    but it cannot see a machine that was slower for one cell than for the other.
+    """
+    if not (a.stats and b.stats and a.stats.get("median_ms") and b.stats.get("median_ms")):
+        return None
+    if a.group is not None and a.group == b.group and a.blocks and b.blocks:
+        return ratio(b.blocks, a.blocks, wait_limit, b.samples_ns, a.samples_ns)
+    sa, sb = a.stats, b.stats
+    if min(sa["ci_low_ms"], sb["ci_low_ms"]) <= 0:
+        return None
+    return RatioEstimate(sb["median_ms"] / sa["median_ms"], sb["ci_low_ms"] / sa["ci_high_ms"],
+                         sb["ci_high_ms"] / sa["ci_low_ms"], min(sa.get("blocks") or sa["count"],
+                                                                  sb.get("blocks") or sb["count"]),
+                         rule="unpaired: the two cells were measured apart")
