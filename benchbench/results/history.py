@@ -24,7 +24,7 @@ from tabulate import tabulate
 from .compare import compare_runs
 from .record import CellResult, RunResult
 
-__all__ = ["History", "CellHistory", "Point", "history", "load_any", "HISTORY_HTML"]
+__all__ = ["History", "CellHistory", "Point", "history", "load_any", "require_pandas", "HISTORY_HTML"]
 
 HISTORY_HTML = "history.html"
 CHANGES = ("slower", "faster")
@@ -91,6 +91,10 @@ class History:
                             "ratio": p.ratio.value if p.ratio else None, "ratio_low": p.ratio.low if p.ratio else None,
                             "ratio_high": p.ratio.high if p.ratio else None, "p_value": p.p_value})
         return out
+
+    def to_pandas(self):
+        """``rows()`` as a pandas DataFrame (needs ``benchbench[pandas]``)."""
+        return require_pandas().DataFrame(self.rows())
 
     # ---- text views ----------------------------------------------------------------------------------
 
@@ -249,6 +253,15 @@ class History:
         from .html import write_page
 
         return write_page(folder, HISTORY_HTML, self.html())
+
+
+def require_pandas():
+    """pandas, or an ImportError that names the extra to install."""
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError("this needs pandas, an optional extra: pip install 'benchbench[pandas]'") from None
+    return pandas
 
 
 def _pct(est) -> str:
