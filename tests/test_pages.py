@@ -168,3 +168,13 @@ def test_index_links_what_the_folder_holds(tmp_path, reference):
     e = analysis["per_backend"]["openvino"]["effect"]
     assert "+7.9% [+3.9, +12.1]" in page and e["families"] == 21
     assert index_html(tmp_path, meta=run.meta) == page  # the folder's claim.json was read
+
+
+def test_index_of_the_published_folder_reads_its_own_files(reference):
+    from benchbench.analysis.claim_html import _folder_meta
+
+    run, analysis = reference
+    assert _folder_meta(REFERENCE) == run.meta  # from the journal's lines, without loading its cells
+    page = index_html(REFERENCE)
+    assert "Sweep time" in page and 'href="results.json"' in page and 'href="cells.jsonl"' in page
+    assert analysis["per_backend"]["tflite"]["verdict_code"] == "inconclusive" and "inconclusive" in page

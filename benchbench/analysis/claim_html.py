@@ -417,15 +417,26 @@ def _size(n: int) -> str:
 
 
 def _folder_meta(folder: Path) -> dict:
-    """The run's meta without loading its cells: the journal's header line, else results.json's meta."""
+    """The run's meta without loading its cells: from the journal, its last header or meta line and the sweep
+    of its last group line (as ``journal.read_journal`` assembles it); else results.json's meta."""
     journal = folder / "cells.jsonl"
     if journal.is_file():
-        with open(journal, encoding="utf-8") as fh:
-            try:
-                header = json.loads(fh.readline())
-                return header.get("meta") or {}
-            except ValueError:
-                return {}
+        meta, sweep = {}, None
+        with open(journal, "rb") as fh:
+            for line in fh:
+                head = line[:40].replace(b" ", b"")
+                try:
+                    if head.startswith((b'{"kind":"header"', b'{"kind":"meta"')):
+                        meta = json.loads(line).get("meta") or meta
+                    elif head.startswith(b'{"kind":"group"'):
+                        sweep = line
+                except ValueError:  # a torn last line: the journal's reader ignores it too
+                    continue
+        try:
+            sweep = json.loads(sweep).get("sweep") if sweep else None
+        except ValueError:
+            sweep = None
+        return {**meta, "sweep": sweep} if sweep else meta
     if (folder / "results.json").is_file():
         from benchbench.results.record import load_run
 
