@@ -138,7 +138,8 @@ def compare(a, b=None, threshold: float = 0.05, alpha: float = 0.01, pivot: str 
     ``benchbench compare --pivot`` does; cells measured in one lockstep group are then paired by round, and a
     ``pair`` column names each pair (``train → deploy``).
     """
-    from .results.compare import compare_runs, pivot as split
+    from .results.compare import compare_runs
+    from .results.compare import pivot as split
 
     pd = require_pandas()
     run_a = load_any(a)

@@ -6,8 +6,8 @@ import random
 from dataclasses import replace
 
 import pytest
-
 from _synthetic import small_run
+
 from benchbench.results.history import history
 
 SLOW = ("beta", "deploy", "ort")
@@ -26,7 +26,7 @@ def test_a_planted_slowdown_is_flagged_once_and_nothing_else_is():
     assert h.times == [r.meta["environment"]["time"] for r in runs]
     changes = h.changes()
     assert [(c.label, i, p.verdict) for c, i, p in changes] == [("beta [deploy] on ort", 2, "slower")]
-    (cell, i, point), = changes
+    ((_, _, point),) = changes
     assert point.ratio.low <= 1.2 <= point.ratio.high and point.ratio.low > 1.05
     assert point.ratio.rule.startswith("unpaired")  # two runs: never paired by round
     for c in h.cells:

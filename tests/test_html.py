@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from _synthetic import HOSTILE_REASON, small_run
+
 from benchbench.analysis.claim_html import write_claim_html, write_index_html
 from benchbench.results.html import write_report_html
 from benchbench.results.record import load_run

@@ -10,8 +10,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from _synthetic import HOSTILE_REASON, small_run
+
 from benchbench.analysis.claim_html import claim_html, index_html, write_claim_html, write_index_html
 from benchbench.results.html import ASSETS, json_script, md_inline, report_html, write_page, write_report_html
 from benchbench.results.journal import WriteError

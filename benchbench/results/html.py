@@ -11,15 +11,17 @@ a legend that hides series). Like the other views, the pages compute nothing new
 from __future__ import annotations
 
 import html
+import math
 import os
 import re
 import secrets
 from pathlib import Path
 
 from benchbench.core import strictjson
+
 from .journal import WriteError
 from .record import RunResult
-from .views import _footer, _fmt, _parity_text, rows, run_header, speedups
+from .views import _fmt, _footer, _parity_text, rows, run_header, speedups
 
 __all__ = ["report_html", "write_report_html", "write_page", "page", "esc", "md_inline", "json_script", "table",
            "PALETTE", "VARIANT_COLOURS", "REPORT_HTML"]
@@ -109,7 +111,7 @@ def table(table_id: str | None, headers: list, body: list[list], caption: str | 
             cls = ' class="num"' if kind == "num" else ""
             if isinstance(value, tuple):
                 shown, key = value
-                key = "" if key is None or (isinstance(key, float) and key != key) else key
+                key = "" if key is None or (isinstance(key, float) and math.isnan(key)) else key
                 cells.append(f'<td{cls} data-v="{esc(key)}">{shown}</td>')
             else:
                 cells.append(f"<td{cls}>{esc(value)}</td>")
