@@ -1,4 +1,5 @@
-"""Scale-out on a real Dask cluster on loopback: a scheduler and two workers, started and stopped here.
+"""Scale-out on a real Dask cluster on loopback: a scheduler and two workers, started and stopped here
+(tests/_cluster.py).
 
 Each worker gets its own artifact cache and measuring lock, as a separate host would: builds really travel
 (by content, verified on arrival), and the machine lock of one does not serialize the other. Workers run
@@ -9,8 +10,6 @@ Every run uses the null backend on tests/data's millisecond models, one cell per
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from _cluster import Cluster
+from _cluster import free_port as _free_port
 from _sweeping import groups_in, wait_for
 
 from benchbench.cli import main
@@ -30,71 +31,6 @@ DATA = Path(__file__).parent / "data"
 MODELS = f"{DATA / 'tiny.py'}:tiny,{DATA / 'two_conv.py'}:two_conv"  # 4 cells, each its own group
 FAST = ["--backend", "null", "--option", "latency_ms=1", "--quick", "--min-time", "0.3", "--max-time", "0.6",
         "--roofline", "off", "--lockstep", "off", "--threads", "1"]
-DASK = str(Path(sys.executable).parent / "dask")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Cluster:
-    """Scheduler and worker processes on 127.0.0.1, each in its own session; ``stop`` ends them all."""
-
-    def __init__(self, root: Path):
-        self.root, self.procs, self.address = root, {}, None
-
-    def _start(self, name: str, args: list[str], env: dict | None = None):
-        log = open(self.root / f"{name}.log", "w")
-        self.procs[name] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                            env={**os.environ, **(env or {})})
-        log.close()
-
-    def scheduler(self) -> str:
-        port = _free_port()
-        self.address = f"tcp://127.0.0.1:{port}"
-        self._start(f"scheduler-{port}", [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                          "--no-dashboard"])
-        return self.address
-
-    def worker(self, name: str, resources: str, nthreads: int = 1):
-        host = self.root / name
-        host.mkdir(exist_ok=True)
-        self._start(name, [DASK, "worker", self.address, "--host", "127.0.0.1", "--nthreads", str(nthreads),
-                           "--no-nanny", "--no-dashboard", "--resources", resources, "--name", name,
-                           "--death-timeout", "60"],
-                    env={"BENCHBENCH_CACHE": str(host / "cache"), "BENCHBENCH_LOCK": str(host / "lock")})
-
-    def client(self, workers: int):
-        """A client once ``workers`` workers have joined (bounded wait)."""
-        client = distributed.Client(self.address, timeout=30, set_as_default=False)
-        client.wait_for_workers(workers, timeout=60)
-        return client
-
-    def kill(self, name: str) -> list[int]:
-        """SIGKILL a process (and its session); returns the pids of its descendants at that moment."""
-        proc = self.procs[name]
-        children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        return children
-
-    def stop(self):
-        """Workers first, then schedulers (a worker whose scheduler is gone takes long to shut down)."""
-        procs = sorted(self.procs.values(), key=lambda p: "scheduler" in str(p.args))
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        for proc in procs:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
-
-
 @pytest.fixture
 def cluster(tmp_path, monkeypatch):
     monkeypatch.setenv("BENCHBENCH_LOCK", str(tmp_path / "coordinator.lock"))

@@ -175,9 +175,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="finish an interrupted run in its folder DIR: measure only the comparison groups not "
                         "finished there, with the run's own command line (give no other option)")
     p.add_argument("--no-wait", action="store_true", help=WAIT_HELP)
-    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
+    p.add_argument("--scheduler", metavar="tls://HOST:PORT", default=None,
                    help="measure on the Dask cluster of this scheduler: one group at a time on each worker with "
-                        "the resource measure=1 (pip install 'benchbench[cluster]'; see the README's Many machines)")
+                        "the resource measure=1 (pip install 'benchbench[cluster]'; see the README's Many machines). "
+                        "tls:// needs --tls-ca-file, --tls-cert and --tls-key; plain tcp:// is for loopback only, "
+                        "unless --insecure")
+    p.add_argument("--tls-ca-file", metavar="FILE", default=None,
+                   help="with a tls:// --scheduler: the cluster's CA certificate (PEM), which signed the scheduler's "
+                        "and the workers' certificates")
+    p.add_argument("--tls-cert", metavar="FILE", default=None,
+                   help="with a tls:// --scheduler: this machine's certificate (PEM), signed by that CA")
+    p.add_argument("--tls-key", metavar="FILE", default=None,
+                   help="with a tls:// --scheduler: this machine's private key (PEM, without a passphrase)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow --scheduler tcp:// to a host other than loopback: unencrypted and unauthenticated, so "
+                        "whoever can reach the scheduler can run code on every measuring worker")
+    p.add_argument("--connect-timeout", type=_SECONDS, default=10.0, metavar="SECONDS",
+                   help="with --scheduler: the longest each step of connecting (TCP, TLS, Dask's handshake, the "
+                        "client's registration) may take")
     p.add_argument("--device", type=name_list, default=None, metavar="NAME[,NAME]",
                    help="with --scheduler: measure every cell on the workers with the resource device:NAME=1, once "
                         "per NAME (compare --pivot device compares them)")

@@ -266,19 +266,37 @@ def _report(session: _Session) -> None:
 
 
 def _executor(args, cells, rounds):
-    """The Dask executor of ``--scheduler`` (connected, its devices checked), or None: measure here."""
+    """The Dask executor of ``--scheduler`` (its address and certificates checked, connected, its devices
+    checked), or None: measure here. Ctrl-C while connecting ends the command (exit 130), nothing measured."""
     scheduler = getattr(args, "scheduler", None)
-    if not scheduler:
+    access = [flag for dest, flag in _ACCESS_FLAGS.items() if getattr(args, dest, None)]
+    if scheduler is None:
         if getattr(args, "device", None):
-            raise UsageError("--device picks a cluster's workers: it needs --scheduler tcp://HOST:PORT")
+            raise UsageError("--device picks a cluster's workers: it needs --scheduler tls://HOST:PORT")
+        if access:
+            raise UsageError(f"{', '.join(access)} {'applies' if len(access) == 1 else 'apply'} to --scheduler: give "
+                             f"it, or leave {'it' if len(access) == 1 else 'them'} out")
         return None
+    from benchbench.measure.cluster import TLSFiles, connect, scheduler_address
+
+    tls = TLSFiles(getattr(args, "tls_ca_file", None), getattr(args, "tls_cert", None), getattr(args, "tls_key", None))
+    insecure = bool(getattr(args, "insecure", False))
+    scheduler_address(scheduler, tls, insecure)  # an empty or refused address before the other checks
     if callable(rounds) or rounds != 1:
         raise UsageError("--scheduler measures every group once, on one host: leave out --rounds")
     if getattr(args, "profile", False):
         raise UsageError("--profile profiles on this machine: it cannot be combined with --scheduler")
-    from benchbench.measure.cluster import connect
+    try:
+        return connect(scheduler, sorted({c.device for c in cells if c.device}), tls=tls, insecure=insecure,
+                       timeout_s=getattr(args, "connect_timeout", None) or 10.0, progress=_stderr)
+    except KeyboardInterrupt:
+        _stderr(f"interrupted while connecting to {one_line(scheduler)}: nothing was measured")
+        raise SystemExit(130) from None
 
-    return connect(scheduler, sorted({c.device for c in cells if c.device}), progress=_stderr)
+
+# --scheduler's companions: how this machine reaches the scheduler (taken from the command line on --resume).
+_ACCESS_FLAGS = {"tls_ca_file": "--tls-ca-file", "tls_cert": "--tls-cert", "tls_key": "--tls-key",
+                 "insecure": "--insecure"}
 
 
 def _exit_code(run, allow_parity_fail: bool) -> int:
@@ -341,7 +359,8 @@ def _new_run(args, config, cells, names, rounds):
 
 
 # Options that --resume takes from the command line rather than from the run folder.
-_RESUME_OWN = {"resume", "no_wait", "argv", "handler", "command", "out", "scheduler"}  # a new cluster's address
+_RESUME_OWN = {"resume", "no_wait", "argv", "handler", "command", "out", "scheduler",  # a new cluster's address
+               *_ACCESS_FLAGS, "connect_timeout"}
 
 
 def _resumed_args(args):
