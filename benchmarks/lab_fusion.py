@@ -137,7 +137,7 @@ def main(argv=None) -> int:
               "points": {}}
     if out_path.exists():  # resume: keep what an earlier run read
         old = json.loads(out_path.read_text())
-        result["points"] = {n: v for n, v in old.get("points", {}).items() if v.get("backends")}
+        result["points"] = {n: v for n, v in old.get("points", {}).items() if v.get("backends") and n in names}
     t_all = time.perf_counter()
     for i, name in enumerate(names):
         if name in result["points"] and all(b in result["points"][name]["backends"] for b in backends):
