@@ -17,7 +17,7 @@ lab nets (``benchbench.models.lab``) set them apart:
    traffic and log FLOPs have pairwise |r| <= ``max_abs_corr`` (0.2), chosen by an exchange algorithm (Fedorov
    style swaps from random starts) that maximizes the determinant of the three logs' covariance (D-optimality:
    spread and orthogonality) with penalties for any |r| above the bound and for kinds or cache regimes left with
-   too few points. Points whose body a backend's fusion collapses (executed ops below half of the un-fused
+   too few points (a conv kind, whose throughput the fit reads from the points it is the body of, needs n / 6). Points whose body a backend's fusion collapses (executed ops below half of the un-fused
    count) are dropped from that backend's pool first (:func:`collapsed`).
 
 :func:`identification` reports a design's pairwise correlations and condition number; the same function runs on
@@ -300,13 +300,13 @@ def _score(x: np.ndarray, idx: np.ndarray, strata: list[tuple[np.ndarray, np.nda
     return logdet - penalty, max_r
 
 
-def _exchange(xs: list[np.ndarray], strata: list[np.ndarray], mins: list[int], n: int, bound: float,
+def _exchange(xs: list[np.ndarray], strata: list[np.ndarray], mins: list, n: int, bound: float,
               fixed: list[int], restarts: int, seed: int) -> list[int]:
     """Fedorov-style exchange from random starts: swap a chosen point for a pooled one while the worst score over
     the count tables ``xs`` (one per backend) improves. Returns the best subset's indices."""
     rng = np.random.default_rng(seed)
     size = len(xs[0])
-    capped = [(labels, np.minimum(m, np.bincount(labels))) for labels, m in zip(strata, mins)]
+    capped = [(labels, np.minimum(m, np.bincount(labels))) for labels, m in zip(strata, mins)]  # m: per label or one
 
     def score(idx):
         return min(_score(x, np.array(idx), capped, bound)[0] for x in xs)
@@ -340,19 +340,21 @@ def _strata(rows: list[Mapping]) -> list[np.ndarray]:
 
 
 def select_design(rows: list[Mapping], n: int = 32, max_abs_corr: float = MAX_ABS_CORR, min_per_kind: int = 2,
-                  min_per_regime: int = 3, restarts: int = 12, seed: int = 0, keep: Iterable[str] = ()) -> dict:
+                  min_per_regime: int = 3, restarts: int = 12, seed: int = 0, keep: Iterable[str] = (),
+                  min_per_flop_kind: int | None = None) -> dict:
     """Pick ``n`` of one backend's candidate rows whose log executed ops, log traffic and log FLOPs are nearly
     orthogonal (pairwise |r| <= ``max_abs_corr``), spread (D-optimal) and cover every kind and regime.
 
     ``rows``: ``{"name", "kind", "regime", "executed_ops", "traffic", "flops"}`` per candidate (collapsed points
     already dropped). ``keep``: names that must stay in (they are never swapped out). Returns the selected names,
     the achieved identification, and whether the bound was met."""
-    return select_joint({"_": rows}, n, max_abs_corr, min_per_kind, min_per_regime, restarts, seed, keep)
+    return select_joint({"_": rows}, n, max_abs_corr, min_per_kind, min_per_regime, restarts, seed, keep,
+                        min_per_flop_kind)
 
 
 def select_joint(rows_by_backend: Mapping[str, list[Mapping]], n: int = 32, max_abs_corr: float = MAX_ABS_CORR,
                  min_per_kind: int = 2, min_per_regime: int = 3, restarts: int = 12, seed: int = 0,
-                 keep: Iterable[str] = ()) -> dict:
+                 keep: Iterable[str] = (), min_per_flop_kind: int | None = None) -> dict:
     """One set of ``n`` points for several backends at once: the candidates every backend can use (present and not
     collapsed in each table), chosen so that the *worst* backend's score is best, i.e. the bound holds on every
     backend's executed counts. Same rows and result as :func:`select_design`, with ``per_backend``
@@ -366,7 +368,12 @@ def select_joint(rows_by_backend: Mapping[str, list[Mapping]], n: int = 32, max_
     if len(rows) <= n:
         picked = list(range(len(rows)))
     else:
-        picked = _exchange([_logs(per[b]) for b in per], _strata(rows), [min_per_kind, min_per_regime], n,
+        if min_per_flop_kind is None:  # a FLOP kind's throughput is read from the points whose body it is
+            min_per_flop_kind = max(min_per_kind, round(n / 6))
+        strata = _strata(rows)
+        kinds = sorted({r["kind"] for r in rows})
+        kind_need = np.array([min_per_flop_kind if k in FLOP_KINDS else min_per_kind for k in kinds])
+        picked = _exchange([_logs(per[b]) for b in per], strata, [kind_need, min_per_regime], n,
                            max_abs_corr, [i for i, r in enumerate(rows) if r["name"] in set(keep)], restarts, seed)
     chosen = [rows[i] for i in picked]
     idents = {b: identification([per[b][i] for i in picked]) for b in per}
