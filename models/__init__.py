@@ -8,6 +8,8 @@ import importlib as _importlib
 import pkgutil as _pkgutil
 
 from benchbench.models._registry import (
+    KINDS,
+    OPT_IN_PREFIX,
     VARIANTS,
     ModelInfo,
     Paper,
@@ -24,6 +26,7 @@ from benchbench.models._registry import (
 
 __all__ = [
     "KINDS",
+    "OPT_IN_PREFIX",
     "VARIANTS",
     "ModelInfo",
     "Paper",

@@ -16,35 +16,43 @@ A user's own model plugs in without editing the repo:
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchbench.core.registry import PluginError, Registry, UnknownNameError, natural_key
+from benchbench.core.registry import (
+    PluginError,
+    Registry,
+    UnknownNameError,
+    natural_key,
+)
 
 if TYPE_CHECKING:
-    import torch.nn as nn
+    from torch import nn
 
 __all__ = [
+    "KINDS",
+    "OPT_IN_PREFIX",
+    "VARIANTS",
+    "ModelInfo",
     "Paper",
     "Published",
-    "ModelInfo",
-    "VARIANTS",
-    "KINDS",
-    "register_model",
-    "list_models",
-    "list_families",
-    "model_info",
     "create_model",
+    "is_user_model",
+    "list_families",
+    "list_models",
+    "model_info",
+    "register_model",
     "reparameterize",
     "resolve_models",
-    "is_user_model",
 ]
 
 VARIANTS = ("train", "deploy")
@@ -52,6 +60,10 @@ VARIANTS = ("train", "deploy")
 # table, a designed net of the fragmentation lab, or a user's own ``file.py:factory``. Analyses select by
 # kind, never by family name.
 KINDS = ("zoo", "guideline", "lab", "user")
+# Kinds a glob reaches only when it spells their name prefix out: ``--model '*'`` means the zoo (and the
+# guideline tables), never a hundred designed lab nets; ``'lab_*'``, an exact name or ``kind="lab"`` asks for
+# them. A member of such a kind must be named with the prefix.
+OPT_IN_PREFIX = {"lab": "lab_"}
 
 
 @dataclass(frozen=True)
@@ -117,6 +129,9 @@ def register_model(
         meta["published"] = tuple(meta.get("published", ()))
         if meta.get("kind", "zoo") not in KINDS:
             raise ValueError(f"model {key}: kind {meta['kind']!r} is not one of {', '.join(KINDS)}")
+        prefix = OPT_IN_PREFIX.get(meta.get("kind", "zoo"))
+        if prefix and not key.startswith(prefix):
+            raise ValueError(f"model {key}: a {meta['kind']} model's name starts with {prefix!r}")
         _MODELS.register(key, ModelInfo(name=key, factory=factory, family=family, paper=paper, **meta))
         return factory
 
@@ -192,10 +207,29 @@ def model_info(name: str) -> ModelInfo:
 
 
 def list_models(include: str | Iterable[str] = "*", exclude: Iterable[str] = (), kind: str | None = None) -> list[str]:
-    """Registered model names matching fnmatch patterns (and of ``kind``, if given), naturally sorted."""
+    """Registered model names matching fnmatch patterns (and of ``kind``, if given), naturally sorted.
+
+    A model of an opt-in kind (``OPT_IN_PREFIX``: the lab nets) matches only a pattern that begins with its
+    prefix (``lab``), or any pattern when ``kind`` names its kind."""
     _load_entry_points()
-    return [n for n in _MODELS.names(include, exclude)
-            if not is_user_model(n) and (kind is None or _MODELS.get(n).kind == kind)]
+    includes = [include] if isinstance(include, str) else list(include)
+    out = []
+    for n in _MODELS.names(includes, exclude):
+        info = _MODELS.get(n)
+        if is_user_model(n) or (kind is not None and info.kind != kind):
+            continue
+        prefix = OPT_IN_PREFIX.get(info.kind)
+        if prefix and kind != info.kind and not any(
+                _spells_prefix(p, prefix) and fnmatch.fnmatchcase(n.casefold(), p.casefold()) for p in includes):
+            continue
+        out.append(n)
+    return out
+
+
+def _spells_prefix(pattern: str, prefix: str) -> bool:
+    """Whether a pattern's literal start (before any wildcard) begins with ``prefix`` (its trailing ``_`` optional)."""
+    literal = re.split(r"[*?\[]", pattern, maxsplit=1)[0].casefold()
+    return literal.startswith(prefix.rstrip("_").casefold())
 
 
 def list_families() -> dict[str, list[str]]:
