@@ -78,12 +78,6 @@ class LabPoint:
         """float32 bytes of one body tensor (channels x size x size)."""
         return 4 * self.channels * self.size * self.size
 
-    def build(self):
-        """The ``nn.Module`` (``benchbench.models.lab.LabNet``; imports torch)."""
-        from benchbench.models.lab import LabNet
-
-        return LabNet(self)
-
 
 def parse_name(name: str) -> LabPoint:
     """The point a lab net's name encodes (``lab_anchor`` included)."""
