@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .errors import UsageError, one_line
+from .errors import Printable, UsageError, one_line
 
 __all__ = ["main", "HANDLERS"]
 
@@ -42,7 +42,17 @@ def _handler(name: str):
 
 def main(argv: list[str] | None = None) -> int:
     """The ``benchbench`` command; returns the exit code (0, 1, 2, 3; 130 on Ctrl-C, 143 on SIGTERM, 129 on
-    SIGHUP: see the module's docstring)."""
+    SIGHUP: see the module's docstring). What it prints goes through ``Printable``: control characters from
+    names and records are escaped."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Printable(out), Printable(err)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: list[str] | None) -> int:
     from benchbench.build.files import ArtifactError
     from benchbench.core.registry import PluginError, UnknownNameError
     from benchbench.measure.executor import ExecutorError

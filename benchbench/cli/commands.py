@@ -119,7 +119,7 @@ def cmd_cache(args) -> int:
         else:
             removed, kept = cache.clear(args.pattern, root)
             print(cache.clear_text(removed, kept, args.pattern, root))
-    except ValueError as exc:  # a bad pattern
+    except (ValueError, cache.CacheRootError) as exc:  # a bad pattern; a folder that is not a benchbench cache
         raise UsageError(str(exc)) from None
     except BrokenPipeError:  # `benchbench cache | head`: main() handles it
         raise

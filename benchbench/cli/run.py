@@ -145,8 +145,14 @@ class _Session:
     """What a measuring command works on: its cells and config, its run and journal, and how it went."""
 
     def __init__(self, args, rounds):
+        from benchbench.build.cache import CacheRootError, ensure_root
         from benchbench.core.spec import MeasureConfig
         from benchbench.measure.sweep import ResumeError, resume
+
+        try:  # a cache root benchbench must not fill (BENCHBENCH_CACHE=$HOME) is refused before anything runs
+            ensure_root()
+        except CacheRootError as exc:
+            raise UsageError(str(exc)) from None
 
         self.finished = {}
         if getattr(args, "resume", None):
