@@ -37,7 +37,8 @@ ALLOWED = {
     "analysis": {"core", "metrics", "results"},
     "cli": {"core", "metrics", "formats", "models", "runners", "processes", "build", "measure", "results",
             "analysis", "top"},
-    "top": {"core", "cli", "results", "measure", "analysis", "build", "models", "runners"},
+    "api": {"core", "results", "measure", "analysis", "build", "models", "runners", "cli"},
+    "top": {"core", "cli", "results", "measure", "analysis", "build", "models", "runners", "api"},
 }
 
 

@@ -90,7 +90,8 @@ def cmd_compare(args) -> int:
         pairs = [("", a, load_run(args.b))]
     texts, failing = [], []
     for label, run_a, run_b in pairs:
-        comparisons = compare_runs(run_a, run_b, threshold=args.threshold / 100, alpha=args.alpha)
+        comparisons = compare_runs(run_a, run_b, threshold=args.threshold / 100, alpha=args.alpha,
+                                   paired=bool(args.pivot))
         names = label.split(" → ") if label else [Path(args.a).parent.name or "A", Path(args.b).parent.name or "B"]
         texts.append((f"## {label}\n\n" if label else "") + comparison_markdown(comparisons, *names))
         if args.fail_above is not None:

@@ -74,11 +74,13 @@ def _not_comparable(a: CellResult, b: CellResult) -> str | None:
     return None
 
 
-def compare_runs(a: RunResult, b: RunResult, threshold: float = 0.05, alpha: float = 0.01) -> list[Comparison]:
+def compare_runs(a: RunResult, b: RunResult, threshold: float = 0.05, alpha: float = 0.01,
+                 paired: bool = False) -> list[Comparison]:
     """Match cells by (model, variant, backend, batch, input, threads, options) and compare B to A.
 
     ``threshold`` is the relative change inside which a cell is the same (0.05: ±5%), ``alpha`` the
-    U test's significance level.
+    U test's significance level. ``paired``: ``a`` and ``b`` are two sides of one run (``pivot``), so cells
+    of one lockstep group are compared round by round; two runs are always compared unpaired.
     """
     cells_a = {c.spec.key(): c for c in a.cells}
     cells_b = {c.spec.key(): c for c in b.cells}
@@ -92,7 +94,7 @@ def compare_runs(a: RunResult, b: RunResult, threshold: float = 0.05, alpha: flo
         elif why := _not_comparable(ca, cb):
             cmp.verdict = f"not comparable ({why})"
         else:
-            cmp.estimate = cell_ratio(cb, ca)
+            cmp.estimate = cell_ratio(cb, ca, same_run=paired)
             if cmp.estimate is None:
                 cmp.verdict = "not comparable (no interval)"
                 out.append(cmp)

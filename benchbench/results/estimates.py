@@ -214,17 +214,18 @@ def cell_stats(samples_ns: Sequence[int], blocks: Sequence[dict], noisy_ci: floa
     return stats
 
 
-def cell_ratio(b, a, wait_limit: float = WAIT_SHARE_LIMIT) -> RatioEstimate | None:
+def cell_ratio(b, a, wait_limit: float = WAIT_SHARE_LIMIT, same_run: bool = True) -> RatioEstimate | None:
     """Latency ratio of two measured cells (objects with ``blocks``, ``samples_ns``, ``group``, ``stats``).
 
-    Paired, from the rounds, when both were measured in the same lockstep group. Otherwise the cells
-    were measured apart, and the interval can only be the conservative quotient of the two cells'
-    intervals (``rule`` says "unpaired"): it holds the ratio whenever both intervals hold their medians,
-    but it cannot see a machine that was slower for one cell than for the other.
+    Paired, from the rounds, when both were measured in the same lockstep group of one run (``same_run``:
+    cells of two runs share group numbers by chance, never rounds). Otherwise the cells were measured
+    apart, and the interval can only be the conservative quotient of the two cells' intervals (``rule``
+    says "unpaired"): it holds the ratio whenever both intervals hold their medians, but it cannot see a
+    machine that was slower for one cell than for the other.
     """
     if not (a.stats and b.stats and a.stats.get("median_ms") and b.stats.get("median_ms")):
         return None
-    if a.group is not None and a.group == b.group and a.blocks and b.blocks:
+    if same_run and a.group is not None and a.group == b.group and a.blocks and b.blocks:
         return ratio(b.blocks, a.blocks, wait_limit, b.samples_ns, a.samples_ns)
     sa, sb = a.stats, b.stats
     if min(sa["ci_low_ms"], sb["ci_low_ms"]) <= 0:
