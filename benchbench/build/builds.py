@@ -74,7 +74,7 @@ class Builds:
         self.config = config
         self.formats: dict[tuple, set[str]] = {}
         self.records: dict[tuple, dict] = {}
-        self._held: dict[str, int] = {}  # cache entry -> descriptor of its shared lock (``close`` lets go)
+        self._held: set[str] = set()  # the cache entries this sweep holds shared (``close`` lets go)
         self.add(cells)
 
     @classmethod
@@ -92,18 +92,18 @@ class Builds:
         if record.get("status") != "ok" or record["dir"] in self._held:
             return True
         folder = Path(record["dir"])
-        fd = cache.hold(folder.parent, folder.name)
-        if fd is not None and not (folder / "build.json").is_file():
-            os.close(fd)
+        if not cache.hold(folder.parent, folder.name):
+            return True  # a read-only cache: nothing can clear it
+        if not (folder / "build.json").is_file():
+            cache.release(folder.parent, folder.name)
             return False
-        if fd is not None:
-            self._held[record["dir"]] = fd
+        self._held.add(record["dir"])
         return True
 
     def close(self) -> None:
         """Let go of every cache entry this sweep held."""
-        for fd in self._held.values():
-            os.close(fd)
+        for folder in map(Path, self._held):
+            cache.release(folder.parent, folder.name)
         self._held.clear()
 
     def add(self, cells) -> None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["LAYOUT", "MARKER", "CacheRootError", "build_record", "cache_root", "ensure_root", "atomic_path",
-           "write_json", "file_record", "read_json", "verify", "trust", "key_lock", "hold", "seal", "sealed", "Entry",
+           "write_json", "file_record", "read_json", "verify", "trust", "key_lock", "hold", "release", "seal", "sealed", "Entry",
            "entries", "select", "clear", "clear_text", "show", "check_pattern"]
 
 LAYOUT = 2  # 2: relative paths and per-file sha256 in build.json (1 had absolute paths, no hashes)
@@ -259,27 +259,52 @@ def key_lock(root: Path, key: str, on_wait: Callable[[], None] = lambda: None, b
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _lock_fd(root: Path, key: str) -> int | None:
+def _lock_fd(root: Path, key: str, suffix: str = ".lock") -> int | None:
     """The open lock file of ``key`` (never through a link), or None for a cache that cannot be written."""
     ensure_root(root)
     folder = root / _LOCKS
     try:
         folder.mkdir(exist_ok=True)
-        return os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        return os.open(folder / f"{key}{suffix}", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
         return None
 
 
-def hold(root: Path, key: str) -> int | None:
-    """A shared lock on entry ``key`` for as long as the returned descriptor stays open (``os.close`` it to
-    let go): ``cache clear`` leaves an entry alone while a benchbench measures from it, as it does while one
-    builds it. None for a cache that cannot be written (nothing can clear it either)."""
-    fd = _lock_fd(root, key)
-    if fd is not None:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-    return fd
+# This process's holds (``hold``): use-lock file -> [descriptor, holders], so that nested holds share one
+# open file (a second open of it in this process would count as another holder).
+_HELD: dict[str, list[int]] = {}
+
+
+def hold(root: Path, key: str) -> bool:
+    """Take a shared *use* lock on entry ``key`` until :func:`release`: ``cache clear`` leaves an entry alone
+    while a benchbench measures from it, as it does while one builds it. The use lock is a file of its own
+    (``<key>.use``), apart from the build lock, so a measurement never makes a builder wait (a builder only adds
+    files, each atomically). False for a cache that cannot be written (nothing can clear it either). Holds
+    nest: each ``hold`` needs its ``release``."""
+    path = str(root / _LOCKS / f"{key}.use")
+    if path in _HELD:
+        _HELD[path][1] += 1
+        return True
+    fd = _lock_fd(root, key, ".use")
+    if fd is None:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    _HELD[path] = [fd, 1]
+    return True
+
+
+def release(root: Path, key: str) -> None:
+    """Let go of one :func:`hold` of entry ``key``; the lock goes with the last."""
+    path = str(root / _LOCKS / f"{key}.use")
+    held = _HELD.get(path)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] <= 0:
+        del _HELD[path]
+        os.close(held[0])
 
 
 @dataclass
@@ -418,6 +443,24 @@ def _not_ours(entry: Entry) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _unused(root: Path, key: str):
+    """Yields whether no benchbench holds entry ``key`` for measuring (see :func:`hold`), keeping it so."""
+    fd = _lock_fd(root, key, ".use")
+    if fd is None:
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            unused = True
+        except BlockingIOError:
+            unused = False
+        yield unused
+    finally:
+        os.close(fd)
+
+
 def clear(pattern: str | None = None, root: Path | None = None) -> tuple[list[Entry], list[tuple[Entry, str]]]:
     """Remove every entry, or those matching ``pattern`` (see :func:`select`), that can be proven benchbench's
     and that no other benchbench is using; returns (removed, kept with the reason). ``CacheRootError`` for a
@@ -434,8 +477,8 @@ def clear(pattern: str | None = None, root: Path | None = None) -> tuple[list[En
             e.path.unlink(missing_ok=True)  # a link is removed, never followed
             removed.append(e)
             continue
-        with key_lock(root, e.name, blocking=False) as free:
-            if not free:
+        with key_lock(root, e.name, blocking=False) as free, _unused(root, e.name) as unused:
+            if not (free and unused):
                 kept.append((e, "another benchbench is building it or measuring from it"))
                 continue
             shutil.rmtree(e.path)  # rmtree never follows symlinks inside the folder

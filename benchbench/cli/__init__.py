@@ -56,7 +56,7 @@ def _main(argv: list[str] | None) -> int:
     from benchbench.build.files import ArtifactError
     from benchbench.core.registry import PluginError, UnknownNameError
     from benchbench.measure.executor import ExecutorError
-    from benchbench.results.journal import WriteError
+    from benchbench.results.journal import JournalBusy, WriteError
     from benchbench.results.load import SchemaError
 
     from .parser import build_parser
@@ -66,7 +66,7 @@ def _main(argv: list[str] | None) -> int:
         args = build_parser().parse_args(argv)
         args.argv = argv  # recorded in the run's meta, and what --resume reads back
         return _handler(args.handler)(args)
-    except (UnknownNameError, UsageError, SchemaError, PluginError, ArtifactError) as exc:
+    except (UnknownNameError, UsageError, SchemaError, PluginError, ArtifactError, JournalBusy) as exc:
         print(f"benchbench: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except WriteError as exc:  # the environment, not the request: a read-only folder, a full disk

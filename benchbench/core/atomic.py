@@ -24,10 +24,11 @@ def _umask() -> int:
 
 
 def write_atomic(path: str | Path, data: str | bytes, mode: int = 0o666) -> Path:
-    """Write ``data`` (text is UTF-8) to ``path`` by temp file and rename; ``OSError`` as the OS raises it.
-    The file gets ``mode`` less the umask, as an ordinary file would."""
+    """Write ``data`` (text is UTF-8; a character UTF-8 cannot hold, such as a lone surrogate from a file name's
+    undecodable bytes, as a backslash escape) to ``path`` by temp file and rename; ``OSError`` as the OS
+    raises it. The file gets ``mode`` less the umask, as an ordinary file would."""
     path = Path(path)
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+    raw = data.encode("utf-8", "backslashreplace") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name[:40]}-")  # O_EXCL: never a link
     try:
         os.fchmod(fd, mode & ~_umask())  # mkstemp makes it owner-only; a report is as readable as any file

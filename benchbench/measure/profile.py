@@ -165,5 +165,6 @@ def write_profiles(run, path: Path, top: int | None = None) -> Path:
     for cell in run.cells:
         if cell.metrics.get("profile"):
             parts += [f"## {cell.spec.label()}", "", profile_table(cell, top=top, tablefmt="github"), ""]
-    path.write_text("\n".join(parts))
-    return path
+    from benchbench.core.atomic import write_atomic
+
+    return write_atomic(path, "\n".join(parts))
