@@ -5,6 +5,26 @@ from __future__ import annotations
 from benchbench.runners.base import Runner
 
 
+def _from_weights(torch, artifact: dict, size):
+    """The model built on the meta device with the build's weights assigned, or None when its structure does
+    not come out whole that way (the caller then builds it in full)."""
+    from benchbench.models import create_model
+
+    state = torch.load(artifact["weights"], weights_only=True, map_location="cpu")  # tensors only: no code
+    try:
+        with torch.device("meta"):
+            model = create_model(artifact["model"], artifact["variant"], input_size=size, seed=artifact["seed"],
+                                 randomize=False)
+        model.load_state_dict(state, assign=True)
+    except (RuntimeError, TypeError, ValueError, NotImplementedError):
+        return None
+    tensors = [*model.parameters(), *model.buffers(),
+               *(v for m in model.modules() for v in vars(m).values() if isinstance(v, torch.Tensor))]
+    if any(t.is_meta for t in tensors):
+        return None  # a non-persistent buffer or a plain tensor attribute: not in the state dict
+    return model
+
+
 class TorchRunner(Runner):
     name = "torch"
     aliases = ("pytorch", "torch-cpu")
@@ -26,20 +46,19 @@ class TorchRunner(Runner):
             pass
 
     def prepare(self, artifact: dict, inputs):
-        """Load the build's pickled eager model (``artifact["path"]``), else build it from the registry."""
-        from benchbench.models import create_model, model_info
+        """The build's model: its structure from the registry, built without initializing it (on the meta
+        device), and its tensors loaded weights-only from the build (``artifact["weights"]``), so nothing from
+        the cache is unpickled as code. A network whose structure cannot be built that way (a tensor made in
+        its constructor, a buffer left out of its state dict) is built and initialized from the registry and
+        seed instead; so is one whose build has no weights file."""
+        from benchbench.models import create_model
 
         torch = self.torch
-        if artifact.get("path"):
-            model_info(artifact["model"])  # a user model's module must be loaded before its classes unpickle
-            self.model = torch.load(artifact["path"], weights_only=False, map_location="cpu").eval().to(self.device)
-        else:
-            self.model = create_model(
-                artifact["model"],
-                artifact["variant"],
-                input_size=tuple(artifact["input_size"]) if artifact.get("input_size") else None,
-                seed=artifact["seed"],
-            ).to(self.device)
+        size = tuple(artifact["input_size"]) if artifact.get("input_size") else None
+        self.model = _from_weights(torch, artifact, size) if artifact.get("weights") else None
+        if self.model is None:
+            self.model = create_model(artifact["model"], artifact["variant"], input_size=size, seed=artifact["seed"])
+        self.model = self.model.eval().to(self.device)
         self.inputs = torch.from_numpy(inputs).to(self.device)
         self._ops = artifact.get("executed_ops")  # else counted on demand: a forward of its own
 

@@ -6,6 +6,7 @@ counter, parity across backends, and every user mistake ends in one line with ex
 import hashlib
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -214,11 +215,15 @@ def test_vs_with_other_inputs_is_an_error(files, torch_onnx, capsys):
 
 def test_tflite_file_runs_on_tflite(tmp_path):
     pytest.importorskip("ai_edge_litert")
-    litert_torch = pytest.importorskip("litert_torch")
-    import torch
+    pytest.importorskip("litert_torch")
 
     path = tmp_path / "tiny.tflite"
-    litert_torch.convert(_tiny_torch(), (torch.zeros(1, 3, 8, 8),)).export(str(path))
+    # Converted in a process of its own: litert-torch imports JAX, whose threads would make every later fork
+    # in this test process unsafe (Python warns "os.fork() was called ... JAX is multithreaded").
+    code = ("import sys, torch, litert_torch; sys.path.insert(0, sys.argv[2]); from test_artifacts import _tiny_torch; "
+            "litert_torch.convert(_tiny_torch(), (torch.zeros(1, 3, 8, 8),)).export(sys.argv[1])")
+    subprocess.run([sys.executable, "-c", code, str(path), str(Path(__file__).parent)], check=True, timeout=600,
+                   capture_output=True)
     doc, _ = _run(tmp_path / "runs", "--model", str(path), "--backend", "tflite,ort")
     tfl, ort_cell = doc["cells"]
     assert tfl["status"] == "ok" and tfl["parity"]["passed"]

@@ -189,7 +189,8 @@ def test_scheduler_gone_then_resume_on_a_new_cluster(cluster, cache_dir, tmp_pat
     cluster.kill("a")
     address = cluster.scheduler()
     cluster.worker("b", "measure=1")
-    done = subprocess.run(module_command("benchbench", "run", "--resume", str(folder), "--scheduler", address),
+    done = subprocess.run(module_command("benchbench", "run", "--resume", str(folder), "--model", MODELS,
+                                         "--scheduler", address),
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-1500:]
     assert f"{4 - kept} of 4 groups" in done.stderr

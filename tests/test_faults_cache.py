@@ -189,7 +189,9 @@ def _corrupt_and_rebuild(models, d, capfd, formats, faults):
 
 
 def _as_layout_1(first: dict, folder: Path) -> dict:
-    """The manifest an earlier benchbench wrote for this build: absolute paths (into ``folder``), no hashes."""
+    """The manifest an earlier benchbench wrote for this build: absolute paths (into ``folder``), no hashes, and
+    the pickled module it kept then (``model.pt``; builds now keep a state dict, ``weights.pt``)."""
+    Path(first["dir"], "model.pt").write_bytes(b"a pickled module, as layout 1 kept it")
     m = first["manifest"]
     artifacts = {fmt: {**{k: v for k, v in e.items() if k not in ("file", "files")}, "path": str(folder / e["file"])}
                  for fmt, e in m["artifacts"].items()}

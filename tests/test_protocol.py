@@ -134,7 +134,7 @@ def test_workers_import_openvino_without_its_telemetry_thread():
 
     if importlib.util.find_spec("openvino") is None:
         pytest.skip("openvino is not installed (pip install 'benchbench[openvino]')")
-    code = ("from benchbench.measure.worker import _no_telemetry; _no_telemetry(); import openvino, threading, sys; "
+    code = ("from benchbench.measure.worker import no_telemetry; no_telemetry(); import openvino, threading, sys; "
             "print(threading.active_count(), 'openvino_telemetry' in sys.modules and sys.modules['openvino_telemetry'] is not None)")
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.split() == ["1", "False"], out.stdout + out.stderr

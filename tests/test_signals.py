@@ -27,7 +27,12 @@ ARGS = ["--backend", "null", "--option", "latency_ms=2", "--min-time", "0.5", "-
 def _workers_of(pid: int) -> list[str]:
     """Command lines of benchbench workers and fork servers whose parent argument is ``pid``."""
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
-    return [ln for ln in out.splitlines() if "benchbench.measure.worker" in ln and f" {pid}" in ln.split("measure.worker", 1)[1]]
+    found = []
+    for ln in out.splitlines():
+        for module in ("benchbench.measure.worker", "benchbench.measure.forkserver"):
+            if module in ln and f" {pid}" in ln.split(module, 1)[1]:
+                found.append(ln)
+    return found
 
 
 def _start(tmp_path, cache_dir):

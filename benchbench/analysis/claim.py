@@ -21,6 +21,8 @@ def check_claimable(run) -> None:
     A result file may lack them (compare does not need them), but here a missing family or FLOPs would
     silently drop cells from the correlations, or put a zoo model among the guideline nets.
     """
+    if not any(c.ok for c in run.cells):
+        raise SchemaError(f"{run.path}: no cell measured ok; claim has nothing to analyze")
     for i, c in enumerate(run.cells):
         missing = [k for k in ("family", "flops") if c.model.get(k) in (None, "")]
         if c.ok and missing and c.spec.source is None:  # a model file without counts is left out, not refused

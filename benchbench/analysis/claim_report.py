@@ -7,6 +7,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from benchbench.core.atomic import own_subfolder
+
 from . import correlate, plots
 from .claim import pct_interval
 from .latency_models import FORM_LABELS, FORMS
@@ -233,7 +235,6 @@ def _headline(analysis: dict) -> list[str]:
 
 def _plots(analysis: dict, plot_dir: Path) -> dict:
     """The claim's plots, written into ``plot_dir``: caption → path (None where a plot had nothing to show)."""
-    plot_dir.mkdir(parents=True, exist_ok=True)
     return {
         "latency per FLOPs-proportional prediction against ops per GFLOP, with the additive fit":
             plots.overhead_curve(analysis, plot_dir / "overhead_curve.png"),
@@ -253,7 +254,7 @@ def claim_markdown(analysis: dict, out_dir: Path, runs=(),
     """
     from benchbench.results.views import run_header
 
-    made = _plots(analysis, out_dir / "plots")
+    made = _plots(analysis, own_subfolder(out_dir, "plots"))
     lines = [f"# {title}", "", "## Verdict per backend", ""]
     lines += [f"- {b['verdict']}" for b in analysis["per_backend"].values()] or ["- no zoo measurements"]
     lines += ["", "The verdict asks one question of the zoo's cells: at equal FLOPs, does a model that executes more "

@@ -72,9 +72,20 @@ def latency_vs_flops(rows: list[dict], path: Path) -> Path | None:
                for f in families]
     fig.legend(handles=handles, loc="outside right center", fontsize=8, title="family")
     fig.suptitle("Latency vs FLOPs (colour: ops the backend executes, on its own scale)")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _save(fig, path)
     plt.close(fig)
     return path
+
+
+def _save(fig, path: Path) -> None:
+    """The figure as PNG at ``path``, written by temp file and rename (never through a link planted there)."""
+    import io
+
+    from benchbench.core.atomic import write_atomic
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    write_atomic(path, buf.getvalue())
 
 
 def _plain_log(ax, x: bool = True, y: bool = True):
@@ -142,7 +153,7 @@ def overhead_curve(analysis: dict, path: Path) -> Path | None:
                for f in families]
     fig.legend(handles=handles, loc="outside right center", fontsize=7, title="family")
     fig.suptitle("Does latency beyond FLOPs grow with executed ops per FLOP?")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -164,7 +175,7 @@ def held_out_errors(analysis: dict, path: Path) -> Path | None:
         ax.set_title(backend)
         ax.grid(True, axis="y", alpha=0.25)
     fig.suptitle("Leave-one-family-out prediction errors (prediction / measurement − 1)")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -207,7 +218,7 @@ def pair_ratios(pairs: list[dict], path: Path) -> Path | None:
         ax.legend(fontsize=7, loc="upper left")
         fig.colorbar(sc, ax=ax, label="log2 executed-ops ratio", shrink=0.85)
     fig.suptitle("Train → deploy: does latency follow FLOPs or executed ops?")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _save(fig, path)
     plt.close(fig)
     return path
 
@@ -256,6 +267,6 @@ def guideline_dots(results: list[dict], path: Path) -> Path | None:
                 plt.Line2D([], [], color="tab:red", marker="o", markerfacecolor="none", linestyle="", label="paper GPU")]
     fig.legend(handles=handles, loc="outside right center", fontsize=8)
     fig.suptitle("ShuffleNetV2 guideline tables, every width, with lockstep 95% intervals")
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _save(fig, path)
     plt.close(fig)
     return path

@@ -74,6 +74,7 @@ class Builds:
         self.config = config
         self.formats: dict[tuple, set[str]] = {}
         self.records: dict[tuple, dict] = {}
+        self._held: set[str] = set()  # the cache entries this sweep holds shared (``close`` lets go)
         self.add(cells)
 
     @classmethod
@@ -81,7 +82,29 @@ class Builds:
         """Builds made elsewhere and installed here (a cluster's measuring worker)."""
         builds = cls(config)
         builds.records, builds.formats = dict(records), {g: set(f) for g, f in formats.items()}
+        for record in builds.records.values():
+            builds._hold(record)
         return builds
+
+    def _hold(self, record: dict) -> bool:
+        """Hold the record's cache entry (shared) until ``close``, so ``cache clear`` cannot remove it under a
+        measurement; False when the entry vanished before the lock was taken (cleared meanwhile)."""
+        if record.get("status") != "ok" or record["dir"] in self._held:
+            return True
+        folder = Path(record["dir"])
+        if not cache.hold(folder.parent, folder.name):
+            return True  # a read-only cache: nothing can clear it
+        if not (folder / "build.json").is_file():
+            cache.release(folder.parent, folder.name)
+            return False
+        self._held.add(record["dir"])
+        return True
+
+    def close(self) -> None:
+        """Let go of every cache entry this sweep held."""
+        for folder in map(Path, self._held):
+            cache.release(folder.parent, folder.name)
+        self._held.clear()
 
     def add(self, cells) -> None:
         """Note the formats ``cells`` need (before their builds are made)."""
@@ -91,14 +114,20 @@ class Builds:
     def ensure(self, spec: CellSpec) -> dict:
         """The record of the build ``spec`` belongs to, made (or found in the cache) on first use."""
         group = build_group(spec)
-        if group not in self.records:
-            if spec.source is not None:
-                from .file_builds import ensure_artifact_build
-
-                self.records[group] = ensure_artifact_build(spec, self.config)
-            else:
-                self.records[group] = ensure_build(spec, self.formats.get(group) or formats_for(spec), self.config)
+        for _ in range(2):  # once more if the entry was cleared between its build and its lock
+            if group not in self.records:
+                self.records[group] = self._make(spec, group)
+            if self._hold(self.records[group]):
+                break
+            del self.records[group]
         return self.records[group]
+
+    def _make(self, spec: CellSpec, group: tuple) -> dict:
+        if spec.source is not None:
+            from .file_builds import ensure_artifact_build
+
+            return ensure_artifact_build(spec, self.config)
+        return ensure_build(spec, self.formats.get(group) or formats_for(spec), self.config)
 
     def artifact_for(self, runner_cls, spec: CellSpec) -> tuple[object, dict, str | None]:
         """(what the runner's prepare() takes, the artifact record, the reason it is unusable or None)."""
@@ -121,8 +150,8 @@ def needed_files(manifest: dict, formats: set[str]) -> list[str]:
     if (manifest.get("model") or {}).get("kind") == "file" or "input.npz" in (manifest.get("files") or {}):
         return sorted(n for n in manifest["files"] if not n.startswith("source/"))
     names = list(_BASE_FILES)
-    if (manifest.get("torch_module") or {}).get("status") == "ok":
-        names.append("model.pt")
+    if (manifest.get("torch_weights") or {}).get("status") == "ok":
+        names.append("weights.pt")
     for fmt in formats:
         entry = manifest["artifacts"].get(fmt) or {}
         if entry.get("status") == "ok":
@@ -256,12 +285,12 @@ def artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict,
                "input_size": manifest["model"]["input_shape"][2:],
                # counted once per build, not in every torch worker (a forward under a dispatch mode)
                "executed_ops": manifest.get("torch_ops")}
-        pickled = manifest.get("torch_module") or {}
-        if pickled.get("status") == "ok":
-            path = os.path.join(build_dir, pickled["file"])
-            ref["path"] = path
-            return ref, {"format": "torch", "path": path, "bytes": pickled.get("bytes"),
-                         "note": "the build's eager model, pickled (torch.save)"}, None
+        weights = manifest.get("torch_weights") or {}
+        if weights.get("status") == "ok":
+            path = os.path.join(build_dir, weights["file"])
+            ref["weights"] = path
+            return ref, {"format": "torch", "path": path, "bytes": weights.get("bytes"),
+                         "note": "the build's eager model's weights (a state dict, loaded weights-only)"}, None
         return ref, {"format": "torch", "note": "rebuilt in the worker from the registry and seed"}, None
     if fmt not in FORMATS:
         return None, {"format": fmt}, None

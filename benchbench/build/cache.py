@@ -10,8 +10,12 @@ Before a build is used, every file it needs is checked: its size always, its has
 (``verify``). A bad entry is rebuilt once by the caller. Two processes building one key serialize on
 ``<cache>/.locks/<key>.lock`` (``fcntl.flock``): the second waits, then finds the build done.
 
-Nothing here follows a symlink out of the cache: listing uses ``lstat``, and clearing removes a link,
-never what it points to.
+The cache owns only what it can prove is its own. Its root is created owner-only (0700) and holds a marker
+file (``.benchbench-cache``); ``benchbench cache clear`` refuses a root without it, and removes an entry only
+when the entry's ``build.json`` lists every file in it (a manifest), and only while no other benchbench holds
+the entry's lock: one building it holds it exclusively, one measuring from it holds it shared (``hold``).
+Nothing here follows a symlink out of the cache: listing uses ``lstat``, locks are opened without following
+links, and clearing removes a link, never what it points to.
 """
 
 from __future__ import annotations
@@ -29,19 +33,74 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LAYOUT", "build_record", "cache_root", "atomic_path", "write_json", "file_record", "read_json", "verify", "trust",
-           "key_lock", "seal", "sealed", "Entry", "entries", "select", "clear", "clear_text", "show", "check_pattern"]
+__all__ = ["LAYOUT", "MARKER", "CacheRootError", "build_record", "cache_root", "ensure_root", "atomic_path",
+           "write_json", "file_record", "read_json", "verify", "trust", "key_lock", "hold", "release", "seal", "sealed", "Entry",
+           "entries", "select", "clear", "clear_text", "show", "check_pattern"]
 
 LAYOUT = 2  # 2: relative paths and per-file sha256 in build.json (1 had absolute paths, no hashes)
+MARKER = ".benchbench-cache"  # in the root of every cache benchbench made (or adopted): clear needs it
 _LOCKS = ".locks"
 _VERIFIED: set[tuple[str, str, int]] = set()  # (build dir, file, size) hashed in this process already
+# Not a build, but the cache's own: its locks, roofline calibrations, an atomic write's leftovers, the marker.
+_OWN_NAMES = (_LOCKS, "roofline", MARKER)
+
+
+class CacheRootError(Exception):
+    """A cache root benchbench will not use or clear: not a folder, or a folder holding what is not benchbench's
+    (``str()`` is one line)."""
 
 
 def cache_root() -> Path:
-    """``$BENCHBENCH_CACHE``, else ``$XDG_CACHE_HOME/benchbench``, else ``~/.cache/benchbench``."""
-    if env := os.environ.get("BENCHBENCH_CACHE"):
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "benchbench"
+    """``$BENCHBENCH_CACHE`` (made absolute), else ``$XDG_CACHE_HOME/benchbench`` where that variable is an
+    absolute path (the XDG spec says to ignore a relative or empty one: ``XDG_CACHE_HOME=''`` must not make
+    the cache ``./benchbench``), else ``~/.cache/benchbench``."""
+    if env := os.environ.get("BENCHBENCH_CACHE", "").strip():
+        return Path(env).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "benchbench"
+
+
+def _looks_ours(path: Path) -> bool:
+    """An entry a cache made before roots carried a marker would hold: a build folder, the locks, roofline."""
+    if path.name in _OWN_NAMES or path.name.startswith(".tmp-"):
+        return True
+    return path.is_dir() and not path.is_symlink() and (path / "build.json").is_file()
+
+
+def ensure_root(root: Path | None = None) -> Path:
+    """The cache root, ready to write: created owner-only (0700) with its marker, or an existing root that
+    has the marker. An existing root without one is adopted (the marker written) when everything in it looks
+    like a cache's; otherwise ``CacheRootError``: benchbench does not fill, or later clear, a folder that is
+    not its own (``BENCHBENCH_CACHE=$HOME`` by mistake). A root that cannot be written is left as it is:
+    a read-only cache still serves its builds."""
+    root = Path(root or cache_root())
+    try:
+        root.mkdir(parents=True, mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return root
+        raise
+    if not root.is_dir():
+        raise CacheRootError(f"the cache {root} is not a folder")
+    if (root / MARKER).is_file():
+        return root
+    foreign = sorted(n for n in os.listdir(root) if not _looks_ours(root / n))
+    if foreign:
+        raise CacheRootError(f"the cache {root} holds files that are not benchbench's ({foreign[0]!r:.60}, "
+                             f"{len(foreign)} in all): set BENCHBENCH_CACHE to an empty folder or a benchbench cache")
+    try:
+        fd = os.open(root / MARKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        return root
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return root
+        raise
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write("benchbench's artifact cache: `benchbench cache` shows it, `benchbench cache clear` empties it.\n")
+    return root
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -177,15 +236,11 @@ def key_lock(root: Path, key: str, on_wait: Callable[[], None] = lambda: None, b
 
     The lock is ``flock`` on a file of its own, outside the build's folder (so clearing an entry never
     removes a lock someone holds); the kernel releases it when the holder dies, even by SIGKILL.
-    Yields True when held, False when ``blocking`` is off and another process holds it.
+    Yields True when held, False when ``blocking`` is off and another process holds it (building it, or
+    measuring from it: ``hold``).
     """
-    folder = root / _LOCKS
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except (PermissionError, OSError) as exc:
-        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise
+    fd = _lock_fd(root, key)
+    if fd is None:
         # A read-only cache (shared, or on a read-only mount) can still serve complete builds; nothing can
         # write it, so nothing needs the lock. A build that must be written fails in the worker as env-error.
         yield True
@@ -202,6 +257,54 @@ def key_lock(root: Path, key: str, on_wait: Callable[[], None] = lambda: None, b
         yield True
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _lock_fd(root: Path, key: str, suffix: str = ".lock") -> int | None:
+    """The open lock file of ``key`` (never through a link), or None for a cache that cannot be written."""
+    ensure_root(root)
+    folder = root / _LOCKS
+    try:
+        folder.mkdir(exist_ok=True)
+        return os.open(folder / f"{key}{suffix}", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        return None
+
+
+# This process's holds (``hold``): use-lock file -> [descriptor, holders], so that nested holds share one
+# open file (a second open of it in this process would count as another holder).
+_HELD: dict[str, list[int]] = {}
+
+
+def hold(root: Path, key: str) -> bool:
+    """Take a shared *use* lock on entry ``key`` until :func:`release`: ``cache clear`` leaves an entry alone
+    while a benchbench measures from it, as it does while one builds it. The use lock is a file of its own
+    (``<key>.use``), apart from the build lock, so a measurement never makes a builder wait (a builder only adds
+    files, each atomically). False for a cache that cannot be written (nothing can clear it either). Holds
+    nest: each ``hold`` needs its ``release``."""
+    path = str(root / _LOCKS / f"{key}.use")
+    if path in _HELD:
+        _HELD[path][1] += 1
+        return True
+    fd = _lock_fd(root, key, ".use")
+    if fd is None:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    _HELD[path] = [fd, 1]
+    return True
+
+
+def release(root: Path, key: str) -> None:
+    """Let go of one :func:`hold` of entry ``key``; the lock goes with the last."""
+    path = str(root / _LOCKS / f"{key}.use")
+    held = _HELD.get(path)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] <= 0:
+        del _HELD[path]
+        os.close(held[0])
 
 
 @dataclass
@@ -318,30 +421,76 @@ def select(pattern: str | None = None, root: Path | None = None) -> list[Entry]:
     return [e for e in entries(root) if _matches(e, pattern)]
 
 
-def clear(pattern: str | None = None, root: Path | None = None) -> tuple[list[Entry], list[Entry]]:
-    """Remove every entry, or those matching ``pattern`` (see :func:`select`); returns (removed, kept). An
-    entry another process is building (its lock held) is kept."""
+def _not_ours(entry: Entry) -> str | None:
+    """Why an entry cannot be proven benchbench's (then clear keeps it), or None. A link is ours to remove (the
+    link only); a build folder is ours when its build.json lists every file in it (atomic writes' leftovers
+    aside); a roofline calibration when its checksum holds."""
+    path = entry.path
+    if path.is_symlink():
+        return None
+    if entry.name.startswith("roofline/"):
+        record = read_json(path)
+        return None if record is not None and sealed(record) else "not a sealed roofline calibration"
+    manifest = read_json(path / "build.json")
+    listed = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(listed, dict):
+        return "no readable build.json to prove it is a benchbench build"
+    for dirpath, dirnames, filenames in os.walk(path):  # os.walk does not descend into linked folders
+        for name in filenames + [d for d in dirnames if Path(dirpath, d).is_symlink()]:
+            rel = Path(dirpath, name).relative_to(path).as_posix()
+            if rel != "build.json" and rel not in listed and not rel.split("/")[-1].startswith(".tmp-"):
+                return f"it holds {rel!r:.60}, which its build.json does not list"
+    return None
+
+
+@contextlib.contextmanager
+def _unused(root: Path, key: str):
+    """Yields whether no benchbench holds entry ``key`` for measuring (see :func:`hold`), keeping it so."""
+    fd = _lock_fd(root, key, ".use")
+    if fd is None:
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            unused = True
+        except BlockingIOError:
+            unused = False
+        yield unused
+    finally:
+        os.close(fd)
+
+
+def clear(pattern: str | None = None, root: Path | None = None) -> tuple[list[Entry], list[tuple[Entry, str]]]:
+    """Remove every entry, or those matching ``pattern`` (see :func:`select`), that can be proven benchbench's
+    and that no other benchbench is using; returns (removed, kept with the reason). ``CacheRootError`` for a
+    root without the marker that holds anything: benchbench clears only its own caches."""
     root = Path(root or cache_root())
+    if root.is_dir() and not (root / MARKER).is_file() and any(True for _ in os.scandir(root)):
+        raise CacheRootError(f"{root} is not a benchbench cache (no {MARKER} in it); nothing was removed")
     removed, kept = [], []
     for e in select(pattern, root):
+        if why := _not_ours(e):
+            kept.append((e, f"not removed: {why}"))
+            continue
         if e.path.is_symlink() or not e.path.is_dir():
             e.path.unlink(missing_ok=True)  # a link is removed, never followed
             removed.append(e)
             continue
-        with key_lock(root, e.name, blocking=False) as held:
-            if not held:
-                kept.append(e)
+        with key_lock(root, e.name, blocking=False) as free, _unused(root, e.name) as unused:
+            if not (free and unused):
+                kept.append((e, "another benchbench is building it or measuring from it"))
                 continue
             shutil.rmtree(e.path)  # rmtree never follows symlinks inside the folder
         removed.append(e)
     return removed, kept
 
 
-def clear_text(removed: list[Entry], kept: list[Entry], pattern: str | None, root: Path) -> str:
+def clear_text(removed: list[Entry], kept: list[tuple[Entry, str]], pattern: str | None, root: Path) -> str:
     """What ``benchbench cache clear`` prints."""
     if not removed and not kept:
         return f"nothing in {root} matches '{pattern}'" if pattern else f"{root} holds nothing to clear"
     lines = [f"removed {e.name} ({e.model}, {_human(e.bytes)})" for e in removed]
-    lines += [f"kept {e.name}: another benchbench is building it" for e in kept]
+    lines += [f"kept {e.name}: {why}" for e, why in kept]
     lines.append(f"removed {len(removed)} entries, {_human(sum(e.bytes for e in removed))} freed")
     return "\n".join(lines)

@@ -296,6 +296,10 @@ def file_cells(files: list[str], vs: str | None, backends: list[str], available:
         sources.append(resolve_source(path, given, batch, size, input_data, reference))
     if vs is not None:
         before, after = sources
+        both = [b for b in backends if {before.format, after.format} <= set(_formats_of(b))]
+        if not both:  # each file would run alone: nothing compared, however green the table looks
+            raise ArtifactError(f"--vs: no backend of {', '.join(backends)} runs both {Path(files[0]).name} "
+                                f"({before.format}) and {Path(vs).name} ({after.format}); nothing would be compared")
         if before.input_shapes != after.input_shapes:
             raise ArtifactError(f"--vs: the inputs differ: {Path(files[0]).name} takes {_shapes_text(before)}, "
                                 f"{Path(vs).name} takes {_shapes_text(after)}")

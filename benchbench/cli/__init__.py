@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .errors import UsageError, one_line
+from .errors import Printable, UsageError, one_line
 
 __all__ = ["main", "HANDLERS"]
 
@@ -42,11 +42,21 @@ def _handler(name: str):
 
 def main(argv: list[str] | None = None) -> int:
     """The ``benchbench`` command; returns the exit code (0, 1, 2, 3; 130 on Ctrl-C, 143 on SIGTERM, 129 on
-    SIGHUP: see the module's docstring)."""
+    SIGHUP: see the module's docstring). What it prints goes through ``Printable``: control characters from
+    names and records are escaped."""
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Printable(out), Printable(err)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _main(argv: list[str] | None) -> int:
     from benchbench.build.files import ArtifactError
     from benchbench.core.registry import PluginError, UnknownNameError
     from benchbench.measure.executor import ExecutorError
-    from benchbench.results.journal import WriteError
+    from benchbench.results.journal import JournalBusy, WriteError
     from benchbench.results.load import SchemaError
 
     from .parser import build_parser
@@ -56,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         args.argv = argv  # recorded in the run's meta, and what --resume reads back
         return _handler(args.handler)(args)
-    except (UnknownNameError, UsageError, SchemaError, PluginError, ArtifactError) as exc:
+    except (UnknownNameError, UsageError, SchemaError, PluginError, ArtifactError, JournalBusy) as exc:
         print(f"benchbench: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except WriteError as exc:  # the environment, not the request: a read-only folder, a full disk

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchbench.core.atomic import write_atomic
+
 from .reference import REFERENCE_DIR, check_reference_dest, publish_reference, reference_args, reference_rounds
 from .run import measure, run_dir
 
@@ -36,8 +38,8 @@ def cmd_claim(args) -> int:
         runs, out_dir = [run], run.path.parent
     analysis = analyze(runs)
     try:
-        (out_dir / "claim.md").write_text(claim_markdown(analysis, out_dir, runs))
-        (out_dir / "claim.json").write_text(strictjson.dumps({k: v for k, v in analysis.items() if k != "observations"},
+        write_atomic(out_dir / "claim.md", claim_markdown(analysis, out_dir, runs))
+        write_atomic(out_dir / "claim.json", strictjson.dumps({k: v for k, v in analysis.items() if k != "observations"},
                                                              indent=1, default=str))
     except OSError as exc:  # the run's own folder: a full disk or a folder made read-only, not a request
         raise WriteError(f"cannot write the claim into {out_dir}: {exc.strerror or exc}") from None

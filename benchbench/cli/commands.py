@@ -88,18 +88,21 @@ def cmd_compare(args) -> int:
         if not args.b:
             raise UsageError("compare needs two result files, or one with --pivot variant|backend|device")
         pairs = [("", a, load_run(args.b))]
-    texts, failing = [], []
+    texts, failing, compared = [], [], 0
     for label, run_a, run_b in pairs:
         comparisons = compare_runs(run_a, run_b, threshold=args.threshold / 100, alpha=args.alpha,
                                    paired=bool(args.pivot))
         names = label.split(" → ") if label else [Path(args.a).parent.name or "A", Path(args.b).parent.name or "B"]
         texts.append((f"## {label}\n\n" if label else "") + comparison_markdown(comparisons, *names))
+        compared += sum(c.estimate is not None for c in comparisons)
         if args.fail_above is not None:
             failing += regressions(comparisons, args.fail_above)
     text = "\n\n".join(texts)
     print(text)
     if args.output:
         _write_text(Path(args.output), text + "\n")
+    if not compared:  # a gate that compared nothing must not pass, nor a comparison read as "no change"
+        raise UsageError("no cell was measured ok in both A and B: nothing was compared")
     if failing:
         print(f"benchbench: {len(failing)} cells slower by more than {100 * args.fail_above:g}%: "
               + ", ".join(c.label for c in failing), file=sys.stderr)
@@ -120,7 +123,7 @@ def cmd_cache(args) -> int:
         else:
             removed, kept = cache.clear(args.pattern, root)
             print(cache.clear_text(removed, kept, args.pattern, root))
-    except ValueError as exc:  # a bad pattern
+    except (ValueError, cache.CacheRootError) as exc:  # a bad pattern; a folder that is not a benchbench cache
         raise UsageError(str(exc)) from None
     except BrokenPipeError:  # `benchbench cache | head`: main() handles it
         raise

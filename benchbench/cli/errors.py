@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import signal
 
-__all__ = ["UsageError", "Terminated", "one_line"]
+from benchbench.core.text import one_line, printable
+
+__all__ = ["UsageError", "Terminated", "one_line", "Printable"]
 
 
 class UsageError(Exception):
@@ -20,6 +22,21 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
-def one_line(text: str) -> str:
-    """``text`` with control characters escaped: a quoted file name or argument may hold a newline."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+class Printable:
+    """A text stream that escapes control characters on their way to the terminal (``core.text.printable``)
+    and writes what its encoding cannot hold as backslash escapes (a C or POSIX locale), so no byte from a
+    data file drives the terminal and no character ends the command in a traceback."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        text = printable(text, keep="\n\t")
+        try:
+            return self._stream.write(text)
+        except UnicodeEncodeError:
+            encoding = getattr(self._stream, "encoding", None) or "ascii"
+            return self._stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+
+    def __getattr__(self, name):  # flush, fileno, isatty, encoding, ...: the stream's own
+        return getattr(self._stream, name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import re
 import signal
 import sys
@@ -145,8 +146,14 @@ class _Session:
     """What a measuring command works on: its cells and config, its run and journal, and how it went."""
 
     def __init__(self, args, rounds):
+        from benchbench.build.cache import CacheRootError, ensure_root
         from benchbench.core.spec import MeasureConfig
         from benchbench.measure.sweep import ResumeError, resume
+
+        try:  # a cache root benchbench must not fill (BENCHBENCH_CACHE=$HOME) is refused before anything runs
+            ensure_root()
+        except CacheRootError as exc:
+            raise UsageError(str(exc)) from None
 
         self.finished = {}
         if getattr(args, "resume", None):
@@ -346,6 +353,7 @@ def _new_run(args, config, cells, names, rounds):
     meta = {
         "benchbench_version": __version__,
         "argv": _argv(args),
+        **({"plugins": plugins} if (plugins := plugin_hashes(args.model)) else {}),
         "environment": environment(tracked_packages()),
         "settings": config.to_dict(),
         "rounds": getattr(rounds, "__doc__", None) if callable(rounds) else rounds,
@@ -393,8 +401,43 @@ def _resumed_args(args):
         setattr(stored, dest, getattr(args, dest, None))
     if args.out != defaults.out:
         raise UsageError("--resume writes into the run's own folder; leave out --out")
-    cells, _ = cells_from(stored)
+    _check_plugins(folder, stored.model, args.model, prior.meta.get("plugins") or {})
+    cells, _ = cells_from(stored)  # imports the run's plugins: only now, once the user has vouched for them
     return stored, cells, prior, source
+
+
+def plugin_hashes(model_arg: str) -> dict[str, str]:
+    """``file.py:factory`` entries of a ``--model`` argument → the sha256 of each file as it is now (a file
+    that cannot be read: empty), recorded in a run's meta so that ``--resume`` runs only what was measured."""
+    from benchbench.models import is_user_model
+
+    out = {}
+    for part in (p.strip() for p in (model_arg or "").split(",")):
+        if is_user_model(part):
+            try:
+                out[part] = hashlib.sha256(Path(part.rpartition(":")[0]).expanduser().read_bytes()).hexdigest()
+            except OSError:
+                out[part] = ""
+    return out
+
+
+def _check_plugins(folder: Path, stored_model: str, given_model: str | None, recorded: dict[str, str]) -> None:
+    """A run folder is data, never code: the ``file.py:factory`` plugins named in its stored command line are
+    imported only when the user names them again (``--model``) and each file's sha256 still matches the one
+    the run recorded (``meta.plugins``)."""
+    wanted = plugin_hashes(stored_model)
+    if not wanted:
+        return
+    if not given_model:
+        raise UsageError(f"--resume: the run in {folder} measured Python model files ({', '.join(wanted)}); "
+                         "a run folder does not run code by itself: give --model as the run did to resume it")
+    for spec, digest in wanted.items():
+        if spec not in recorded:
+            raise UsageError(f"--resume: {folder} has no record of {spec}'s content (a run from before plugins were "
+                             "recorded); start a new run")
+        if digest != recorded[spec]:
+            raise UsageError(f"--resume: {spec.rpartition(':')[0]} has changed since the run measured it (sha256 "
+                             f"{digest[:12] or 'unreadable'}, was {recorded[spec][:12]}); start a new run")
 
 
 def write_views(run, folder: Path, json_too: bool = True) -> dict[str, Path]:

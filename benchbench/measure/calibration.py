@@ -191,7 +191,7 @@ def calibrate(
     ``ridge_flop_per_byte``, the per-kernel figures, ``measured_at`` and ``machine`` (the machine's state
     when it was measured), ``cached`` and ``key``.
     """
-    from benchbench.build.cache import cache_root, seal, write_json
+    from benchbench.build.cache import cache_root, ensure_root, seal, write_json
 
     if mode not in ("auto", "cached", "fresh"):
         raise ValueError(f"unknown calibration mode '{mode}' (auto, cached or fresh)")
@@ -213,7 +213,8 @@ def calibrate(
             entry = _calibrate_one(backend, threads)
             if entry["peak_gflops"]:  # a failed calibration is reported, never cached
                 try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
+                    ensure_root()
+                    path.parent.mkdir(exist_ok=True)
                     write_json(path, seal(dict(entry)))
                 except OSError as exc:  # the figures are good for this run; only the reuse is lost
                     progress(f"note: could not cache the roofline calibration: {exc.strerror or exc}")

@@ -575,6 +575,7 @@ def _measure_remote(specs: list[dict], config: dict, formats: dict, payloads: di
         finally:
             for server in servers.values():
                 server.close()
+            builds.close()
         ended = time.time()
     host = {"name": socket.gethostname(), "worker": worker.address, "pid": os.getpid(),
             "device": cell_specs[0].device or (devices[0] if devices else None),

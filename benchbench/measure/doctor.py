@@ -37,7 +37,11 @@ def aa_check(spec: CellSpec, config: MeasureConfig) -> AAResult:
 
     from .group import measure_group
 
-    cells, _ = measure_group([spec, spec], config, Builds(config, [spec]))
+    builds = Builds(config, [spec])
+    try:
+        cells, _ = measure_group([spec, spec], config, builds)
+    finally:
+        builds.close()
     a, b = cells
     if not (a.ok and b.ok):
         bad = a if not a.ok else b

@@ -78,14 +78,17 @@ def profile_cell(cell, config, runs: int = PROFILE_RUNS) -> dict:
 
     spec = cell.spec
     builds = Builds(config, [spec])
-    build = builds.ensure(spec)  # cached by the measuring sweep
-    if build["status"] != "ok":
-        return {"status": build["status"], "reason": build.get("reason")}
-    artifact, _, unusable = builds.artifact_for(get_runner(spec.backend), spec)
-    if unusable:
-        return {"status": "unsupported", "reason": unusable}
-    job = ProfileJob(spec, artifact, build["input_path"], runs, config.warmup_min_count)
-    outcome, raw = run_job(job, config.cell_timeout_s, spec.threads)
+    try:
+        build = builds.ensure(spec)  # cached by the measuring sweep
+        if build["status"] != "ok":
+            return {"status": build["status"], "reason": build.get("reason")}
+        artifact, _, unusable = builds.artifact_for(get_runner(spec.backend), spec)
+        if unusable:
+            return {"status": "unsupported", "reason": unusable}
+        job = ProfileJob(spec, artifact, build["input_path"], runs, config.warmup_min_count)
+        outcome, raw = run_job(job, config.cell_timeout_s, spec.threads)
+    finally:
+        builds.close()
     if outcome != "ok":
         return {"status": outcome, "reason": raw["reason"]}
     return summarize(raw, cell.median_ms)
@@ -162,5 +165,6 @@ def write_profiles(run, path: Path, top: int | None = None) -> Path:
     for cell in run.cells:
         if cell.metrics.get("profile"):
             parts += [f"## {cell.spec.label()}", "", profile_table(cell, top=top, tablefmt="github"), ""]
-    path.write_text("\n".join(parts))
-    return path
+    from benchbench.core.atomic import write_atomic
+
+    return write_atomic(path, "\n".join(parts))

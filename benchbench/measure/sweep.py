@@ -138,6 +138,7 @@ class Sweep:
         finally:
             if self._own_executor:
                 self.executor.close()
+            self.builds.close()
             if self.journal is None and self.run.path is not None:
                 self.run.save()
         return self.run

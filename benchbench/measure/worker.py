@@ -25,8 +25,6 @@ The worker dies with its parent: it asks the kernel for SIGKILL when the parent 
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import sys
 import time
@@ -35,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from benchbench.core.status import Status
+from benchbench.processes.children import become_subreaper, die_with_parent, end_descendants
 from benchbench.processes.protocol import (
     BandwidthJob,
     Block,
@@ -49,10 +48,6 @@ from benchbench.processes.protocol import (
     ProfileJob,
     ProtocolError,
     Ready,
-    Reap,
-    Reaped,
-    Spawn,
-    Spawned,
     decode,
     encode,
 )
@@ -128,7 +123,7 @@ def failure_record(exc: Exception) -> Failed:
     return Failed(Status.ERROR, short_reason(exc), traceback.format_exc(limit=6))
 
 
-class _Channel:
+class Channel:
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.reader = sock.makefile("rb")
@@ -166,7 +161,7 @@ def _settle(window_s: float = 0.005, quiet_ns: int = 500_000, max_s: float = 0.2
     return time.perf_counter_ns() - start
 
 
-def _measure(channel: _Channel, prep: Prepare) -> None:
+def _measure(channel: Channel, prep: Prepare) -> None:
     """The measuring worker's life: prepare, warm up, Ready; then blocks until Finish."""
     from .timing import warm_up
 
@@ -193,7 +188,7 @@ def _measure(channel: _Channel, prep: Prepare) -> None:
     channel.send(result)
 
 
-def _blocks(channel: _Channel, runner) -> None:
+def _blocks(channel: Channel, runner) -> None:
     """Time one block of inferences per ``Block`` record, until ``Finish``."""
     from .interference import block_interference, snapshot
 
@@ -303,120 +298,23 @@ def _bandwidth(job: BandwidthJob):
 JOB_HANDLERS = {BuildJob: _build, ProfileJob: _profile, FileBuildJob: _file_build, BandwidthJob: _bandwidth}
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """SIGKILL this process when its parent dies (Linux); exit now if the parent is already gone."""
+def serve(channel: Channel) -> int:
+    """A worker's life, from its first record; every process the model or runtime started ends with it."""
+    become_subreaper()  # a descendant that setsid's or double-forks away still comes back to us
     try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent_pid:
-        raise SystemExit(0)
-
-
-def _serve(channel: _Channel) -> int:
-    """A worker's life, from its first record."""
-    first = channel.recv()
-    if isinstance(first, Prepare):
-        _measure(channel, first)
-    elif type(first) in JOB_HANDLERS:
-        channel.send(JOB_HANDLERS[type(first)](first))
-    else:
-        raise ProtocolError(f"a worker starts with Prepare or a job record, not {type(first).__name__}")
-    return 0
-
-
-def _exit_code(status: int) -> int:
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-
-
-def _fork_server(ctrl: socket.socket, backend: str) -> int:
-    """Import the backend's runtime once; fork a measuring worker per Spawn; report exit codes on Reap."""
-    import importlib
-
-    import numpy  # noqa: F401  (every worker loads its input with it)
-
-    from benchbench.core import spec  # noqa: F401  (what _measure imports)
-    from benchbench.measure import interference, parity, timing  # noqa: F401
-    from benchbench.runners import get_runner
-
-    for module in get_runner(backend).preload_modules():
-        importlib.import_module(module)
-    # fork() copies only this thread: a Python thread that an import left running (and whatever lock
-    # it holds) would be missing, or stuck, in every child. Let such leftovers finish before forking.
-    import threading
-
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread():
-            thread.join(timeout=10.0)
-    if threading.active_count() > 1:
-        print(f"warning: {threading.active_count() - 1} thread(s) still alive after importing {backend}'s "
-              "runtime; forked workers may hang", file=sys.stderr, flush=True)
-    codes: dict[int, int] = {}
-
-    def reap(pid: int, timeout_s: float) -> int | None:
-        deadline = time.monotonic() + timeout_s
-        while pid not in codes:
-            try:
-                done, status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                return codes.get(pid)
-            if done:
-                codes[pid] = _exit_code(status)
-            elif time.monotonic() >= deadline:
-                return None
-            else:
-                time.sleep(0.01)
-        return codes.pop(pid)
-
-    while True:
-        try:
-            data, fds, _, _ = socket.recv_fds(ctrl, 1 << 16, 1)
-        except OSError:
-            return 0
-        if not data:  # the harness closed the control socket: done
-            return 0
-        record = decode(data)
-        if isinstance(record, Reap):
-            ctrl.send(encode(Reaped(reap(record.pid, record.timeout_s))))
-        elif isinstance(record, Spawn) and fds:
-            pid = os.fork()
-            if pid == 0:
-                _forked_child(ctrl, fds[0], record.log_path)
-            os.close(fds[0])
-            ctrl.send(encode(Spawned(pid)))
+        first = channel.recv()
+        if isinstance(first, Prepare):
+            _measure(channel, first)
+        elif type(first) in JOB_HANDLERS:
+            channel.send(JOB_HANDLERS[type(first)](first))
         else:
-            raise ProtocolError(f"a fork server takes Spawn (with a socket) or Reap, not {type(record).__name__}")
-
-
-def _forked_child(ctrl: socket.socket, fd: int, log_path: str) -> None:
-    """In the forked worker: a process group, log and parent-death signal of its own, then serve."""
-    code = 1
-    try:
-        ctrl.close()
-        os.setsid()
-        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(log)
-        _die_with_parent(os.getppid())
-        code = _serve(_Channel(socket.socket(fileno=fd)))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0
-    except BaseException:
-        traceback.print_exc()
+            raise ProtocolError(f"a worker starts with Prepare or a job record, not {type(first).__name__}")
+        return 0
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        os._exit(code)
+        end_descendants()
 
 
-def _no_telemetry() -> None:
+def no_telemetry() -> None:
     """Keep OpenVINO's telemetry out of every benchbench worker and fork server.
 
     Importing ``openvino`` imports its converter, which sends a usage event from a background thread
@@ -428,13 +326,12 @@ def _no_telemetry() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -P -m benchbench.measure.worker FD PARENT_PID``: one worker, talking over the socket FD."""
     args = (argv or sys.argv[1:])
     fd, parent_pid = int(args[0]), int(args[1])
-    _die_with_parent(parent_pid)
-    _no_telemetry()
-    if len(args) > 2:
-        return _fork_server(socket.socket(fileno=fd), args[2])
-    return _serve(_Channel(socket.socket(fileno=fd)))
+    die_with_parent(parent_pid)
+    no_telemetry()
+    return serve(Channel(socket.socket(fileno=fd)))
 
 
 if __name__ == "__main__":

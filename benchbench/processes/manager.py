@@ -26,7 +26,8 @@ from .protocol import JOBS, Failed, JobDone, ProtocolError, Reap, Reaped, Spawn,
 
 __all__ = ["WorkerLost", "Worker", "ForkServer", "WORKER_MODULE", "module_command", "worker_env", "spawn", "run_job"]
 
-WORKER_MODULE = "benchbench.measure.worker"  # the child side: measuring workers, jobs and fork servers
+WORKER_MODULE = "benchbench.measure.worker"  # the child side: a measuring worker or a one-shot job
+FORK_SERVER_MODULE = "benchbench.measure.forkserver"  # the child side of a ForkServer
 
 
 def module_command(module: str, *args: str) -> list[str]:
@@ -50,18 +51,34 @@ def worker_env(threads: int) -> dict:
 
 
 def spawn(args: list[str], threads: int, log_path: Path, pass_fds: tuple[int, ...] = (),
-          what: str = "a worker process") -> subprocess.Popen:
-    """Start ``python -P -m benchbench.measure.worker ARGS`` in a process group of its own (so it is killed as
-    one, with whatever the runtime spawns), its output to ``log_path``, ``threads`` in its environment, and
-    ``pass_fds`` inherited. An interpreter that cannot be executed is the machine's fault: ``WorkerLost``
-    with status env-error."""
+          what: str = "a worker process", module: str = WORKER_MODULE) -> subprocess.Popen:
+    """Start ``python -P -m MODULE ARGS`` (a worker, or a fork server) in a process group of its own (so it is
+    killed as one, with whatever the runtime spawns), its output to ``log_path``, ``threads`` in its
+    environment, and ``pass_fds`` inherited. An interpreter that cannot be executed is the machine's fault:
+    ``WorkerLost`` with status env-error."""
     try:
         with open(log_path, "wb") as log:
-            return subprocess.Popen(module_command(WORKER_MODULE, *args), stdout=log, stderr=subprocess.STDOUT,
+            return subprocess.Popen(module_command(module, *args), stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, env=worker_env(threads), pass_fds=pass_fds,
                                     start_new_session=True)
     except OSError as exc:  # permissions, a removed venv
         raise WorkerLost(Status.ENV_ERROR, f"cannot start {what} ({sys.executable}): {exc.strerror or exc}") from None
+
+
+def _await_exit(pid: int, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for process ``pid`` to exit, without reaping it (a zombie or gone counts)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                stat = fh.read()
+            if stat[stat.rfind(b")") + 2:][:1] in (b"Z", b"X"):
+                return True
+        except OSError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
 
 
 class WorkerLost(Exception):
@@ -92,7 +109,8 @@ class ForkServer:
         self.ctrl = ctrl
         try:
             self.proc = spawn([str(child.fileno()), str(os.getpid()), backend], threads,
-                              Path(self._tmp.name) / "server.log", (child.fileno(),), "a fork server")
+                              Path(self._tmp.name) / "server.log", (child.fileno(),), "a fork server",
+                              module=FORK_SERVER_MODULE)
         except WorkerLost:
             ctrl.close()
             self._tmp.cleanup()
@@ -116,6 +134,7 @@ class ForkServer:
         reply = self._ask(Spawn(str(log_path)), [child.fileno()])
         if not isinstance(reply, Spawned):
             raise WorkerLost(Status.ERROR, f"the fork server answered Spawn with {type(reply).__name__}")
+        self.last_spawn = reply  # the threads alive in the server when it forked (a test holds them to one)
         return reply.pid
 
     def reap(self, pid: int, timeout_s: float = 0.0) -> int | None:
@@ -223,11 +242,9 @@ class Worker:
         return self.recv(timeout_s)
 
     def _lost(self, why: str = "") -> WorkerLost:
-        try:
-            code = self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            code = self.proc.returncode
+        _await_exit(self.proc.pid, 5.0)
+        self.kill()  # what is left of its process group, then the worker itself is reaped
+        code = self.proc.returncode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
         tail = _tail(self.log_path)
         if oom_killed(code, timed_out=False):  # we send SIGKILL only on a timeout, which is reported as such
@@ -236,21 +253,20 @@ class Worker:
         return WorkerLost(Status.CRASHED, f"{self.label} died ({why or how})" + (f": {tail}" if tail else ""))
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                self.proc.kill()
+        """SIGKILL the worker's whole process group, whatever of it is left, then reap the worker. The group
+        is killed before the worker is reaped: until then its pid, and so the group's id, cannot be reused."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         self.proc.wait()
 
     def close(self) -> None:
-        """End the worker (closing its socket ends a healthy one; a stuck one is killed) and clean up."""
+        """End the worker (closing its socket ends a healthy one, which ends whatever it started; a stuck one
+        is killed), kill what is left of its process group, and clean up."""
         try:
             self.sock.close()
-            try:
-                self.proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            _await_exit(self.proc.pid, 2.0)
         finally:
             self.kill()
             self._tmp.cleanup()

@@ -167,6 +167,9 @@ class Spawn:
 @dataclass(frozen=True)
 class Spawned:
     pid: int
+    threads: int = 1  # Python threads alive in the fork server when it forked this worker
+    native_threads: int = 0  # the server process's threads then (/proc/self/task), the runtimes' pools included
+    jax: bool = False  # whether JAX (which starts threads of its own) was loaded in the server
 
 
 @dataclass(frozen=True)

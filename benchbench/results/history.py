@@ -180,10 +180,14 @@ class History:
             ax.set_visible(False)
         fig.suptitle(f"History: {len(self.changed)} of {len(self.cells)} cells changed "
                      f"(interval of the ratio outside ±{100 * self.threshold:g}%)", fontsize=10)
-        path = Path(path)
-        fig.savefig(path, dpi=110)
+        import io
+
+        from benchbench.core.atomic import write_atomic
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
         plt.close(fig)
-        return path
+        return write_atomic(Path(path), buf.getvalue())
 
     # ---- HTML ----------------------------------------------------------------------------------------
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import html
 import math
-import os
 import re
-import secrets
 from pathlib import Path
 
 from benchbench.core import strictjson
+from benchbench.core.atomic import write_atomic
 
 from .journal import WriteError
 from .record import RunResult
@@ -123,9 +122,8 @@ def table(table_id: str | None, headers: list, body: list[list], caption: str | 
 
 
 def write_page(folder: str | Path, name: str, text: str) -> Path:
-    """Write ``folder/name`` whole or not at all: into a new temporary file in ``folder`` (created exclusively,
-    never through a symlink), flushed to disk, then renamed over ``name``. A symlink at ``name`` is replaced,
-    never followed; an interrupted write leaves no partial page and no temporary file. ``WriteError`` (one
+    """Write ``folder/name`` whole or not at all (``benchbench.core.atomic.write_atomic``: a temporary file in
+    ``folder``, renamed over ``name``; a symlink at ``name`` is replaced, never followed). ``WriteError`` (one
     line) when the folder or the file cannot be written."""
     folder = Path(folder)
     if not name or name in (".", "..") or "/" in name or "\0" in name:
@@ -133,29 +131,9 @@ def write_page(folder: str | Path, name: str, text: str) -> Path:
     target = folder / name
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        return write_atomic(target, text)
     except OSError as exc:
         raise WriteError(f"cannot write {target}: {exc.strerror or exc}") from None
-    tmp = f".{name}.{secrets.token_hex(6)}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666, dir_fd=dir_fd)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(text.encode("utf-8"))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            try:
-                os.unlink(tmp, dir_fd=dir_fd)
-            except OSError:
-                pass
-            raise
-    except OSError as exc:
-        raise WriteError(f"cannot write {target}: {exc.strerror or exc}") from None
-    finally:
-        os.close(dir_fd)
-    return target
 
 
 # ---- report.html ---------------------------------------------------------------------------------------

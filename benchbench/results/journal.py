@@ -7,12 +7,22 @@ reference sweep) and can tear on a full disk; an append of one group's lines, wi
 
 Lines (format in docs/results.md): a ``header`` with the run's meta, ``meta`` when the meta changed (the
 roofline calibration, a resume), and per measured group its ``cell`` lines followed by its ``group`` line,
-which commits them. A later record of the same group (another ``--rounds`` session, or a group measured
-again by ``--resume``) replaces the earlier one. A last line cut short by a crash is ignored, with a notice.
+which commits them (it says how many cell lines it commits). A later record of the same group (another
+``--rounds`` session, or a group measured again by ``--resume``) replaces the earlier one.
+
+Damage loses only what it touches. A last line cut short by a crash is ignored. A line that is not a whole
+record (a bad byte, a blank line, a cell that fails the schema) is skipped with a notice, and the group it
+belongs to is not kept, so ``--resume`` measures it again; every intact group is read. Only a header that
+cannot be read makes the whole journal unreadable.
+
+Exactly once: the run writing a journal holds an exclusive ``flock`` on it for as long as it runs; a
+``--resume`` of a folder whose run is still alive is refused (``JournalBusy``) instead of measuring its
+groups a second time.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 from collections.abc import Callable
@@ -22,8 +32,9 @@ from benchbench.core import strictjson
 
 from .load import SchemaError, load_run, parse_json, run_from_document
 from .record import SCHEMA, SCHEMA_VERSION, CellResult, RunResult
+from .schema import validate_document
 
-__all__ = ["JOURNAL", "RESULTS", "Journal", "WriteError", "read_journal", "load_results"]
+__all__ = ["JOURNAL", "RESULTS", "Journal", "JournalBusy", "WriteError", "read_journal", "load_results"]
 
 JOURNAL = "cells.jsonl"
 RESULTS = "results.json"
@@ -37,8 +48,22 @@ class WriteError(Exception):
     An environment error: the command line exits 3."""
 
 
+class JournalBusy(Exception):
+    """The journal's run is still alive (another process holds its lock); ``str()`` is one line."""
+
+
 def _write_error(path: Path, exc: OSError) -> WriteError:
     return WriteError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _take(fd: int, path: Path) -> None:
+    """The run's own lock on its journal, held until the journal is closed (the process ends)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise JournalBusy(f"the run in {path.parent} is still measuring (another benchbench holds its journal); "
+                          "resume it once that run has ended") from None
 
 
 class Journal:
@@ -59,25 +84,34 @@ class Journal:
         """A new journal holding the header line; refuses to overwrite one."""
         path = Path(path)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_NOFOLLOW, 0o666)
         except OSError as exc:
             raise _write_error(path, exc) from None
+        _take(fd, path)
         journal = cls(path, fd, {}, _meta_key(meta))
         journal._append([{"kind": "header", "schema": _SCHEMA, "version": _VERSION, "meta": meta}])
         return journal
 
     @classmethod
     def reopen(cls, path: str | Path, notice: Callable[[str], None] | None = None) -> Journal:
-        """An existing journal, to append to (``--resume``). A torn last line is cut off first, so the next
-        append starts on a line of its own."""
+        """An existing journal, to append to (``--resume``), once its run's lock is free (``JournalBusy`` while
+        that run is alive). A torn last line is cut off first, so the next append starts on a line of its own."""
         path = Path(path)
-        run, size, counts = _replay(path, notice)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+        except OSError as exc:
+            raise _write_error(path, exc) from None
+        _take(fd, path)
+        try:
+            run, size, counts = _replay(path, notice)
             if size is not None:
                 os.ftruncate(fd, size)
         except OSError as exc:
+            os.close(fd)
             raise _write_error(path, exc) from None
+        except BaseException:
+            os.close(fd)
+            raise
         return cls(path, fd, counts, _meta_key(run.meta))
 
     def append_group(self, meta: dict, index: int, rounds: list[dict], cells: list[CellResult]) -> None:
@@ -88,7 +122,8 @@ class Journal:
             lines.append({"kind": "meta", "meta": {k: v for k, v in meta.items() if k != "sweep"}})
             self._meta_text = key
         lines += [{"kind": "cell", "index": index, "cell": c.to_dict()} for c in cells]
-        lines.append({"kind": "group", "index": index, "rounds": rounds, "sweep": meta.get("sweep", {})})
+        lines.append({"kind": "group", "index": index, "cells": len(cells), "rounds": rounds,
+                      "sweep": meta.get("sweep", {})})
         self._append(lines)
         self._groups[index] = len(cells)
 
@@ -122,9 +157,34 @@ def _default_notice(msg: str) -> None:
     print(f"benchbench: {msg}", file=sys.stderr)
 
 
+def _record(raw: bytes) -> dict | None:
+    """One journal line as a record, or None for a line that is not one (a bad byte, a blank line, not JSON,
+    no kind, a cell or group line without an integer group index)."""
+    try:
+        record = parse_json(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("kind") not in ("header", "meta", "cell", "group"):
+        return None
+    index = record.get("index")
+    if record["kind"] in ("cell", "group") and not (isinstance(index, int) and not isinstance(index, bool)):
+        return None
+    return record
+
+
+def _valid(cells: list) -> bool:
+    """Whether a group's cell records pass the result schema on their own."""
+    try:  # without their group numbers: the document's groups are assembled after the replay
+        validate_document({"meta": {}, "cells": [{k: v for k, v in c.items() if k != "group"} if isinstance(c, dict)
+                                                 else c for c in cells]})
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 def _replay(path: Path, notice: Callable[[str], None] | None) -> tuple[RunResult, int | None, dict[int, int]]:
-    """The run a journal holds, the size to cut it to when its last line is torn (else None), and the
-    cells recorded per group index."""
+    """The run a journal holds (every intact group), the size to cut it to when its last line is torn (else
+    None), and the cells recorded per group index. Damaged lines are skipped with one notice."""
     notice = notice or _default_notice
     try:
         data = path.read_bytes()
@@ -137,31 +197,37 @@ def _replay(path: Path, notice: Callable[[str], None] | None) -> tuple[RunResult
         cut = data.rfind(b"\n") + 1
         notice(f"{path}: ignored its last line, cut short ({len(data) - cut} bytes; a write did not finish)")
         data = data[:cut]
-    meta, sweep, pending, groups = None, {}, {}, {}
-    for n, raw in enumerate(data.splitlines(), 1):
-        try:
-            record = parse_json(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise SchemaError(f"{path}: line {n} is not a JSON record ({str(exc)[:80]})") from None
-        kind = record.get("kind") if isinstance(record, dict) else None
-        if n == 1 and (kind != "header" or record.get("schema") != _SCHEMA):
-            raise SchemaError(f"{path} is not a benchbench journal (no header line)")
-        if kind == "header" and record.get("version") != _VERSION:
-            raise SchemaError(f"{path}: unsupported journal version {record.get('version')!r:.20}")
-        if kind in ("header", "meta"):
+    lines = data.split(b"\n")[:-1] if data else []
+    header = _record(lines[0]) if lines else None
+    if header is None or header["kind"] != "header" or header.get("schema") != _SCHEMA:
+        raise SchemaError(f"{path} is not a benchbench journal (no header line)")
+    if header.get("version") != _VERSION:
+        raise SchemaError(f"{path}: unsupported journal version {header.get('version')!r:.20}")
+    meta, sweep, pending, groups, damaged, dropped = header.get("meta"), {}, {}, {}, [], 0
+    for n, raw in enumerate(lines[1:], 2):
+        record = _record(raw)
+        kind = record["kind"] if record else None
+        if kind in ("meta", "header"):
             meta = record.get("meta")
-        elif kind in ("cell", "group") and not (isinstance(record.get("index"), int)
-                                                and not isinstance(record.get("index"), bool)):
-            raise SchemaError(f"{path}: line {n} has no group index")
         elif kind == "cell":
-            pending.setdefault(record.get("index"), []).append(record.get("cell"))
-        elif kind == "group":  # commits the cell lines before it
-            groups[record.get("index")] = (record.get("rounds"), pending.pop(record.get("index"), []))
-            sweep = record.get("sweep") or sweep
+            pending.setdefault(record["index"], []).append(record.get("cell"))
+        elif kind == "group":  # commits the cell lines before it, if they are all there and whole
+            cells = pending.pop(record["index"], [])
+            expected = record.get("cells", len(cells))  # journals before the count committed what was there
+            if expected == len(cells) and _valid(cells):
+                groups[record["index"]] = (record.get("rounds"), cells)
+                sweep = record.get("sweep") or sweep
+            else:
+                dropped += 1
         else:
-            raise SchemaError(f"{path}: line {n} has an unknown kind {kind!r:.30}")
+            damaged.append(n)
     if not isinstance(meta, dict):
         raise SchemaError(f"{path}: the header holds no meta")
+    if damaged or dropped:
+        where = ", ".join(map(str, damaged[:5])) + (", ..." if len(damaged) > 5 else "")
+        notice(f"{path}: {len(damaged)} damaged line(s) skipped" + (f" (line {where})" if damaged else "")
+               + f"; {dropped} group record(s) not read, their cells being damaged; run --resume measures them "
+               "again")
     doc_groups, doc_cells = [], []
     for index in sorted(groups):
         rounds, cells = groups[index]

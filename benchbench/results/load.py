@@ -149,6 +149,11 @@ def run_from_document(doc, path: Path) -> RunResult:
     settings = doc["meta"].get("settings", {})
     noisy = {k: settings[k] for k in ("noisy_ci", "noisy_cv") if settings.get(k) is not None}
     cells = [CellResult.from_dict(c) for c in doc["cells"]]
-    for cell in cells:
+    seen: dict[tuple, int] = {}
+    for i, cell in enumerate(cells):
+        first = seen.setdefault(cell.spec.key(), i)
+        if first != i:  # compare and the views match cells by identity: one would silently hide the other
+            raise SchemaError(_one_line(f"{path}: cells[{first}] and cells[{i}] are the same cell "
+                                        f"({cell.spec.label()}): a run holds each cell once"))
         cell.recompute(**noisy)
     return RunResult(meta=doc["meta"], cells=cells, path=path, groups=doc.get("groups", []))

@@ -241,9 +241,26 @@ def describe(exc: ValidationError) -> str:
     return f"{where or 'document'}: {msg}{got}" + (f" (and {more} more problems)" if more else "")
 
 
+def _without_surrogates(obj):
+    """``obj`` with every string's lone surrogates replaced: a name decoded from undecodable bytes (a file
+    name under a C locale) is a valid Python string that pydantic cannot read as text."""
+    if isinstance(obj, str):
+        return obj.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(obj, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_without_surrogates(v) for v in obj]
+    return obj
+
+
 def validate_document(doc: dict) -> None:
     """Raise ``ValueError`` with a one-line description of the first shape problem in ``doc``."""
     try:
         Document.model_validate(doc)
     except ValidationError as exc:
-        raise ValueError(describe(exc)) from None
+        if "unable to parse raw data as a unicode string" not in str(exc):
+            raise ValueError(describe(exc)) from None
+        try:  # the shape is checked on a copy whose strings pydantic can read; the records keep the original
+            Document.model_validate(_without_surrogates(doc))
+        except ValidationError as again:
+            raise ValueError(describe(again)) from None

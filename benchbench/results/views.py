@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
 from tabulate import tabulate
+
+from benchbench.core.atomic import write_atomic
 
 from .estimates import RatioEstimate, cell_ratio
 from .record import CellResult, RunResult
@@ -333,19 +336,19 @@ def _settings_text(s: dict) -> str:
 
 
 def write_csv(run: RunResult, path: Path) -> Path:
+    """results.csv, written by temp file and rename (``core.atomic``): never through a link planted there."""
     data = rows(run)
     fields = list(dict.fromkeys(k for r in data for k in r))
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(data)
-    return path
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(data)
+    return write_atomic(path, buf.getvalue())
 
 
 def write_reports(run: RunResult, directory: Path) -> dict[str, Path]:
-    """results.csv and report.md next to the run's JSON."""
+    """results.csv and report.md next to the run's JSON (each written by temp file and rename)."""
     directory.mkdir(parents=True, exist_ok=True)
     csv_path = write_csv(run, directory / "results.csv")
-    md_path = directory / "report.md"
-    md_path.write_text(markdown_report(run))
+    md_path = write_atomic(directory / "report.md", markdown_report(run))
     return {"csv": csv_path, "markdown": md_path}
