@@ -6,8 +6,8 @@ the parts that use them.
 
 __version__ = "0.1.0"
 # The Python API (benchbench.api) is imported on first use of its names, so that `import benchbench` stays light.
-_API = ("load", "compare", "history", "Results")
-__all__ = ["__version__", "load", "compare", "history", "Results"]
+_API = ("run", "load", "compare", "history", "Results")
+__all__ = ["__version__", "run", "load", "compare", "history", "Results"]
 
 
 def __getattr__(name: str):

@@ -18,7 +18,7 @@ from pathlib import Path
 from .results.history import History, history, load_any, require_pandas
 from .results.record import CellResult, RunResult
 
-__all__ = ["Results", "load", "compare", "history", "History"]
+__all__ = ["Results", "run", "load", "compare", "history", "History"]
 
 
 class Results:
@@ -27,10 +27,11 @@ class Results:
     Wraps a RunResult from anywhere: ``load`` (a folder or a file), or one a sweep returns in memory.
     """
 
-    def __init__(self, run: RunResult):
+    def __init__(self, run: RunResult, exit_code: int | None = None):
         if not isinstance(run, RunResult):
             raise TypeError(f"Results wraps a RunResult, not {type(run).__name__}; use benchbench.load(path)")
         self.run = run
+        self.exit_code = exit_code  # what `benchbench run` would have exited with (``run``); None when loaded
 
     @property
     def cells(self) -> list[CellResult]:
@@ -96,6 +97,44 @@ class Results:
         from .results.html import write_report_html
 
         return write_report_html(self.run, folder)
+
+
+def run(models, backends="torch", **options) -> Results:
+    """Run a sweep from Python, as ``benchbench run`` would with the same options; returns its Results (with
+    ``exit_code``, the code the command would exit with, and ``path``, the run's results.json).
+
+    ``models`` and ``backends`` are names (or lists of names, globs, ``file.py:factory`` specs, model files);
+    every other keyword is a ``run`` option with dashes as underscores: ``variant="deploy"``, ``threads=2``,
+    ``quick=True``, ``sampling="reference"``, ``rounds=3``, ``input_size=128``, ``out="reports/runs"``,
+    ``html=True``, ``option={"precision": "bf16"}`` (``--option``, also as a list of ``"k=v"``). A mistake in
+    what is asked raises the one-line error the command would print (``benchbench.cli.errors.UsageError``,
+    ``UnknownNameError``, ...) before anything runs."""
+    from .cli.parser import build_parser
+    from .cli.run import measure
+
+    argv = ["run", "--model", _names(models), "--backend", _names(backends)]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, dict):
+            argv += [x for k, v in value.items() for x in (flag, f"{k}={v}")]
+        elif isinstance(value, (list, tuple)) and key in ("option", "input_shape"):
+            argv += [x for v in value for x in (flag, str(v))]
+        elif isinstance(value, (list, tuple)):
+            argv += [flag, "x".join(map(str, value)) if key == "input_size" else _names(value)]
+        else:
+            argv += [flag, str(value)]
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    code, measured = measure(args)
+    return Results(measured, exit_code=code)
+
+
+def _names(value) -> str:
+    return value if isinstance(value, str) else ",".join(map(str, value))
 
 
 def load(path_or_dir) -> Results:

@@ -29,7 +29,8 @@ __all__ = ["main", "HANDLERS"]
 
 # Each command's handler: module (in benchbench.cli) and function; imported when the command runs.
 HANDLERS = {"run": ("run", "cmd_run"), "report": ("commands", "cmd_report"), "list": ("commands", "cmd_list"),
-            "compare": ("commands", "cmd_compare"), "claim": ("claim", "cmd_claim"), "cache": ("commands", "cmd_cache"),
+            "compare": ("commands", "cmd_compare"), "history": ("commands", "cmd_history"),
+            "claim": ("claim", "cmd_claim"), "cache": ("commands", "cmd_cache"),
             "doctor": ("commands", "cmd_doctor")}
 
 

@@ -43,12 +43,19 @@ def cmd_claim(args) -> int:
                                                              indent=1, default=str))
     except OSError as exc:  # the run's own folder: a full disk or a folder made read-only, not a request
         raise WriteError(f"cannot write the claim into {out_dir}: {exc.strerror or exc}") from None
+    if args.html:  # claim.html; the published reference also gets its front page
+        from benchbench.analysis.claim_html import write_claim_html, write_index_html
+
+        write_claim_html(analysis, runs, out_dir)
+        if args.reference:
+            write_index_html(out_dir, analysis=analysis, meta=runs[0].meta)
     verdicts = [line for backend, a in analysis["per_backend"].items() for line in backend_summary(backend, a)]
     print("\n".join(["", "At equal FLOPs, do more executed ops cost latency? (family-level verdict per backend)"]
                     + (verdicts or ["  (no zoo cells measured: the guideline nets only fill the tables)"])))
     if analysis["guidelines"]:  # the x1 tables here; every width is in claim.md
         print("\n" + "\n".join(guideline_tables(analysis["guidelines"], multipliers=(1,))))
-    print(f"\nwrote {out_dir / 'claim.md'} (with plots in {out_dir / 'plots'})")
+    print(f"\nwrote {out_dir / 'claim.md'} (with plots in {out_dir / 'plots'})"
+          + (f"\n      {out_dir / 'claim.html'}" if args.html else ""))
     if args.reference:
         print(f"published the reference report: {publish_reference(out_dir, Path(args.out).parent / REFERENCE_DIR.name)}")
     # the measuring run's own code (1 broken cells or parity failures, 2 a model error, 3 the environment):

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .errors import UsageError
-from .run import write_views
+from .run import write_views, wrote_text
 
 __all__ = ["cmd_report", "cmd_list", "cmd_compare", "cmd_cache", "cmd_doctor"]
 
@@ -19,10 +19,9 @@ def cmd_report(args) -> int:
 
     folder = Path(args.folder)
     run, source = load_results(folder)
-    paths = write_views(run, folder, json_too=source != RESULTS)
+    paths = write_views(run, folder, json_too=source != RESULTS, html=args.html)
     print(terminal_table(run))
-    print(f"\nwrote {folder / RESULTS}\n      {paths['csv']}\n      {paths['markdown']}"
-          if source != RESULTS else f"\nwrote {paths['csv']}\n      {paths['markdown']}")
+    print(wrote_text(paths, folder / RESULTS if source != RESULTS else None))
     return 0
 
 
@@ -174,3 +173,31 @@ def cmd_doctor(args) -> int:
           + ("" if result.contains_one else "  — the interval excludes 1.00: this machine's noise is not "
              "stationary enough for lockstep comparisons right now"))
     return 0 if result.contains_one else 1
+
+
+def cmd_history(args) -> int:
+    """The same cells across runs, in time order; writes history.md, history.png and history.html."""
+    from benchbench.core.atomic import write_atomic
+    from benchbench.results.history import history
+
+    from .run import run_dir
+
+    if len(args.results) < 2:
+        raise UsageError("history lines up two runs or more; give at least two result files or run folders")
+    hist = history(args.results, threshold=args.threshold / 100, alpha=args.alpha)
+    if not hist.cells:
+        raise UsageError("the runs hold no cells to line up")
+    if not any(sum(p.status == "ok" for p in c.points) >= 2 for c in hist.cells):
+        raise UsageError("no cell was measured ok in two of these runs: nothing to follow across them")
+    print(hist.terminal_table(only_changed=args.changed))
+    out = run_dir(Path(args.out), "history")
+    try:
+        md = write_atomic(out / "history.md", hist.markdown())
+        png = hist.plot_png(out / "history.png")
+        html = hist.write_html(out)
+    except OSError as exc:
+        from benchbench.results.journal import WriteError
+
+        raise WriteError(f"cannot write the history into {out}: {exc.strerror or exc}") from None
+    print("\nwrote " + "\n      ".join(str(p) for p in (md, png, html) if p))
+    return 1 if args.fail_on_change and hist.changes() else 0

@@ -38,5 +38,10 @@ class Printable:
             encoding = getattr(self._stream, "encoding", None) or "ascii"
             return self._stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
 
+    @property
+    def raw(self):
+        """The stream itself, for text benchbench composes and escapes on its own (a progress line's escapes)."""
+        return self._stream
+
     def __getattr__(self, name):  # flush, fileno, isatty, encoding, ...: the stream's own
         return getattr(self._stream, name)

@@ -151,6 +151,7 @@ OUT_HELP = "folder in which the run's own new folder is created"
 WAIT_HELP = ("if another benchbench is measuring on this machine, warn and measure anyway instead of waiting "
              "for it (recorded as concurrent_run in the run's meta)")
 PROFILE_RUNS_HELP = "profiled inferences per op (its time is their median)"
+HTML_HELP = "also write the HTML view (one self-contained page that opens offline)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .reference import REFERENCE_BACKENDS, REFERENCE_DIR
 
     parser = _Parser(prog="benchbench", description="The ``benchbench`` command line: run, profile, report, list, "
-                     "compare, claim, doctor, cache.", formatter_class=_HelpFormatter,
+                     "compare, history, claim, doctor, cache.", formatter_class=_HelpFormatter,
                      epilog="Start with: benchbench list; then benchbench run --help")
     parser.add_argument("--version", action="version", version=f"benchbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -203,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true",
                    help="also profile each ok cell per operator, in separate workers (written to profile.md)")
     p.add_argument("--profile-runs", type=bounded_int(1), default=10, help=PROFILE_RUNS_HELP)
+    p.add_argument("--html", action="store_true", help=HTML_HELP + ": report.html")
     p.set_defaults(handler="run")
 
     p = command("profile", help="measure, then print a per-operator profile of each cell",
@@ -213,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile-runs", type=bounded_int(1), default=10, help=PROFILE_RUNS_HELP)
     p.add_argument("--top", type=bounded_int(0), default=25, help="show the slowest N ops per cell (0: all)")
     p.add_argument("--no-wait", action="store_true", help=WAIT_HELP)
+    p.add_argument("--html", action="store_true", help=HTML_HELP + ": report.html")
     p.set_defaults(handler="run", profile=True, roofline="off")
 
     p = command("report", help="rebuild a run folder's results.json, results.csv and report.md; print its table",
@@ -220,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "results.json when it has no journal.",
                 epilog="example:\n  benchbench report reports/runs/20260101-120000_vanillanet_5_ort")
     p.add_argument("folder", help="a run folder (holding cells.jsonl or results.json)")
+    p.add_argument("--html", action="store_true", help=HTML_HELP + ": report.html")
     p.set_defaults(handler="report")
 
     p = command("list", help="list models and backends")
@@ -260,10 +264,27 @@ def build_parser() -> argparse.ArgumentParser:
                         f"sampling, published to reports/{REFERENCE_DIR.name}/ (beside the --out folder)")
     p.add_argument("--rounds", type=bounded_int(1), default=1,
                    help="measure every comparison group N times, each in fresh workers (intervals use every round)")
+    p.add_argument("--html", action="store_true", help=HTML_HELP + ": claim.html (and, when it measures, report.html)")
     p.set_defaults(handler="claim", variant="both", input_shape=[], input_data=None, vs=None, lockstep="auto",
                    roofline="auto", profile=False, allow_parity_fail=False,
                    **{f.name: ([] if flag.repeat else f.default) for f, flag in flags_of(CellSpec) if f.name != "threads"},
                    **dict.fromkeys(sampling_dests()))
+
+    p = command("history", help="the same cells across runs, in time order: medians with intervals, changes flagged",
+                description="Line up the cells of several runs by identity, in the order they were measured: each "
+                            "cell's median with its 95% interval per run, and a change flagged where consecutive "
+                            "runs' ratio interval lies outside the ±threshold band (as compare decides). Writes "
+                            "history.md, history.png and history.html into a new folder under --out.",
+                epilog="example:\n  benchbench history reports/runs/*/results.json")
+    p.add_argument("results", nargs="+", help="result files (results.json or cells.jsonl) or run folders")
+    p.add_argument("--threshold", type=bounded_float(0, low_open=False), default=5.0, metavar="PCT",
+                   help="percent change, at least 0, within which a cell counts as unchanged")
+    p.add_argument("--alpha", type=bounded_float(0, 1), default=0.01,
+                   help="significance level of the U test between runs, in (0, 1)")
+    p.add_argument("--changed", action="store_true", help="print only the cells with a flagged change")
+    p.add_argument("--fail-on-change", action="store_true", help="exit 1 when any cell changed (a CI gate)")
+    p.add_argument("--out", default=DEFAULT_OUT, type=new_folder_base, help="folder for the history's folder")
+    p.set_defaults(handler="history")
 
     p = command("cache", help="show the artifact cache (where, size, entries) or clear it",
                 description="Show the build cache ($BENCHBENCH_CACHE, else ~/.cache/benchbench): where it is, its "

@@ -44,6 +44,7 @@ def reference_args(args) -> None:
         raise UsageError("--reference measures a fixed set (every model on torch, ort, tflite, openvino); "
                          "drop result files, --model, --backend, --quick and --rounds, or leave out --reference")
     args.model, args.backend, args.sampling, args.roofline = REFERENCE_MODELS, REFERENCE_BACKENDS, "reference", "fresh"
+    args.html = True  # report.html, claim.html and the published folder's index.html
     # profile the zoo cells after the sweep (time shares, kernel-sum predictor); the guideline nets need none
     args.profile, args.profile_runs = True, REFERENCE_PROFILE_RUNS
     args.profile_select = _reference_profiled

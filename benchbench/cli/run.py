@@ -256,7 +256,7 @@ def _report(session: _Session) -> None:
 
     args, run, out_dir = session.args, session.run, session.out_dir
     try:
-        paths = write_views(run, out_dir)
+        paths = write_views(run, out_dir, html=getattr(args, "html", False))
     except WriteError as exc:
         raise WriteError(f"{exc}; {_kept(session.journal)}") from None
     print(terminal_table(run))
@@ -268,8 +268,7 @@ def _report(session: _Session) -> None:
             for cell in run.cells:
                 if cell.ok:
                     print("\n" + profile_table(cell, top=args.top))
-    print(f"\nwrote {run.path}\n      {paths['csv']}\n      {paths['markdown']}"
-          + (f"\n      {paths['profiles']}" if "profiles" in paths else ""))
+    print(wrote_text(paths, run.path))
 
 
 def _executor(args, cells, rounds):
@@ -440,8 +439,9 @@ def _check_plugins(folder: Path, stored_model: str, given_model: str | None, rec
                              f"{digest[:12] or 'unreadable'}, was {recorded[spec][:12]}); start a new run")
 
 
-def write_views(run, folder: Path, json_too: bool = True) -> dict[str, Path]:
-    """results.json (unless ``json_too`` is False), results.csv and report.md, from ``run``."""
+def write_views(run, folder: Path, json_too: bool = True, html: bool = False) -> dict[str, Path]:
+    """results.json (unless ``json_too`` is False), results.csv and report.md, from ``run``; and report.html
+    (``html``: one self-contained page, ``benchbench.results.html``)."""
     from benchbench.results.journal import WriteError
     from benchbench.results.views import write_reports
 
@@ -451,6 +451,17 @@ def write_views(run, folder: Path, json_too: bool = True) -> dict[str, Path]:
     except OSError as exc:  # its temp file is gone already (RunResult.save)
         raise WriteError(f"cannot write {folder / 'results.json'}: {exc.strerror or exc}") from None
     try:
-        return write_reports(run, folder)
+        paths = write_reports(run, folder)
     except OSError as exc:
         raise WriteError(f"cannot write {exc.filename or folder}: {exc.strerror or exc}") from None
+    if html:
+        from benchbench.results.html import write_report_html
+
+        paths["html"] = write_report_html(run, folder)
+    return paths
+
+
+def wrote_text(paths: dict[str, Path], first: Path | None = None) -> str:
+    """The "wrote ..." lines for the files written, one a line."""
+    names = ([first] if first else []) + [paths[k] for k in ("csv", "markdown", "html", "profiles") if k in paths]
+    return "\nwrote " + "\n      ".join(str(p) for p in names)

@@ -17,7 +17,6 @@ folder finished and measures the rest, by the same rule that decides which group
 from __future__ import annotations
 
 import datetime as _dt
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from benchbench.results.journal import JOURNAL, Journal
 from benchbench.results.record import CellResult, RunResult
 
 from .executor import Executor, GroupDone, LocalExecutor
+from .progress import for_stream
 
 __all__ = ["LOCKSTEP_MODES", "Finished", "ResumeError", "Sweep", "comparison_groups", "needs_round", "resume",
            "run_sweep"]
@@ -97,10 +97,6 @@ def _wanted_rounds(cells: Sequence[CellSpec], groups: list[list[int]],
     return [max(max(1, rounds_of(cells[i])) for i in g) for g in groups]
 
 
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 class Sweep:
     """One sweep over ``cells`` into ``run``; :meth:`run_all` measures it.
 
@@ -112,11 +108,13 @@ class Sweep:
 
     ``executor`` measures the groups; the default measures them here, in order (``LocalExecutor``, whose
     ``fork_servers`` start workers with their runtime imported). One given by the caller is the caller's to
-    close. A roofline calibration in ``run.meta["roofline"]`` places every cell on it."""
+    close. A roofline calibration in ``run.meta["roofline"]`` places every cell on it. ``progress`` takes one
+    line per cell and per group; without it a terminal gets a status line with an ETA
+    (``benchbench.measure.progress``), any other stderr the lines."""
 
     def __init__(self, cells: list[CellSpec], config: MeasureConfig, run: RunResult, *,
                  rounds: int | Callable[[CellSpec], int] = 1, lockstep: str = "auto", journal: Journal | None = None,
-                 executor: Executor | None = None, progress: Callable[[str], None] = _stderr,
+                 executor: Executor | None = None, progress: Callable[[str], None] | None = None,
                  finished: dict[int, Finished] | None = None, fork_servers: bool = True):
         self.cells, self.config, self.run, self.journal, self.progress = cells, config, run, journal, progress
         self.groups = comparison_groups(cells, lockstep)
@@ -132,10 +130,14 @@ class Sweep:
     def run_all(self) -> RunResult:
         """Measure every round of every group. Without a journal, ``run`` is saved to ``run.path`` (if set)
         once, when the sweep ends or is interrupted."""
+        left = [g for g in range(len(self.groups)) if g not in self.finished]
+        self.reporter = for_stream(self.progress, sum(self.wanted[g] for g in left),
+                                   sum(self.wanted[g] * len(self.groups[g]) for g in left), max(self.wanted, default=1))
         try:
             for r in range(1, max(self.wanted, default=1) + 1):
                 self._round(r)
         finally:
+            self.reporter.close()
             if self._own_executor:
                 self.executor.close()
             self.builds.close()
@@ -163,7 +165,7 @@ class Sweep:
             done += 1
             self._file(unit, r)
             where = f"{done}/{len(todo)}" + (f", round {r}" if max(self.wanted) > 1 else "")
-            _report_progress(self.progress, self._group_cells(unit.index), where, unit.took_s)
+            self.reporter.group_done(self._group_cells(unit.index), where, unit.took_s, r)
 
     def _adopt(self, g: int, finished: Finished) -> None:
         """Put a group finished by an earlier session into the run as the next group."""
@@ -254,20 +256,3 @@ def resume(folder: Path, prior: RunResult, source: str, cells: list[CellSpec], l
         for i, found in finished.items():
             journal.append_group(meta, i, found.rounds, found.cells)
     return run, journal, finished
-
-
-def _report_progress(progress, cells: list[CellResult], where: str, took: float) -> None:
-    """One line per cell of the group: its median so far, or why it failed."""
-    for cell in cells:
-        if cell.ok:
-            s = cell.stats
-            msg = f"{s['median_ms']:.3f} ms ({s.get('blocks', 0)} blocks, n={s['count']}"
-            if s.get("wait_share") is not None:
-                msg += f", waited {100 * s['wait_share']:.0f}%"
-            msg += ")"
-            if cell.parity.get("checked") and not cell.parity.get("passed"):
-                msg += " PARITY FAIL"
-        else:
-            msg = f"{cell.status}: {cell.reason}"
-        progress(f"[{where}] {cell.spec.label()}: {msg}")
-    progress(f"[{where}] group took {took:.1f} s")
