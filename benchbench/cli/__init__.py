@@ -1,4 +1,4 @@
-"""The ``benchbench`` command line: run, profile, report, list, compare, claim, doctor, cache.
+"""The ``benchbench`` command line: run, profile, report, list, compare, history, claim, doctor, cache.
 
 User mistakes (bad option values, unknown names, missing packages, unreadable or malformed files, a model
 file that does not load) end with one line on stderr, ``benchbench: error: ...``, and exit code 2, never a
@@ -6,13 +6,14 @@ traceback. Exit codes:
 
 * 0: done;
 * 1: ``run``/``profile`` (and ``claim`` when it measures) had broken cells (crashed, timed out, lost on a cluster, or an error not of the model's making) or a
-  parity failure (unless ``--allow-parity-fail``); ``compare --fail-above`` found a regression; ``doctor``'s
-  A/A interval excludes 1.00;
-* 2: a mistake in what was asked, or a user error: a model whose factory or eager forward fails (its cells
-  have status ``error`` and ``fault: "user"``; its own message is printed on one line);
+  parity failure (unless ``--allow-parity-fail``); ``compare --fail-above`` found a regression;
+  ``history --fail-on-change`` a change; ``doctor``'s A/A interval excludes 1.00;
+* 2: a mistake in what was asked (nothing to decide on included: no cell compared, no ok cell to claim), or a
+  user error: a model whose factory or eager forward fails (its cells have status ``error`` and ``fault:
+  "user"``; its own message is printed on one line); an empty, refused, unreachable or silent scheduler;
 * 3: an environment error: out of memory, a full disk, an unwritable cache (cells with status
   ``env-error``), a run folder that cannot be written, or a Dask scheduler that went away mid-sweep (the
-  line says where the finished cells are); an unreachable scheduler or an unknown ``--device`` is 2;
+  line says where the finished cells are);
 * 130, 143, 129: interrupted by Ctrl-C, SIGTERM, SIGHUP (128 + the signal).
 
 When several apply, the highest of 3, 2 and 1 is returned: a machine problem hides nothing of the model's.
