@@ -231,15 +231,17 @@ def trust(build_dir: Path, manifest: dict) -> None:
 
 
 @contextlib.contextmanager
-def key_lock(root: Path, key: str, on_wait: Callable[[], None] = lambda: None, blocking: bool = True):
+def key_lock(root: Path, key: str, on_wait: Callable[[], None] = lambda: None, blocking: bool = True,
+             lock: str = ".lock"):
     """Hold the exclusive lock of build ``key``; ``on_wait`` is called once if another process holds it.
 
     The lock is ``flock`` on a file of its own, outside the build's folder (so clearing an entry never
     removes a lock someone holds); the kernel releases it when the holder dies, even by SIGKILL.
-    Yields True when held, False when ``blocking`` is off and another process holds it (building it, or
-    measuring from it: ``hold``).
+    Yields True when held, False when ``blocking`` is off and another process holds it. ``lock=".use"``
+    takes the entry's use lock instead, which measuring sweeps hold shared (``hold``): ``cache clear`` takes
+    both, so it removes no entry being built or measured from.
     """
-    fd = _lock_fd(root, key)
+    fd = _lock_fd(root, key, lock)
     if fd is None:
         # A read-only cache (shared, or on a read-only mount) can still serve complete builds; nothing can
         # write it, so nothing needs the lock. A build that must be written fails in the worker as env-error.
@@ -443,24 +445,6 @@ def _not_ours(entry: Entry) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _unused(root: Path, key: str):
-    """Yields whether no benchbench holds entry ``key`` for measuring (see :func:`hold`), keeping it so."""
-    fd = _lock_fd(root, key, ".use")
-    if fd is None:
-        yield True
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            unused = True
-        except BlockingIOError:
-            unused = False
-        yield unused
-    finally:
-        os.close(fd)
-
-
 def clear(pattern: str | None = None, root: Path | None = None) -> tuple[list[Entry], list[tuple[Entry, str]]]:
     """Remove every entry, or those matching ``pattern`` (see :func:`select`), that can be proven benchbench's
     and that no other benchbench is using; returns (removed, kept with the reason). ``CacheRootError`` for a
@@ -477,7 +461,8 @@ def clear(pattern: str | None = None, root: Path | None = None) -> tuple[list[En
             e.path.unlink(missing_ok=True)  # a link is removed, never followed
             removed.append(e)
             continue
-        with key_lock(root, e.name, blocking=False) as free, _unused(root, e.name) as unused:
+        with (key_lock(root, e.name, blocking=False) as free,
+              key_lock(root, e.name, blocking=False, lock=".use") as unused):
             if not (free and unused):
                 kept.append((e, "another benchbench is building it or measuring from it"))
                 continue
