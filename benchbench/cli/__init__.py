@@ -20,10 +20,13 @@ When several apply, the highest of 3, 2 and 1 is returned: a machine problem hid
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 
-from .errors import UsageError, one_line
+from .errors import Terminated, UsageError, one_line
 
 __all__ = ["main", "HANDLERS"]
 
@@ -43,7 +46,27 @@ def _handler(name: str):
 def main(argv: list[str] | None = None) -> int:
     """The ``benchbench`` command; returns the exit code (0, 1, 2, 3; 130 on Ctrl-C, 143 on SIGTERM, 129 on
     SIGHUP: see the module's docstring)."""
+    signals = _Signals()
+    try:
+        _safe_streams()
+        signals.install()
+        code = _main(argv)
+    except KeyboardInterrupt as exc:  # a signal between the handlers above (or before them) and _main's own
+        signals.received.append(getattr(exc, "signum", signal.SIGINT))
+        code = _interrupted(signals.received[0])
+    finally:
+        # A signal from here on is recorded, not raised; in-process callers get their handlers back.
+        signals.disarm(restore=argv is not None)
+    if signals.received and code < 128:
+        # The signal's KeyboardInterrupt was swallowed somewhere (raised inside a finalizer, which Python
+        # reports and ignores), or came as the command finished: it was still interrupted.
+        code = _interrupted(signals.received[0])
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     from benchbench.build.files import ArtifactError
+    from benchbench.core.files import PathError
     from benchbench.core.registry import PluginError, UnknownNameError
     from benchbench.measure.executor import ExecutorError
     from benchbench.results.journal import WriteError
@@ -57,17 +80,89 @@ def main(argv: list[str] | None = None) -> int:
         args.argv = argv  # recorded in the run's meta, and what --resume reads back
         return _handler(args.handler)(args)
     except (UnknownNameError, UsageError, SchemaError, PluginError, ArtifactError) as exc:
-        print(f"benchbench: error: {one_line(str(exc))}", file=sys.stderr)
-        return 2
+        return _error(exc, 2)
+    except PathError as exc:  # a path the user named: 2, or 3 when the machine failed reading it
+        return _error(exc, exc.exit_code)
     except WriteError as exc:  # the environment, not the request: a read-only folder, a full disk
-        print(f"benchbench: error: {one_line(str(exc))}", file=sys.stderr)
-        return 3
+        return _error(exc, 3)
     except ExecutorError as exc:  # an unreachable scheduler, an unknown --device (2); a cluster gone (3)
-        print(f"benchbench: error: {one_line(str(exc))}", file=sys.stderr)
-        return exc.exit_code
+        return _error(exc, exc.exit_code)
     except SystemExit as exc:  # --help and --version exit 0 from inside argparse
         return exc.code if isinstance(exc.code, int) else 0
     except BrokenPipeError:  # `benchbench list | head`: the reader left; nothing is wrong
         # Point stdout at devnull so the interpreter's final flush does not fail again (Python's docs' recipe).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (Terminated), outside a sweep's own handling
+        return _interrupted(getattr(exc, "signum", signal.SIGINT))
+    except OSError as exc:
+        # A file or folder that no check above caught: still one line that names it. A full disk or a
+        # read-only file system is the machine's (3); anything else about a path the user gave is 2.
+        from benchbench.core.files import MACHINE_ERRNOS
+
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        return _error(f"{where}{exc.strerror or exc}", 3 if exc.errno in MACHINE_ERRNOS else 2)
+
+
+def _error(exc, code: int) -> int:
+    print(f"benchbench: error: {one_line(str(exc))}", file=sys.stderr, flush=True)
+    return code
+
+
+def _interrupted(signum: int) -> int:
+    """The one line and the exit code (128 + the signal) of a command ended by a signal."""
+    with contextlib.suppress(Exception):  # a second Ctrl-C from here on changes nothing
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    name = signal.Signals(signum).name
+    try:
+        print(f"benchbench: interrupted by {name}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # stderr itself is gone
+        pass
+    return 128 + signum
+
+
+def _safe_streams() -> None:
+    """stdout and stderr never fail on a character the locale cannot encode (LC_ALL=C: ASCII): help texts hold
+    arrows, tables µ and ±, names the user's own characters. They are written escaped instead."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", None) not in ("backslashreplace",):
+            with contextlib.suppress(Exception):
+                reconfigure(errors="backslashreplace")
+
+
+class _Signals:
+    """For the whole command: SIGTERM and SIGHUP end it as Ctrl-C does (``Terminated``), and every such signal
+    is recorded in ``received``, so that one whose exception was swallowed still sets the exit code. A
+    signal ignored when benchbench started (``nohup``, a background job) stays ignored. Only in the main
+    thread."""
+
+    HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self):
+        self.received: list[int] = []
+        self.armed = False
+        self.previous: dict = {}
+
+    def __call__(self, signum, frame):
+        self.received.append(signum)
+        if self.armed:
+            raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in self.HANDLED:
+            current = signal.getsignal(sig)
+            if current is signal.SIG_IGN or current is None:  # ignored, or set outside Python: left alone
+                continue
+            self.previous[sig] = current
+            signal.signal(sig, self)
+        self.armed = True
+
+    def disarm(self, restore: bool) -> None:
+        self.armed = False
+        if restore:
+            for sig, old in self.previous.items():
+                with contextlib.suppress(Exception):
+                    signal.signal(sig, old)

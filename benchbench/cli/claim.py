@@ -36,9 +36,10 @@ def cmd_claim(args) -> int:
         runs, out_dir = [run], run.path.parent
     analysis = analyze(runs)
     try:
-        (out_dir / "claim.md").write_text(claim_markdown(analysis, out_dir, runs))
+        (out_dir / "claim.md").write_text(claim_markdown(analysis, out_dir, runs), encoding="utf-8")
         (out_dir / "claim.json").write_text(strictjson.dumps({k: v for k, v in analysis.items() if k != "observations"},
-                                                             indent=1, default=str))
+                                                             indent=1, default=str),
+                                              encoding="utf-8")
     except OSError as exc:  # the run's own folder: a full disk or a folder made read-only, not a request
         raise WriteError(f"cannot write the claim into {out_dir}: {exc.strerror or exc}") from None
     verdicts = [line for backend, a in analysis["per_backend"].items() for line in backend_summary(backend, a)]

@@ -35,8 +35,13 @@ def run_dir(base: Path, slug: str) -> Path:
                 return path
             except FileExistsError:
                 continue
-    except OSError as exc:  # --out under a file, or in a folder we may not write
-        raise UsageError(f"cannot create a folder in {base}: {exc.strerror or exc}") from None
+    except OSError as exc:  # --out under a file, too long a name, or in a folder we may not write: the request's;
+        # a full disk or a read-only file system: the machine's
+        from benchbench.core.files import MACHINE_ERRNOS, reason
+        from benchbench.results.journal import WriteError
+
+        error = WriteError if exc.errno in MACHINE_ERRNOS else UsageError
+        raise error(f"cannot create a folder in {base}: {reason(exc)}") from None
     raise UsageError(f"cannot create a folder in {base}: 9999 runs named {stamp}_{slug} already")
 
 
@@ -187,7 +192,9 @@ def measure(args, rounds=None):
     args, run, journal = session.args, session.run, session.journal
     interrupted, lost_cluster = 0, None
     # SIGTERM and SIGHUP end a sweep as Ctrl-C does (workers stopped, finished cells saved, views written).
-    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # A signal ignored when benchbench started (nohup's SIGHUP) stays ignored.
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         _sweep(session)
     except KeyboardInterrupt as exc:

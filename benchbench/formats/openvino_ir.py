@@ -12,6 +12,8 @@ import math
 import sys
 from pathlib import Path
 
+from benchbench.core.files import PathError, regular_file
+
 from . import Format, FormatError, TensorDecl
 
 __all__ = ["FORMAT", "OpenVinoIrFormat"]
@@ -57,9 +59,14 @@ class OpenVinoIrFormat(Format):
 
     def files(self, path: Path) -> list[Path]:
         weights = path.with_suffix(".bin")
-        if not weights.is_file():
-            raise FormatError(f"{path} is OpenVINO IR, whose weights must be in {weights.name} beside it; "
-                              f"{weights} is missing")
+        try:  # a FIFO or a device there is refused before OpenVINO opens it
+            regular_file(weights, "weights file")
+        except PathError as exc:
+            if exc.missing:
+                raise FormatError(f"{path} is OpenVINO IR, whose weights must be in {weights.name} beside it; "
+                                  f"{weights} is missing") from None
+            raise FormatError(f"{path} is OpenVINO IR, whose weights must be in {weights.name} beside it: "
+                              f"{exc}") from None
         return [path, weights]
 
     def _read(self, path: Path):

@@ -162,5 +162,5 @@ def write_profiles(run, path: Path, top: int | None = None) -> Path:
     for cell in run.cells:
         if cell.metrics.get("profile"):
             parts += [f"## {cell.spec.label()}", "", profile_table(cell, top=top, tablefmt="github"), ""]
-    path.write_text("\n".join(parts))
+    path.write_text("\n".join(parts), encoding="utf-8")
     return path

@@ -335,7 +335,7 @@ def _settings_text(s: dict) -> str:
 def write_csv(run: RunResult, path: Path) -> Path:
     data = rows(run)
     fields = list(dict.fromkeys(k for r in data for k in r))
-    with open(path, "w", newline="") as fh:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(data)
@@ -347,5 +347,5 @@ def write_reports(run: RunResult, directory: Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     csv_path = write_csv(run, directory / "results.csv")
     md_path = directory / "report.md"
-    md_path.write_text(markdown_report(run))
+    md_path.write_text(markdown_report(run), encoding="utf-8")
     return {"csv": csv_path, "markdown": md_path}
