@@ -64,7 +64,7 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
 
 
-def load_input_data(path: str, names: list[str], limit: int = MAX_INPUT_BYTES) -> tuple[dict, str]:
+def load_input_data(path: str, names: list[str], limit: int | None = None) -> tuple[dict, str]:
     """The arrays named ``names`` from the ``.npz`` at ``path``, and the file's SHA-256; ``InputDataError``
     (one line) for a file or an array that cannot be used, before any array larger than ``limit`` bytes
     (all of them together) is read."""
@@ -72,6 +72,7 @@ def load_input_data(path: str, names: list[str], limit: int = MAX_INPUT_BYTES) -
     from numpy.lib import format as npy
 
     flag = f"--input-data {path}"
+    limit = MAX_INPUT_BYTES if limit is None else limit
     try:
         fh = open_regular(os.path.expanduser(path), "--input-data file")
     except PathError as exc:
