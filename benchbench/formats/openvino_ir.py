@@ -71,11 +71,18 @@ class OpenVinoIrFormat(Format):
 
     def _read(self, path: Path):
         self.files(path)
-        core = _core()
+        _core()  # openvino installed, its telemetry off
+        from openvino.frontend import FrontEndManager
+
+        # The IR frontend alone: Core.read_model tries every frontend on a file IR's rejects, and TensorFlow's
+        # writes its parse errors straight to stderr, around benchbench's one line.
         try:
-            return core.read_model(str(path))
+            frontend = FrontEndManager().load_by_framework("ir")
+            return frontend.convert(frontend.load(str(path)))
         except RuntimeError as exc:
-            raise FormatError(f"{path} is not a readable OpenVINO IR model: {str(exc).strip().splitlines()[0]}") from None
+            # "Check '...' failed at src/...cpp:219:" then what is wrong: keep the last line
+            lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+            raise FormatError(f"{path} is not a readable OpenVINO IR model: {lines[-1] if lines else 'rejected'}") from None
 
     def check(self, path: Path) -> None:
         self._read(path)
