@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchbench.core.files import PathError, read_regular_bytes
+from benchbench.core.files import PathError, read_regular_bytes, require_utf8
 from benchbench.core.registry import PluginError, Registry, UnknownNameError, natural_key
 
 if TYPE_CHECKING:
@@ -147,6 +147,7 @@ MAX_SOURCE_BYTES = 64 << 20
 def _load_user_model(spec: str) -> ModelInfo:
     path_str, _, attr = spec.rpartition(":")
     path = Path(path_str).expanduser()
+    require_utf8(spec, "model file")  # the spec is the model's name in every record
     try:  # a FIFO or a device is refused before it is opened, so that reading it cannot block or never end
         source = read_regular_bytes(path, "model file", MAX_SOURCE_BYTES)
     except PathError as exc:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -86,6 +87,8 @@ def _journal_text() -> str:
     from benchbench.results.load import load_run
 
     run = load_run(DATA / "result_v1.json")
+    for cell in run.cells:  # the model as the stored command line names it, so that --resume matches it
+        cell.spec = dataclasses.replace(cell.spec, model=TINY)
     run.meta["argv"] = ["benchbench", "run", "--model", TINY, "--backend", "null", "--threads", "2", "--quick",
                         "--roofline", "off"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,15 +170,18 @@ def _contents(stock: dict, role: str, ext: str):
         mutated = st.tuples(st.integers(0, len(v1)), st.sampled_from(["cut", "flip", "num"])).map(
             lambda t: v1[:t[0]] if t[1] == "cut" else (v1[:t[0]] + "}" + v1[t[0] + 1:] if t[1] == "flip"
                                                        else v1.replace("279595", "1" + "0" * 30, 1)))
-        return st.one_of(st.just(v1), st.just(v1), mutated, *common)
+        return st.sampled_from(["valid"] * 4 + ["mutated", "mutated", "other"]).flatmap(
+            lambda k: {"valid": st.just(v1), "mutated": mutated}.get(k, st.one_of(*common)))
     if role == "journal":
         j = stock["journal"]
         cut = st.integers(0, len(j)).map(lambda n: j[:n])
         junk = st.binary(max_size=60).map(lambda b: j.encode() + b)
-        swap = st.sampled_from(['"kind":"group"', '"kind":"cell"', '"index":0', '"version":1']).flatmap(
-            lambda key: st.sampled_from(['"kind":"x"', '"index":"0"', '"index":true', '"version":2', ""]).map(
-                lambda new: j.replace(key, new, 1)))
-        return st.one_of(st.just(j), st.just(j), cut, junk, swap, *common)
+        swap = st.sampled_from(['"kind":"group"', '"kind":"cell"', '"index":0', '"version":1', '"status":"ok"',
+                                '"samples_ns":[']).flatmap(
+            lambda key: st.sampled_from(['"kind":"x"', '"index":"0"', '"index":true', '"version":2', "",
+                                         '"status":"lost"', '"samples_ns":[-1,']).map(lambda new: j.replace(key, new, 1)))
+        return st.sampled_from(["valid"] * 4 + ["cut", "junk", "swap", "swap", "other"]).flatmap(
+            lambda k: {"valid": st.just(j), "cut": cut, "junk": junk, "swap": swap}.get(k, st.one_of(*common)))
     if role == "npz":
         good = [stock["npz"], stock["npz2"], _npz_bytes(x=np.ones((1, 64), np.complex64)),
                 _npz_bytes(x=np.ones((0, 64), np.float32)), _npz_bytes(y=np.ones(3)), _npz_bytes(x=np.array(["a"])),
@@ -524,8 +530,8 @@ def test_fuzz_report_and_resume(stock, stand_ins, data):
     FIFOs or folders, and paths of every kind."""
 
     def argv(box: Sandbox) -> list[str]:
-        folder = box.path("folder") if _chance(data.draw, "any path?", 25) else box.run_folder()
-        if data.draw(st.booleans(), label="report?"):
+        folder = box.path("folder") if _chance(data.draw, "any path?", 15) else box.run_folder()
+        if not _chance(data.draw, "resume?", 40):
             return ["report", folder]
         extra = data.draw(st.sampled_from([[], [], ["--no-wait"], ["--threads", "3"], ["--out", str(box.root)],
                                            ["--model", TINY]]), label="resume extra")

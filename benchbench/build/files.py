@@ -20,7 +20,7 @@ import os
 import re
 from pathlib import Path
 
-from benchbench.core.files import PathError, open_regular, regular_file
+from benchbench.core.files import PathError, open_regular, regular_file, require_utf8
 from benchbench.core.spec import ArtifactSource
 
 __all__ = ["ArtifactError", "is_artifact", "parse_input_shape", "resolve_source", "input_arrays", "build",
@@ -109,6 +109,9 @@ def resolve_source(path: str, shapes: dict[str, tuple[int, ...]], batch: int | N
     fmt = format_for(file)
     try:  # a FIFO or a device is refused before a reader (onnx, LiteRT, OpenVINO) opens it and blocks
         regular_file(file, "model file")
+        require_utf8(os.path.realpath(file), "model file")  # its path is recorded with every cell
+        if input_data:
+            require_utf8(os.path.realpath(os.path.expanduser(input_data)), "--input-data")
     except PathError as exc:
         if exc.exit_code != 2:
             raise

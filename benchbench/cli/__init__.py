@@ -61,7 +61,25 @@ def main(argv: list[str] | None = None) -> int:
         # The signal's KeyboardInterrupt was swallowed somewhere (raised inside a finalizer, which Python
         # reports and ignores), or came as the command finished: it was still interrupted.
         code = _interrupted(signals.received[0])
+    if argv is None:  # the command line itself: the process ends with this code
+        _end_quietly()
     return code
+
+
+def _end_quietly() -> None:
+    """After the command: the exit code is decided and its line printed.
+
+    * A signal from here on is ignored: the interpreter's finalization puts the default handlers back, and a
+      Ctrl-C then would kill the process (-2) after the command had finished and said so.
+    * CPython remembers a KeyboardInterrupt that ended a ``PyRun_String`` evaluation (a dataclass's generated
+      methods, for one, are made so at import) even when it was caught, and under ``python -m`` it then ends
+      the process by SIGINT instead of with the exit code; a string evaluation of its own resets that flag.
+    """
+    for sig in _Signals.HANDLED:
+        with contextlib.suppress(Exception):
+            if signal.getsignal(sig) is not signal.SIG_DFL:  # ignored already, or benchbench's
+                signal.signal(sig, signal.SIG_IGN)
+    exec("None", {})  # noqa: S102 - a constant: only the flag is reset
 
 
 def _main(argv: list[str] | None) -> int:

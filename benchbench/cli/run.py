@@ -153,6 +153,7 @@ class _Session:
         from benchbench.core.spec import MeasureConfig
         from benchbench.measure.sweep import ResumeError, resume
 
+        _check_recordable(_argv(args))
         self.finished = {}
         if getattr(args, "resume", None):
             args, cells, prior, source = _resumed_args(args)
@@ -178,6 +179,17 @@ class _Session:
         self.args, self.cells = args, cells
         if self.executor is not None:
             self.run.meta["scheduler"] = args.scheduler
+
+
+def _check_recordable(argv: list[str]) -> None:
+    """The command line is recorded in the run (its meta, its report) and read back by --resume: an argument
+    that is not valid UTF-8 (a file or folder named in another encoding; a lone surrogate in Python) could
+    be written into neither, so it is refused before anything is made."""
+    from benchbench.core.files import utf8_problem
+
+    for arg in argv:
+        if (problem := utf8_problem(str(arg))) is not None:
+            raise UsageError(f"{str(arg)!r}: {problem} (the command line is recorded with the run)")
 
 
 def measure(args, rounds=None):

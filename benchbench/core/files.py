@@ -17,10 +17,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from pathlib import Path
 
 __all__ = ["PathError", "MACHINE_ERRNOS", "file_kind", "path_error", "regular_file", "open_regular",
-           "read_regular_bytes", "read_regular_text", "check_folder", "exists", "is_dir", "reason"]
+           "read_regular_bytes", "read_regular_text", "check_folder", "exists", "is_dir", "reason", "require_utf8",
+           "utf8_problem"]
 
 # An OSError with one of these is the machine's, not the request's: exit 3.
 MACHINE_ERRNOS = {errno.EIO, errno.ENOMEM, errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENFILE, errno.EMFILE}
@@ -174,6 +176,36 @@ def is_dir(path, what: str) -> bool:
         raise path_error(exc, path, what, verb="look up") from None
     except ValueError:
         raise PathError(f"cannot look up {what} {path!r}: the name holds a NUL byte") from None
+
+
+def require_utf8(path, what: str) -> None:
+    """Refuse (PathError) a path that is not UTF-8 text as Python holds it: such a path becomes a model's name
+    in the run's records, which are UTF-8 JSON (it could not be written, or read back), and ONNX Runtime and
+    the ONNX checker take UTF-8 paths only."""
+    if (problem := utf8_problem(os.fspath(path))) is not None:
+        raise PathError(f"{what} {os.fspath(path)!r}: {problem}")
+
+
+def utf8_problem(text: str | bytes) -> str | None:
+    """Why ``text`` (a name from the command line or the file system) cannot be recorded as UTF-8, or None.
+    Python holds bytes it could not decode as lone surrogates: bytes in another encoding, or, under a locale
+    whose encoding is ASCII (LC_ALL=C with PYTHONUTF8=0), any name beyond ASCII."""
+    try:
+        if not isinstance(text, bytes):
+            text.encode("utf-8")
+            return None
+    except UnicodeEncodeError:
+        pass
+    try:
+        (text if isinstance(text, bytes) else os.fsencode(text)).decode("utf-8")  # the bytes the name stands for
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return "its name is not valid UTF-8 (bytes from another encoding); rename it or its folder"
+    if isinstance(text, bytes):
+        return None
+    if sys.getfilesystemencoding().lower().replace("-", "") == "utf8":
+        return "its name is not valid UTF-8 (lone surrogates); rename it or its folder"
+    return (f"this locale's encoding ({sys.getfilesystemencoding()}) cannot name it, and results are recorded as "
+            "UTF-8: run under a UTF-8 locale (LC_ALL=C.UTF-8) or with PYTHONUTF8=1")
 
 
 def _size(n: int) -> str:
