@@ -175,6 +175,14 @@ def test_names_no_utf8_record_holds_are_refused_before_anything_is_made(tmp_path
     assert not sweeps and not (tmp_path / latin1).exists()
 
 
+def test_a_folder_named_with_a_newline_stays_on_one_line(tmp_path, capsys, sweeps):
+    out = tmp_path / "a\nb\x1b[31m"
+    assert main(["run", "--model", TINY, "--backend", "null", "--roofline", "off", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert all(ln.startswith(("benchbench: ", "note: ")) for ln in err.splitlines()), err
+    assert "results in " + str(tmp_path) + "/a\\nb\\x1b[31m/" in err
+
+
 def test_a_name_beyond_ascii_under_the_c_locale_says_which_locale(tmp_path, cache_dir):
     folder = tmp_path / "d\u00e9"
     env = {**_c_locale(), "BENCHBENCH_CACHE": str(cache_dir), "BENCHBENCH_LOCK": str(tmp_path / "lock")}

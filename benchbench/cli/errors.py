@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 
+from benchbench.core.files import one_line  # a quoted file name or argument may hold a newline
+
 __all__ = ["UsageError", "Terminated", "one_line"]
 
 
@@ -18,8 +20,3 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-
-
-def one_line(text: str) -> str:
-    """``text`` with control characters escaped: a quoted file name or argument may hold a newline."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)

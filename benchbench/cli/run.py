@@ -19,7 +19,8 @@ __all__ = ["cmd_run", "measure", "config_from", "cells_from", "run_dir", "write_
 
 
 def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    """One line on stderr: a path or name in it (a folder named with a newline) is escaped."""
+    print(one_line(msg), file=sys.stderr, flush=True)
 
 
 def run_dir(base: Path, slug: str) -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 __all__ = ["PathError", "MACHINE_ERRNOS", "file_kind", "path_error", "regular_file", "open_regular",
            "read_regular_bytes", "read_regular_text", "check_folder", "exists", "is_dir", "reason", "require_utf8",
-           "utf8_problem"]
+           "utf8_problem", "one_line"]
 
 # An OSError with one of these is the machine's, not the request's: exit 3.
 MACHINE_ERRNOS = {errno.EIO, errno.ENOMEM, errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.ENFILE, errno.EMFILE}
@@ -206,6 +206,12 @@ def utf8_problem(text: str | bytes) -> str | None:
         return "its name is not valid UTF-8 (lone surrogates); rename it or its folder"
     return (f"this locale's encoding ({sys.getfilesystemencoding()}) cannot name it, and results are recorded as "
             "UTF-8: run under a UTF-8 locale (LC_ALL=C.UTF-8) or with PYTHONUTF8=1")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped: a message naming a user's file or argument stays one line
+    (a file name may hold a newline, an escape sequence, bytes of no encoding)."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def _size(n: int) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchbench.core import strictjson
-from benchbench.core.files import PathError, check_folder, exists
+from benchbench.core.files import PathError, check_folder, exists, one_line
 
 from .load import SchemaError, load_run, parse_json, read_result_bytes, run_from_document
 from .record import SCHEMA, SCHEMA_VERSION, CellResult, RunResult
@@ -120,7 +120,7 @@ def _meta_key(meta: dict) -> str:
 
 
 def _default_notice(msg: str) -> None:
-    print(f"benchbench: {msg}", file=sys.stderr)
+    print(f"benchbench: {one_line(msg)}", file=sys.stderr)
 
 
 def _replay(path: Path, notice: Callable[[str], None] | None) -> tuple[RunResult, int | None, dict[int, int]]:
