@@ -196,6 +196,13 @@ def test_a_name_beyond_ascii_under_the_c_locale_says_which_locale(tmp_path, cach
 
 # --- signals ----------------------------------------------------------------------------------------------
 
+def _default_signals() -> None:
+    """In the child: SIGINT, SIGTERM and SIGHUP as in a foreground process. A test suite started in the
+    background of a shell inherits SIGINT ignored, and benchbench, rightly, keeps an ignored signal ignored."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _started(pid: int, timeout: float = 120) -> None:
     """Wait until benchbench's main() has installed its handlers: SIGTERM appears among the caught signals
     (Python catches only SIGINT by itself). A signal before that lands in the interpreter's own start-up."""
@@ -214,7 +221,7 @@ def _started(pid: int, timeout: float = 120) -> None:
 
 def _interrupt(argv: list[str], sig: int, delay: float, env: dict) -> tuple[int, str]:
     proc = subprocess.Popen(module_command("benchbench", *argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=env)
+                            env=env, preexec_fn=_default_signals)
     try:
         _started(proc.pid)
         time.sleep(delay)

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 __all__ = ["PathError", "MACHINE_ERRNOS", "file_kind", "path_error", "regular_file", "open_regular",
-           "read_regular_bytes", "read_regular_text", "check_folder", "exists", "is_dir", "reason", "require_utf8",
+           "read_regular_bytes", "check_folder", "exists", "reason", "require_utf8",
            "utf8_problem", "one_line"]
 
 # An OSError with one of these is the machine's, not the request's: exit 3.
@@ -125,15 +125,6 @@ def read_regular_bytes(path, what: str, limit: int) -> bytes:
     return data
 
 
-def read_regular_text(path, what: str, limit: int) -> str:
-    """``read_regular_bytes`` decoded as UTF-8; PathError for a file that is not UTF-8 text."""
-    data = read_regular_bytes(path, what, limit)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise PathError(f"{path} is not UTF-8 text (binary data?), not a {what}") from None
-
-
 def check_folder(path, what: str) -> Path:
     """``path`` as a Path if it is an existing folder (symlinks followed); else PathError."""
     try:
@@ -158,21 +149,6 @@ def exists(path, what: str) -> bool:
     except (FileNotFoundError, NotADirectoryError):
         return False
     except OSError as exc:
-        raise path_error(exc, path, what, verb="look up") from None
-    except ValueError:
-        raise PathError(f"cannot look up {what} {path!r}: the name holds a NUL byte") from None
-
-
-def is_dir(path, what: str) -> bool:
-    """Whether ``path`` is a folder (symlinks followed): False when nothing is there; PathError when the name
-    cannot be looked up."""
-    try:
-        return stat.S_ISDIR(os.stat(path).st_mode)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-    except OSError as exc:
-        if exc.errno == errno.ELOOP and os.path.islink(path):
-            return False  # a symlink loop at the path itself: nothing usable is there
         raise path_error(exc, path, what, verb="look up") from None
     except ValueError:
         raise PathError(f"cannot look up {what} {path!r}: the name holds a NUL byte") from None
