@@ -289,9 +289,36 @@ def test_a_swallowed_interrupt_still_ends_with_130(monkeypatch, capsys, tmp_path
         return real(args)
 
     monkeypatch.setattr(commands, "cmd_list", swallowing)
+    before = signal.getsignal(signal.SIGINT)
     assert main(["list", "backends"]) == 130
     err = capsys.readouterr().err
     assert err.strip() == "benchbench: interrupted by SIGINT"
+    assert signal.getsignal(signal.SIGINT) is before  # in-process, the caller's handler is back
+
+
+def test_an_interrupt_inside_a_finalizer_interrupts_the_command(monkeypatch, capsys):
+    """The fuzz saw Ctrl-C land in importlib's module-lock weakref callback: Python printed 'Exception ignored
+    in: ... Traceback ... KeyboardInterrupt' and the command went on. Now nothing is printed but the one line,
+    and the signal interrupts the command's own code."""
+    from benchbench.cli import commands
+
+    ran = []
+
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.5)  # the handler's KeyboardInterrupt is raised here, where Python can only report it
+
+    def list_then(args):
+        Finalized()  # dropped at once: its __del__ runs
+        time.sleep(2)  # the signal, raised again, interrupts this
+        ran.append("finished")
+        return 0
+
+    monkeypatch.setattr(commands, "cmd_list", list_then)
+    assert main(["list"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "benchbench: interrupted by SIGINT" and not ran, err
 
 
 def test_an_interrupt_caught_inside_a_string_exec_still_exits_with_the_code(tmp_path):

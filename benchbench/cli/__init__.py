@@ -48,19 +48,21 @@ def main(argv: list[str] | None = None) -> int:
     SIGHUP: see the module's docstring)."""
     signals = _Signals()
     try:
-        _safe_streams()
-        signals.install()
-        code = _main(argv)
-    except KeyboardInterrupt as exc:  # a signal between the handlers above (or before them) and _main's own
-        signals.received.append(getattr(exc, "signum", signal.SIGINT))
-        code = _interrupted(signals.received[0])
+        try:
+            _safe_streams()
+            signals.install()
+            code = _main(argv)
+        except KeyboardInterrupt as exc:  # a signal between the handlers above (or before them) and _main's own
+            signals.received.append(getattr(exc, "signum", signal.SIGINT))
+            code = _interrupted(signals.received[0])
+        finally:
+            signals.armed = False  # a signal from here on is recorded, not raised
+        if signals.received and code < 128:
+            # The signal's KeyboardInterrupt was swallowed somewhere (by code that catches too much), or came
+            # as the command finished: it was still interrupted.
+            code = _interrupted(signals.received[0])
     finally:
-        # A signal from here on is recorded, not raised; in-process callers get their handlers back.
-        signals.disarm(restore=argv is not None)
-    if signals.received and code < 128:
-        # The signal's KeyboardInterrupt was swallowed somewhere (raised inside a finalizer, which Python
-        # reports and ignores), or came as the command finished: it was still interrupted.
-        code = _interrupted(signals.received[0])
+        signals.disarm(restore=argv is not None)  # in-process callers get their handlers back
     if argv is None:  # the command line itself: the process ends with this code
         _end_quietly()
     return code
@@ -161,6 +163,7 @@ class _Signals:
         self.received: list[int] = []
         self.armed = False
         self.previous: dict = {}
+        self.previous_hook = None
 
     def __call__(self, signum, frame):
         self.received.append(signum)
@@ -176,7 +179,21 @@ class _Signals:
                 continue
             self.previous[sig] = current
             signal.signal(sig, self)
+        self.previous_hook, sys.unraisablehook = sys.unraisablehook, self._unraisable
         self.armed = True
+
+    def _unraisable(self, unraisable) -> None:
+        """The handler's exception raised inside a finalizer or a weakref callback (importlib's module-lock
+        cleanup, for one), where Python prints 'Exception ignored in: ... Traceback' and goes on: no such
+        print, and the signal is raised again, to interrupt the command in its own code."""
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and self.received:
+            if self.armed:  # from another thread, a moment later: after this hook has returned
+                signum = getattr(unraisable.exc_value, "signum", signal.SIGINT)
+                timer = threading.Timer(0.05, signal.pthread_kill, (threading.main_thread().ident, signum))
+                timer.daemon = True
+                timer.start()
+            return
+        (self.previous_hook or sys.__unraisablehook__)(unraisable)
 
     def disarm(self, restore: bool) -> None:
         self.armed = False
@@ -184,3 +201,5 @@ class _Signals:
             for sig, old in self.previous.items():
                 with contextlib.suppress(Exception):
                     signal.signal(sig, old)
+            if self.previous_hook is not None and sys.unraisablehook == self._unraisable:
+                sys.unraisablehook = self.previous_hook
