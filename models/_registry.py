@@ -28,12 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchbench.core.registry import (
-    PluginError,
-    Registry,
-    UnknownNameError,
-    natural_key,
-)
+from benchbench.core.files import PathError, read_regular_bytes, require_utf8
+from benchbench.core.registry import PluginError, Registry, UnknownNameError, natural_key
 
 if TYPE_CHECKING:
     from torch import nn
@@ -154,12 +150,20 @@ def is_user_model(name: str) -> bool:
     return ".py:" in name
 
 
+# A model's Python source; past this, not a source file someone wrote.
+MAX_SOURCE_BYTES = 64 << 20
+
+
 def _load_user_model(spec: str) -> ModelInfo:
     path_str, _, attr = spec.rpartition(":")
     path = Path(path_str).expanduser()
-    if not path.is_file():
-        raise UnknownNameError("model file", path_str, [])
-    source = path.read_bytes()
+    require_utf8(spec, "model file")  # the spec is the model's name in every record
+    try:  # a FIFO or a device is refused before it is opened, so that reading it cannot block or never end
+        source = read_regular_bytes(path, "model file", MAX_SOURCE_BYTES)
+    except PathError as exc:
+        if exc.missing:
+            raise UnknownNameError("model file", path_str, []) from None
+        raise
     digest = hashlib.sha256(source).hexdigest()[:16]
     mod_name = f"benchbench_user_{path.stem}_{digest}"
     module = sys.modules.get(mod_name)

@@ -88,7 +88,7 @@ class OrtRunner(Runner):
             session.run(None, self.feed)  # warm: the profile covers steady-state runs only
             for _ in range(runs):
                 session.run(None, self.feed)
-            with open(session.end_profiling()) as fh:
+            with open(session.end_profiling(), encoding="utf-8") as fh:
                 events = json.load(fh)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

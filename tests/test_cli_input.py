@@ -149,12 +149,15 @@ def test_compare_output_that_cannot_be_written(capsys, tmp_path, monkeypatch):
     assert f"cannot write {tmp_path}: it is a directory" in _one_error(
         ["compare", a, a, "--output", str(tmp_path)], capsys)
 
-    def full(self, text):
+    def full(fd, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(Path, "write_text", full)  # what no check beforehand can foresee
-    assert f"cannot write {tmp_path / 'ok.md'}: No space left on device" in _one_error(
-        ["compare", a, a, "--output", str(tmp_path / "ok.md")], capsys)
+    monkeypatch.setattr("benchbench.cli.commands._write", full)  # what no check beforehand can foresee
+    # a full disk is the machine's, not the request's: one line, exit 3
+    assert main(["compare", a, a, "--output", str(tmp_path / "ok.md")]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"benchbench: error: cannot write {tmp_path / 'ok.md'}: No space left on device")
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")

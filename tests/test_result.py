@@ -133,10 +133,14 @@ def test_missing_directory_and_unreadable_files(tmp_path, monkeypatch):
     path = tmp_path / "r.json"
     path.write_text((DATA / "result_v1.json").read_text())
 
-    def denied(self):
-        raise PermissionError(13, "Permission denied")
+    real_open = os.open
 
-    monkeypatch.setattr(Path, "read_bytes", denied)  # the real chmod test below is skipped for root
+    def denied(name, *args, **kwargs):
+        if os.fspath(name) == str(path):
+            raise PermissionError(13, "Permission denied")
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)  # the real chmod test below is skipped for root
     with pytest.raises(SchemaError, match=f"cannot read {path}: permission denied$"):
         load_run(path)
 

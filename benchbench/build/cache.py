@@ -150,14 +150,14 @@ def build_record(manifest: dict, folder: Path, cached: bool, **extra) -> dict:
 def write_json(path: Path, obj) -> None:
     """``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1))
+        tmp.write_text(json.dumps(obj, indent=1), encoding="utf-8")
 
 
 def read_json(path: Path) -> dict | None:
     """A JSON object from a cache file, or None if it is missing or does not parse: a cache file that
     cannot be read is treated as absent, never trusted and never fatal."""
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -51,7 +51,7 @@ def _zoo_digest(model: str) -> str:
     if own is None or own.parent != root:
         return ""  # a user model: its own file's hash is in the key (source_hash)
     names = {own.name, "init.py"} | {p.name for p in root.glob("_*.py") if p.name not in ("_registry.py", "__init__.py")}
-    source = own.read_text()
+    source = own.read_text(encoding="utf-8")
     names |= {p.name for p in root.glob("*.py") if re.search(rf"from \.{p.stem} import|from \. import {p.stem}\b", source)}
     names.discard("_registry.py")
     h = hashlib.sha256()

@@ -16,9 +16,11 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
+from benchbench.core.files import PathError, open_regular, regular_file, require_utf8
 from benchbench.core.spec import ArtifactSource
 
 __all__ = ["ArtifactError", "is_artifact", "parse_input_shape", "resolve_source", "input_arrays", "build",
@@ -60,23 +62,25 @@ def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
 def _sha256(paths: list[Path]) -> str:
     h = hashlib.sha256()
     for p in paths:
-        with open(p, "rb") as fh:
+        with open_regular(p, "model file") as fh:
             while chunk := fh.read(1 << 20):
                 h.update(chunk)
     return h.hexdigest()
 
 
-def _fill(decl, given: tuple[int, ...] | None, batch: int | None, size: tuple[int, int] | None) -> tuple[int, ...]:
-    """The concrete shape of one input: as given, else its static dims with the dynamic ones from
-    ``--batch`` (dim 0) and ``--input-size`` (the spatial dims of an image input)."""
+def _fill(decl, given: tuple[int, ...] | None, batch: int | None, size: tuple[int, int] | None,
+          source: str | None = None) -> tuple[int, ...]:
+    """The concrete shape of one input: as given (by ``source``: ``--input-shape NAME=DIMS`` unless said, or
+    the ``--input-data`` array), else its static dims with the dynamic ones from ``--batch`` (dim 0) and
+    ``--input-size`` (the spatial dims of an image input)."""
     dims = list(decl.dims)
     if given is not None:
+        source = source or f"--input-shape {decl.name}={'x'.join(map(str, given)) or '(scalar)'}"
         if len(given) != len(dims):
-            raise ArtifactError(f"--input-shape {decl.name}={'x'.join(map(str, given)) or '(scalar)'} has rank "
-                                f"{len(given)}; input {decl.text()} has rank {len(dims)}")
+            raise ArtifactError(f"{source} has rank {len(given)}; input {decl.text()} has rank {len(dims)}")
         for i, (want, got) in enumerate(zip(dims, given)):
             if isinstance(want, int) and want != got:
-                raise ArtifactError(f"--input-shape {decl.name}: dim {i} is fixed at {want} in the file, not {got}")
+                raise ArtifactError(f"{source}: dim {i} is fixed at {want} in the file, not {got}")
         return tuple(given)
     if len(dims) == 4 and size is not None:
         # NCHW if the channels sit at 1 (a static 1, 3 or 4 there), else NHWC (TFLite's layout)
@@ -101,10 +105,17 @@ def resolve_source(path: str, shapes: dict[str, tuple[int, ...]], batch: int | N
     """The source of a user's model file at concrete input shapes; ArtifactError for any problem."""
     from benchbench.formats import FormatError, format_for
 
-    file = Path(path).expanduser()
+    file = Path(os.path.expanduser(path))
     fmt = format_for(file)
-    if not file.is_file():
-        raise ArtifactError(f"model file {path} does not exist" if not file.exists() else f"{path} is not a file")
+    try:  # a FIFO or a device is refused before a reader (onnx, LiteRT, OpenVINO) opens it and blocks
+        regular_file(file, "model file")
+        require_utf8(os.path.realpath(file), "model file")  # its path is recorded with every cell
+        if input_data:
+            require_utf8(os.path.realpath(os.path.expanduser(input_data)), "--input-data")
+    except PathError as exc:
+        if exc.exit_code != 2:
+            raise
+        raise ArtifactError(f"model file {path} does not exist" if exc.missing else str(exc)) from None
     try:
         files = fmt.files(file)
         fmt.check(file)
@@ -114,8 +125,7 @@ def resolve_source(path: str, shapes: dict[str, tuple[int, ...]], batch: int | N
     names = [d.name for d in decls]
     data, data_sha = {}, None
     if input_data:
-        data = _load_data(input_data, names)
-        data_sha = _sha256([Path(input_data)])
+        data, data_sha = _load_data(input_data, decls)
     for name in shapes:
         if name not in names:
             close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
@@ -124,10 +134,17 @@ def resolve_source(path: str, shapes: dict[str, tuple[int, ...]], batch: int | N
                                 + f" (its inputs: {', '.join(d.text() for d in decls)})")
     resolved = []
     for d in decls:
-        given = shapes.get(d.name, tuple(data[d.name].shape) if d.name in data else None)
-        shape = _fill(d, given, batch, size)
+        if d.name in shapes:
+            shape = _fill(d, shapes[d.name], batch, size)
+        elif d.name in data:
+            array_shape = tuple(data[d.name].shape)
+            shape = _fill(d, array_shape, batch, size, f"--input-data {input_data}: array {d.name} (shape "
+                                                       f"{'x'.join(map(str, array_shape)) or 'scalar'})")
+        else:
+            shape = _fill(d, None, batch, size)
         if d.name in data and tuple(data[d.name].shape) != shape:
-            raise ArtifactError(f"--input-data: {d.name} has shape {tuple(data[d.name].shape)}, the input is {shape}")
+            raise ArtifactError(f"--input-data {input_data}: array {d.name} has shape {tuple(data[d.name].shape)}, "
+                                f"the input is {shape} (--input-shape {d.name}=...)")
         resolved.append((d.name, shape))
     symbols: dict[str, tuple[str, int]] = {}  # a named dim shared by inputs takes one value in all of them
     for d, (_, shape) in zip(decls, resolved):
@@ -139,22 +156,23 @@ def resolve_source(path: str, shapes: dict[str, tuple[int, ...]], batch: int | N
                                         "the file says they are one size")
     return ArtifactSource(path=str(file.resolve()), format=fmt.name, sha256=_sha256(files),
                           bytes=sum(f.stat().st_size for f in files), input_shapes=tuple(resolved),
-                          reference=reference, input_data=str(Path(input_data).resolve()) if input_data else None,
+                          reference=reference, input_data=str(Path(os.path.expanduser(input_data)).resolve()) if input_data else None,
                           input_data_sha256=data_sha)
 
 
-def _load_data(path: str, names: list[str]) -> dict:
-    import numpy as np
+def _load_data(path: str, decls: list) -> tuple[dict, str]:
+    """The ``--input-data`` array of every declared input, each checked against the input's dtype, and the
+    file's SHA-256 (``benchbench.build.input_data``: nothing is read before its size is checked)."""
+    from .input_data import InputDataError, cast_problem, load_input_data
 
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"--input-data {path}: not a readable .npz file ({exc})") from None
-    missing = [n for n in names if n not in data]
-    if missing:
-        raise ArtifactError(f"--input-data {path} has no array named {missing[0]} (it holds {', '.join(data) or 'nothing'})")
-    return data
+        data, sha = load_input_data(path, [d.name for d in decls])
+    except InputDataError as exc:
+        raise ArtifactError(str(exc)) from None
+    for d in decls:
+        if problem := cast_problem(data[d.name], d.dtype):
+            raise ArtifactError(f"--input-data {path}: array {d.name} {problem}")
+    return data, sha
 
 
 def input_arrays(decls: list, source: ArtifactSource, seed: int) -> dict:
@@ -164,7 +182,9 @@ def input_arrays(decls: list, source: ArtifactSource, seed: int) -> dict:
     import numpy as np
 
     if source.input_data:
-        data = _load_data(source.input_data, [d.name for d in decls])
+        data, sha = _load_data(source.input_data, decls)
+        if source.input_data_sha256 and sha != source.input_data_sha256:
+            raise ArtifactError(f"--input-data {source.input_data} changed since the run started")
         return {d.name: np.ascontiguousarray(data[d.name].astype(d.dtype, copy=False)) for d in decls}
     rng = np.random.default_rng(seed)
     shapes = dict(source.input_shapes)
@@ -279,6 +299,9 @@ def file_cells(files: list[str], vs: str | None, backends: list[str], available:
     given: dict[str, tuple[int, ...]] = {}
     for text in shapes:
         name, dims = parse_input_shape(text)
+        if name in given:  # the last one would win silently
+            raise ArtifactError(f"--input-shape {name} is given twice ({'x'.join(map(str, given[name])) or 'scalar'} "
+                                f"and {'x'.join(map(str, dims)) or 'scalar'}); give each input's shape once")
         given[name] = dims
     cells, names = [], []
     paths = files + ([vs] if vs is not None else [])

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
+
+from benchbench.core.files import MACHINE_ERRNOS, file_kind, reason
 
 from .errors import UsageError
 from .run import write_views, wrote_text
 
 __all__ = ["cmd_report", "cmd_list", "cmd_compare", "cmd_cache", "cmd_doctor"]
+
+_write = os.write  # compare --output's one write call; tests replace it to inject a full disk
 
 
 def cmd_report(args) -> int:
@@ -52,21 +57,68 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _output_kind(path: Path) -> int | None:
+    """The file type bits of what is at ``path`` (symlinks followed), or None if nothing; UsageError when the name
+    cannot be looked up (too long, a symlink loop)."""
+    try:
+        return stat.S_IFMT(os.stat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {reason(exc)}") from None
+    except ValueError:  # a NUL byte in the name
+        raise UsageError(f"cannot write {path!r}: the name holds a NUL byte") from None
+
+
+# An output file may be a regular file, or a character device (/dev/null, a terminal's /dev/stdout); a FIFO
+# would block until someone reads it, a folder or a socket cannot be written.
+_WRITABLE = (stat.S_IFREG, stat.S_IFCHR)
+
+
 def _check_writable(path: Path) -> None:
     """Refuse an output path that cannot be written, before any work is done."""
-    if path.is_dir():
-        raise UsageError(f"cannot write {path}: it is a directory")
-    if not path.parent.is_dir():
-        raise UsageError(f"cannot write {path}: no folder {path.parent}")
-    if not os.access(path if path.exists() else path.parent, os.W_OK):
+    kind = _output_kind(path)
+    if kind is not None and kind not in _WRITABLE:
+        raise UsageError(f"cannot write {path}: it is {file_kind(kind)}")
+    if kind is None:
+        parent = _output_kind(path.parent)
+        if parent != stat.S_IFDIR:
+            raise UsageError(f"cannot write {path}: no folder {path.parent}")
+    if not os.access(path if kind is not None else path.parent, os.W_OK):
         raise UsageError(f"cannot write {path}: permission denied")
 
 
 def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8; a character no encoding holds, such as a lone surrogate from a result file, is
+    escaped) to ``path``; opened without blocking, so a FIFO put there since the check is refused too."""
+    data = text.encode("utf-8", errors="backslashreplace")
     try:
-        path.write_text(text)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0), 0o666)
+    except OSError as exc:  # ENXIO: a FIFO that no one reads
+        raise _output_error(path, exc) from None
+    try:
+        kind = stat.S_IFMT(os.fstat(fd).st_mode)
+        if kind not in _WRITABLE:
+            raise UsageError(f"cannot write {path}: it is {file_kind(kind)}")
+        os.set_blocking(fd, True)
+        if kind == stat.S_IFREG:
+            os.ftruncate(fd, 0)
+        view = memoryview(data)
+        while view:
+            view = view[_write(fd, view):]
     except OSError as exc:  # what _check_writable cannot foresee: a full disk, a race
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise _output_error(path, exc) from None
+    finally:
+        os.close(fd)
+
+
+def _output_error(path: Path, exc: OSError) -> Exception:
+    """A full disk or a read-only file system is the machine's (exit 3); anything else about the path is 2."""
+    from benchbench.results.journal import WriteError
+
+    if exc.errno in MACHINE_ERRNOS:
+        return WriteError(f"cannot write {path}: {exc.strerror or exc}")
+    return UsageError(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def cmd_compare(args) -> int:

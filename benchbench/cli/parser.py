@@ -295,8 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler="cache")
 
     p = sub.add_parser("doctor", help="machine check: load, steal, busy processes, and an A/A comparison")
-    p.add_argument("--model", "-m", default="resnet18", help="model of the A/A comparison (default: resnet18)")
-    p.add_argument("--backend", "-b", default="ort", help="backend of the A/A comparison (default: ort)")
+    p.add_argument("--model", "-m", default="resnet18", type=name_list,
+                   help="model of the A/A comparison (default: resnet18)")
+    p.add_argument("--backend", "-b", default="ort", type=name_list, help="backend of the A/A comparison (default: ort)")
     p.add_argument("--variant", choices=["train", "deploy"], default="deploy")
     p.add_argument("--threads", type=bounded_int(1, MAX_THREADS), default=None,
                    help="intra-op threads (default: physical cores)")

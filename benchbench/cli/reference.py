@@ -82,7 +82,7 @@ def publish_reference(run_dir: Path, dest: Path) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(run_dir, staging)
     (staging / REFERENCE_MARKER).write_text("Published by `benchbench claim --reference`; the next publish replaces "
-                                            "this folder.\n")
+                                            "this folder.\n", encoding="utf-8")
     shutil.rmtree(dest, ignore_errors=True)
     staging.rename(dest)
     return dest

@@ -20,7 +20,8 @@ __all__ = ["cmd_run", "measure", "config_from", "cells_from", "run_dir", "write_
 
 
 def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    """One line on stderr: a path or name in it (a folder named with a newline) is escaped."""
+    print(one_line(msg), file=sys.stderr, flush=True)
 
 
 def run_dir(base: Path, slug: str) -> Path:
@@ -36,8 +37,13 @@ def run_dir(base: Path, slug: str) -> Path:
                 return path
             except FileExistsError:
                 continue
-    except OSError as exc:  # --out under a file, or in a folder we may not write
-        raise UsageError(f"cannot create a folder in {base}: {exc.strerror or exc}") from None
+    except OSError as exc:  # --out under a file, too long a name, or in a folder we may not write: the request's;
+        # a full disk or a read-only file system: the machine's
+        from benchbench.core.files import MACHINE_ERRNOS, reason
+        from benchbench.results.journal import WriteError
+
+        error = WriteError if exc.errno in MACHINE_ERRNOS else UsageError
+        raise error(f"cannot create a folder in {base}: {reason(exc)}") from None
     raise UsageError(f"cannot create a folder in {base}: 9999 runs named {stamp}_{slug} already")
 
 
@@ -155,6 +161,7 @@ class _Session:
         except CacheRootError as exc:
             raise UsageError(str(exc)) from None
 
+        _check_recordable(_argv(args))
         self.finished = {}
         if getattr(args, "resume", None):
             args, cells, prior, source = _resumed_args(args)
@@ -182,6 +189,17 @@ class _Session:
             self.run.meta["scheduler"] = args.scheduler
 
 
+def _check_recordable(argv: list[str]) -> None:
+    """The command line is recorded in the run (its meta, its report) and read back by --resume: an argument
+    that is not valid UTF-8 (a file or folder named in another encoding; a lone surrogate in Python) could
+    be written into neither, so it is refused before anything is made."""
+    from benchbench.core.files import utf8_problem
+
+    for arg in argv:
+        if (problem := utf8_problem(str(arg))) is not None:
+            raise UsageError(f"{str(arg)!r}: {problem} (the command line is recorded with the run)")
+
+
 def measure(args, rounds=None):
     """Measure, write the reports, print the table; returns (exit code, run).
 
@@ -194,7 +212,9 @@ def measure(args, rounds=None):
     args, run, journal = session.args, session.run, session.journal
     interrupted, lost_cluster = 0, None
     # SIGTERM and SIGHUP end a sweep as Ctrl-C does (workers stopped, finished cells saved, views written).
-    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # A signal ignored when benchbench started (nohup's SIGHUP) stays ignored.
+    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)
+                if signal.getsignal(sig) is not signal.SIG_IGN}
     try:
         _sweep(session)
     except KeyboardInterrupt as exc:

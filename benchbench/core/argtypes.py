@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
+
+from .files import file_kind, reason
 
 __all__ = ["bounded_int", "bounded_float", "input_size", "option", "percent", "name_list", "new_folder_base",
            "MAX_INPUT_SIZE"]
@@ -92,9 +96,15 @@ def name_list(text: str) -> str:
 
 def new_folder_base(text: str) -> str:
     """A folder to create run folders in: it may not exist yet, but must not be a file."""
-    path = Path(text).expanduser()
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a folder, got ''")
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"'{text}' is a file, not a folder")
+    try:
+        st = os.stat(Path(text).expanduser())
+    except (FileNotFoundError, NotADirectoryError):
+        return text  # created when the run starts (or refused then, under a file)
+    except OSError as exc:  # too long a name, a symlink loop, a folder we may not search
+        raise argparse.ArgumentTypeError(f"cannot use '{text}': {reason(exc)}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        what = "a file" if stat.S_ISREG(st.st_mode) else file_kind(st.st_mode)
+        raise argparse.ArgumentTypeError(f"'{text}' is {what}, not a folder")
     return text

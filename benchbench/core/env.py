@@ -27,7 +27,7 @@ def package_versions(names) -> dict[str, str]:
 
 def _cpu_model() -> str:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
@@ -37,7 +37,7 @@ def _cpu_model() -> str:
 
 def _cpu_flags() -> list[str]:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
             if line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
                 return sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "sse4", "neon", "sve")))
@@ -51,11 +51,12 @@ def _git_commit() -> str | None:
     for where in (Path(__file__).resolve().parent, Path.cwd()):
         try:
             head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                  timeout=5)
+                                  encoding="utf-8", errors="replace", timeout=5)
             if head.returncode != 0:
                 continue
             dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=5).stdout.strip()
+                                   capture_output=True, text=True, encoding="utf-8", errors="replace",
+                                   timeout=5).stdout.strip()
             return head.stdout.strip() + ("-dirty" if dirty else "")
         except (OSError, subprocess.SubprocessError):
             return None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchbench.core.files import PathError, regular_file
+
 from . import Format, FormatError, TensorDecl
 
 __all__ = ["FORMAT", "OnnxFormat"]
@@ -52,9 +54,13 @@ class OnnxFormat(Format):
                 location = next((e.value for e in tensor.external_data if e.key == "location"), None)
                 if location and (path.parent / location) not in found:
                     found.append(path.parent / location)
-        missing = [f for f in found if not f.is_file()]
-        if missing:
-            raise FormatError(f"{path} keeps its weights in {missing[0].name}, which is not beside it")
+        for f in found:  # a FIFO or a device there is refused before anything opens it
+            try:
+                regular_file(f, "weights file")
+            except PathError as exc:
+                if exc.missing:
+                    raise FormatError(f"{path} keeps its weights in {f.name}, which is not beside it") from None
+                raise FormatError(f"{path} keeps its weights in {f.name}: {exc}") from None
         return [path, *found]
 
     def check(self, path: Path) -> None:
@@ -64,7 +70,9 @@ class OnnxFormat(Format):
         if not model.graph.node:
             raise FormatError(f"{path} holds no graph (an empty or truncated ONNX file)")
         try:
-            onnx.checker.check_model(model)
+            # By path: external weights are found beside the file, not in the working directory, as a
+            # ModelProto (which knows no folder) would have them.
+            onnx.checker.check_model(str(path))
         except Exception as exc:
             raise FormatError(f"{path} is not a valid ONNX model: {str(exc).splitlines()[0]}") from None
 

@@ -592,7 +592,8 @@ def _doctor() -> dict:
     from benchbench.processes.manager import module_command
     from benchbench.runners import get_runner, list_runners
 
-    proc = subprocess.run(module_command("benchbench", "doctor"), capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(module_command("benchbench", "doctor"), capture_output=True, text=True,
+                          encoding="utf-8", errors="replace", timeout=900)
     backends = {name: get_runner(name).is_available() for name in list_runners()}
     return {"host": socket.gethostname(), "rc": proc.returncode, "text": (proc.stdout + proc.stderr).strip(),
             "backends": {k: ok for k, (ok, _) in backends.items()}}

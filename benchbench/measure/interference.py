@@ -50,7 +50,7 @@ def _schedstat(skip: str | None = None) -> tuple[int | None, int | None]:
         if tid == skip:
             continue
         try:
-            fields = Path(f"/proc/self/task/{tid}/schedstat").read_text().split()
+            fields = Path(f"/proc/self/task/{tid}/schedstat").read_text(encoding="utf-8").split()
         except OSError:  # a thread that ended between listdir and read
             continue
         run += int(fields[0])
@@ -60,7 +60,7 @@ def _schedstat(skip: str | None = None) -> tuple[int | None, int | None]:
 
 def _steal() -> int | None:
     try:
-        with open("/proc/stat") as fh:
+        with open("/proc/stat", encoding="utf-8") as fh:
             fields = fh.readline().split()
         return int(float(fields[8]) * _TICK_NS) if fields[0] == "cpu" and len(fields) > 8 else None
     except (OSError, ValueError, IndexError):

@@ -20,7 +20,7 @@ BUSY_SHARE_LIMIT = 0.25
 
 def _cpu_times() -> list[int] | None:
     try:
-        with open("/proc/stat") as fh:
+        with open("/proc/stat", encoding="utf-8") as fh:
             fields = fh.readline().split()
         return [int(v) for v in fields[1:]] if fields and fields[0] == "cpu" else None
     except (OSError, ValueError):
@@ -29,7 +29,7 @@ def _cpu_times() -> list[int] | None:
 
 def _read(path: str) -> str | None:
     try:
-        return Path(path).read_text().strip()
+        return Path(path).read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         return None
 

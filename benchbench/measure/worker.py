@@ -64,7 +64,7 @@ def _rss() -> int:
 def _peak_rss() -> int | None:
     """The kernel's high-water mark of resident memory (VmHWM), in bytes; Linux only."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     except OSError:
@@ -75,7 +75,7 @@ def _peak_rss() -> int | None:
 def _reset_peak_rss() -> bool:
     """Reset VmHWM to the current RSS (Linux >= 4.0), so each phase gets its own peak."""
     try:
-        Path("/proc/self/clear_refs").write_text("5")
+        Path("/proc/self/clear_refs").write_text("5", encoding="utf-8")
         return True
     except OSError:
         return False

@@ -91,7 +91,7 @@ class WorkerLost(Exception):
 
 def _tail(path: Path, lines: int = 3) -> str:
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
     except OSError:
         return ""
     return " / ".join(ln.strip() for ln in text[-lines:])[-400:]

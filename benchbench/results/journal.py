@@ -29,8 +29,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchbench.core import strictjson
+from benchbench.core.files import PathError, check_folder, exists
+from benchbench.core.text import one_line
 
-from .load import SchemaError, load_run, parse_json, run_from_document
+from .load import SchemaError, load_run, parse_json, read_result_bytes, run_from_document
 from .record import SCHEMA, SCHEMA_VERSION, CellResult, RunResult
 from .schema import validate_document
 
@@ -154,7 +156,7 @@ def _meta_key(meta: dict) -> str:
 
 
 def _default_notice(msg: str) -> None:
-    print(f"benchbench: {msg}", file=sys.stderr)
+    print(f"benchbench: {one_line(msg)}", file=sys.stderr)
 
 
 def _record(raw: bytes) -> dict | None:
@@ -186,12 +188,7 @@ def _replay(path: Path, notice: Callable[[str], None] | None) -> tuple[RunResult
     """The run a journal holds (every intact group), the size to cut it to when its last line is torn (else
     None), and the cells recorded per group index. Damaged lines are skipped with one notice."""
     notice = notice or _default_notice
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise SchemaError(f"{path} is a directory, not a journal") from None
-    except OSError as exc:
-        raise SchemaError(f"cannot read {path}: {exc.strerror or exc}") from None
+    data = read_result_bytes(path, "journal")
     cut = None
     if data and not data.endswith(b"\n"):  # a crash mid-append: the last line is incomplete
         cut = data.rfind(b"\n") + 1
@@ -255,10 +252,16 @@ def load_results(folder: str | Path, notice: Callable[[str], None] | None = None
     """A run folder's results, from its journal, else from its results.json; and which file it was read
     from. ``SchemaError`` for a folder with neither."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise SchemaError(f"{folder} is not a folder" if folder.exists() else f"no such folder: {folder}")
-    if (folder / JOURNAL).exists():
+    try:
+        check_folder(folder, "folder")
+        # a journal or results.json that is a FIFO, a folder or a dangling link is there, and refused when read
+        journal, results = exists(folder / JOURNAL, "journal"), exists(folder / RESULTS, "result file")
+    except PathError as exc:
+        if exc.exit_code != 2:
+            raise
+        raise SchemaError(str(exc)) from None
+    if journal:
         return read_journal(folder / JOURNAL, notice), JOURNAL
-    if (folder / RESULTS).exists():
+    if results:
         return load_run(folder / RESULTS), RESULTS
     raise SchemaError(f"{folder} holds neither {JOURNAL} nor {RESULTS}: not a benchbench run folder")

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from benchbench.core import strictjson
+from benchbench.core.files import PathError, read_regular_bytes
 
 from .record import SCHEMA, SCHEMA_VERSION, CellResult, RunResult
 from .schema import validate_document
@@ -93,18 +94,24 @@ def parse_json(text: str):
     return json.loads(text, parse_int=_parse_int, parse_float=_parse_float)
 
 
+# A results.json of the reference sweep (400 cells, every block) is a few tens of MB; past this, not a result.
+MAX_RESULT_BYTES = 1 << 30
+
+
+def read_result_bytes(path: Path, what: str = "result file") -> bytes:
+    """The bytes of a result file or journal the user named; a one-line ``SchemaError`` for a path that is
+    missing, a folder, a FIFO or device (never opened to block), unreadable, too long a name, or too large."""
+    try:
+        return read_regular_bytes(path, what, MAX_RESULT_BYTES)
+    except PathError as exc:
+        if exc.exit_code != 2:  # the machine failed reading it: an environment error, not the file's
+            raise
+        raise SchemaError(str(exc)) from None
+
+
 def _read_json(path: Path):
     """The parsed document, or a one-line ``SchemaError`` saying why the file cannot be parsed."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SchemaError(f"no such result file: {path}") from None
-    except IsADirectoryError:
-        raise SchemaError(f"{path} is a directory, not a result file") from None
-    except PermissionError:
-        raise SchemaError(f"cannot read {path}: permission denied") from None
-    except OSError as exc:
-        raise SchemaError(f"cannot read {path}: {exc.strerror or exc}") from None
+    data = read_result_bytes(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

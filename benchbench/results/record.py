@@ -157,7 +157,7 @@ class RunResult:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         try:
             os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it owner-only; a report is as readable as any file
-            with os.fdopen(fd, "w") as fh:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 strictjson.dump(self.to_dict(), fh, indent=1)
             os.replace(tmp, path)
         finally:  # a full disk or an interrupt mid-write leaves no partial .tmp-* file behind
