@@ -113,11 +113,11 @@ def cache_sizes(root: Path | str = _SYS_CACHE) -> dict:
     found: dict[int, int] = {}
     try:
         for index in sorted(root.glob("index*")):
-            kind = (index / "type").read_text().strip()
+            kind = (index / "type").read_text(encoding="utf-8").strip()
             if kind == "Instruction":
                 continue
-            level = int((index / "level").read_text().strip())
-            size = _size_bytes((index / "size").read_text())
+            level = int((index / "level").read_text(encoding="utf-8").strip())
+            size = _size_bytes((index / "size").read_text(encoding="utf-8"))
             if size:
                 found[level] = max(found.get(level, 0), size)
     except (OSError, ValueError):

@@ -87,9 +87,14 @@ def measuring(wait: bool = True, argv: list[str] | None = None,
     say = say or (lambda msg: print(f"benchbench: {msg}", file=sys.stderr, flush=True))
     try:
         path = lock_path()
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
     except OSError as exc:
         say(printable(f"cannot use the lock file ({exc.strerror or exc}); not checking for another benchbench"))
+        yield None
+        return
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO, a device (BENCHBENCH_LOCK=/dev/null): no lock at all
+        os.close(fd)
+        say(printable(f"cannot use the lock file {path}: not a regular file; not checking for another benchbench"))
         yield None
         return
     try:

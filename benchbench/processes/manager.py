@@ -46,6 +46,8 @@ def worker_env(threads: int) -> dict:
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
     env["PYTHONUNBUFFERED"] = "1"
+    # A model that prints a character the locale cannot encode (a C locale) is no model error: its log is UTF-8.
+    env["PYTHONIOENCODING"] = "utf-8:backslashreplace"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return env
 

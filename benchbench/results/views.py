@@ -10,6 +10,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from benchbench.core.atomic import write_atomic
+from benchbench.core.text import one_line
 
 from .estimates import RatioEstimate, cell_ratio
 from .record import CellResult, RunResult
@@ -141,8 +142,8 @@ def _table(run: RunResult) -> tuple[list[str], list[list[str]]]:
         else:
             ci, median, status = "", "", c.status
         k = c.spec.key()
-        body.append([
-            r["model"], r["backend"], r["variant"], status, median, ci, _fmt(r["p90_ms"]),
+        body.append([  # names come from files: control characters escaped, in the terminal and in report.md alike
+            one_line(r["model"]), r["backend"], r["variant"], status, median, ci, _fmt(r["p90_ms"]),
             _fmt(100 * r["wait_share"] if r.get("wait_share") is not None else None, ".0f") + ("%" if r.get("wait_share") is not None else ""),
             ratio_text(sp.get(k[:1] + k[2:])) if c.spec.variant in _CANDIDATES and c.ok else "",
             _fmt(r["params"] / 1e6 if r["params"] else None, ".2f"),
@@ -154,7 +155,8 @@ def _table(run: RunResult) -> tuple[list[str], list[list[str]]]:
 
 
 def _failures(run: RunResult) -> list[list[str]]:
-    return [[c.spec.model, c.spec.backend, c.spec.variant, c.status, c.reason or ""] for c in run.cells if not c.ok]
+    return [[one_line(c.spec.model), c.spec.backend, c.spec.variant, c.status, one_line(c.reason or "")]
+            for c in run.cells if not c.ok]
 
 
 def terminal_table(run: RunResult) -> str:
