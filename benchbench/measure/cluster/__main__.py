@@ -1,0 +1,7 @@
+"""``python -m benchbench.measure.cluster``: the onboarding check (``doctor.main``)."""
+
+import sys
+
+from .doctor import main
+
+sys.exit(main())
