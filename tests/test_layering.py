@@ -12,11 +12,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import benchbench.models
+import benchbench.runners
 import pytest
 
 import benchbench
-import benchbench.models
-import benchbench.runners
 
 PKG = Path(benchbench.__file__).parent
 # Where each installed sub-package's source lives: models/ and runners/ sit at the repository's top in a
