@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from benchbench.build import cache
+from benchbench.build import cache, cache_admin
 from benchbench.core.spec import QUICK, CellSpec
 from benchbench.processes.manager import module_command
 
@@ -264,7 +264,7 @@ def test_cache_show_and_clear_by_pattern(models, fresh_cache, capsys, tmp_path):
     assert main(["cache", "clear", "*only_variant*"]) == 0
     out = capsys.readouterr().out
     assert "removed" in out and "only_variant" in out and "removed 1 entries" in out
-    left = cache.entries(fresh_cache)
+    left = cache_admin.entries(fresh_cache)
     assert [e.model for e in left if "net" in e.model] == [f"{models}:net"]
 
     for bad in ("../x", "", "a/b"):
@@ -275,7 +275,7 @@ def test_cache_show_and_clear_by_pattern(models, fresh_cache, capsys, tmp_path):
     assert main(["cache", "clear"]) == 0
     assert "removed 2 entries" in capsys.readouterr().out
     assert (outside / "keep.txt").exists()  # the link went, not what it pointed to
-    assert cache.entries(fresh_cache) == []
+    assert cache_admin.entries(fresh_cache) == []
 
 
 def test_corrupt_roofline_cache_is_ignored_and_auto_never_calibrates(fresh_cache, monkeypatch):

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _onnx_files import matmul_model
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
@@ -63,14 +64,7 @@ def _examples(n: int) -> int:
 # --- the files the examples draw from (made once) ------------------------------------------------------------
 
 def _onnx_bytes() -> bytes:
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = numpy_helper.from_array(np.linspace(-1, 1, 64 * 8, dtype=np.float32).reshape(64, 8), "W")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
+    model = matmul_model()
     return model.SerializeToString()
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _onnx_files import matmul_model
 
 from benchbench.cli import main
 from benchbench.processes.manager import module_command
@@ -84,14 +85,7 @@ def _one_error(argv, capsys, code: int = 2) -> str:
 def _onnx(path: Path, external: bool = False) -> Path:
     """x float [N, 64] @ W [64, 8]: a dynamic batch, weights inside the file or beside it."""
     onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = numpy_helper.from_array(np.linspace(-1, 1, 64 * 8, dtype=np.float32).reshape(64, 8), "W")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])], [w])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
+    model = matmul_model()
     if external:
         onnx.save(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
                   location=path.name + ".data", size_threshold=0)

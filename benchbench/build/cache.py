@@ -1,4 +1,5 @@
-"""The verified artifact cache: atomic writes, per-key locks, hashed manifests, and ``benchbench cache``.
+"""The verified artifact cache: atomic writes, per-key locks, hashed manifests, and who may use an entry (the listing and
+clearing behind ``benchbench cache`` are in ``benchbench.build.cache_admin``).
 
 A build's folder (``<cache>/<key>/``, see ``benchbench.build.export``) holds its files and ``build.json``, the
 manifest. Every file is written to a temporary name in the same folder, fsynced and renamed over its
@@ -23,26 +24,22 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import fnmatch
 import hashlib
 import json
 import os
 import shutil
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["LAYOUT", "MARKER", "CacheRootError", "build_record", "cache_root", "ensure_root", "atomic_path",
-           "write_json", "file_record", "read_json", "verify", "trust", "key_lock", "hold", "release", "seal", "sealed", "Entry",
-           "entries", "select", "clear", "clear_text", "show", "check_pattern"]
+           "write_json", "file_record", "read_json", "verify", "trust", "key_lock", "hold", "release", "seal", "sealed"]
 
 LAYOUT = 2  # 2: relative paths and per-file sha256 in build.json (1 had absolute paths, no hashes)
 MARKER = ".benchbench-cache"  # in the root of every cache benchbench made (or adopted): clear needs it
-_LOCKS = ".locks"
+LOCKS = ".locks"
 _VERIFIED: set[tuple[str, str, int]] = set()  # (build dir, file, size) hashed in this process already
 # Not a build, but the cache's own: its locks, roofline calibrations, an atomic write's leftovers, the marker.
-_OWN_NAMES = (_LOCKS, "roofline", MARKER)
+_OWN_NAMES = (LOCKS, "roofline", MARKER)
 
 
 class CacheRootError(Exception):
@@ -264,7 +261,7 @@ def key_lock(root: Path, key: str, on_wait: Callable[[], None] = lambda: None, b
 def _lock_fd(root: Path, key: str, suffix: str = ".lock") -> int | None:
     """The open lock file of ``key`` (never through a link), or None for a cache that cannot be written."""
     ensure_root(root)
-    folder = root / _LOCKS
+    folder = root / LOCKS
     try:
         folder.mkdir(exist_ok=True)
         return os.open(folder / f"{key}{suffix}", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
@@ -285,7 +282,7 @@ def hold(root: Path, key: str) -> bool:
     (``<key>.use``), apart from the build lock, so a measurement never makes a builder wait (a builder only adds
     files, each atomically). False for a cache that cannot be written (nothing can clear it either). Holds
     nest: each ``hold`` needs its ``release``."""
-    path = str(root / _LOCKS / f"{key}.use")
+    path = str(root / LOCKS / f"{key}.use")
     if path in _HELD:
         _HELD[path][1] += 1
         return True
@@ -299,7 +296,7 @@ def hold(root: Path, key: str) -> bool:
 
 def release(root: Path, key: str) -> None:
     """Let go of one :func:`hold` of entry ``key``; the lock goes with the last."""
-    path = str(root / _LOCKS / f"{key}.use")
+    path = str(root / LOCKS / f"{key}.use")
     held = _HELD.get(path)
     if held is None:
         return
@@ -307,175 +304,3 @@ def release(root: Path, key: str) -> None:
     if held[1] <= 0:
         del _HELD[path]
         os.close(held[0])
-
-
-@dataclass
-class Entry:
-    """One thing in the cache, as ``benchbench cache`` shows it."""
-
-    name: str  # the folder's name under the cache (a build key, or roofline/<key>.json)
-    model: str
-    variant: str
-    formats: str
-    bytes: int
-    age_s: float
-    path: Path
-
-
-def _size(path: Path) -> int:
-    """Bytes under ``path``, counting symlinks as themselves (never what they point to)."""
-    st = path.lstat()
-    if not path.is_dir() or path.is_symlink():
-        return st.st_size
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(path):  # os.walk does not descend into linked folders
-        for name in dirnames + filenames:
-            with contextlib.suppress(OSError):
-                p = Path(dirpath, name)
-                if not p.is_dir() or p.is_symlink():
-                    total += p.lstat().st_size
-    return total
-
-
-def entries(root: Path | None = None) -> list[Entry]:
-    """The cache's builds and roofline calibrations, oldest first."""
-    root = Path(root or cache_root())
-    out = []
-    now = time.time()
-    if not root.is_dir():
-        return out
-    for item in sorted(root.iterdir()):
-        if item.name in (_LOCKS, "roofline") or item.name.startswith("."):
-            continue
-        if item.is_symlink():
-            out.append(Entry(item.name, "(symlink, not followed)", "", "", item.lstat().st_size, 0.0, item))
-            continue
-        if not item.is_dir():
-            continue
-        manifest = read_json(item / "build.json") or {}
-        model = manifest.get("model") if isinstance(manifest.get("model"), dict) else {}
-        arts = manifest.get("artifacts") if isinstance(manifest.get("artifacts"), dict) else {}
-        formats = ",".join(f for f, e in sorted(arts.items()) if isinstance(e, dict) and e.get("status") == "ok")
-        parts = item.name.split("-")  # <model>-<variant>-<digest> (benchbench.build.export.build_key)
-        variant = manifest.get("variant") or (parts[-2] if len(parts) >= 3 else "")
-        mtime = (item / "build.json").lstat().st_mtime if (item / "build.json").exists() else item.lstat().st_mtime
-        out.append(Entry(item.name, str(model.get("name") or "(incomplete or unreadable)"), str(variant),
-                         formats or "-", _size(item), now - mtime, item))
-    roofline = root / "roofline"
-    if roofline.is_dir() and not roofline.is_symlink():
-        for item in sorted(roofline.iterdir()):
-            record = read_json(item) if not item.is_symlink() else None
-            what = f"{record.get('backend')}/{record.get('threads')}t" if record else "(unreadable)"
-            out.append(Entry(f"roofline/{item.name}", "roofline calibration", what, "-", item.lstat().st_size,
-                             now - item.lstat().st_mtime, item))
-    return sorted(out, key=lambda e: -e.age_s)
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
-def _age(s: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if s >= size:
-            return f"{s / size:.0f} {unit}"
-    return f"{s:.0f} s"
-
-
-def show(pattern: str | None = None, root: Path | None = None) -> str:
-    """Where the cache is, its total size, and one line per entry (or per entry matching ``pattern``):
-    model, variant, formats, size, age."""
-    from tabulate import tabulate
-
-    root = Path(root or cache_root())
-    items = select(pattern, root)
-    total = sum(e.bytes for e in items)
-    head = f"cache: {root}{'' if root.is_dir() else ' (nothing cached yet)'}\n{len(items)} entries" \
-           + (f" matching '{pattern}'" if pattern else "") + f", {_human(total)}"
-    if not items:
-        return head
-    body = [[e.name, e.model, e.variant, e.formats, _human(e.bytes), _age(e.age_s)] for e in items]
-    return head + "\n\n" + tabulate(body, ["entry", "model", "variant", "formats", "size", "age"], tablefmt="simple",
-                                    disable_numparse=True)
-
-
-def check_pattern(pattern: str) -> None:
-    """Raise ValueError for a pattern that could name something outside the cache, or nothing at all."""
-    if not pattern.strip():
-        raise ValueError("empty pattern: give a glob such as 'vanillanet_5-*', or no pattern to clear everything")
-    if "/" in pattern.replace("roofline/", "", 1) or "\\" in pattern or "\0" in pattern or pattern.startswith(".") \
-            or ".." in pattern:
-        raise ValueError(f"bad pattern '{pattern}': it names a cache entry (see benchbench cache), not a path")
-
-
-def _matches(e: Entry, pattern: str | None) -> bool:
-    return pattern is None or fnmatch.fnmatch(e.name, pattern) or fnmatch.fnmatch(e.model, pattern)
-
-
-def select(pattern: str | None = None, root: Path | None = None) -> list[Entry]:
-    """The entries whose entry name or model name matches the glob ``pattern`` (all for None)."""
-    if pattern is not None:
-        check_pattern(pattern)
-    return [e for e in entries(root) if _matches(e, pattern)]
-
-
-def _not_ours(entry: Entry) -> str | None:
-    """Why an entry cannot be proven benchbench's (then clear keeps it), or None. A link is ours to remove (the
-    link only); a build folder is ours when its build.json lists every file in it (atomic writes' leftovers
-    aside); a roofline calibration when its checksum holds."""
-    path = entry.path
-    if path.is_symlink():
-        return None
-    if entry.name.startswith("roofline/"):
-        record = read_json(path)
-        return None if record is not None and sealed(record) else "not a sealed roofline calibration"
-    manifest = read_json(path / "build.json")
-    listed = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(listed, dict):
-        return "no readable build.json to prove it is a benchbench build"
-    for dirpath, dirnames, filenames in os.walk(path):  # os.walk does not descend into linked folders
-        for name in filenames + [d for d in dirnames if Path(dirpath, d).is_symlink()]:
-            rel = Path(dirpath, name).relative_to(path).as_posix()
-            if rel != "build.json" and rel not in listed and not rel.split("/")[-1].startswith(".tmp-"):
-                return f"it holds {rel!r:.60}, which its build.json does not list"
-    return None
-
-
-def clear(pattern: str | None = None, root: Path | None = None) -> tuple[list[Entry], list[tuple[Entry, str]]]:
-    """Remove every entry, or those matching ``pattern`` (see :func:`select`), that can be proven benchbench's
-    and that no other benchbench is using; returns (removed, kept with the reason). ``CacheRootError`` for a
-    root without the marker that holds anything: benchbench clears only its own caches."""
-    root = Path(root or cache_root())
-    if root.is_dir() and not (root / MARKER).is_file() and any(True for _ in os.scandir(root)):
-        raise CacheRootError(f"{root} is not a benchbench cache (no {MARKER} in it); nothing was removed")
-    removed, kept = [], []
-    for e in select(pattern, root):
-        if why := _not_ours(e):
-            kept.append((e, f"not removed: {why}"))
-            continue
-        if e.path.is_symlink() or not e.path.is_dir():
-            e.path.unlink(missing_ok=True)  # a link is removed, never followed
-            removed.append(e)
-            continue
-        with (key_lock(root, e.name, blocking=False) as free,
-              key_lock(root, e.name, blocking=False, lock=".use") as unused):
-            if not (free and unused):
-                kept.append((e, "another benchbench is building it or measuring from it"))
-                continue
-            shutil.rmtree(e.path)  # rmtree never follows symlinks inside the folder
-        removed.append(e)
-    return removed, kept
-
-
-def clear_text(removed: list[Entry], kept: list[tuple[Entry, str]], pattern: str | None, root: Path) -> str:
-    """What ``benchbench cache clear`` prints."""
-    if not removed and not kept:
-        return f"nothing in {root} matches '{pattern}'" if pattern else f"{root} holds nothing to clear"
-    lines = [f"removed {e.name} ({e.model}, {_human(e.bytes)})" for e in removed]
-    lines += [f"kept {e.name}: {why}" for e, why in kept]
-    lines.append(f"removed {len(removed)} entries, {_human(sum(e.bytes for e in removed))} freed")
-    return "\n".join(lines)

@@ -68,9 +68,6 @@ def load_input_data(path: str, names: list[str], limit: int | None = None) -> tu
     """The arrays named ``names`` from the ``.npz`` at ``path``, and the file's SHA-256; ``InputDataError``
     (one line) for a file or an array that cannot be used, before any array larger than ``limit`` bytes
     (all of them together) is read."""
-    import numpy as np
-    from numpy.lib import format as npy
-
     flag = f"--input-data {path}"
     limit = MAX_INPUT_BYTES if limit is None else limit
     try:
@@ -81,64 +78,92 @@ def load_input_data(path: str, names: list[str], limit: int | None = None) -> tu
         raise _error(f"--input-data: {exc}") from None
     with fh:
         size = os.fstat(fh.fileno()).st_size
-        magic = fh.read(6)
-        if magic.startswith(b"\x93NUMPY"):
-            raise _error(f"{flag}: a .npy file holds one unnamed array; --input-data takes a .npz with one array "
-                         f"per input name, e.g. numpy.savez(FILE, {names[0] if names else 'x'}=array)")
-        if not magic.startswith(b"PK"):
-            raise _error(f"{flag}: not a .npz file (numpy.savez writes one; this is no zip archive)")
-        fh.seek(0)
-        digest = hashlib.sha256()
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-        fh.seek(0)
-        try:
-            archive = zipfile.ZipFile(fh)
-            members = {info.filename[:-4]: info for info in archive.infolist() if info.filename.endswith(".npy")}
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, NotImplementedError,
-                UnicodeDecodeError, IndexError, KeyError) as exc:
-            raise _error(f"{flag}: not a readable .npz file ({_first_line(exc)})") from None
+        digest = _npz_digest(fh, flag, names)
+        archive, members = _npz_members(fh, flag)
         missing = [n for n in names if n not in members]
         if missing:
             raise _error(f"{flag} has no array named {missing[0]} (it holds {', '.join(members) or 'nothing'})")
         total, arrays = 0, {}
         for name in names:
             info, label = members[name], f"{flag}: array {name}"
-            if info.flag_bits & 0x1:
-                raise _error(f"{label} is encrypted")
-            if info.file_size > limit:
-                raise _error(f"{label} is {_size(info.file_size)} unpacked, more than --input-data may hold "
-                             f"({_size(limit)})")
-            if info.compress_type == zipfile.ZIP_STORED and info.file_size > size:
-                raise _error(f"{label}: the archive says it holds {_size(info.file_size)}, more than the whole "
-                             f"file ({_size(size)}): a truncated or forged .npz")
-            try:
-                with archive.open(info) as member:
-                    shape, dtype, header = _header(member, label)
-            except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
-                raise _error(f"{label}: not readable ({_first_line(exc)})") from None
-            count = math.prod(shape)
-            nbytes = count * dtype.itemsize
-            if count == 0:
-                raise _error(f"{label} has no elements (shape {shape}); every input needs data")
-            if nbytes > limit:
-                raise _error(f"{label}: its header says {dtype}{list(shape)} ({_size(nbytes)}), more than "
-                             f"--input-data may hold ({_size(limit)})")
-            if header + nbytes != info.file_size:
-                raise _error(f"{label}: its header says {dtype}{list(shape)} ({_size(nbytes)}), but the archive "
-                             f"holds {_size(max(info.file_size - header, 0))} of data: a truncated or forged .npz")
+            shape, nbytes = _member_shape(archive, info, label, size, limit)
             total += nbytes
             if total > limit:
                 raise _error(f"{flag}: the arrays used are {_size(total)} or more, more than --input-data may hold "
                              f"({_size(limit)})")
-            try:
-                with archive.open(info) as member:
-                    arrays[name] = npy.read_array(member, allow_pickle=False, max_header_size=_MAX_HEADER)
-            except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
-                raise _error(f"{label}: not readable ({_first_line(exc)})") from None
-            if not isinstance(arrays[name], np.ndarray) or arrays[name].shape != shape:
-                raise _error(f"{label}: not readable (its data does not match its header)")
-    return arrays, digest.hexdigest()
+            arrays[name] = _read_member(archive, info, label, shape)
+    return arrays, digest
+
+
+def _npz_digest(fh, flag: str, names: list[str]) -> str:
+    """The SHA-256 of an open file that looks like a .npz (a zip archive); a .npy or any other file is refused."""
+    magic = fh.read(6)
+    if magic.startswith(b"\x93NUMPY"):
+        raise _error(f"{flag}: a .npy file holds one unnamed array; --input-data takes a .npz with one array "
+                     f"per input name, e.g. numpy.savez(FILE, {names[0] if names else 'x'}=array)")
+    if not magic.startswith(b"PK"):
+        raise _error(f"{flag}: not a .npz file (numpy.savez writes one; this is no zip archive)")
+    fh.seek(0)
+    digest = hashlib.sha256()
+    while chunk := fh.read(1 << 20):
+        digest.update(chunk)
+    fh.seek(0)
+    return digest.hexdigest()
+
+
+def _npz_members(fh, flag: str) -> tuple[zipfile.ZipFile, dict]:
+    """The open archive and its ``.npy`` members by array name."""
+    try:
+        archive = zipfile.ZipFile(fh)
+        return archive, {info.filename[:-4]: info for info in archive.infolist() if info.filename.endswith(".npy")}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, NotImplementedError,
+            UnicodeDecodeError, IndexError, KeyError) as exc:
+        raise _error(f"{flag}: not a readable .npz file ({_first_line(exc)})") from None
+
+
+def _member_shape(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, size: int,
+                  limit: int) -> tuple[tuple, int]:
+    """An array's shape and byte count from its header alone, checked against the archive's own sizes and
+    ``limit`` before a byte of its data is read (a forged header must not make us allocate)."""
+    if info.flag_bits & 0x1:
+        raise _error(f"{label} is encrypted")
+    if info.file_size > limit:
+        raise _error(f"{label} is {_size(info.file_size)} unpacked, more than --input-data may hold "
+                     f"({_size(limit)})")
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size > size:
+        raise _error(f"{label}: the archive says it holds {_size(info.file_size)}, more than the whole "
+                     f"file ({_size(size)}): a truncated or forged .npz")
+    try:
+        with archive.open(info) as member:
+            shape, dtype, header = _header(member, label)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise _error(f"{label}: not readable ({_first_line(exc)})") from None
+    count = math.prod(shape)
+    nbytes = count * dtype.itemsize
+    if count == 0:
+        raise _error(f"{label} has no elements (shape {shape}); every input needs data")
+    if nbytes > limit:
+        raise _error(f"{label}: its header says {dtype}{list(shape)} ({_size(nbytes)}), more than "
+                     f"--input-data may hold ({_size(limit)})")
+    if header + nbytes != info.file_size:
+        raise _error(f"{label}: its header says {dtype}{list(shape)} ({_size(nbytes)}), but the archive "
+                     f"holds {_size(max(info.file_size - header, 0))} of data: a truncated or forged .npz")
+    return shape, nbytes
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, shape: tuple):
+    """The array itself, never unpickled, and it must be what its header said."""
+    import numpy as np
+    from numpy.lib import format as npy
+
+    try:
+        with archive.open(info) as member:
+            array = npy.read_array(member, allow_pickle=False, max_header_size=_MAX_HEADER)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise _error(f"{label}: not readable ({_first_line(exc)})") from None
+    if not isinstance(array, np.ndarray) or array.shape != shape:
+        raise _error(f"{label}: not readable (its data does not match its header)")
+    return array
 
 
 def cast_problem(array, dtype_name: str) -> str | None:

@@ -163,17 +163,17 @@ def cmd_compare(args) -> int:
 
 def cmd_cache(args) -> int:
     """``benchbench cache [show|clear] [PATTERN]``."""
-    from benchbench.build import cache
+    from benchbench.build import cache, cache_admin
 
     root = cache.cache_root()
     if root.exists() and not root.is_dir():
         raise UsageError(f"the cache {root} is not a folder")
     try:
         if args.action == "show":
-            print(cache.show(args.pattern, root))
+            print(cache_admin.show(args.pattern, root))
         else:
-            removed, kept = cache.clear(args.pattern, root)
-            print(cache.clear_text(removed, kept, args.pattern, root))
+            removed, kept = cache_admin.clear(args.pattern, root)
+            print(cache_admin.clear_text(removed, kept, args.pattern, root))
     except (ValueError, cache.CacheRootError) as exc:  # a bad pattern; a folder that is not a benchbench cache
         raise UsageError(str(exc)) from None
     except BrokenPipeError:  # `benchbench cache | head`: main() handles it

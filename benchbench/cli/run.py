@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import re
 import signal
 import sys
@@ -13,10 +12,11 @@ from pathlib import Path
 
 from benchbench import __version__
 
+from .cells import cells_from, config_from
 from .errors import Terminated, UsageError, one_line
-from .parser import flag_for_dest, sampling_dests
+from .resume import ACCESS_FLAGS, plugin_hashes, resumed_args
 
-__all__ = ["cmd_run", "measure", "config_from", "cells_from", "run_dir", "write_views"]
+__all__ = ["cmd_run", "measure", "run_dir", "write_views", "wrote_text"]
 
 
 def _stderr(msg: str) -> None:
@@ -47,96 +47,6 @@ def run_dir(base: Path, slug: str) -> Path:
     raise UsageError(f"cannot create a folder in {base}: 9999 runs named {stamp}_{slug} already")
 
 
-def config_from(args):
-    """The sampling policy: the ``--sampling`` profile, with any sampling flag given on top of it."""
-    from benchbench.core.spec import PROFILES
-
-    config = PROFILES[args.sampling or "default"]
-    changes = {name: getattr(args, name) for name in sampling_dests() if getattr(args, name, None) is not None}
-    config = config.replace(**changes) if changes else config
-    if config.min_s > config.max_s:  # checked on the profile's values too: --min-time 20 alone exceeds 10 s
-        raise UsageError(f"the minimum sampling time ({config.min_s:g} s, --min-time) exceeds the maximum "
-                         f"({config.max_s:g} s, --max-time)")
-    return config
-
-
-def cells_from(args):
-    """The cells asked for (zoo models and model files, on every backend and device) and the model names."""
-    from benchbench.build.files import file_cells, is_artifact
-    from benchbench.core.spec import CellSpec, physical_cores
-    from benchbench.models import VARIANTS, model_info, resolve_models
-    from benchbench.runners import resolve_backends
-
-    parts = args.model.split(",")
-    files = [p for p in parts if is_artifact(p)]
-    zoo = ",".join(p for p in parts if p not in files)
-    if (args.vs or args.input_shape or args.input_data) and not files:
-        raise UsageError("--vs, --input-shape and --input-data apply to a model file (.onnx, .tflite, .xml) "
-                         "given with --model")
-    names, notes = resolve_models(zoo) if zoo else ([], [])
-    for note in notes:
-        _stderr(f"note: {note}")
-    backends = resolve_backends(args.backend)
-    # A mistake in what was asked is reported before what is installed: a typo must not hide behind a
-    # missing package.
-    _check_options(args.options, backends)
-    available = _available(backends, cluster=bool(getattr(args, "scheduler", None)))
-    threads = args.threads or physical_cores()
-    variants = VARIANTS if args.variant == "both" else (args.variant,)
-    options = tuple(sorted(args.options))
-    cells = []
-    for name in names:
-        info = model_info(name)
-        if args.input_size and min(args.input_size) < info.min_input:
-            _stderr(f"note: {name} needs inputs of at least {info.min_input}; "
-                    f"{args.input_size[0]}x{args.input_size[1]} is recorded as unsupported")
-        forms = ("deploy",) if info.identical_forms and len(variants) > 1 else variants  # one network: measure once
-        for backend in backends:
-            for variant in forms:
-                cells.append(CellSpec(name, variant, backend, args.batch, args.input_size, threads, args.seed, options))
-    if files:
-        file_specs, file_names = file_cells(files, args.vs, backends, available, shapes=args.input_shape,
-                                            batch=args.batch, size=args.input_size, input_data=args.input_data,
-                                            threads=threads, seed=args.seed, options=options)
-        cells += file_specs
-        names += file_names
-    if devices := getattr(args, "device", None):  # one copy of every cell per cluster target
-        cells = [CellSpec(**{**c.__dict__, "device": d}) for d in dict.fromkeys(devices.split(",")) for c in cells]
-    return cells, names
-
-
-def _available(backends: list[str], cluster: bool) -> dict[str, bool]:
-    """Which backends are installed here; a missing one is noted (its cells are recorded unavailable), and none
-    at all is an error, unless a cluster's workers measure (they may have them)."""
-    from benchbench.runners import get_runner
-
-    available = {}
-    for b in backends:
-        ok, why = get_runner(b).is_available()
-        available[b] = ok
-        if not ok:
-            _stderr(f"note: {why}; its cells are recorded as unavailable")
-    if not any(available.values()) and not cluster:
-        raise UsageError(f"no requested backend is available: {'; '.join(get_runner(b).is_available()[1] for b in backends)}")
-    return available
-
-
-def _check_options(options: list[tuple[str, str]], backends: list[str]) -> None:
-    """Each --option must be known to at least one requested backend, with an allowed value."""
-    from benchbench.runners import get_runner
-
-    known = {b: get_runner(b).OPTIONS for b in backends}
-    for key, value in options:
-        takers = {b: opts[key] for b, opts in known.items() if key in opts}
-        if not takers:
-            offered = sorted({f"{k} ({b})" for b, opts in known.items() for k in opts})
-            raise UsageError(f"unknown option '{key}' for {', '.join(backends)}"
-                             + (f"; known: {', '.join(offered)}" if offered else "; these backends take no options"))
-        for b, allowed in takers.items():
-            if allowed and value.lower() not in allowed:
-                raise UsageError(f"option {key}={value} for {b}: choose from {', '.join(allowed)}")
-
-
 def cmd_run(args) -> int:
     if not args.model and not getattr(args, "resume", None):
         raise UsageError(f"the following arguments are required: --model/-m (see benchbench {args.command} --help)")
@@ -164,7 +74,7 @@ class _Session:
         _check_recordable(_argv(args))
         self.finished = {}
         if getattr(args, "resume", None):
-            args, cells, prior, source = _resumed_args(args)
+            args, cells, prior, source = resumed_args(args)
             self.config = MeasureConfig.from_dict(prior.meta.get("settings") or {})
             self.rounds = args.rounds
             self.executor = _executor(args, cells, self.rounds)
@@ -295,7 +205,7 @@ def _executor(args, cells, rounds):
     """The Dask executor of ``--scheduler`` (its address and certificates checked, connected, its devices
     checked), or None: measure here. Ctrl-C while connecting ends the command (exit 130), nothing measured."""
     scheduler = getattr(args, "scheduler", None)
-    access = [flag for dest, flag in _ACCESS_FLAGS.items() if getattr(args, dest, None)]
+    access = [flag for dest, flag in ACCESS_FLAGS.items() if getattr(args, dest, None)]
     if scheduler is None:
         if getattr(args, "device", None):
             raise UsageError("--device picks a cluster's workers: it needs --scheduler tls://HOST:PORT")
@@ -318,11 +228,6 @@ def _executor(args, cells, rounds):
     except KeyboardInterrupt:
         _stderr(f"interrupted while connecting to {one_line(scheduler)}: nothing was measured")
         raise SystemExit(130) from None
-
-
-# --scheduler's companions: how this machine reaches the scheduler (taken from the command line on --resume).
-_ACCESS_FLAGS = {"tls_ca_file": "--tls-ca-file", "tls_cert": "--tls-cert", "tls_key": "--tls-key",
-                 "insecure": "--insecure"}
 
 
 def _exit_code(run, allow_parity_fail: bool) -> int:
@@ -383,80 +288,6 @@ def _new_run(args, config, cells, names, rounds):
     journal = Journal.create(out_dir / JOURNAL, meta)
     _stderr(f"benchbench: {len(cells)} cells ({len(names)} models), results in {out_dir}")
     return out_dir, run, journal
-
-
-# Options that --resume takes from the command line rather than from the run folder.
-_RESUME_OWN = {"resume", "no_wait", "argv", "handler", "command", "out", "scheduler",  # a new cluster's address
-               *_ACCESS_FLAGS, "connect_timeout"}
-
-
-def _resumed_args(args):
-    """``run --resume DIR``: the stored command line's args (the options --resume itself takes from the
-    command line laid over them), the cells they give, and the folder's run as read (and from which file)."""
-    from benchbench.results.journal import load_results
-
-    from .parser import build_parser
-
-    folder = Path(args.resume)
-    prior, source = load_results(folder)
-    argv = prior.meta.get("argv") or []
-    if len(argv) < 2 or argv[1] not in ("run", "profile"):
-        raise UsageError(f"--resume: {folder} was not written by benchbench run or profile "
-                         f"(its command: {' '.join(map(str, argv[:2])) or 'not recorded'})")
-    try:
-        stored = build_parser().parse_args([str(a) for a in argv[1:]])
-    except UsageError as exc:
-        raise UsageError(f"--resume: the command line stored in {folder} no longer parses: {exc}") from None
-    defaults = build_parser().parse_args([args.command, "--resume", args.resume])
-    for dest, value in vars(args).items():
-        if dest in _RESUME_OWN or value == getattr(defaults, dest, None):
-            continue
-        if value != getattr(stored, dest, None):
-            theirs = getattr(stored, dest, None)
-            raise UsageError(f"--resume {folder}: {flag_for_dest(dest)} {value} conflicts with the run's "
-                             f"({'not given' if theirs is None else theirs}); leave it out to resume, or start a "
-                             "new run")
-    for dest in _RESUME_OWN - {"handler", "command", "out"}:
-        setattr(stored, dest, getattr(args, dest, None))
-    if args.out != defaults.out:
-        raise UsageError("--resume writes into the run's own folder; leave out --out")
-    _check_plugins(folder, stored.model, args.model, prior.meta.get("plugins") or {})
-    cells, _ = cells_from(stored)  # imports the run's plugins: only now, once the user has vouched for them
-    return stored, cells, prior, source
-
-
-def plugin_hashes(model_arg: str) -> dict[str, str]:
-    """``file.py:factory`` entries of a ``--model`` argument → the sha256 of each file as it is now (a file
-    that cannot be read: empty), recorded in a run's meta so that ``--resume`` runs only what was measured."""
-    from benchbench.models import is_user_model
-
-    out = {}
-    for part in (p.strip() for p in (model_arg or "").split(",")):
-        if is_user_model(part):
-            try:
-                out[part] = hashlib.sha256(Path(part.rpartition(":")[0]).expanduser().read_bytes()).hexdigest()
-            except OSError:
-                out[part] = ""
-    return out
-
-
-def _check_plugins(folder: Path, stored_model: str, given_model: str | None, recorded: dict[str, str]) -> None:
-    """A run folder is data, never code: the ``file.py:factory`` plugins named in its stored command line are
-    imported only when the user names them again (``--model``) and each file's sha256 still matches the one
-    the run recorded (``meta.plugins``)."""
-    wanted = plugin_hashes(stored_model)
-    if not wanted:
-        return
-    if not given_model:
-        raise UsageError(f"--resume: the run in {folder} measured Python model files ({', '.join(wanted)}); "
-                         "a run folder does not run code by itself: give --model as the run did to resume it")
-    for spec, digest in wanted.items():
-        if spec not in recorded:
-            raise UsageError(f"--resume: {folder} has no record of {spec}'s content (a run from before plugins were "
-                             "recorded); start a new run")
-        if digest != recorded[spec]:
-            raise UsageError(f"--resume: {spec.rpartition(':')[0]} has changed since the run measured it (sha256 "
-                             f"{digest[:12] or 'unreadable'}, was {recorded[spec][:12]}); start a new run")
 
 
 def write_views(run, folder: Path, json_too: bool = True, html: bool = False) -> dict[str, Path]:

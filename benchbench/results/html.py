@@ -250,25 +250,38 @@ def report_html(run: RunResult, title: str | None = None) -> str:
     title = title or "benchbench run" + (f" · {run.path.parent.name}" if run.path else "")
     sp = speedups(run)
     rs = rows(run, sp)
-    ok = [c for c in run.cells if c.ok]
     statuses = {}
     for c in run.cells:
         statuses[c.status] = statuses.get(c.status, 0) + 1
     backends = list(dict.fromkeys(c.spec.backend for c in run.cells))
     parts = [f"<h1>{esc(title)}</h1>", '<ul class="meta">']
     parts += [f"<li>{md_inline(line[2:])}</li>" for line in run_header(run.meta)]
-    parts += ["</ul>", '<div class="cards">',
-              f'<div class="card"><b>{len(run.cells)}</b>cells</div>',
-              f'<div class="card"><b class="s-ok">{len(ok)}</b>measured (ok)</div>']
+    parts += ["</ul>", *_summary_cards(run, statuses, backends, len(sp))]
+    tabs, plots = _backend_tabs(rs, backends)
+    parts += tabs + _cells_section(run, rs, statuses)
+    return page(title, "\n".join(parts), {"plots": plots})
+
+
+def _summary_cards(run: RunResult, statuses: dict[str, int], backends: list[str], n_speedups: int) -> list[str]:
+    """The count cards (cells, ok, each other status, models, backends, speedups) and any parity failures."""
+    ok = [c for c in run.cells if c.ok]
+    parts = ['<div class="cards">', f'<div class="card"><b>{len(run.cells)}</b>cells</div>',
+             f'<div class="card"><b class="s-ok">{len(ok)}</b>measured (ok)</div>']
     parts += [f'<div class="card"><b class="s-bad">{n}</b>{esc(s)}</div>' for s, n in statuses.items() if s != "ok"]
     parts += [f'<div class="card"><b>{len({c.spec.model for c in run.cells})}</b>models</div>',
               f'<div class="card"><b>{len(backends)}</b>backends</div>',
-              f'<div class="card"><b>{len(sp)}</b>speedups</div>' if sp else "", "</div>"]
+              f'<div class="card"><b>{n_speedups}</b>speedups</div>' if n_speedups else "", "</div>"]
     bad = [c.spec.label() for c in ok if c.parity.get("checked") and not c.parity.get("passed")]
     if bad:
         parts.append(f'<p class="verdict s-bad"><b>Parity failures</b> ({len(bad)}): {esc("; ".join(bad))}: their '
                      "outputs disagree with the reference; their latencies measure a computation that is not the "
                      "model's.</p>")
+    return parts
+
+
+def _backend_tabs(rs: list[dict], backends: list[str]) -> tuple[list[str], dict]:
+    """One tab for every backend together and one per backend, each with its latency and speedup plots; the
+    page's parts and the plots' specs by key."""
     plots = {}
     tabs = ['<div class="tabs" data-tabs="bk" data-filter-table="cells" data-filter-field="backend">',
             '<button data-tab="all" data-filter-value="">All backends</button>']
@@ -295,19 +308,21 @@ def report_html(run: RunResult, title: str | None = None) -> str:
                           "the table below lists its cells.</p>")
         panels.append("</section>")
     panels.append("</div>")
-    parts += tabs + ["</div>"] + panels
+    return tabs + ["</div>"] + panels, plots
+
+
+def _cells_section(run: RunResult, rs: list[dict], statuses: dict[str, int]) -> list[str]:
+    """Every cell in a table that sorts and filters (by text and by status), and the page's footnotes."""
     status_options = "".join(f'<option value="{esc(s)}">{esc(s)}</option>' for s in statuses)
-    parts += ["<h2>Cells</h2>", '<div class="controls">',
-              '<input type="search" data-filter-for="cells" placeholder="filter: model, family, reason…" '
-              'aria-label="filter the cells">',
-              '<select data-filter-for="cells" data-field="status" aria-label="status">'
-              '<option value="">any status</option><option value="!ok">not ok</option>' + status_options + "</select>",
-              '<span class="muted" data-count-for="cells"></span>',
-              '<span class="muted small">click a column header to sort</span></div>',
-              _cells_table(run, rs), '<ul class="note">']
-    parts += [f"<li>{md_inline(note)}</li>" for note in _footer(run)]
-    parts += ["</ul>"]
-    return page(title, "\n".join(parts), {"plots": plots})
+    parts = ["<h2>Cells</h2>", '<div class="controls">',
+             '<input type="search" data-filter-for="cells" placeholder="filter: model, family, reason…" '
+             'aria-label="filter the cells">',
+             '<select data-filter-for="cells" data-field="status" aria-label="status">'
+             '<option value="">any status</option><option value="!ok">not ok</option>' + status_options + "</select>",
+             '<span class="muted" data-count-for="cells"></span>',
+             '<span class="muted small">click a column header to sort</span></div>',
+             _cells_table(run, rs), '<ul class="note">']
+    return parts + [f"<li>{md_inline(note)}</li>" for note in _footer(run)] + ["</ul>"]
 
 
 def write_report_html(run: RunResult, folder: str | Path) -> Path:

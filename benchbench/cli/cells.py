@@ -1,0 +1,106 @@
+"""The cells a ``run``, ``profile`` or ``claim`` command line asks for: the sampling policy, and every zoo model
+and model file on every backend (and cluster device), with what is asked checked before what is installed."""
+
+from __future__ import annotations
+
+import sys
+
+from .errors import UsageError, one_line
+from .parser import sampling_dests
+
+__all__ = ["config_from", "cells_from"]
+
+
+def _stderr(msg: str) -> None:
+    """One line on stderr: a path or name in it (a folder named with a newline) is escaped."""
+    print(one_line(msg), file=sys.stderr, flush=True)
+
+
+def config_from(args):
+    """The sampling policy: the ``--sampling`` profile, with any sampling flag given on top of it."""
+    from benchbench.core.spec import PROFILES
+
+    config = PROFILES[args.sampling or "default"]
+    changes = {name: getattr(args, name) for name in sampling_dests() if getattr(args, name, None) is not None}
+    config = config.replace(**changes) if changes else config
+    if config.min_s > config.max_s:  # checked on the profile's values too: --min-time 20 alone exceeds 10 s
+        raise UsageError(f"the minimum sampling time ({config.min_s:g} s, --min-time) exceeds the maximum "
+                         f"({config.max_s:g} s, --max-time)")
+    return config
+
+
+def cells_from(args):
+    """The cells asked for (zoo models and model files, on every backend and device) and the model names."""
+    from benchbench.build.files import file_cells, is_artifact
+    from benchbench.core.spec import CellSpec, physical_cores
+    from benchbench.models import VARIANTS, model_info, resolve_models
+    from benchbench.runners import resolve_backends
+
+    parts = args.model.split(",")
+    files = [p for p in parts if is_artifact(p)]
+    zoo = ",".join(p for p in parts if p not in files)
+    if (args.vs or args.input_shape or args.input_data) and not files:
+        raise UsageError("--vs, --input-shape and --input-data apply to a model file (.onnx, .tflite, .xml) "
+                         "given with --model")
+    names, notes = resolve_models(zoo) if zoo else ([], [])
+    for note in notes:
+        _stderr(f"note: {note}")
+    backends = resolve_backends(args.backend)
+    # A mistake in what was asked is reported before what is installed: a typo must not hide behind a
+    # missing package.
+    _check_options(args.options, backends)
+    available = _available(backends, cluster=bool(getattr(args, "scheduler", None)))
+    threads = args.threads or physical_cores()
+    variants = VARIANTS if args.variant == "both" else (args.variant,)
+    options = tuple(sorted(args.options))
+    cells = []
+    for name in names:
+        info = model_info(name)
+        if args.input_size and min(args.input_size) < info.min_input:
+            _stderr(f"note: {name} needs inputs of at least {info.min_input}; "
+                    f"{args.input_size[0]}x{args.input_size[1]} is recorded as unsupported")
+        forms = ("deploy",) if info.identical_forms and len(variants) > 1 else variants  # one network: measure once
+        for backend in backends:
+            for variant in forms:
+                cells.append(CellSpec(name, variant, backend, args.batch, args.input_size, threads, args.seed, options))
+    if files:
+        file_specs, file_names = file_cells(files, args.vs, backends, available, shapes=args.input_shape,
+                                            batch=args.batch, size=args.input_size, input_data=args.input_data,
+                                            threads=threads, seed=args.seed, options=options)
+        cells += file_specs
+        names += file_names
+    if devices := getattr(args, "device", None):  # one copy of every cell per cluster target
+        cells = [CellSpec(**{**c.__dict__, "device": d}) for d in dict.fromkeys(devices.split(",")) for c in cells]
+    return cells, names
+
+
+def _available(backends: list[str], cluster: bool) -> dict[str, bool]:
+    """Which backends are installed here; a missing one is noted (its cells are recorded unavailable), and none
+    at all is an error, unless a cluster's workers measure (they may have them)."""
+    from benchbench.runners import get_runner
+
+    available = {}
+    for b in backends:
+        ok, why = get_runner(b).is_available()
+        available[b] = ok
+        if not ok:
+            _stderr(f"note: {why}; its cells are recorded as unavailable")
+    if not any(available.values()) and not cluster:
+        raise UsageError(f"no requested backend is available: {'; '.join(get_runner(b).is_available()[1] for b in backends)}")
+    return available
+
+
+def _check_options(options: list[tuple[str, str]], backends: list[str]) -> None:
+    """Each --option must be known to at least one requested backend, with an allowed value."""
+    from benchbench.runners import get_runner
+
+    known = {b: get_runner(b).OPTIONS for b in backends}
+    for key, value in options:
+        takers = {b: opts[key] for b, opts in known.items() if key in opts}
+        if not takers:
+            offered = sorted({f"{k} ({b})" for b, opts in known.items() for k in opts})
+            raise UsageError(f"unknown option '{key}' for {', '.join(backends)}"
+                             + (f"; known: {', '.join(offered)}" if offered else "; these backends take no options"))
+        for b, allowed in takers.items():
+            if allowed and value.lower() not in allowed:
+                raise UsageError(f"option {key}={value} for {b}: choose from {', '.join(allowed)}")
