@@ -44,7 +44,8 @@ def cmd_claim(args) -> int:
     except OSError as exc:  # the run's own folder: a full disk or a folder made read-only, not a request
         raise WriteError(f"cannot write the claim into {out_dir}: {exc.strerror or exc}") from None
     if args.html:  # claim.html; the published reference also gets its front page
-        from benchbench.analysis.claim_html import write_claim_html, write_index_html
+        from benchbench.analysis.claim_html import write_claim_html
+        from benchbench.analysis.index_page import write_index_html
 
         write_claim_html(analysis, runs, out_dir)
         if args.reference:
