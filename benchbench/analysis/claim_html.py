@@ -9,6 +9,7 @@ plots (``claim_figures``). The published folder's front page is ``index_page``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from benchbench.results.html import esc, md_inline, page, table, write_page
@@ -176,7 +177,8 @@ def _verdict_section(analysis: dict, per_backend: dict, plots: dict) -> list[str
         plots["effect"] = effect
         parts.append('<div data-plot="effect"></div>')
     parts += [f'<p class="verdict">{esc(a["verdict"])}</p>' for a in per_backend.values()]
-    parts.append(f"<p class='note'>{md_inline(VERDICT_METHOD)}</p>")
+    method = re.sub(r"\*([^*]+)\*", r"<i>\1</i>", md_inline(VERDICT_METHOD))  # md_inline knows bold and code only
+    parts.append(f"<p class='note'>{method}</p>")
     if analysis.get("zoo"):
         parts.append(f"<p class='note'>{esc(zoo_sentence(analysis['zoo']))}</p>")
     return parts
