@@ -36,7 +36,7 @@ import numpy as np
 from .cluster_inference import WithinDesign
 from .regression import log_sd_of_interval
 
-__all__ = ["EQUIVALENCE", "NOISE_REPS", "BOOTSTRAP_REPS", "LEVEL", "ops_effect", "classify", "decide",
+__all__ = ["EQUIVALENCE", "NOISE_REPS", "BOOTSTRAP_REPS", "LEVEL", "ops_effect", "classify", "decide", "lofo",
            "family_error_test"]
 
 # Doubling the executed ops at equal FLOPs changing latency by less than 5% counts as no practical difference:
