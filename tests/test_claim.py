@@ -47,6 +47,16 @@ def test_verdict_says_yes_when_latency_follows_ops():
     assert part["executed_ops"]["partial_spearman"] > 0.9 and part["executed_ops"]["p"] < 1e-6
 
 
+def test_the_report_reads_the_verdict_every_way_beside_the_model_with_traffic(tmp_path):
+    analysis = analyze([_population("ops")])
+    e = analysis["per_backend"]["ort"]["effect"]
+    assert {"cr1", "cr2", "wild_bootstrap", "lofo", "with_traffic"} <= set(e)
+    text = claim_markdown(analysis, tmp_path)
+    section = text[text.index("## ort"):]
+    assert "| log FLOPs + log ops (the verdict's)" in section and "| log FLOPs + log ops + log traffic" in section
+    assert "The zoo here: 30 models in 6 families, each in its deploy form, on 1 backend." in text
+
+
 def test_verdict_says_no_when_latency_follows_flops():
     a = analyze([_population("flops", backend="tflite")])["per_backend"]["tflite"]
     assert a["verdict"].startswith("tflite: no, executed ops make no practical difference")
@@ -268,7 +278,7 @@ def test_the_zoo_summary_is_counted_from_the_cells():
             for m, macs in (("fam0_a", 1e8), ("fam0_b", 4e9), ("fam1_a", 2e9)) for v in ("train", "deploy")
             for b in ("ort", "torch")]
     zoo = zoo_summary(rows)
-    assert (zoo["models"], zoo["families"], zoo["backends"]) == (3, 2, 2)
+    assert (zoo["models"], zoo["families"], zoo["backends"], zoo["variants"]) == (3, 2, 2, ["deploy", "train"])
     assert zoo["macs_range_deploy"] == pytest.approx(40.0)  # 4e9 / 1e8, deploy forms only
     assert zoo["macs_range_both"] == pytest.approx(80.0)  # 8e9 (b's train form) / 1e8
 

@@ -168,3 +168,12 @@ def test_decide_needs_cr2_every_left_out_family_and_the_bootstrap_for_a_plain_re
     assert decide("equivalent", "equivalent", ["equivalent", "equivalent"], 0.6) == "equivalent"
     assert decide("equivalent", "equivalent", ["equivalent", "inconclusive"], 0.6) == "leans equivalent"
     assert decide("inconclusive", "inconclusive", ["yes"], 0.01) == "inconclusive"
+
+
+def test_the_wild_bootstrap_takes_rademacher_weights_too_and_refuses_others():
+    y, x, groups = _clustered(np.random.default_rng(18), clusters=12, effect=0.5, slope_sd=0.02)
+    d = WithinDesign(x, groups)
+    assert d.wild_bootstrap_p(y, 1, reps=999, weights="rademacher") < 0.01  # a large planted effect
+    assert d.wild_bootstrap_p(y, 1, reps=999, seed=3) == d.wild_bootstrap_p(y, 1, reps=999, seed=3)  # seeded
+    with pytest.raises(ValueError, match="rademacher"):
+        d.wild_bootstrap_p(y, 1, weights="mammen")

@@ -95,7 +95,7 @@ def zoo_summary(rows: list[dict]) -> dict:
         return max(values) / min(values) if len(values) > 1 else None
 
     return {"models": len({r["model"] for r in zoo}), "families": len({r["family"] for r in zoo}),
-            "backends": len({r["backend"] for r in zoo}),
+            "backends": len({r["backend"] for r in zoo}), "variants": sorted({r["variant"] for r in zoo}),
             "macs_range_deploy": span(v for (_, variant), v in macs.items() if variant == "deploy"),
             "macs_range_both": span(macs.values())}
 

@@ -124,8 +124,10 @@ def lofo_rows(e: dict) -> list[list[str]]:
 
 def zoo_sentence(zoo: dict) -> str:
     """What the zoo spans, counted from its cells: models, families, backends and the range of MACs."""
-    text = (f"The zoo here: {zoo['models']} models in {zoo['families']} families, each in its train and deploy "
-            f"forms, on {zoo['backends']} backend{'s' if zoo['backends'] != 1 else ''}")
+    variants = sorted(zoo.get("variants") or [], key=lambda v: ({"train": 0, "deploy": 1}.get(v, 2), v))
+    forms = (f"each in its {' and '.join(variants)} form{'s' if len(variants) > 1 else ''}, " if variants else "")
+    text = (f"The zoo here: {zoo['models']} models in {zoo['families']} families, {forms}on {zoo['backends']} "
+            f"backend{'s' if zoo['backends'] != 1 else ''}")
     if zoo.get("macs_range_deploy"):
         text += f"; the deploy forms span {zoo['macs_range_deploy']:.0f}x in MACs"
         if zoo.get("macs_range_both"):
