@@ -71,8 +71,6 @@ def test_profile_is_stored_and_written(profiled, tmp_path):
     path = write_profiles(profiled, tmp_path / "profile.md")
     text = path.read_text()
     assert text.count("## ") == sum(1 for c in profiled.cells if c.ok)
-    from benchbench.results.load import load_run
-
     again = load_run(profiled.path)  # the profile lives in the run's JSON
     assert all(c.metrics.get("profile") for c in again.cells if c.ok)
 
