@@ -47,6 +47,16 @@ def test_verdict_says_yes_when_latency_follows_ops():
     assert part["executed_ops"]["partial_spearman"] > 0.9 and part["executed_ops"]["p"] < 1e-6
 
 
+def test_the_report_reads_the_verdict_every_way_beside_the_model_with_traffic(tmp_path):
+    analysis = analyze([_population("ops")])
+    e = analysis["per_backend"]["ort"]["effect"]
+    assert {"cr1", "cr2", "wild_bootstrap", "lofo", "with_traffic"} <= set(e)
+    text = claim_markdown(analysis, tmp_path)
+    section = text[text.index("## ort"):]
+    assert "| log FLOPs + log ops (the verdict's)" in section and "| log FLOPs + log ops + log traffic" in section
+    assert "The zoo here: 30 models in 6 families, each in its deploy form, on 1 backend." in text
+
+
 def test_verdict_says_no_when_latency_follows_flops():
     a = analyze([_population("flops", backend="tflite")])["per_backend"]["tflite"]
     assert a["verdict"].startswith("tflite: no, executed ops make no practical difference")
@@ -210,6 +220,11 @@ def test_claim_report_ends_with_the_machine_and_sweep_time(tmp_path):
     measured = text[text.index("## Measured on (20260101-000000_x, 30 cells)"):]
     assert "Test CPU, 2 physical" in measured and "onnxruntime 9.9" in measured
     assert "10.0 min for 30 cells, of which 2.0 min exporting (4 builds not in the cache)" in measured
+    assert "Profiling time" not in measured and "whole command" not in measured  # not recorded: not shown
+    run.meta.update(profile={"cells": 12, "wall_s": 90.0}, claim={"analysis_s": 30.0, "total_s": 900.0})
+    measured = claim_markdown(analyze([run]), tmp_path, [run])
+    assert "**Profiling time**: 1.5 min for 12 cells" in measured
+    assert "analysis 0.5 min; the whole command 15.0 min" in measured
 
 
 def test_claim_on_result_files_prints_verdicts_and_guideline_tables(tmp_path, capsys):
@@ -254,3 +269,37 @@ def test_claim_never_pools_cells_of_two_cluster_devices():
     per = analyze([run, twin])["per_backend"]
     assert set(per) == {"ort", "ort@pi4"}
     assert per["ort"]["verdict"].startswith("ort: yes") and per["ort@pi4"]["verdict"].startswith("ort@pi4: no")
+
+
+def test_the_zoo_summary_is_counted_from_the_cells():
+    from benchbench.analysis.claim import zoo_summary
+
+    rows = [{"model": m, "family": m[:4], "variant": v, "backend": b, "macs": macs * (2 if v == "train" else 1)}
+            for m, macs in (("fam0_a", 1e8), ("fam0_b", 4e9), ("fam1_a", 2e9)) for v in ("train", "deploy")
+            for b in ("ort", "torch")]
+    zoo = zoo_summary(rows)
+    assert (zoo["models"], zoo["families"], zoo["backends"], zoo["variants"]) == (3, 2, 2, ["deploy", "train"])
+    assert zoo["macs_range_deploy"] == pytest.approx(40.0)  # 4e9 / 1e8, deploy forms only
+    assert zoo["macs_range_both"] == pytest.approx(80.0)  # 8e9 (b's train form) / 1e8
+
+
+def test_the_readme_quotes_the_reference_zoo_as_its_claim_counts_it():
+    """The README's figures for the reference zoo come from the published claim.json, not from memory."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    zoo = json.loads((root / "reports" / "reference" / "claim.json").read_text())["zoo"]
+    readme = (root / "README.md").read_text()
+    assert f"whole zoo ({zoo['models']} models" in readme
+    assert f"{zoo['macs_range_deploy']:.0f}x in MACs" in readme
+
+
+def test_a_measuring_claim_records_its_analysis_and_total_seconds_in_the_run(tmp_path):
+    from benchbench.cli.claim import _record_times
+    from benchbench.results.load import load_run
+
+    run = _population("flops")
+    run.path = tmp_path / "results.json"
+    _record_times(run, analysis_s=12.34, total_s=3600.0)
+    assert load_run(tmp_path / "results.json").meta["claim"] == {"analysis_s": 12.3, "total_s": 3600.0}

@@ -9,6 +9,7 @@ from benchbench.runners import get_runner
 from benchbench.cli import main
 from benchbench.core.spec import QUICK, CellSpec
 from benchbench.measure.profile import profile_run, profile_table, summarize, write_profiles
+from benchbench.results.load import load_run
 from benchbench.results.record import CellResult
 
 DATA = Path(__file__).parent / "data"
@@ -70,8 +71,6 @@ def test_profile_is_stored_and_written(profiled, tmp_path):
     path = write_profiles(profiled, tmp_path / "profile.md")
     text = path.read_text()
     assert text.count("## ") == sum(1 for c in profiled.cells if c.ok)
-    from benchbench.results.load import load_run
-
     again = load_run(profiled.path)  # the profile lives in the run's JSON
     assert all(c.metrics.get("profile") for c in again.cells if c.ok)
 
@@ -83,3 +82,6 @@ def test_cli_profile(cache_dir, tmp_path, capsys):
     assert code == 0
     assert "per-op sum" in out and "unaccounted" in out
     assert list(tmp_path.glob("*/profile.md"))
+    (results,) = tmp_path.glob("*/results.json")
+    recorded = load_run(results).meta["profile"]  # the profiling's time, beside the sweep's
+    assert recorded["cells"] == 1 and recorded["wall_s"] >= 0

@@ -10,9 +10,9 @@ from . import correlate, kernels, latency_models
 from . import verdict as verdict_model
 from .guidelines import guideline_results
 from .pairs import aa_control, pair_records, within_pair_regression
+from .verdict_text import verdict_sentence
 
-__all__ = ["analyze", "check_claimable", "verdict_sentence", "pct_interval", "VERDICT_TEXT"]
-
+__all__ = ["analyze", "check_claimable", "zoo_summary"]
 
 
 def check_claimable(run) -> None:
@@ -75,12 +75,29 @@ def analyze(runs) -> dict:
         per_backend[backend] = a
     return {
         "observations": rows,
+        "zoo": zoo_summary(rows),
         "pairs": pairs,
         "time_share_cells": {b: v["cells"] for b, v in shares.items()},
         "per_backend": per_backend,
         "family_ratios": correlate.family_ratios(rows),
         "guidelines": guideline_results(_guideline_cells(runs)),
     }
+
+
+def zoo_summary(rows: list[dict]) -> dict:
+    """What the zoo's cells span, counted from them: models, families, and the range of MACs (largest over
+    smallest) over deploy forms and over both forms."""
+    zoo = [r for r in rows if r.get("zoo", True)]
+    macs = {(r["model"], r["variant"]): r["macs"] for r in zoo if isinstance(r.get("macs"), (int, float)) and r["macs"] > 0}
+
+    def span(values) -> float | None:
+        values = list(values)
+        return max(values) / min(values) if len(values) > 1 else None
+
+    return {"models": len({r["model"] for r in zoo}), "families": len({r["family"] for r in zoo}),
+            "backends": len({r["backend"] for r in zoo}), "variants": sorted({r["variant"] for r in zoo}),
+            "macs_range_deploy": span(v for (_, variant), v in macs.items() if variant == "deploy"),
+            "macs_range_both": span(macs.values())}
 
 
 def _kernel_sum_summary(loo: dict | None, rows: list[dict]) -> dict | None:
@@ -95,63 +112,3 @@ def _kernel_sum_summary(loo: dict | None, rows: list[dict]) -> dict | None:
         flops = latency_models.error_summary(latency_models.loo_errors(same, forms=("flops",)))
         out["flops_same_cells"] = flops.get("flops")
     return out
-
-
-VERDICT_TEXT = {
-    "yes": "yes, more executed ops cost latency at equal FLOPs (fragmentation matters beyond FLOPs)",
-    "equivalent": f"no, executed ops make no practical difference at equal FLOPs (equivalent within "
-                  f"±{100 * verdict_model.EQUIVALENCE:.0f}% per doubling)",
-    "no-opposite": "no, the opposite: more executed ops go with lower latency at equal FLOPs",
-    "inconclusive": "inconclusive, the family-level interval holds both no effect and a practical one",
-}
-
-
-def pct_interval(v, ci, digits=0) -> str:
-    """A relative change with its interval, in percent: ``+7.9% [+3.9, +12.1]``."""
-    return f"{100 * v:+.{digits}f}% [{100 * ci[0]:+.{digits}f}, {100 * ci[1]:+.{digits}f}]"
-
-
-def _agreement(a: dict) -> str:
-    """Whether the other model forms point the same way as the verdict, each with its interval."""
-    e, add, mixed, ft = a["effect"], a.get("additive"), a.get("mixed"), a.get("family_test")
-    parts, intervals = [], []
-    if add and add["ci"].get("overhead_us_per_op"):
-        lo, hi = add["ci"]["overhead_us_per_op"]
-        parts.append(f"additive model {add['overhead_us_per_op']:.1f} µs per executed op [{lo:.1f}, {hi:.1f}]")
-        intervals.append((lo, hi))
-    if mixed and "ops_doubling_effect" in mixed:
-        parts.append("mixed model " + pct_interval(mixed["ops_doubling_effect"], mixed["ops_doubling_effect_ci"])
-                     + " per doubling")
-        intervals.append(tuple(mixed["ops_doubling_effect_ci"]))
-    if ft and ft.get("p") is not None:
-        parts.append(f"the additive model's held-out error beats FLOPs only in {ft['better']} of {ft['families']} "
-                     f"families (Wilcoxon over families p = {ft['p']:.2g})")
-    if not parts:
-        return ""
-    above = [lo > 0 for lo, _ in intervals]
-    below = [hi < 0 for _, hi in intervals]
-    if e["verdict"] == "yes":
-        agree = ("agree" if all(above) else "point the same way without all clearing zero"
-                 if not any(below) else "disagree")
-    elif e["verdict"] == "no-opposite":
-        agree = "agree" if all(below) else "disagree" if any(above) else "point the same way without all clearing zero"
-    else:
-        agree = "agree (no interval clear of zero)" if not any(above) and not any(below) else \
-            "disagree: " + ("some find a cost per op" if any(above) else "some find the opposite")
-    return f"The other model forms {agree}: " + "; ".join(parts)
-
-
-def verdict_sentence(backend: str, a: dict) -> str:
-    """The family-level verdict with its effect size, and whether the other model forms agree."""
-    e = a.get("effect")
-    if not e:
-        return f"{backend}: not enough families to tell."
-    text = (f"{backend}: {VERDICT_TEXT[e['verdict']]}: doubling the executed ops at equal FLOPs changes latency by "
-            f"{pct_interval(e['effect'], e['effect_ci95'], 1)} (95%, {e['families']} families as the units, measurement "
-            f"noise propagated; {100 * e['noise_stability']:.0f}% of noise redraws keep this verdict)")
-    corr = {c["predictor"]: c for c in a.get("correlations", [])}
-    if "flops" in corr and "executed_ops" in corr:
-        text += (f". Across the zoo, Spearman ρ of latency with FLOPs is {corr['flops']['spearman']:.2f} and with "
-                 f"executed ops {corr['executed_ops']['spearman']:.2f}")
-    agreement = _agreement(a)
-    return text + (". " + agreement if agreement else "") + "."

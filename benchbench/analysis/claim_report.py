@@ -10,42 +10,30 @@ from tabulate import tabulate
 from benchbench.core.atomic import own_subfolder
 
 from . import correlate, plots
-from .claim import pct_interval
-from .latency_models import FORM_LABELS, FORMS
-from .verdict import EQUIVALENCE
+from .claim_tables import (
+    ADDITIVE_HEADERS,
+    INFERENCE_HEADERS,
+    LOFO_HEADERS,
+    MODEL_HEADERS,
+    additive_rows,
+    fmt_ci,
+    fmt_df,
+    fmt_pct,
+    fmt_rel,
+    fmt_rho,
+    inference_rows,
+    lofo_rows,
+    model_rows,
+    zoo_sentence,
+)
+from .latency_models import FORMS
+from .verdict_text import VERDICT_METHOD, pct_interval
 
 __all__ = ["claim_markdown", "guideline_tables", "backend_summary", "THREATS"]
 
 
 def _md(body, headers) -> str:
     return tabulate(body, headers, tablefmt="github", disable_numparse=True)
-
-
-def _err(f: dict | None) -> tuple[str, str]:
-    if not f:
-        return "—", "—"
-    lo, hi = f["median_ape_ci"]
-    wlo, whi = f["within_10pct_ci"]
-    return (f"{100 * f['median_ape']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]",
-            f"{100 * f['within_10pct']:.0f}% [{100 * wlo:.0f}, {100 * whi:.0f}]")
-
-
-def _ci(v, ci, fmt=".1f") -> str:
-    if v is None:
-        return "—"
-    lo, hi = ci or (None, None)
-    return f"{v:{fmt}} [{'∞' if lo is None else format(lo, fmt)}, {'∞' if hi is None else format(hi, fmt)}]"
-
-
-def _rho(entry) -> str:
-    if not entry:
-        return "—"
-    lo, hi = entry["ci"] or (float("nan"), float("nan"))
-    return f"{entry['rho']:.2f} [{lo:.2f}, {hi:.2f}]"
-
-
-def _fmt_rel(v) -> str:
-    return f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]" if v else "—"
 
 
 def guideline_tables(results: list[dict], multipliers=(1, 2, 4)) -> list[str]:
@@ -61,7 +49,7 @@ def guideline_tables(results: list[dict], multipliers=(1, 2, 4)) -> list[str]:
             if not ents:
                 continue
             headers = ["row", "paper ARM", "paper GPU"] + [f"ours {e['backend']}" for e in ents]
-            body = [[row["row"], f"{row['arm']:.2f}", f"{row['gpu']:.2f}"] + [_fmt_rel(e["rows"][i]["ours"]) for e in ents]
+            body = [[row["row"], f"{row['arm']:.2f}", f"{row['gpu']:.2f}"] + [fmt_rel(e["rows"][i]["ours"]) for e in ents]
                     for i, row in enumerate(ents[0]["rows"])]
             lines += [f"Channels x{mult}: speed relative to the first row, with its 95% interval from the lockstep "
                       "rounds (rows measured together, one ratio per round; 'unpaired' if measured apart).", "",
@@ -74,6 +62,12 @@ def guideline_tables(results: list[dict], multipliers=(1, 2, 4)) -> list[str]:
 def backend_summary(backend: str, a: dict) -> list[str]:
     """The terminal block for one backend: model forms, overhead, verdict, pairs, bands, kernel sum."""
     lines = [f"  {a['verdict']}"]
+    e = a.get("effect")
+    if e:  # the verdict's readings at a glance, then the same with memory traffic in the model
+        for label, row in zip(("ops effect", "with traffic"), inference_rows(e)):
+            lines.append(f"    {label}: {row[1]}; CR1 {row[2]}; CR2 {row[3]}; wild bootstrap p {row[4]}; "
+                         f"leaving out one family {row[5]}" + (f"; per doubling of traffic {row[6]}"
+                                                               if row[6] != "—" else ""))
     forms = a.get("forms") or {}
     if forms:
         lines.append("    held out by family (median error, within ±10%): " + "; ".join(
@@ -88,8 +82,8 @@ def backend_summary(backend: str, a: dict) -> list[str]:
         lines.append("    kernel-sum predictor: no per-op profile times for this backend")
     add = a.get("additive")
     if add:
-        lines.append(f"    additive fit: {_ci(add['overhead_us_per_op'], add['ci']['overhead_us_per_op'])} µs per executed op, "
-                     f"{_ci(add['throughput_gflops'], add['ci']['throughput_gflops'], '.0f')} GFLOP/s")
+        lines.append(f"    additive fit: {fmt_ci(add['overhead_us_per_op'], add['ci']['overhead_us_per_op'])} µs per executed op, "
+                     f"{fmt_ci(add['throughput_gflops'], add['ci']['throughput_gflops'], '.0f')} GFLOP/s")
     p = a.get("pairs")
     if p:
         lines.append(f"    within pairs ({p['n']}): log latency ratio = {p['flops']['coef']:.2f} x log FLOPs ratio "
@@ -98,7 +92,7 @@ def backend_summary(backend: str, a: dict) -> list[str]:
     bands = [b for b in a.get("bands") or [] if b["band"] != "whole zoo" and b["rho"]]
     if bands:
         lines.append("    iso-FLOPs bands, ρ with FLOPs / executed ops: " + "; ".join(
-            f"{b['band']} (n={b['n']}) {_rho(b['rho'].get('flops'))} / {_rho(b['rho'].get('executed_ops'))}"
+            f"{b['band']} (n={b['n']}) {fmt_rho(b['rho'].get('flops'))} / {fmt_rho(b['rho'].get('executed_ops'))}"
             for b in bands))
     return lines
 
@@ -130,7 +124,24 @@ THREATS = [
 
 def _backend_section(backend: str, a: dict) -> list[str]:
     lines = [f"## {backend} ({a['n']} cells, {a['families']} families)", "", f"**Verdict.** {a['verdict']}", ""]
-    return lines + _model_lines(a) + _contrast_lines(a) + _correlation_lines(a)
+    return lines + _inference_lines(a) + _model_lines(a) + _contrast_lines(a) + _correlation_lines(a)
+
+
+def _inference_lines(a: dict) -> list[str]:
+    """The verdict's model read every way, beside the same model with memory traffic, and the families whose
+    absence changes a reading."""
+    e = a.get("effect")
+    if not e or "cr2" not in e:
+        return []
+    lines = ["The verdict's model read with CR1 and CR2 intervals, a wild cluster bootstrap (Webb weights, null "
+             "imposed) and every family left out in turn, beside the same model with log memory traffic added "
+             "(the traffic column: latency change per doubling of traffic at equal FLOPs and ops):", "",
+             _md(inference_rows(e), INFERENCE_HEADERS), ""]
+    changed = lofo_rows(e)
+    if changed:
+        lines += ["Families whose absence changes a reading of the verdict's model (leave-one-family-out fits):", "",
+                  _md(changed, LOFO_HEADERS), ""]
+    return lines
 
 
 def _model_lines(a: dict) -> list[str]:
@@ -138,17 +149,11 @@ def _model_lines(a: dict) -> list[str]:
     lines = []
     forms = a.get("forms") or {}
     if forms:
-        body = [[FORM_LABELS[f], *_err(forms.get(f))] for f in FORMS if f in forms]
-        ks = a.get("kernel_sum")
-        if ks:
-            body.append([f"kernel sum (profiled cells: {ks['n']})", *_err(ks)])
-            if ks.get("flops_same_cells"):
-                body.append([f"FLOPs only, on the same {ks['n']} cells", *_err(ks["flops_same_cells"])])
         lines += [f"Latency models, each family predicted by a fit to the others ({next(iter(forms.values()))['n']} "
-                  "cells); 95% intervals resample families:", "", _md(body, ["model", "median abs. error",
-                                                                             "within ±10%"]), ""]
+                  "cells); 95% intervals resample families:", "", _md(model_rows(a), MODEL_HEADERS), ""]
         if "mixed" not in forms:
             lines += ["The mixed model needs statsmodels (`pip install 'benchbench[analysis]'`).", ""]
+        ks = a.get("kernel_sum")
         if ks:
             src = ks["sources"]
             lines += [f"Kernel-sum predictions came {100 * src['lookup']:.0f}% from the same kernel profiled in other "
@@ -156,14 +161,8 @@ def _model_lines(a: dict) -> list[str]:
                       f"{100 * src['roofline']:.0f}% from the roofline-style fallback (shares of predicted time).", ""]
     add = a.get("additive")
     if add:
-        ci = add["ci"]
-        lines += ["Additive model on every cell (family bootstrap 95% intervals):", "", _md([
-            ["per executed op", _ci(add["overhead_us_per_op"], ci["overhead_us_per_op"]) + " µs"],
-            ["throughput", _ci(add["throughput_gflops"], ci["throughput_gflops"], ".0f") + " GFLOP/s"],
-            ["memory traffic", _ci(add["bandwidth_gbs"], ci["bandwidth_gbs"], ".1f") + " GB/s"],
-            ["fixed per inference", _ci(add["fixed_ms"], ci["fixed_ms"], ".3f") + " ms"],
-            ["per-op overhead's share of a cell's latency (median)", f"{100 * add['overhead_share_median']:.0f}%"],
-        ], ["term", "fitted"]), ""]
+        lines += ["Additive model on every cell (family bootstrap 95% intervals):", "",
+                  _md(additive_rows(add), ADDITIVE_HEADERS), ""]
     mixed = a.get("mixed")
     if mixed and "ops_doubling_effect" in mixed:
         lines += [f"Mixed model (log-linear with a random intercept per family, statsmodels MixedLM): doubling the "
@@ -197,8 +196,8 @@ def _correlation_lines(a: dict) -> list[str]:
     lines = []
     bands = a.get("bands") or []
     if bands:
-        body = [[b["band"], b["n"], _rho(b["rho"].get("flops")), _rho(b["rho"].get("executed_ops")),
-                 _rho(b["rho"].get("mac_bytes"))] for b in bands]
+        body = [[b["band"], b["n"], fmt_rho(b["rho"].get("flops")), fmt_rho(b["rho"].get("executed_ops")),
+                 fmt_rho(b["rho"].get("mac_bytes"))] for b in bands]
         lines += ["Iso-FLOPs bands (deploy forms, one cell per model): Spearman ρ of latency with 95% intervals.", "",
                   _md(body, ["band", "n", "ρ FLOPs", "ρ executed ops", "ρ memory traffic"]), ""]
     ts = a.get("time_shares")
@@ -224,13 +223,21 @@ def _headline(analysis: dict) -> list[str]:
     for backend, a in analysis["per_backend"].items():
         e, add, forms, ks = a.get("effect"), a.get("additive"), a.get("forms") or {}, a.get("kernel_sum")
         within = " / ".join(f"{100 * forms[f]['within_10pct']:.0f}%" if f in forms else "—" for f in FORMS)
+        t = (e or {}).get("with_traffic")
+        boot = ((e or {}).get("wild_bootstrap") or {}).get("p")
         body.append([backend, e["verdict"] if e else "—",
-                     pct_interval(e["effect"], e["effect_ci95"], 1) if e else "—",
-                     _ci(add["overhead_us_per_op"], add["ci"]["overhead_us_per_op"]) if add else "—",
-                     _ci(add["throughput_gflops"], add["ci"]["throughput_gflops"], ".0f") if add else "—",
+                     pct_interval(e["effect"], e["effect_ci95"], 1) + f" ({fmt_df(e['df'])})" if e else "—",
+                     pct_interval(e["effect"], e["cr1"]["ci95"], 1) if e and "cr1" in e else "—",
+                     "—" if boot is None else f"{boot:.2g}",
+                     "{} to {}".format(*map(fmt_pct, e["lofo"]["range"])) if e and e.get("lofo") else "—",
+                     pct_interval(t["effect"], t["cr2"]["ci95"], 1) if t else "—",
+                     fmt_ci(add["overhead_us_per_op"], add["ci"]["overhead_us_per_op"]) if add else "—",
+                     fmt_ci(add["throughput_gflops"], add["ci"]["throughput_gflops"], ".0f") if add else "—",
                      within, f"{100 * ks['within_10pct']:.0f}%" if ks else "no op times"])
-    return [_md(body, ["backend", "verdict", "latency per doubling of ops at equal FLOPs", "µs per executed op",
-                       "GFLOP/s", "within ±10%: FLOPs / additive / log-linear / mixed", "kernel sum"]), ""]
+    return [_md(body, ["backend", "verdict", "latency per doubling of ops at equal FLOPs, CR2 95%", "CR1 95%",
+                       "wild bootstrap p", "leaving out one family", "with traffic in the model, CR2 95%",
+                       "µs per executed op", "GFLOP/s", "within ±10%: FLOPs / additive / log-linear / mixed",
+                       "kernel sum"]), ""]
 
 
 def _plots(analysis: dict, plot_dir: Path) -> dict:
@@ -257,16 +264,11 @@ def claim_markdown(analysis: dict, out_dir: Path, runs=(),
     made = _plots(analysis, own_subfolder(out_dir, "plots"))
     lines = [f"# {title}", "", "## Verdict per backend", ""]
     lines += [f"- {b['verdict']}" for b in analysis["per_backend"].values()] or ["- no zoo measurements"]
-    lines += ["", "The verdict asks one question of the zoo's cells: at equal FLOPs, does a model that executes more "
-              "operators take longer? It is decided at family level: log latency on log FLOPs and log executed ops "
-              "with one intercept per family, so that the evidence comes from differences inside families (train vs "
-              "deploy forms, members of one design), with a cluster-robust interval that counts families, not cells, "
-              "as the independent units, and each cell's measurement noise propagated by redrawing it within its "
-              f"interval. *yes* and *no, the opposite* need the 95% interval clear of zero; *no practical difference* "
-              f"needs the 90% interval inside ±{100 * EQUIVALENCE:.0f}% (two one-sided tests); anything else is "
-              "*inconclusive*. The other model forms (additive, mixed, the held-out comparison) are shown beside it "
-              "and the sentence says whether they agree. The guideline nets, built to hold FLOPs equal, are analysed "
-              "in their own tables.", ""]
+    lines += ["", VERDICT_METHOD + " The guideline nets, built to hold FLOPs equal, are analysed in their own "
+              "tables.", ""]
+    zoo = analysis.get("zoo")
+    if zoo:
+        lines += [zoo_sentence(zoo), ""]
     outside = sorted({r["model"] for r in analysis["observations"] if not r.get("zoo", True)})
     if outside:
         lines += [f"Outside the zoo: {len(outside)} user model file(s) ({', '.join(outside)}) are among the cells, each "

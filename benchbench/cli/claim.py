@@ -3,6 +3,7 @@ with ``--reference``, the reference report, regenerated and published)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from benchbench.core.atomic import write_atomic
@@ -20,6 +21,7 @@ def cmd_claim(args) -> int:
     from benchbench.results.journal import WriteError
     from benchbench.results.load import load_run
 
+    started = time.monotonic()
     if args.reference:
         reference_args(args)
         check_reference_dest(Path(args.out).parent / REFERENCE_DIR.name)  # before an hour of measuring, not after
@@ -36,7 +38,10 @@ def cmd_claim(args) -> int:
         if code >= 128:  # interrupted: the cells so far are saved, but no analysis of a partial sweep
             return code
         runs, out_dir = [run], run.path.parent
+    start = time.monotonic()
     analysis = analyze(runs)
+    if not args.results:  # a run this command measured: its meta records what the claim took, as the sweep's does
+        _record_times(runs[0], analysis_s=time.monotonic() - start, total_s=time.monotonic() - started)
     try:
         write_atomic(out_dir / "claim.md", claim_markdown(analysis, out_dir, runs))
         write_atomic(out_dir / "claim.json", strictjson.dumps({k: v for k, v in analysis.items() if k != "observations"},
@@ -44,7 +49,8 @@ def cmd_claim(args) -> int:
     except OSError as exc:  # the run's own folder: a full disk or a folder made read-only, not a request
         raise WriteError(f"cannot write the claim into {out_dir}: {exc.strerror or exc}") from None
     if args.html:  # claim.html; the published reference also gets its front page
-        from benchbench.analysis.claim_html import write_claim_html, write_index_html
+        from benchbench.analysis.claim_html import write_claim_html
+        from benchbench.analysis.index_page import write_index_html
 
         write_claim_html(analysis, runs, out_dir)
         if args.reference:
@@ -61,3 +67,15 @@ def cmd_claim(args) -> int:
     # the measuring run's own code (1 broken cells or parity failures, 2 a model error, 3 the environment):
     # the analysis is written either way, but a claim over broken cells does not pass for a clean one
     return code
+
+
+def _record_times(run, analysis_s: float, total_s: float) -> None:
+    """The analysis's seconds and the whole command's up to it (calibration, sweep, profiling, views, analysis)
+    in the run's meta, and results.json written again with them (the views before it were written without)."""
+    from benchbench.results.journal import WriteError
+
+    run.meta["claim"] = {"analysis_s": round(analysis_s, 1), "total_s": round(total_s, 1)}
+    try:
+        run.save()
+    except OSError as exc:
+        raise WriteError(f"cannot write {run.path}: {exc.strerror or exc}") from None

@@ -8,6 +8,7 @@ import datetime as _dt
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 
 from benchbench import __version__
@@ -173,10 +174,14 @@ def _sweep(session: _Session) -> None:
         if args.profile:  # after the sweep, in separate workers: no profiler touches the timed samples
             from benchbench.measure.profile import profile_run
 
+            start = time.monotonic()
             try:
                 profile_run(run, session.config, runs=args.profile_runs, select=getattr(args, "profile_select", None))
             except OSError as exc:  # its run.save() after each profiled cell
                 raise WriteError(f"cannot write {run.path}: {exc.strerror or exc}") from None
+            # the profiling's own time, beside the sweep's (meta.sweep): results.json is written after this
+            run.meta["profile"] = {"cells": sum(1 for c in run.cells if c.metrics.get("profile")),
+                                   "wall_s": round(time.monotonic() - start, 1)}
 
 
 def _report(session: _Session) -> None:

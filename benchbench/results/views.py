@@ -232,6 +232,12 @@ def run_header(meta: dict) -> list[str]:
     if sweep:
         lines.append(f"- **Sweep time**: {sweep['wall_s'] / 60:.1f} min for {sweep['cells']} cells, of which "
                      f"{sweep['build_s'] / 60:.1f} min exporting ({sweep['builds_run']} builds not in the cache)")
+    profile, claim = meta.get("profile"), meta.get("claim")
+    if isinstance(profile, dict) and profile.get("wall_s") is not None:
+        lines.append(f"- **Profiling time**: {profile['wall_s'] / 60:.1f} min for {profile.get('cells', '?')} cells")
+    if isinstance(claim, dict) and claim.get("total_s") is not None:
+        lines.append(f"- **Claim**: analysis {claim.get('analysis_s', 0) / 60:.1f} min; the whole command "
+                     f"{claim['total_s'] / 60:.1f} min up to its analysis (calibration, sweep, profiling, views)")
     return lines
 
 
