@@ -27,6 +27,8 @@ from benchbench.analysis.lab_design import (
     select_joint,
     traffic_of_ops,
 )
+from benchbench.analysis.lab_records import zoo_records
+from benchbench.analysis.lab_report import lab_markdown
 from benchbench.core.labpoints import (
     ANCHOR,
     ANCHOR_NAME,
@@ -293,15 +295,15 @@ def test_analysis_transfers_to_zoo_cells_and_decomposes(design):
     assert abs(sum(shares.values()) - 1) < 1e-9 and shares["compute"] > 0
     assert r["ops_doubling"]["causal"]["ci95"][0] <= r["ops_doubling"]["causal"]["effect"] <= r["ops_doubling"]["causal"]["ci95"][1]
     json.dumps(out)  # JSON-able as it stands
-    md = labfit.lab_markdown(out)
-    assert "## Fragmentation lab" in md and "| ort |" in md
+    md = lab_markdown(out)
+    assert "## The fragmentation lab" in md and "| ort |" in md
 
 
 def test_zoo_records_from_the_reference():
     ref = Path(__file__).parents[1] / "reports" / "reference" / "results.json"
     if not ref.exists():
         pytest.skip("no reference results")
-    zoo = labfit.zoo_records([json.loads(ref.read_text())], CACHES)
+    zoo = zoo_records([json.loads(ref.read_text())], CACHES)
     backends = {r["backend"] for r in zoo}
     assert backends == {"ort", "openvino", "tflite", "torch"}
     assert len(zoo) >= 4 * 100

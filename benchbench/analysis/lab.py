@@ -1,7 +1,7 @@
 """The lab fit: latency from designed nets, per backend, and what it says about the zoo.
 
-Input: plain records, one per measured cell and round (``lab_records``/``zoo_records`` make them from result
-files). A lab record::
+Input: plain records, one per measured cell and round (``benchbench.analysis.lab_records`` makes them from
+result files; ``benchbench.analysis.lab_report`` writes lab.md). A lab record::
 
     {"backend", "name", "anchor": bool, "group", "round", "latency_ms",
      "flops_by_kind": {"conv3x3": FLOPs, ...}, "executed_ops": n, "bytes_by_regime": {"L2": bytes, ...},
@@ -45,25 +45,21 @@ Pure numpy/scipy; nothing is measured here.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
-from .lab_design import FACTORS, MAX_ABS_CORR, identification, traffic_of_ops
+from .lab_design import FACTORS, MAX_ABS_CORR, identification
 from .regression import cluster_sandwich
 
 __all__ = [
     "BOOTSTRAP",
     "KINDS",
     "REGIME_ORDER",
-    "conv_kind",
     "fit_condition_number",
     "fit_lab",
     "lab_analysis",
-    "lab_markdown",
-    "lab_records",
     "observational_ops_effect",
-    "zoo_records",
 ]
 
 BOOTSTRAP = 1000
@@ -419,230 +415,3 @@ def lab_analysis(lab: list[Mapping], zoo: list[Mapping] = (), zoo_anchor_ms: Map
 
 def _public(fit: Mapping) -> dict:
     return {k: v for k, v in fit.items() if not k.startswith("_")}
-
-
-# -- from result files ------------------------------------------------------------------------------------
-
-
-def conv_kind(weight: list[int], inputs: list[int] | None = None) -> str | None:
-    """The lab kind whose throughput a convolution's FLOPs take, from its weight shape: depthwise (one input
-    channel per group) → dw3x3, 1x1 → conv1x1, any other kernel → conv3x3. A 5-D weight is OpenVINO's
-    GroupConvolution (groups, out/g, in/g, kh, kw)."""
-    if weight is None or len(weight) < 3:
-        return None
-    if len(weight) == 5:
-        groups, cin_g, kernel = weight[0], weight[2], weight[3:]
-    else:
-        cin_g, kernel = weight[1], weight[2:]
-        groups = (inputs[1] // cin_g) if inputs and len(inputs) > 1 and cin_g else 1
-    if cin_g == 1 and groups > 1:
-        return "dw3x3"
-    return "conv1x1" if all(k == 1 for k in kernel) else "conv3x3"
-
-
-_CONV = ("conv", "Conv", "Convolution", "GroupConvolution", "CONV_2D", "DEPTHWISE_CONV_2D", "conv2d", "convolution")
-_GEMM = ("MatMul", "Gemm", "FullyConnected", "linear", "matmul", "mm", "addmm", "bmm", "FULLY_CONNECTED", "MatMulNBits")
-
-
-def _flops_shares(ops: list[Mapping]) -> dict[str, float] | None:
-    """Shares of a profile's convolution and matrix FLOPs by lab kind, from its ops' shapes."""
-    by: dict[str, float] = {}
-    for op in ops:
-        t, ins, outs = str(op.get("type", "")), op.get("inputs") or [], op.get("outputs") or []
-        if not outs or not outs[0] or len(ins) < 2 or not ins[1]:
-            continue
-        if t in _CONV or t.endswith("Conv"):
-            w = ins[1]
-            kind = conv_kind(w, ins[0])
-            if kind is None:
-                continue
-            per_out = (w[2] if len(w) == 5 else w[1]) * math.prod(w[-2:])
-            f = 2.0 * math.prod(outs[0]) * per_out
-        elif t in _GEMM:
-            kind, f = "conv1x1", 2.0 * math.prod(outs[0]) * (ins[0][-1] if ins[0] else 0)
-        else:
-            continue
-        by[kind] = by.get(kind, 0.0) + f
-    total = sum(by.values())
-    return {k: v / total for k, v in by.items()} if total > 0 else None
-
-
-def _cell_profile_ops(cell: Mapping) -> list[dict]:
-    prof = (cell.get("metrics") or {}).get("profile") or {}
-    return [o for o in prof.get("ops") or [] if o.get("inputs") or o.get("outputs")]
-
-
-def _cells(results: Iterable[Mapping]) -> list[Mapping]:
-    out = []
-    for res in results:
-        out += [c for c in res.get("cells", []) if c.get("status") == "ok"]
-    return out
-
-
-def _is_lab(cell: Mapping) -> bool:
-    return str(cell["spec"]["model"]).startswith("lab_") or (cell.get("model") or {}).get("family") == "lab"
-
-
-def zoo_records(results: Iterable[Mapping], caches: Mapping,
-                is_zoo: Callable[[Mapping], bool] | None = None) -> list[dict]:
-    """Zoo records from result files (``results.json`` dicts), one per ok cell.
-
-    Counts, per cell: FLOPs (``model.flops``) split by lab kind in the shares its profile's shapes give (any
-    backend's profile of the same model and variant, torch first, where the cell's own has none; all conv3x3 when
-    none has); executed ops (``metrics.executed_ops``); traffic: ORT and OpenVINO the executed graph's, from
-    their profiles' shapes (``lab_design.traffic_of_ops``); torch and TFLite ``metrics.mac_bytes`` (eager does
-    not fuse; the reference has no TFLite shapes), split by regime in the shares of the first profile with shapes.
-    ``is_zoo``: which cells are zoo cells (default: not lab nets, not guideline tables)."""
-    cells = _cells(results)
-    if is_zoo is None:
-        def is_zoo(c):
-            return not _is_lab(c) and not str((c.get("model") or {}).get("family", "")).startswith("guideline")
-    cells = [c for c in cells if is_zoo(c)]
-    profiles: dict[tuple, dict[str, list]] = {}
-    for c in cells:
-        ops = _cell_profile_ops(c)
-        if ops:
-            profiles.setdefault((c["spec"]["model"], c["spec"]["variant"]), {})[c["spec"]["backend"]] = ops
-    out = []
-    for c in cells:
-        spec, metrics = c["spec"], c.get("metrics") or {}
-        flops, ops_n, mac = (c.get("model") or {}).get("flops"), metrics.get("executed_ops"), metrics.get("mac_bytes")
-        median = (c.get("stats") or {}).get("median_ms")
-        if not (_pos(flops) and _pos(ops_n) and _pos(median)):
-            continue
-        siblings = profiles.get((spec["model"], spec["variant"]), {})
-        order = [spec["backend"], "torch", "ort", "openvino"]
-        shares = next((s for b in order if b in siblings and (s := _flops_shares(siblings[b]))), None)
-        note = []
-        if shares is None:
-            shares, note = {"conv3x3": 1.0}, ["FLOPs kinds unknown: all conv3x3"]
-        own = siblings.get(spec["backend"])
-        if spec["backend"] in ("ort", "openvino") and own:
-            t = traffic_of_ops(own, caches)
-            by_regime = t["bytes_by_regime"]
-        else:
-            if not _pos(mac):
-                continue
-            src = next((siblings[b] for b in ("torch", "ort", "openvino") if b in siblings), None)
-            split = traffic_of_ops(src, caches)["bytes_by_regime"] if src else {}
-            tot = sum(split.values())
-            by_regime = {g: mac * v / tot for g, v in split.items()} if tot > 0 else {"L2": float(mac)}
-            if not tot:
-                note.append("traffic regimes unknown: all L2")
-        out.append({"backend": spec["backend"], "name": spec["model"], "variant": spec["variant"],
-                    "family": (c.get("model") or {}).get("family"), "latency_ms": float(median),
-                    "flops_by_kind": {k: flops * s for k, s in shares.items()}, "executed_ops": int(ops_n),
-                    "bytes_by_regime": by_regime, **({"note": "; ".join(note)} if note else {})})
-    return out
-
-
-def lab_records(results: Iterable[Mapping], caches: Mapping) -> list[dict]:
-    """Lab records from result files, one per ok lab cell and round (``stats.round_medians_ms``).
-
-    A cell's lockstep group is ``cell.group``; a round's anchor is the ``lab_anchor`` cell of the same group
-    and backend. FLOPs by kind and bytes by regime come from the lab point (``lab_design.analytic_counts``),
-    except that ORT's and OpenVINO's traffic is their executed graph's when the cell carries a profile with
-    shapes, as for the zoo. Executed ops are the backend's (``metrics.executed_ops``)."""
-    from benchbench.core.labpoints import parse_name
-
-    from .lab_design import analytic_counts
-
-    out = []
-    for c in _cells(results):
-        if not _is_lab(c):
-            continue
-        spec, metrics, stats = c["spec"], c.get("metrics") or {}, c.get("stats") or {}
-        ops_n = metrics.get("executed_ops")
-        if not _pos(ops_n):
-            continue
-        point = parse_name(spec["model"])
-        a = analytic_counts(point, caches)
-        own = _cell_profile_ops(c)
-        by_regime = a["bytes_by_regime"]
-        if spec["backend"] in ("ort", "openvino") and own:
-            by_regime = traffic_of_ops(own, caches)["bytes_by_regime"]
-        rounds = stats.get("round_medians_ms") or ([stats["median_ms"]] if _pos(stats.get("median_ms")) else [])
-        for i, lat in enumerate(rounds):
-            if not _pos(lat):
-                continue
-            out.append({"backend": spec["backend"], "name": spec["model"], "anchor": spec["model"] == "lab_anchor",
-                        "group": c.get("group"), "round": i, "latency_ms": float(lat),
-                        "flops_by_kind": dict(a["flops_by_kind"]), "executed_ops": int(ops_n),
-                        "bytes_by_regime": dict(by_regime)})
-    return out
-
-
-# -- the report -------------------------------------------------------------------------------------------
-
-
-def _f(v, fmt="{:.3g}") -> str:
-    return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt.format(v)
-
-
-def _ci(pair, fmt="{:.3g}") -> str:
-    return f"[{_f(pair[0], fmt)}, {_f(pair[1], fmt)}]" if pair else "—"
-
-
-def lab_markdown(analysis: Mapping) -> str:
-    """lab.md's section: per backend the fit with intervals, the design's identification beside the zoo's,
-    transfer, decomposition and the per-doubling effects."""
-    intro = ("Designed nets (`kind=\"lab\"`) cross executed ops, traffic and FLOPs on each backend's executed graph; "
-             "the fit is latency = Σ FLOPs / throughput(kind) + ops x per-op cost + Σ bytes / bandwidth(regime) + "
-             f"fixed, with 95% bootstrap intervals over design points and rounds. Design bound: pairwise |r| <= "
-             f"{analysis.get('bound_max_abs_corr', MAX_ABS_CORR)}.")
-    lines = ["## Fragmentation lab", "", intro, ""]
-    b = analysis["backends"]
-    if not b:
-        return "\n".join(lines + ["(no backend has enough lab points to fit)"])
-    header = ("| backend | points | reading | µs per op | fixed µs | design max abs r | design cond. | zoo max abs r | "
-              "zoo cond. | zoo within ±10% (additive / FLOPs only) | zoo median error |")
-    lines += [header, "|---" * 11 + "|"]
-    for name, r in b.items():
-        zi = r.get("zoo_identification") or {}
-        lines.append(
-            f"| {name} | {r['n_points']} | {r['reading'].replace('_', '-')} | {_f(r['per_op_us'])} "
-            f"{_ci([r['per_op_us_low'], r['per_op_us_high']])} | {_f(r['fixed_us'])} | {_f(r['design_max_abs_corr'], '{:.2f}')} | "
-            f"{_f(r['design_condition_number'], '{:.2f}')} | {_f(zi.get('max_abs_corr'), '{:.2f}')} | "
-            f"{_f(zi.get('condition_number'), '{:.1f}')} | "
-            f"{_f(r.get('zoo_within_10pct'), '{:.0%}')} / {_f(r.get('zoo_within_10pct_flops_only'), '{:.0%}')} | "
-            f"{_f(r.get('zoo_median_ape'), '{:.0%}')} |")
-    for name, r in b.items():
-        lines += ["", f"### {name}", ""]
-        tp = ", ".join(f"{k} {_f(v)} {_ci(r['ci']['throughput_gflops'].get(k))}" for k, v in r["throughput_gflops"].items())
-        bw = ", ".join(f"{g} {_f(v)} {_ci(r['ci']['bandwidth_gbs'].get(g))}" for g, v in r["bandwidth_gbs"].items())
-        lines += [f"- throughput GFLOP/s: {tp or '—'}", f"- bandwidth GB/s: {bw or '—'}",
-                  f"- per-op cost {_f(r['per_op_us'])} µs {_ci([r['per_op_us_low'], r['per_op_us_high']])}"
-                  + (f" = {_f(100 * r['per_op_anchor_share'], '{:.2f}')}% of the anchor" if r.get("per_op_anchor_share") else "")
-                  + f"; the fit's median error on the lab points {_f(r['fit_median_ape'], '{:.1%}')} "
-                  f"(FLOPs only {_f(r['flops_only']['fit_median_ape'], '{:.1%}')})"]
-        d = r["design"]
-        if d.get("corr"):
-            lines.append("- design correlations (log): " + ", ".join(f"{k} {v:+.2f}" for k, v in d["corr"].items())
-                         + f"; fit condition number {_f(d.get('fit_condition_number'), '{:.1f}')}")
-        zi = r.get("zoo_identification")
-        if zi and zi.get("corr"):
-            extra = zi.get("within_family_ops_traffic_r_net_of_flops")
-            lines.append("- zoo correlations (log): " + ", ".join(f"{k} {v:+.2f}" for k, v in zi["corr"].items())
-                         + (f"; within families net of FLOPs, ops~traffic {extra:+.2f}" if extra is not None else "")
-                         + f"; fit condition number {_f(zi.get('fit_condition_number'), '{:.1f}')}")
-        for reading, t in (r.get("transfer") or {}).items():
-            a, f = t["additive"], t["flops_only"]
-            lines.append(f"- transfer to {a['n']} zoo cells ({reading.replace('_', '-')}): within ±10% "
-                         f"{a['within_10pct']:.0%} {_ci(a['within_10pct_ci'], '{:.0%}')}, median error {a['median_ape']:.0%}; "
-                         f"FLOPs only {f['within_10pct']:.0%}, {f['median_ape']:.0%}")
-        dec = r.get("decomposition")
-        if dec:
-            vs = dec["variance_share"]
-            lines.append("- zoo latency variance explained: " + ", ".join(f"{k} {_f(v, '{:.0%}')}" for k, v in vs.items())
-                         + "; median share of a cell's predicted latency: "
-                         + ", ".join(f"{k} {_f(v, '{:.0%}')}" for k, v in dec["median_share_of_prediction"].items()))
-        od = r.get("ops_doubling") or {}
-        parts = []
-        for key, label in (("causal", "causal (lab additive, zoo cells)"), ("lab_loglinear", "lab log-linear"),
-                           ("observational", "zoo observational (within families)")):
-            e = od.get(key)
-            if e:
-                parts.append(f"{label} {e['effect']:+.1%} {_ci(e['ci95'], '{:+.1%}')}")
-        if parts:
-            lines.append("- latency per doubling of executed ops at fixed FLOPs and traffic: " + "; ".join(parts))
-    return "\n".join(lines) + "\n"

@@ -1,11 +1,11 @@
-"""The ``benchbench`` command line: run, profile, report, list, compare, history, claim, doctor, cache.
+"""The ``benchbench`` command line: run, profile, report, list, compare, history, claim, lab, doctor, cache.
 
 User mistakes (bad option values, unknown names, missing packages, unreadable or malformed files, a model
 file that does not load) end with one line on stderr, ``benchbench: error: ...``, and exit code 2, never a
 traceback. Exit codes:
 
 * 0: done;
-* 1: ``run``/``profile`` (and ``claim`` when it measures) had broken cells (crashed, timed out, lost on a cluster, or an error not of the model's making) or a
+* 1: ``run``/``profile`` (and ``claim`` when it measures, and ``lab``) had broken cells (crashed, timed out, lost on a cluster, or an error not of the model's making) or a
   parity failure (unless ``--allow-parity-fail``); ``compare --fail-above`` found a regression;
   ``history --fail-on-change`` a change; ``doctor``'s A/A interval excludes 1.00;
 * 2: a mistake in what was asked (nothing to decide on included: no cell compared, no ok cell to claim), or a
@@ -34,7 +34,7 @@ __all__ = ["main", "HANDLERS"]
 # Each command's handler: module (in benchbench.cli) and function; imported when the command runs.
 HANDLERS = {"run": ("run", "cmd_run"), "report": ("commands", "cmd_report"), "list": ("commands", "cmd_list"),
             "compare": ("commands", "cmd_compare"), "history": ("commands", "cmd_history"),
-            "claim": ("claim", "cmd_claim"), "cache": ("commands", "cmd_cache"),
+            "claim": ("claim", "cmd_claim"), "lab": ("lab", "cmd_lab"), "cache": ("commands", "cmd_cache"),
             "doctor": ("commands", "cmd_doctor")}
 
 

@@ -31,6 +31,8 @@ def config_from(args):
 
 def cells_from(args):
     """The cells asked for (zoo models and model files, on every backend and device) and the model names."""
+    if args.command == "lab":
+        return lab_cells(args)
     from benchbench.build.files import file_cells, is_artifact
     from benchbench.core.spec import CellSpec, physical_cores
     from benchbench.models import VARIANTS, model_info, resolve_models
@@ -104,3 +106,22 @@ def _check_options(options: list[tuple[str, str]], backends: list[str]) -> None:
         for b, allowed in takers.items():
             if allowed and value.lower() not in allowed:
                 raise UsageError(f"option {key}={value} for {b}: choose from {', '.join(allowed)}")
+
+
+def lab_cells(args):
+    """``benchbench lab``: the design's points (the quick design with ``--quick``; its first ``--points``) in
+    blocks of ``BLOCK_POINTS``, each block led by its own copy of the anchor net, on every backend. Points go to
+    blocks in turn (point i to block i mod the block count), so that each block mixes kinds and sizes."""
+    from benchbench.core.labpoints import ANCHOR_NAME, BLOCK_POINTS, DESIGN, DESIGN_QUICK
+    from benchbench.core.spec import CellSpec, physical_cores
+    from benchbench.runners import resolve_backends
+
+    points = list(DESIGN_QUICK if args.quick else DESIGN)[: args.points]
+    backends = resolve_backends(args.backend)
+    _available(backends, cluster=False)
+    threads = args.threads or physical_cores()
+    n_blocks = max(1, -(-len(points) // BLOCK_POINTS))
+    blocks = [[ANCHOR_NAME] + points[b::n_blocks] for b in range(n_blocks)]
+    cells = [CellSpec(name, "deploy", backend, 1, None, threads, args.seed, (), block=b)
+             for backend in backends for b, names in enumerate(blocks) for name in names]
+    return cells, [ANCHOR_NAME, *points]

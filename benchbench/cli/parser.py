@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .reference import REFERENCE_BACKENDS, REFERENCE_DIR
 
     parser = _Parser(prog="benchbench", description="The ``benchbench`` command line: run, profile, report, list, "
-                     "compare, history, claim, doctor, cache.", formatter_class=_HelpFormatter,
+                     "compare, history, claim, lab, doctor, cache.", formatter_class=_HelpFormatter,
                      epilog="Start with: benchbench list; then benchbench run --help")
     parser.add_argument("--version", action="version", version=f"benchbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -270,6 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
                    **{f.name: ([] if flag.repeat else f.default) for f, flag in flags_of(CellSpec) if f.name != "threads"},
                    **dict.fromkeys(sampling_dests()))
 
+    _add_lab(command("lab", help="the fragmentation lab: designed nets that separate FLOPs, executed ops and traffic",
+                     description="Measure the lab's designed nets, in lockstep blocks each bracketed by the fixed "
+                                 "anchor net, and fit latency = compute + executed ops x per-op cost + traffic / "
+                                 "bandwidth + a fixed cost per backend. Writes a run folder (as run does) plus "
+                                 "lab.json and lab.md.",
+                     epilog="example:\n  benchbench lab --backend ort --quick"))
+
     p = command("history", help="the same cells across runs, in time order: medians with intervals, changes flagged",
                 description="Line up the cells of several runs by identity, in the order they were measured: each "
                             "cell's median with its 95% interval per run, and a change flagged where consecutive "
@@ -305,3 +312,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-aa", action="store_true", help="machine state only, no A/A comparison")
     p.set_defaults(handler="doctor")
     return parser
+
+
+def _add_lab(p: argparse.ArgumentParser) -> None:
+    """``benchbench lab``'s arguments: the run's own measuring options, but cells from the lab's design."""
+    p.add_argument("--backend", "-b", default="ort", type=name_list,
+                   help="backends to measure on, comma-separated (default: ort)")
+    p.add_argument("--quick", action="store_true",
+                   help="the 16-point quick design instead of the 32-point one (same bound on correlations)")
+    p.add_argument("--points", type=bounded_int(1), default=None, help=argparse.SUPPRESS)  # tests: the first N
+    p.add_argument("--zoo", metavar="RESULTS", default=None,
+                   help="a zoo run's results.json to predict from the lab fit alone (default: "
+                        "reports/reference/results.json when it exists here)")
+    add_spec_flags(p, only=("threads", "seed"))
+    p.add_argument("--sampling", choices=list(PROFILES), default="default",
+                   help="sampling profile: default, quick (smoke runs), reference")
+    add_sampling_flags(p)
+    p.add_argument("--rounds", type=bounded_int(1), default=1,
+                   help="measure every block N times, each in fresh workers (intervals use every round)")
+    p.add_argument("--profile-runs", type=bounded_int(1), default=10, help=PROFILE_RUNS_HELP)
+    p.add_argument("--out", default=DEFAULT_OUT, type=new_folder_base, help=OUT_HELP)
+    p.add_argument("--resume", metavar="DIR", default=None,
+                   help="finish an interrupted lab run in its folder DIR (give no other option)")
+    p.add_argument("--no-wait", action="store_true", help=WAIT_HELP)
+    p.add_argument("--html", action="store_true", help=HTML_HELP + ": report.html")
+    # What run's other options would say: every design point at its own input, one form, the executed graph's
+    # traffic from a profile of each cell (taken after the sweep, in separate workers).
+    p.set_defaults(handler="lab", model="lab", variant="deploy", vs=None, input_shape=[], input_data=None,
+                   batch=1, input_size=None, options=[], lockstep="auto", roofline="off", profile=True,
+                   allow_parity_fail=False)

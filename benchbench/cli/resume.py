@@ -32,8 +32,8 @@ def resumed_args(args):
     folder = Path(args.resume)
     prior, source = load_results(folder)
     argv = prior.meta.get("argv") or []
-    if len(argv) < 2 or argv[1] not in ("run", "profile"):
-        raise UsageError(f"--resume: {folder} was not written by benchbench run or profile "
+    if len(argv) < 2 or argv[1] not in ("run", "profile", "lab"):
+        raise UsageError(f"--resume: {folder} was not written by benchbench run, profile or lab "
                          f"(its command: {' '.join(map(str, argv[:2])) or 'not recorded'})")
     try:
         stored = build_parser().parse_args([str(a) for a in argv[1:]])

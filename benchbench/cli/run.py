@@ -273,7 +273,7 @@ def _new_run(args, config, cells, names, rounds):
     from benchbench.results.record import RunResult
     from benchbench.runners import tracked_packages
 
-    slug = names[0] if len(names) == 1 else f"{len(names)}models"
+    slug = "lab" if args.command == "lab" else names[0] if len(names) == 1 else f"{len(names)}models"
     backends = "+".join(dict.fromkeys(c.backend for c in cells))  # canonical names, whatever the case typed
     out_dir = run_dir(Path(args.out), f"{slug}_{backends}")  # a mistake in --out is reported first
     state = machine_state(0.5, threads=max(c.threads for c in cells))

@@ -137,6 +137,9 @@ class CellSpec:
         help="backend option, e.g. precision=bf16 (repeatable; the keys are listed below)")
     source: ArtifactSource | None = None
     device: str | None = None  # a cluster target (run --device): measured on a worker with that device resource
+    # A designed block (benchbench lab): the cells of one block are one lockstep group, and the block tells
+    # apart the copies of the anchor net that each block measures beside its points.
+    block: int | None = None
 
     def key(self) -> tuple:
         """Identity used to match cells across runs (compare). A file is matched by its content hash (and
@@ -147,10 +150,12 @@ class CellSpec:
                    self.threads, self.options, s.input_shapes, s.input_data_sha256)
         else:
             key = (self.model, self.variant, self.backend, self.batch, self.input_size, self.threads, self.options)
-        return key + (self.device,) if self.device else key
+        key = key + (self.device,) if self.device else key
+        return key + (("block", self.block),) if self.block is not None else key
 
     def label(self) -> str:
-        return f"{self.model} [{self.variant}] on {self.backend}" + (f" @ {self.device}" if self.device else "")
+        return f"{self.model} [{self.variant}] on {self.backend}" + (f" @ {self.device}" if self.device else "") \
+            + (f" (block {self.block})" if self.block is not None else "")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -158,6 +163,8 @@ class CellSpec:
         d["options"] = dict(self.options)
         if self.device is None:  # local runs' files stay as they were
             del d["device"]
+        if self.block is None:  # only lab runs' cells carry a block
+            del d["block"]
         if self.source is None:
             del d["source"]  # zoo cells' records stay as they were
         else:

@@ -66,7 +66,8 @@ def comparison_groups(cells: Sequence[CellSpec], mode: str = "auto") -> list[lis
 
     ``auto``: cells that differ only in variant (train vs deploy), and the rows of one guideline table
     at one width, on one backend. ``backend``: as auto, and one model's cells on every backend together.
-    ``off``: every cell alone. A group's first cell is its baseline.
+    ``off``: every cell alone. Cells with a ``block`` (``benchbench lab``) are grouped by block and backend
+    in ``auto`` and ``backend`` alike. A group's first cell is its baseline.
     """
     if mode not in LOCKSTEP_MODES:
         raise ValueError(f"unknown lockstep mode '{mode}' ({', '.join(LOCKSTEP_MODES)})")
@@ -74,6 +75,8 @@ def comparison_groups(cells: Sequence[CellSpec], mode: str = "auto") -> list[lis
     for i, spec in enumerate(cells):
         if mode == "off":
             key = (i,)
+        elif spec.block is not None:  # a lab block: its anchor and its points, on one backend, in any mode
+            key = ("block", spec.block, spec.backend, spec.device)
         else:
             # a user's file (spec.source) is in no guideline table
             subject = (spec.source is None and _guideline_table(spec.model)) or spec.model

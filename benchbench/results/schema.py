@@ -77,6 +77,7 @@ Spec = _derived("Spec", CellSpec, {
     "batch": Positive, "input_size": Annotated[list[Positive], Field(min_length=2, max_length=2)] | None,
     "threads": Positive, "seed": Count, "options": dict[str, str], "source": Source | None,
     "device": Name | None,  # the cluster target (run --device); absent: this machine, or any measuring worker
+    "block": Count | None,  # a lab run's designed block (one lockstep group with its own anchor); absent elsewhere
 }, _Closed, "A cell's identity. Closed: ``CellSpec`` takes exactly these keys.")
 
 

@@ -1,0 +1,124 @@
+"""``benchbench lab``: the design's cells in anchored lockstep blocks, a run folder like ``run`` with lab.json and
+lab.md, ``--resume`` after a kill, and one-line errors. The fit itself has planted-truth tests in test_lab.py."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from _sweeping import groups_in, wait_for
+
+from benchbench.cli import main
+from benchbench.cli.cells import lab_cells
+from benchbench.cli.parser import build_parser
+from benchbench.core.labpoints import ANCHOR_NAME, BLOCK_POINTS, DESIGN, DESIGN_QUICK
+from benchbench.measure.sweep import comparison_groups
+from benchbench.processes.manager import module_command
+from benchbench.results.journal import read_journal
+
+FUSION = Path(__file__).parents[1] / "reports" / "lab" / "fusion.json"
+
+
+def test_the_shipped_design_is_the_one_selected_on_every_backend():
+    design = json.loads(FUSION.read_text())["design"]
+    assert list(DESIGN) == design["joint"]["names"] and list(DESIGN_QUICK) == design["joint_quick"]["names"]
+    for name in ("joint", "joint_quick"):  # the bound holds on each backend's executed graph
+        assert all(b["max_abs_corr"] <= design["max_abs_corr_bound"] for b in design[name]["per_backend"].values())
+
+
+def test_blocks_each_lead_with_their_own_anchor_and_form_one_group_each():
+    args = build_parser().parse_args(["lab", "--backend", "null", "--quick"])
+    cells, names = lab_cells(args)
+    blocks = -(-len(DESIGN_QUICK) // BLOCK_POINTS)
+    assert names == [ANCHOR_NAME, *DESIGN_QUICK]
+    assert len(cells) == len(DESIGN_QUICK) + blocks
+    assert len({c.key() for c in cells}) == len(cells)  # the anchor copies are told apart by their block
+    groups = comparison_groups(cells)
+    assert len(groups) == blocks
+    for g in groups:
+        assert cells[g[0]].model == ANCHOR_NAME and len({cells[i].block for i in g}) == 1
+        assert sum(cells[i].model == ANCHOR_NAME for i in g) == 1
+    assert sorted(c.model for c in cells if c.model != ANCHOR_NAME) == sorted(DESIGN_QUICK)
+
+
+def _env(cache_dir):
+    return {**os.environ, "BENCHBENCH_CACHE": str(cache_dir)}
+
+
+def _lab(out: Path, *extra: str) -> list[str]:
+    return module_command("benchbench", "lab", "--backend", "null", "--sampling", "quick", "--out", str(out), *extra)
+
+
+def test_a_killed_lab_run_resumes_and_writes_its_fit(cache_dir, tmp_path):
+    # 5 points: two blocks (anchor + 3, anchor + 2); killed once the first block is journaled
+    proc = subprocess.Popen(_lab(tmp_path, "--points", "5"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(cache_dir))
+    wait_for(lambda: groups_in(tmp_path) >= 1, proc)
+    proc.kill()
+    proc.wait(30)
+    (folder,) = tmp_path.glob("*_lab_null")
+    kept = read_journal(folder / "cells.jsonl")
+    if len(kept.cells) == 7:
+        pytest.fail("the run finished before the kill: nothing left to resume")
+    resumed = subprocess.run(module_command("benchbench", "lab", "--resume", str(folder)), capture_output=True,
+                             text=True, env=_env(cache_dir), timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-1500:]
+    doc = json.loads((folder / "results.json").read_text())
+    assert len(doc["cells"]) == 7 and all(c["status"] == "ok" for c in doc["cells"])
+    assert sorted(c["spec"]["block"] for c in doc["cells"] if c["spec"]["model"] == ANCHOR_NAME) == [0, 1]
+    for cell in kept.cells:  # the cells measured before the kill are kept, not measured again
+        (same,) = [c for c in doc["cells"] if c["spec"] == cell.spec.to_dict()]
+        assert same["samples_ns"] == cell.samples_ns
+    lab = json.loads((folder / "lab.json").read_text())
+    assert lab["backends"] == {}  # the null backend executes no graph: nothing to fit, and lab.md says so
+    assert "no backend has enough lab points" in (folder / "lab.md").read_text()
+    assert (folder / "report.md").exists() and "wrote" in resumed.stdout
+
+
+def test_lab_mistakes_are_one_line(cache_dir, tmp_path, capsys):
+    assert main(["lab", "--backend", "onnxrt", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "onnxrt" in err[0] and "ort" in err[0]  # a close match is suggested
+    assert main(["lab", "--backend", "null", "--zoo", str(tmp_path / "missing.json"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.json" in err[0]
+    assert not list(tmp_path.glob("*_lab_*"))  # a bad --zoo costs no sweep and leaves no folder
+
+
+def test_lab_json_recovers_a_planted_per_op_cost_through_the_blocks_despite_drift():
+    """Planted truth, through the command's own path (cells → lab records → fit): latency = 20 µs + 5 µs per
+    executed op + FLOPs at 100 GFLOP/s + bytes at 20 GB/s, and each block runs on a machine slowed by its own
+    factor (drift between blocks, up to 1.6x). The anchor in each block cancels the drift: the per-op cost is
+    recovered within its interval, and the design's bound holds on the records."""
+    from _synthetic import timed_cell
+
+    from benchbench.analysis.lab_design import analytic_counts
+    from benchbench.cli.lab import lab_json
+    from benchbench.core.labpoints import cache_sizes, parse_name
+    from benchbench.results.record import RunResult
+
+    caches = cache_sizes()
+
+    def truth_ms(name: str) -> float:
+        a = analytic_counts(parse_name(name), caches)
+        return 0.020 + 0.005 * a["ops"] + a["flops"] / 100e9 * 1e3 + a["bytes"] / 20e9 * 1e3
+
+    args = build_parser().parse_args(["lab", "--backend", "null", "--quick"])
+    specs, _ = lab_cells(args)
+    drift = {b: 1.0 + 0.2 * b for b in range(len(specs))}
+    cells = []
+    for i, spec in enumerate(specs):
+        a = analytic_counts(parse_name(spec.model), caches)
+        cell = timed_cell(spec.model, "deploy", "ort", truth_ms(spec.model) * drift[spec.block], jitter=0.002, seed=i,
+                          group=spec.block, family="lab", flops=a["flops"], ops=a["ops"])
+        cell.spec = spec.__class__(**{**spec.__dict__, "backend": "ort"})
+        cells.append(cell)
+    out = lab_json(RunResult(meta={}, cells=cells), reps=200)
+    r = out["backends"]["ort"]
+    assert r["reading"] == "anchor_relative" and r["n_points"] == len(DESIGN_QUICK)
+    # anchor-relative latencies are in the anchor's typical milliseconds, i.e. times the drift's median factor
+    scale = r["anchor_ms"] / truth_ms(ANCHOR_NAME)
+    assert r["per_op_us_low"] <= 5.0 * scale <= r["per_op_us_high"]
+    assert r["per_op_us"] == pytest.approx(5.0 * scale, rel=0.25)
+    assert r["design_max_abs_corr"] <= 0.2 and "zoo_within_10pct" not in r  # no zoo given
