@@ -122,3 +122,42 @@ def test_lab_json_recovers_a_planted_per_op_cost_through_the_blocks_despite_drif
     assert r["per_op_us_low"] <= 5.0 * scale <= r["per_op_us_high"]
     assert r["per_op_us"] == pytest.approx(5.0 * scale, rel=0.25)
     assert r["design_max_abs_corr"] <= 0.2 and "zoo_within_10pct" not in r  # no zoo given
+
+
+def test_the_claims_lab_comparison_says_where_the_zoo_and_the_lab_agree():
+    from benchbench.analysis.claim_lab import lab_comparison
+
+    def claim(ci_traffic):
+        return {"per_backend": {"ort": {"effect": {"effect": 0.05, "cr2": {"ci95": [0.01, 0.09]},
+                                                   "with_traffic": {"effect": 0.02, "cr2": {"ci95": ci_traffic}}}}}}
+
+    def lab(ci_causal):
+        return {"backends": {"ort": {"per_op_us": 1.0, "per_op_us_low": 0.5, "per_op_us_high": 1.5,
+                                     "ops_doubling": {"causal": {"effect": 0.01, "ci95": ci_causal}}}}}
+
+    cases = {((-0.1, 0.1), (-0.01, 0.02)): "neither resolves an effect",
+             ((0.01, 0.1), (0.001, 0.02)): "they agree: both above zero",
+             ((-0.1, 0.1), (0.001, 0.02)): "only the lab resolves an effect (above zero)",
+             ((0.01, 0.1), (-0.01, 0.02)): "only the zoo resolves an effect (above zero)",
+             ((-0.1, -0.01), (0.001, 0.02)): "they disagree in sign"}
+    for (zoo_ci, lab_ci), said in cases.items():
+        c = lab_comparison(claim(list(zoo_ci)), lab(list(lab_ci)))["ort"]
+        assert c["agreement"] == said, (zoo_ci, lab_ci)
+        assert c["zoo"]["ci95"] == [0.01, 0.09] and c["lab_per_op_us"] == [1.0, 0.5, 1.5]
+
+
+def test_claim_with_a_lab_run_adds_the_lab_beside_the_zoo(tmp_path, capsys):
+    root = Path(__file__).parents[1]
+    ref, lab = root / "reports" / "reference" / "results.json", root / "reports" / "lab" / "ort_quick_lab.json"
+    assert main(["claim", str(ref), "--lab", str(lab), "--out", str(tmp_path)]) == 0
+    (folder,) = tmp_path.glob("*_claim")
+    md = (folder / "claim.md").read_text()
+    assert "## The fragmentation lab beside the zoo" in md and "| ort " in md
+    doc = json.loads((folder / "claim.json").read_text())
+    assert set(doc["lab"]["comparison"]) == set(json.loads(lab.read_text())["backends"])
+    bad = tmp_path / "not_lab.json"
+    bad.write_text('{"backends": {"ort": {}}}')
+    capsys.readouterr()
+    assert main(["claim", str(ref), "--lab", str(bad), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a lab.json" in err[0]

@@ -291,6 +291,11 @@ def claim_markdown(analysis: dict, out_dir: Path, runs=(),
         lines += ["## ShuffleNetV2 guideline tables", "", "The paper's speeds (ARM: Snapdragon 810 single thread, "
                   "GPU: GTX 1080Ti) and ours, each relative to the table's first row.", ""]
         lines += guideline_tables(analysis["guidelines"])
+    if analysis.get("lab"):
+        from .claim_lab import lab_section
+
+        lab = analysis["lab"]
+        lines += lab_section(lab["comparison"], lab["fit"], lab["source"])
     lines += ["## Plots", ""]
     for name, path in made.items():
         if path:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from benchbench.core.atomic import write_atomic
 
+from .errors import UsageError
 from .reference import REFERENCE_DIR, check_reference_dest, publish_reference, reference_args, reference_rounds
 from .run import measure, run_dir
 
@@ -26,6 +27,8 @@ def cmd_claim(args) -> int:
         reference_args(args)
         check_reference_dest(Path(args.out).parent / REFERENCE_DIR.name)  # before an hour of measuring, not after
     code = 0
+    if args.lab:  # read before measuring: a wrong file costs no sweep
+        lab_path, lab = read_lab(args.lab)
     if args.results:
         runs = [load_run(p) for p in args.results]
         for run in runs:
@@ -40,6 +43,10 @@ def cmd_claim(args) -> int:
         runs, out_dir = [run], run.path.parent
     start = time.monotonic()
     analysis = analyze(runs)
+    if args.lab:
+        from benchbench.analysis.claim_lab import lab_comparison
+
+        analysis["lab"] = {"source": str(lab_path), "comparison": lab_comparison(analysis, lab), "fit": lab}
     if not args.results:  # a run this command measured: its meta records what the claim took, as the sweep's does
         _record_times(runs[0], analysis_s=time.monotonic() - start, total_s=time.monotonic() - started)
     try:
@@ -79,3 +86,22 @@ def _record_times(run, analysis_s: float, total_s: float) -> None:
         run.save()
     except OSError as exc:
         raise WriteError(f"cannot write {run.path}: {exc.strerror or exc}") from None
+
+
+def read_lab(path: str) -> tuple[Path, dict]:
+    """A ``benchbench lab`` run's lab.json (``path`` is the file or its run folder), checked for its shape;
+    a one-line error for anything else."""
+    from benchbench.results.load import parse_json, read_result_bytes
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / "lab.json"
+    data = read_result_bytes(file, "lab file")
+    try:
+        doc = parse_json(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise UsageError(f"--lab {file}: not JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("backends"), dict) \
+            or not all(isinstance(v, dict) and "per_op_us" in v for v in doc["backends"].values()):
+        raise UsageError(f"--lab {file}: not a lab.json (benchbench lab writes one into its run folder)")
+    return file, doc

@@ -265,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=bounded_int(1), default=1,
                    help="measure every comparison group N times, each in fresh workers (intervals use every round)")
     p.add_argument("--html", action="store_true", help=HTML_HELP + ": claim.html (and, when it measures, report.html)")
+    p.add_argument("--lab", metavar="LAB", default=None,
+                   help="a benchbench lab run's lab.json (or its folder): the lab's causal effect of executed ops "
+                        "beside the zoo's, in claim.md and claim.json")
     p.set_defaults(handler="claim", variant="both", input_shape=[], input_data=None, vs=None, lockstep="auto",
                    roofline="auto", profile=False, allow_parity_fail=False,
                    **{f.name: ([] if flag.repeat else f.default) for f, flag in flags_of(CellSpec) if f.name != "threads"},
