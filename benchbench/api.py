@@ -82,7 +82,8 @@ class Results:
         return pd.DataFrame(self.rows())
 
     def speedups(self) -> dict:
-        """Speedup per cell key without the variant (train/deploy, before/after), as RatioEstimates."""
+        """Speedup per candidate cell's key (``spec.key()`` of the deploy, int8 or after cell: train/deploy,
+        deploy/int8, before/after), as RatioEstimates."""
         from .results.views import speedups
 
         return speedups(self.run)

@@ -53,7 +53,7 @@ def test_to_pandas_one_row_per_cell():
     assert (ok.ci_low_ms <= ok.median_ms).all() and (ok.median_ms <= ok.ci_high_ms).all()
     deploy = df[(df.variant == "deploy") & (df.status == "ok")].set_index(["model", "backend"])
     for key, est in speedups(run).items():
-        row = deploy.loc[(key[0], key[1])]
+        row = deploy.loc[(key[0], key[2])]  # the deploy cell's own key: (model, variant, backend, ...)
         assert (row.speedup, row.speedup_low, row.speedup_high) == pytest.approx((est.value, est.low, est.high))
     assert df[df.variant == "train"].speedup.isna().all()
     failed = df[df.status != "ok"]

@@ -29,7 +29,15 @@ from benchbench.processes.protocol import BuildJob
 
 from . import cache
 from .cache import build_record
-from .export import FORMATS, build_key, cache_root
+from .export import FORMATS, INT8_FORMATS, INT8_VARIANT, build_key, cache_root
+
+# Why a backend has no int8 cell, for the ones whose artifact has no int8 form here.
+INT8_UNSUPPORTED = {
+    "torch": "eager PyTorch is not an int8 deploy path (its quantized modules are for export, not for eager "
+             "inference); int8 runs on ort and openvino (--variant int8)",
+    "tflite": "int8 TFLite models (full-integer quantization) are not built yet; int8 runs on ort and openvino",
+    "tflite_nhwc": "int8 TFLite models (full-integer quantization) are not built yet; int8 runs on ort and openvino",
+}
 
 __all__ = ["Builds", "input_shape", "build_group", "formats_for", "ensure_build", "artifact_for", "needed_files"]
 
@@ -61,6 +69,8 @@ def formats_for(spec: CellSpec) -> set[str]:
     if spec.source is not None:
         return set()
     fmt = get_runner(spec.backend).artifact_for(dict(spec.options))
+    if spec.variant == INT8_VARIANT:  # the float artifact and its quantized form; no int8 form: nothing to build
+        return {fmt, "onnx", INT8_FORMATS[fmt]} if fmt in INT8_FORMATS else set()
     return ({fmt, "onnx"} if fmt != "none" else {fmt}) & set(FORMATS)
 
 
@@ -280,6 +290,10 @@ def artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict,
     manifest = build["manifest"]
     build_dir = build["dir"]
     fmt = runner_cls.artifact_for(dict(spec.options))
+    if spec.variant == INT8_VARIANT:
+        if fmt not in INT8_FORMATS:
+            return None, {"format": fmt}, INT8_UNSUPPORTED.get(fmt, f"no int8 form of a {fmt} artifact is built")
+        fmt = INT8_FORMATS[fmt]
     if fmt == "torch":
         ref = {"model": spec.model, "variant": spec.variant, "seed": spec.seed,
                "input_size": manifest["model"]["input_shape"][2:],

@@ -27,10 +27,14 @@ from benchbench.processes.protocol import BuildJob
 
 from .cache import LAYOUT, atomic_path, cache_root, file_record, read_json, seal, write_json
 
-__all__ = ["FORMATS", "cache_root", "build_key", "build", "short_reason", "artifact_files", "artifact_bytes"]
+__all__ = ["FORMATS", "INT8_FORMATS", "INT8_VARIANT", "cache_root", "build_key", "build", "short_reason", "artifact_files", "artifact_bytes"]
 
 # artifact format → file name; "torch" and "none" need no file.
-FORMATS = {"onnx": "model.onnx", "tflite": "model.tflite", "tflite_nhwc": "model_nhwc.tflite"}
+FORMATS = {"onnx": "model.onnx", "tflite": "model.tflite", "tflite_nhwc": "model_nhwc.tflite",
+           "onnx_int8": "model_int8.onnx"}
+# The int8 form of each float format that has one (benchbench.build.quantize): the variant ``int8`` measures it.
+INT8_FORMATS = {"onnx": "onnx_int8"}
+INT8_VARIANT = "int8"
 ONNX_OPSET = 18
 _EXPORTER_PACKAGES = ("torch", "onnx", "onnxscript", "litert-torch", "benchbench")
 
@@ -76,6 +80,10 @@ def build_key(model: str, variant: str, input_shape: list[int], seed: int) -> st
         "opset": ONNX_OPSET,
         "metrics": METRICS_VERSION,  # a build's counts change when a metric's definition does
     }
+    if variant == INT8_VARIANT:  # the quantizer and its settings decide the int8 artifact's bytes
+        from .quantize import INT8_SETTINGS
+
+        ident["quantizer"] = {**INT8_SETTINGS, **package_versions(("onnxruntime",))}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
     safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in model)[:40]
     return f"{safe}-{variant}-{digest}"
@@ -205,8 +213,10 @@ def _eager(job: BuildJob):
     from benchbench.models import create_model
 
     spec, shape = job.spec, job.input_shape
+    # an int8 build quantizes the deploy form: its eager model and reference outputs are the float deploy form's
+    variant = "deploy" if spec.variant == INT8_VARIANT else spec.variant
     try:
-        model = create_model(spec.model, spec.variant, input_size=tuple(shape[2:]), seed=spec.seed)
+        model = create_model(spec.model, variant, input_size=tuple(shape[2:]), seed=spec.seed)
         x_np = np.random.default_rng(spec.seed).standard_normal(shape, dtype=np.float32)
         x = torch.from_numpy(x_np)
         with torch.no_grad():
@@ -271,9 +281,9 @@ def build(job: BuildJob) -> dict:
     if "torch_weights" not in manifest:
         _weights(manifest, out_dir, model)
         save()
-    for fmt in job.formats:
+    for fmt in sorted(job.formats, key=lambda f: f in INT8_FORMATS.values()):  # float first: int8 quantizes it
         if fmt not in manifest["artifacts"]:
-            manifest["artifacts"][fmt] = _export(manifest, out_dir, fmt, model, x)
+            manifest["artifacts"][fmt] = _export(manifest, out_dir, fmt, model, x, seed=job.spec.seed)
             save()  # after each format: nothing lost
     onnx_entry = manifest["artifacts"].get("onnx", {})
     if "graph" not in manifest and onnx_entry.get("status") == "ok":
@@ -322,14 +332,30 @@ def _weights(manifest: dict, out_dir: Path, model) -> None:
         manifest["torch_weights"] = {"status": "unsupported", "reason": short_reason(exc)}
 
 
-def _export(manifest: dict, out_dir: Path, fmt: str, model, x) -> dict:
-    """One format's artifact written into the build; a converter's refusal is recorded as unsupported."""
+def _int8_exporter(manifest: dict, out_dir: Path, fmt: str, seed: int):
+    """The writer of an int8 artifact: the build's float artifact of the same format, quantized."""
+    from .quantize import calibration_inputs, quantize_onnx
+
+    source = next(f for f, q in INT8_FORMATS.items() if q == fmt)
+    entry = manifest["artifacts"].get(source) or {}
+    if entry.get("status") != "ok":
+        raise RuntimeError(f"no float {source} artifact to quantize ({entry.get('reason', 'not built')})")
+
+    def write(model, x, path):
+        return quantize_onnx(out_dir / entry["file"], path, calibration_inputs(tuple(x.shape), seed))
+    return write
+
+
+def _export(manifest: dict, out_dir: Path, fmt: str, model, x, seed: int = 0) -> dict:
+    """One format's artifact written into the build; a converter's (or quantizer's) refusal is recorded as
+    unsupported."""
     name = FORMATS[fmt]
     t0 = time.perf_counter()
     details = {}
     try:
         with _caught_warnings() as caught:
-            files = _write(manifest, out_dir, name, lambda p: details.update(_EXPORTERS[fmt](model, x, p)))
+            exporter = _int8_exporter(manifest, out_dir, fmt, seed) if fmt in INT8_FORMATS.values() else _EXPORTERS[fmt]
+            files = _write(manifest, out_dir, name, lambda p: details.update(exporter(model, x, p)))
         entry = {"status": "ok", "file": name, "files": files,
                  "bytes": sum(manifest["files"][n]["bytes"] for n in files), **details}
         if caught:

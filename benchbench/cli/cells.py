@@ -53,7 +53,7 @@ def cells_from(args):
     _check_options(args.options, backends)
     available = _available(backends, cluster=bool(getattr(args, "scheduler", None)))
     threads = args.threads or physical_cores()
-    variants = VARIANTS if args.variant == "both" else (args.variant,)
+    variants = {"both": VARIANTS, "all": (*VARIANTS, "int8")}.get(args.variant, (args.variant,))
     options = tuple(sorted(args.options))
     cells = []
     for name in names:
@@ -61,7 +61,9 @@ def cells_from(args):
         if args.input_size and min(args.input_size) < info.min_input:
             _stderr(f"note: {name} needs inputs of at least {info.min_input}; "
                     f"{args.input_size[0]}x{args.input_size[1]} is recorded as unsupported")
-        forms = ("deploy",) if info.identical_forms and len(variants) > 1 else variants  # one network: measure once
+        # one network: its train and deploy forms are measured once (an int8 form is another network)
+        forms = tuple(dict.fromkeys("deploy" if v == "train" else v for v in variants)) if info.identical_forms \
+            and len(variants) > 1 else variants
         for backend in backends:
             for variant in forms:
                 cells.append(CellSpec(name, variant, backend, args.batch, args.input_size, threads, args.seed, options))

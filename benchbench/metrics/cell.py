@@ -14,6 +14,7 @@ METRIC_KEYS = (
     "element_ops",         # model: element-ops per inference (flops.py)
     "graph_ops",           # deploy graph: ops in the exported ONNX
     "executed_ops",        # ops the backend runs after its own fusions
+    "executed_qdq_ops",    # of those, QuantizeLinear / DequantizeLinear (an int8 form's requantizing)
     "dag_width",           # max antichain of the ONNX op DAG
     "joins",               # multi-input merges in the ONNX graph
     "mac_bytes",           # memory access cost, bytes per inference
@@ -24,6 +25,9 @@ METRIC_KEYS = (
     "attainable_gflops",   # min(peak, intensity x bandwidth)
     "bound",               # "compute" or "memory" by the roofline
 )
+
+
+_QDQ = ("QuantizeLinear", "DequantizeLinear", "QUANTIZE", "DEQUANTIZE")
 
 
 def cell_metrics(model: dict, graph: dict | None, backend: dict, artifact: dict, median_ms: float | None,
@@ -40,6 +44,9 @@ def cell_metrics(model: dict, graph: dict | None, backend: dict, artifact: dict,
         "element_ops": model.get("element_ops"),
         "graph_ops": graph.get("graph_ops"),
         "executed_ops": executed.get("count"),
+        # ORT names its Q/DQ nodes; OpenVINO folds them into its Subgraph and FakeQuantize nodes (not counted)
+        "executed_qdq_ops": (sum(n for t, n in executed["by_type"].items() if t in _QDQ)
+                             if isinstance(executed.get("by_type"), dict) else None),
         "dag_width": graph.get("dag_width"),
         "joins": graph.get("joins"),
         "mac_bytes": mac,

@@ -151,7 +151,8 @@ def pivot(run: RunResult, by: str, baseline: str | None = None) -> list[tuple[st
     """
     values = list(dict.fromkeys(getattr(c.spec, by) for c in run.cells))
     if by == "variant":  # train → deploy, and a --vs pair of files: before → after
-        pairs = [(x, y) for x, y in (("train", "deploy"), ("before", "after")) if x in values and y in values] \
+        pairs = [(x, y) for x, y in (("train", "deploy"), ("deploy", "int8"), ("before", "after"))
+                 if x in values and y in values] \
             or [("train", "deploy")]
     elif by in ("backend", "device"):
         if by == "device" and None in values:

@@ -32,7 +32,7 @@ CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline
        "base-uri 'none'; form-action 'none'")
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#ff9da7",
            "#bab0ac")
-VARIANT_COLOURS = {"train": "#f28e2b", "deploy": "#4e79a7", "artifact": "#59a14f", "before": "#b07aa1",
+VARIANT_COLOURS = {"train": "#f28e2b", "deploy": "#4e79a7", "int8": "#76b7b2", "artifact": "#59a14f", "before": "#b07aa1",
                    "after": "#e15759"}
 
 

@@ -73,7 +73,7 @@ Source = _derived("Source", ArtifactSource, {
 }, _Open, "A user's own model file (``spec.source``): its identity is ``sha256``.")
 
 Spec = _derived("Spec", CellSpec, {
-    "model": Name, "variant": Literal["train", "deploy", "artifact", "before", "after"], "backend": Name,
+    "model": Name, "variant": Literal["train", "deploy", "int8", "artifact", "before", "after"], "backend": Name,
     "batch": Positive, "input_size": Annotated[list[Positive], Field(min_length=2, max_length=2)] | None,
     "threads": Positive, "seed": Count, "options": dict[str, str], "source": Source | None,
     "device": Name | None,  # the cluster target (run --device); absent: this machine, or any measuring worker

@@ -26,14 +26,16 @@ def _fmt(value, spec: str = ".3f", empty: str = "") -> str:
 
 
 # (baseline, candidate) variants whose ratio is a speedup: a zoo model's two forms, a user's --vs pair of files.
-SPEEDUP_PAIRS = (("train", "deploy"), ("before", "after"))
+SPEEDUP_PAIRS = (("train", "deploy"), ("deploy", "int8"), ("before", "after"))
 _CANDIDATES = {b for _, b in SPEEDUP_PAIRS}
+_INT8_NOTE = ("; for an int8 form, fidelity: SQNR in dB against the float deploy form (ok >= 15 dB), and its "
+              "speedup = deploy / int8 latency (>1: int8 is faster)")
 
 
 def speedups(run: RunResult) -> dict[tuple, RatioEstimate]:
-    """Speedup per cell key without the variant: train / deploy latency (>1: deploy faster), or before /
-    after for a ``--vs`` pair of files, with its 95% interval: paired from the lockstep rounds when the two
-    were measured together."""
+    """Speedup per candidate cell's key (``spec.key()`` of the deploy, int8 or after cell): train / deploy
+    latency (>1: deploy faster), deploy / int8, or before / after for a ``--vs`` pair of files, with its 95%
+    interval: paired from the lockstep rounds when the two were measured together."""
     forms: dict[tuple, dict[str, CellResult]] = {}
     for c in run.cells:
         if c.ok:
@@ -43,7 +45,7 @@ def speedups(run: RunResult) -> dict[tuple, RatioEstimate]:
     for k, v in forms.items():
         for base, cand in SPEEDUP_PAIRS:
             if base in v and cand in v and (est := cell_ratio(v[base], v[cand])) is not None:
-                out[k] = est
+                out[v[cand].spec.key()] = est
     return out
 
 
@@ -66,6 +68,8 @@ def _parity_text(cell: CellResult) -> str:
     p = cell.parity
     if not p.get("checked"):
         return "n/a"
+    if p.get("mode") == "fidelity" and "sqnr_db" in p:  # an int8 form: SQNR against the float deploy form
+        return ("ok " if p["passed"] else "FAIL ") + f"{p['sqnr_db']:.1f} dB"
     if "max_rel_err" not in p:
         return "FAIL: " + p.get("reason", "")
     return ("ok " if p["passed"] else "FAIL ") + f"{p['max_rel_err']:.1e}"
@@ -99,7 +103,7 @@ def rows(run: RunResult, sp: dict[tuple, RatioEstimate] | None = None) -> list[d
             "p99_ms": s.get("p99_ms"),
             "samples": s.get("count"),
             "noisy": s.get("noisy"),
-            **_speedup_columns(sp.get(k[:1] + k[2:]) if c.spec.variant in _CANDIDATES and c.ok else None),
+            **_speedup_columns(sp.get(k) if c.spec.variant in _CANDIDATES and c.ok else None),
             "wait_share": s.get("wait_share"),
             "blocks": s.get("blocks"),
             "blocks_dropped": s.get("blocks_dropped"),
@@ -119,6 +123,7 @@ def rows(run: RunResult, sp: dict[tuple, RatioEstimate] | None = None) -> list[d
             "parity_passed": c.parity.get("passed"),
             "parity_max_rel_err": c.parity.get("max_rel_err"),
             "parity_cosine": c.parity.get("cosine"),
+            "fidelity_sqnr_db": c.parity.get("sqnr_db"),
             **{f"metric_{k2}": v for k2, v in sorted(c.metrics.items()) if not isinstance(v, (dict, list))},
         })
     return out
@@ -145,7 +150,7 @@ def _table(run: RunResult) -> tuple[list[str], list[list[str]]]:
         body.append([  # names come from files: control characters escaped, in the terminal and in report.md alike
             one_line(r["model"]), r["backend"], r["variant"], status, median, ci, _fmt(r["p90_ms"]),
             _fmt(100 * r["wait_share"] if r.get("wait_share") is not None else None, ".0f") + ("%" if r.get("wait_share") is not None else ""),
-            ratio_text(sp.get(k[:1] + k[2:])) if c.spec.variant in _CANDIDATES and c.ok else "",
+            ratio_text(sp.get(k)) if c.spec.variant in _CANDIDATES and c.ok else "",
             _fmt(r["params"] / 1e6 if r["params"] else None, ".2f"),
             _fmt(r["flops"] / 1e9 if r["flops"] else None, ".2f"),
             _fmt(r["executed_ops"], "d"),
@@ -199,7 +204,8 @@ def _footer(run: RunResult) -> list[str]:
                  + ", with its 95% interval from the lockstep rounds; (n.s.): the interval holds 1, no direction is "
                    "claimed.")
     notes.append("ops run = operators the backend executes after its own fusions. parity = max |out - ref| / max |ref| "
-                 "vs PyTorch eager float32 (ok <= 1e-3).")
+                 "vs PyTorch eager float32 (ok <= 1e-3)" + (_INT8_NOTE if any(c.spec.variant == "int8" for c in ok) else "")
+                 + ".")
     references = sorted({c.artifact.get("parity_reference") for c in ok if c.spec.source is not None} - {None})
     if references:
         notes.append("model files (no PyTorch model): parity is against the first backend in --backend order, on the "

@@ -1,0 +1,78 @@
+"""Int8 deploy forms (``--variant int8``): ONNX Runtime's static QDQ quantization built in the cache, measured in
+lockstep beside the float forms, held to fidelity (SQNR against the float deploy form), with Q/DQ ops counted."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchbench.cli import main
+from benchbench.measure.parity import FIDELITY_MIN_SQNR_DB, fidelity
+
+TINY = f"{Path(__file__).parent / 'data' / 'tiny.py'}:tiny"
+
+
+@pytest.mark.parametrize("sqnr_db", [30.0, 20.0, 10.0])
+def test_fidelity_reads_a_planted_signal_to_noise_ratio(sqnr_db):
+    rng = np.random.default_rng(1)
+    ref = [rng.standard_normal((4, 1000)), rng.standard_normal(500)]
+    power = sum(float(np.sum(r ** 2)) for r in ref)
+    noise_sd = math.sqrt(power / sum(r.size for r in ref) / 10 ** (sqnr_db / 10))
+    out = [r + rng.normal(0, noise_sd, r.shape) for r in ref]
+    f = fidelity(out, ref)
+    assert f["sqnr_db"] == pytest.approx(sqnr_db, abs=0.3)
+    assert f["passed"] == (sqnr_db >= FIDELITY_MIN_SQNR_DB) and f["mode"] == "fidelity"
+    assert not fidelity([np.full((4, 1000), np.nan), ref[1]], ref)["passed"]  # non-finite never passes
+    assert not fidelity(out[:1], ref)["passed"]  # a missing output never passes
+
+
+def test_a_constant_calibration_is_caught_as_a_fidelity_failure(tmp_path):
+    """A deliberately broken calibration (every input the constant 5) sets the activations' ranges from nothing
+    like the data: the int8 model's outputs lose the signal, and fidelity says so, where the seeded calibration
+    passes. (An all-zero calibration is not caught on this model: its output is mostly input-independent bias,
+    which survives; docs/int8.md.)"""
+    ort = pytest.importorskip("onnxruntime")
+    torch = pytest.importorskip("torch")
+    from benchbench.models import create_model
+
+    from benchbench.build.quantize import calibration_inputs, qdq_counts, quantize_onnx
+
+    model = create_model(TINY, "deploy", seed=0)
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
+    with torch.no_grad():
+        ref = [model(torch.from_numpy(x)).numpy()]
+    torch.onnx.export(model, torch.from_numpy(x), str(tmp_path / "f.onnx"), opset_version=18, dynamo=False)
+    results = {}
+    for name, calibration in (("seeded", calibration_inputs(x.shape, 0)), ("constant", [np.full_like(x, 5.0)] * 8)):
+        info = quantize_onnx(tmp_path / "f.onnx", tmp_path / f"{name}.onnx", calibration)
+        assert info["qdq_nodes"] > 0 and info["qdq_nodes"] == qdq_counts(tmp_path / f"{name}.onnx")["qdq_nodes"]
+        session = ort.InferenceSession(str(tmp_path / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+        results[name] = fidelity(session.run(None, {session.get_inputs()[0].name: x}), ref)
+    assert results["seeded"]["passed"] and results["seeded"]["sqnr_db"] > 30
+    assert not results["constant"]["passed"] and results["constant"]["sqnr_db"] < FIDELITY_MIN_SQNR_DB
+
+
+def test_int8_forms_measure_beside_the_float_ones(cache_dir, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    code = main(["run", "--model", TINY, "--backend", "ort,torch", "--variant", "all", "--sampling", "quick",
+                 "--roofline", "off", "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err[-1500:]
+    (folder,) = tmp_path.glob("*")
+    doc = json.loads((folder / "results.json").read_text())
+    cells = {(c["spec"]["backend"], c["spec"]["variant"]): c for c in doc["cells"]}
+    int8 = cells[("ort", "int8")]
+    assert int8["status"] == "ok" and int8["parity"]["mode"] == "fidelity" and int8["parity"]["passed"]
+    assert int8["parity"]["sqnr_db"] >= FIDELITY_MIN_SQNR_DB and int8["parity"]["cosine"] > 0.99
+    assert int8["artifact"]["format"] == "QDQ" and int8["artifact"]["calibration_count"] == 32
+    assert int8["metrics"]["executed_qdq_ops"] == sum(
+        n for t, n in int8["backend"]["executed_ops"]["by_type"].items() if t in ("QuantizeLinear", "DequantizeLinear"))
+    # train, deploy and int8 of one model on one backend are one lockstep group
+    assert int8["group"] == cells[("ort", "deploy")]["group"] == cells[("ort", "train")]["group"]
+    torch_int8 = cells[("torch", "int8")]
+    assert torch_int8["status"] == "unsupported" and "eager PyTorch is not an int8 deploy path" in torch_int8["reason"]
+    rows = {(r.split(",")[2], r.split(",")[3]): r for r in (folder / "results.csv").read_text().splitlines()[1:]}
+    assert rows and "dB" in (folder / "report.md").read_text()  # the fidelity column reads in dB
+    csv_head = (folder / "results.csv").read_text().splitlines()[0].split(",")
+    assert "fidelity_sqnr_db" in csv_head and "speedup" in csv_head
