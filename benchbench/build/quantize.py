@@ -1,12 +1,16 @@
-"""Int8 deploy forms: the float ONNX export of a deploy form, quantized by ONNX Runtime's own post-training
-static quantization (QDQ format), inside the build (``benchbench.build.export``), cached like any artifact.
+"""Int8 deploy forms: the float ONNX export of a deploy form, quantized by each runtime's own post-training static
+quantization inside the build (``benchbench.build.export``), cached like any artifact: ONNX Runtime's
+``quantize_static`` (QDQ format) for ort, NNCF's ``nncf.quantize`` (an OpenVINO IR with FakeQuantize) for openvino.
 
+ORT settings:
 Settings: weights int8 symmetric per output channel, activations uint8 asymmetric per tensor (on x86, ORT turns
 DQ → Conv → Q into QLinearConv with u8s8 VNNI kernels for every conv; int8 activations leave about half the convs
 and every Add in float between Q/DQ pairs), MinMax calibration, no reduced range (VNNI has no u8s8 saturation).
-Calibration: ``CALIBRATION_COUNT`` seeded standard-normal inputs of the build's shape, drawn from a stream
+NNCF settings: the ``performance`` preset (int8 symmetric weights per
+channel and activations), for the CPU target, every calibration input used once (``subset_size``), saved in f32.
+Calibration, the same for both: ``CALIBRATION_COUNT`` seeded standard-normal inputs of the build's shape, drawn from a stream
 independent of the benchmark input (``numpy.random.default_rng([seed, CALIBRATION_TAG])``), so the benchmark
-input, on which fidelity is checked, is held out. The same inputs for every backend that runs the QDQ model.
+input, on which fidelity is checked, is held out. The same inputs for every backend.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-__all__ = ["CALIBRATION_COUNT", "CALIBRATION_TAG", "INT8_SETTINGS", "calibration_inputs", "quantize_onnx",
-           "qdq_counts"]
+__all__ = ["CALIBRATION_COUNT", "CALIBRATION_TAG", "INT8_SETTINGS", "NNCF_SETTINGS", "QUANTIZER_PACKAGES",
+           "calibration_inputs", "quantize_onnx", "quantize_openvino", "qdq_counts"]
 
 # 32 inputs: 8 left some zoo models several dB short of their 32-input SQNR; 128 added nothing measurable on
 # random-normal inputs and took four times as long (a sweep of the zoo, 2026-12-05).
@@ -24,6 +28,11 @@ CALIBRATION_TAG = 0xCA1B  # the calibration stream: default_rng([seed, CALIBRATI
 INT8_SETTINGS = {"tool": "onnxruntime.quantization.quantize_static", "format": "QDQ",
                  "weights": "int8 symmetric per-channel", "activations": "uint8 asymmetric per-tensor",
                  "calibration": "MinMax", "calibration_count": CALIBRATION_COUNT, "reduce_range": False}
+NNCF_SETTINGS = {"tool": "nncf.quantize", "format": "OpenVINO IR (FakeQuantize)", "preset": "performance",
+                 "weights": "int8 symmetric per-channel", "activations": "int8 symmetric per-tensor",
+                 "target_device": "CPU", "fast_bias_correction": True, "calibration_count": CALIBRATION_COUNT}
+# Their versions decide the int8 artifacts' bytes: part of an int8 build's key.
+QUANTIZER_PACKAGES = ("onnxruntime", "nncf", "openvino")
 _QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
@@ -80,3 +89,27 @@ def quantize_onnx(float_onnx: str | Path, out_path: str | Path, calibration: lis
                     calibrate_method=CalibrationMethod.MinMax)
     return {**INT8_SETTINGS, "calibration_count": len(calibration), "onnxruntime": onnxruntime.__version__,
             "quantize_s": round(time.perf_counter() - t0, 3), **qdq_counts(out_path)}
+
+
+def quantize_openvino(float_onnx: str | Path, out_xml: str | Path, calibration: list) -> dict:
+    """NNCF's post-training quantization of the OpenVINO model read from ``float_onnx``, saved as an IR at
+    ``out_xml`` (its ``.bin`` beside it); what was done, as a JSON-able record. The IR keeps FakeQuantize nodes,
+    which the CPU plugin folds into u8/i8 kernels when it compiles. A quantizer's refusal raises."""
+    import nncf
+    import openvino as ov
+
+    t0 = time.perf_counter()
+    model = ov.Core().read_model(str(float_onnx))
+    if len(model.inputs) != 1:
+        raise ValueError(f"int8 quantization takes a model with one input ({len(model.inputs)} here)")
+    quantized = nncf.quantize(model, nncf.Dataset(list(calibration)), preset=nncf.QuantizationPreset.PERFORMANCE,
+                              target_device=nncf.TargetDevice.CPU, subset_size=len(calibration),
+                              fast_bias_correction=NNCF_SETTINGS["fast_bias_correction"])
+    # f32, not openvino's default f16 compression: the float constants left stay as the float model has them
+    ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
+    types = [op.get_type_name() for op in quantized.get_ops()]
+    fq = types.count("FakeQuantize")
+    skip = fq + sum(t in ("Constant", "Parameter", "Result") for t in types)
+    return {**NNCF_SETTINGS, "calibration_count": len(calibration), "nncf": nncf.__version__,
+            "openvino": ov.get_version().split("-")[0], "quantize_s": round(time.perf_counter() - t0, 3),
+            "qdq_nodes": fq, "other_nodes": len(types) - skip}
