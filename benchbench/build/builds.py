@@ -32,13 +32,13 @@ from .cache import build_record
 from .export import FORMATS, INT8_FORMATS, INT8_VARIANT, build_key, cache_root
 
 # Each backend's int8 artifact (benchbench.build.quantize), made by its own runtime's quantizer from the deploy form's
-# float ONNX export: ORT's static QDQ quantization for ort, NNCF's for openvino.
-INT8_ARTIFACTS = {"ort": "onnx_int8", "openvino": "openvino_int8"}
+# float export: ORT's static QDQ quantization for ort, NNCF's for openvino, ai-edge-quantizer's for tflite (its NCHW
+# float .tflite; the nhwc layout has no int8 form).
+INT8_ARTIFACTS = {"ort": "onnx_int8", "openvino": "openvino_int8", "tflite": "tflite_int8"}
 # Why a backend has no int8 cell, for the ones without an int8 artifact here.
 INT8_UNSUPPORTED = {
     "torch": "eager PyTorch is not an int8 deploy path (its quantized modules are for export, not for eager "
-             "inference); int8 runs on ort and openvino (--variant int8)",
-    "tflite": "int8 TFLite models (full-integer quantization) are not built yet; int8 runs on ort and openvino",
+             "inference); int8 runs on ort, openvino and tflite (--variant int8)",
 }
 
 __all__ = ["Builds", "input_shape", "build_group", "formats_for", "ensure_build", "artifact_for", "needed_files"]

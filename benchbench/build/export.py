@@ -31,9 +31,10 @@ __all__ = ["FORMATS", "INT8_FORMATS", "INT8_VARIANT", "cache_root", "build_key",
 
 # artifact format → file name; "torch" and "none" need no file.
 FORMATS = {"onnx": "model.onnx", "tflite": "model.tflite", "tflite_nhwc": "model_nhwc.tflite",
-           "onnx_int8": "model_int8.onnx", "openvino_int8": "model_int8.xml"}
+           "onnx_int8": "model_int8.onnx", "openvino_int8": "model_int8.xml",
+           "tflite_int8": "model_int8.tflite"}
 # Each int8 format (benchbench.build.quantize) and the float format it quantizes: the variant ``int8`` measures it.
-INT8_FORMATS = {"onnx_int8": "onnx", "openvino_int8": "onnx"}
+INT8_FORMATS = {"onnx_int8": "onnx", "openvino_int8": "onnx", "tflite_int8": "tflite"}
 INT8_VARIANT = "int8"
 ONNX_OPSET = 18
 _EXPORTER_PACKAGES = ("torch", "onnx", "onnxscript", "litert-torch", "benchbench")
@@ -81,9 +82,9 @@ def build_key(model: str, variant: str, input_shape: list[int], seed: int) -> st
         "metrics": METRICS_VERSION,  # a build's counts change when a metric's definition does
     }
     if variant == INT8_VARIANT:  # the quantizer and its settings decide the int8 artifact's bytes
-        from .quantize import INT8_SETTINGS, NNCF_SETTINGS, QUANTIZER_PACKAGES
+        from .quantize import INT8_SETTINGS, NNCF_SETTINGS, QUANTIZER_PACKAGES, TFLITE_SETTINGS
 
-        ident["quantizer"] = {"onnx_int8": INT8_SETTINGS, "openvino_int8": NNCF_SETTINGS,
+        ident["quantizer"] = {"onnx_int8": INT8_SETTINGS, "openvino_int8": NNCF_SETTINGS, "tflite_int8": TFLITE_SETTINGS,
                               **package_versions(QUANTIZER_PACKAGES)}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
     safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in model)[:40]
@@ -335,10 +336,10 @@ def _weights(manifest: dict, out_dir: Path, model) -> None:
 
 def _int8_exporter(manifest: dict, out_dir: Path, fmt: str, seed: int):
     """The writer of an int8 artifact: the build's float artifact of the same format, quantized."""
-    from .quantize import calibration_inputs, quantize_onnx, quantize_openvino
+    from .quantize import calibration_inputs, quantize_onnx, quantize_openvino, quantize_tflite
 
     source = INT8_FORMATS[fmt]
-    quantize = {"onnx_int8": quantize_onnx, "openvino_int8": quantize_openvino}[fmt]
+    quantize = {"onnx_int8": quantize_onnx, "openvino_int8": quantize_openvino, "tflite_int8": quantize_tflite}[fmt]
     entry = manifest["artifacts"].get(source) or {}
     if entry.get("status") != "ok":
         raise RuntimeError(f"no float {source} artifact to quantize ({entry.get('reason', 'not built')})")

@@ -18,8 +18,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from benchbench.core.env import package_versions
+
 __all__ = ["CALIBRATION_COUNT", "CALIBRATION_TAG", "INT8_SETTINGS", "NNCF_SETTINGS", "QUANTIZER_PACKAGES",
-           "calibration_inputs", "quantize_onnx", "quantize_openvino", "qdq_counts"]
+           "TFLITE_SETTINGS", "calibration_inputs", "quantize_onnx", "quantize_openvino", "quantize_tflite", "qdq_counts"]
 
 # 32 inputs: 8 left some zoo models several dB short of their 32-input SQNR; 128 added nothing measurable on
 # random-normal inputs and took four times as long (a sweep of the zoo, 2026-12-05).
@@ -29,10 +31,15 @@ INT8_SETTINGS = {"tool": "onnxruntime.quantization.quantize_static", "format": "
                  "weights": "int8 symmetric per-channel", "activations": "uint8 asymmetric per-tensor",
                  "calibration": "MinMax", "calibration_count": CALIBRATION_COUNT, "reduce_range": False}
 NNCF_SETTINGS = {"tool": "nncf.quantize", "format": "OpenVINO IR (FakeQuantize)", "preset": "performance",
-                 "weights": "int8 symmetric per-channel", "activations": "int8 symmetric per-tensor",
+                 "weights": "int8 symmetric per-channel", "activations": "8-bit symmetric per-tensor (u8 after ReLU, else i8)",
                  "target_device": "CPU", "fast_bias_correction": True, "calibration_count": CALIBRATION_COUNT}
+# Full-integer int8 LiteRT: graph input and output stay float (one QUANTIZE in, one DEQUANTIZE out), so the int8
+# model keeps the float one's signature and the tflite runner feeds it the same float input.
+TFLITE_SETTINGS = {"tool": "ai_edge_quantizer static_wi8_ai8", "format": "full-integer TFLite (float I/O)",
+                   "weights": "int8 symmetric per-channel", "activations": "int8 asymmetric per-tensor (min/max)",
+                   "calibration_count": CALIBRATION_COUNT}
 # Their versions decide the int8 artifacts' bytes: part of an int8 build's key.
-QUANTIZER_PACKAGES = ("onnxruntime", "nncf", "openvino")
+QUANTIZER_PACKAGES = ("onnxruntime", "nncf", "openvino", "ai-edge-quantizer", "ai-edge-litert")
 _QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
@@ -113,3 +120,30 @@ def quantize_openvino(float_onnx: str | Path, out_xml: str | Path, calibration: 
     return {**NNCF_SETTINGS, "calibration_count": len(calibration), "nncf": nncf.__version__,
             "openvino": ov.get_version().split("-")[0], "quantize_s": round(time.perf_counter() - t0, 3),
             "qdq_nodes": fq, "other_nodes": len(types) - skip}
+
+
+def quantize_tflite(float_tflite: str | Path, out_path: str | Path, calibration: list) -> dict:
+    """ai-edge-quantizer's full-integer recipe (``static_wi8_ai8``) on the build's float ``.tflite``, calibrated
+    by running it in the LiteRT interpreter on ``calibration``; written to ``out_path``; what was done, as a
+    JSON-able record. A quantizer's refusal raises."""
+    from ai_edge_litert import interpreter as tfl
+    from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe
+
+    t0 = time.perf_counter()
+    signatures = tfl.Interpreter(model_path=str(float_tflite)).get_signature_list()
+    key = next(iter(signatures))
+    names = signatures[key]["inputs"]
+    if len(names) != 1:
+        raise ValueError(f"int8 quantization takes a model with one input ({len(names)} here)")
+    q = quantizer.Quantizer(str(float_tflite))
+    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    for op in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):  # float I/O (TFLITE_SETTINGS)
+        q.update_quantization_recipe(regex=".*", operation_name=op,
+                                     algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
+    ranges = q.calibrate({key: [{names[0]: x} for x in calibration]}, num_threads=1)
+    q.quantize(ranges, enable_progress_report=False).export_model(str(out_path), overwrite=True)
+    ops = [d["op_name"] for d in tfl.Interpreter(model_path=str(out_path))._get_ops_details()]
+    qdq = sum(op in ("QUANTIZE", "DEQUANTIZE") for op in ops)
+    return {**TFLITE_SETTINGS, "calibration_count": len(calibration), "ai-edge-quantizer":
+            package_versions(("ai-edge-quantizer",)).get("ai-edge-quantizer"),
+            "quantize_s": round(time.perf_counter() - t0, 3), "qdq_nodes": qdq, "other_nodes": len(ops) - qdq}
