@@ -56,7 +56,7 @@ def test_a_constant_calibration_is_caught_as_a_fidelity_failure(tmp_path):
 
 def test_int8_forms_measure_beside_the_float_ones(cache_dir, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    code = main(["run", "--model", TINY, "--backend", "ort,openvino,torch", "--variant", "all", "--sampling", "quick",
+    code = main(["run", "--model", TINY, "--backend", "ort,openvino,tflite,torch", "--variant", "all", "--sampling", "quick",
                  "--roofline", "off", "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err[-1500:]
     (folder,) = tmp_path.glob("*")
@@ -78,6 +78,14 @@ def test_int8_forms_measure_beside_the_float_ones(cache_dir, tmp_path, capsys):
     else:
         assert ov_int8["status"] == "ok" and ov_int8["artifact"]["tool"] == "nncf.quantize"
         assert ov_int8["parity"]["passed"] and ov_int8["group"] == cells[("openvino", "deploy")]["group"]
+    tfl_int8 = cells[("tflite", "int8")]
+    try:
+        import ai_edge_quantizer  # noqa: F401
+    except ImportError:  # no quantizer: tflite's int8 form cannot be made, and says why
+        assert tfl_int8["status"] == "unsupported" and "ai_edge_quantizer" in tfl_int8["reason"]
+    else:  # full-integer, float I/O: one QUANTIZE in, one DEQUANTIZE out
+        assert tfl_int8["status"] == "ok" and tfl_int8["parity"]["passed"] and tfl_int8["artifact"]["qdq_nodes"] == 2
+        assert tfl_int8["artifact"]["calibration_count"] == 32 and tfl_int8["metrics"]["executed_qdq_ops"] == 2
     torch_int8 = cells[("torch", "int8")]
     assert torch_int8["status"] == "unsupported" and "eager PyTorch is not an int8 deploy path" in torch_int8["reason"]
     rows = {(r.split(",")[2], r.split(",")[3]): r for r in (folder / "results.csv").read_text().splitlines()[1:]}
