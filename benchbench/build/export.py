@@ -84,7 +84,8 @@ def build_key(model: str, variant: str, input_shape: list[int], seed: int) -> st
     if variant == INT8_VARIANT:  # the quantizer and its settings decide the int8 artifact's bytes
         from .quantize import INT8_SETTINGS, NNCF_SETTINGS, QUANTIZER_PACKAGES, TFLITE_SETTINGS
 
-        ident["quantizer"] = {"onnx_int8": INT8_SETTINGS, "openvino_int8": NNCF_SETTINGS, "tflite_int8": TFLITE_SETTINGS,
+        ident["quantizer"] = {"onnx_int8": INT8_SETTINGS, "openvino_int8": NNCF_SETTINGS,
+                              "tflite_int8": TFLITE_SETTINGS,
                               **package_versions(QUANTIZER_PACKAGES)}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
     safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in model)[:40]

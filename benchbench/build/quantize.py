@@ -1,16 +1,18 @@
-"""Int8 deploy forms: the float ONNX export of a deploy form, quantized by each runtime's own post-training static
-quantization inside the build (``benchbench.build.export``), cached like any artifact: ONNX Runtime's
-``quantize_static`` (QDQ format) for ort, NNCF's ``nncf.quantize`` (an OpenVINO IR with FakeQuantize) for openvino.
+"""Int8 deploy forms: a deploy form's float export quantized by each runtime's own post-training static quantization
+inside the build (``benchbench.build.export``), cached like any artifact.
 
-ORT settings:
-Settings: weights int8 symmetric per output channel, activations uint8 asymmetric per tensor (on x86, ORT turns
-DQ → Conv → Q into QLinearConv with u8s8 VNNI kernels for every conv; int8 activations leave about half the convs
-and every Add in float between Q/DQ pairs), MinMax calibration, no reduced range (VNNI has no u8s8 saturation).
-NNCF settings: the ``performance`` preset (int8 symmetric weights per
-channel and activations), for the CPU target, every calibration input used once (``subset_size``), saved in f32.
-Calibration, the same for both: ``CALIBRATION_COUNT`` seeded standard-normal inputs of the build's shape, drawn from a stream
-independent of the benchmark input (``numpy.random.default_rng([seed, CALIBRATION_TAG])``), so the benchmark
-input, on which fidelity is checked, is held out. The same inputs for every backend.
+- ort: ONNX Runtime's ``quantize_static`` on the float ONNX, QDQ format; weights int8 symmetric per output channel,
+  activations uint8 asymmetric per tensor (on x86, ORT turns DQ → Conv → Q into QLinearConv with u8s8 VNNI kernels
+  for every conv; int8 activations leave about half the convs and every Add in float between Q/DQ pairs), MinMax
+  calibration, no reduced range (VNNI has no u8s8 saturation).
+- openvino: NNCF's ``nncf.quantize`` on the model read from the float ONNX, an IR with FakeQuantize; the
+  ``performance`` preset (symmetric weights per channel and activations), CPU target, every calibration input used
+  once (``subset_size``), saved in f32.
+- tflite: ai-edge-quantizer's full-integer ``static_wi8_ai8`` recipe on the float ``.tflite``, float I/O.
+
+Calibration, the same for every backend: ``CALIBRATION_COUNT`` seeded standard-normal inputs of the build's shape,
+drawn from a stream independent of the benchmark input (``numpy.random.default_rng([seed, CALIBRATION_TAG])``), so
+the benchmark input, on which fidelity is checked, is held out.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pathlib import Path
 from benchbench.core.env import package_versions
 
 __all__ = ["CALIBRATION_COUNT", "CALIBRATION_TAG", "INT8_SETTINGS", "NNCF_SETTINGS", "QUANTIZER_PACKAGES",
-           "TFLITE_SETTINGS", "calibration_inputs", "quantize_onnx", "quantize_openvino", "quantize_tflite", "qdq_counts"]
+           "TFLITE_SETTINGS", "calibration_inputs", "quantize_onnx", "quantize_openvino", "quantize_tflite",
+           "qdq_counts"]
 
 # 32 inputs: 8 left some zoo models several dB short of their 32-input SQNR; 128 added nothing measurable on
 # random-normal inputs and took four times as long (a sweep of the zoo, 2026-12-05).
@@ -31,7 +34,8 @@ INT8_SETTINGS = {"tool": "onnxruntime.quantization.quantize_static", "format": "
                  "weights": "int8 symmetric per-channel", "activations": "uint8 asymmetric per-tensor",
                  "calibration": "MinMax", "calibration_count": CALIBRATION_COUNT, "reduce_range": False}
 NNCF_SETTINGS = {"tool": "nncf.quantize", "format": "OpenVINO IR (FakeQuantize)", "preset": "performance",
-                 "weights": "int8 symmetric per-channel", "activations": "8-bit symmetric per-tensor (u8 after ReLU, else i8)",
+                 "weights": "int8 symmetric per-channel",
+                 "activations": "8-bit symmetric per-tensor (u8 after ReLU, else i8)",
                  "target_device": "CPU", "fast_bias_correction": True, "calibration_count": CALIBRATION_COUNT}
 # Full-integer int8 LiteRT: graph input and output stay float (one QUANTIZE in, one DEQUANTIZE out), so the int8
 # model keeps the float one's signature and the tflite runner feeds it the same float input.
