@@ -56,7 +56,7 @@ def test_a_constant_calibration_is_caught_as_a_fidelity_failure(tmp_path):
 
 def test_int8_forms_measure_beside_the_float_ones(cache_dir, tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    code = main(["run", "--model", TINY, "--backend", "ort,torch", "--variant", "all", "--sampling", "quick",
+    code = main(["run", "--model", TINY, "--backend", "ort,openvino,tflite,torch", "--variant", "all", "--sampling", "quick",
                  "--roofline", "off", "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err[-1500:]
     (folder,) = tmp_path.glob("*")
@@ -70,9 +70,53 @@ def test_int8_forms_measure_beside_the_float_ones(cache_dir, tmp_path, capsys):
         n for t, n in int8["backend"]["executed_ops"]["by_type"].items() if t in ("QuantizeLinear", "DequantizeLinear"))
     # train, deploy and int8 of one model on one backend are one lockstep group
     assert int8["group"] == cells[("ort", "deploy")]["group"] == cells[("ort", "train")]["group"]
+    ov_int8 = cells[("openvino", "int8")]
+    try:
+        import nncf  # noqa: F401
+    except ImportError:  # the int8 extra is absent: openvino's int8 form cannot be made, and says why
+        assert ov_int8["status"] == "unsupported" and "nncf" in ov_int8["reason"]
+    else:
+        assert ov_int8["status"] == "ok" and ov_int8["artifact"]["tool"] == "nncf.quantize"
+        assert ov_int8["parity"]["passed"] and ov_int8["group"] == cells[("openvino", "deploy")]["group"]
+    tfl_int8 = cells[("tflite", "int8")]
+    try:
+        import ai_edge_quantizer  # noqa: F401
+    except ImportError:  # no quantizer: tflite's int8 form cannot be made, and says why
+        assert tfl_int8["status"] == "unsupported" and "ai_edge_quantizer" in tfl_int8["reason"]
+    else:  # full-integer, float I/O: one QUANTIZE in, one DEQUANTIZE out
+        assert tfl_int8["status"] == "ok" and tfl_int8["parity"]["passed"] and tfl_int8["artifact"]["qdq_nodes"] == 2
+        assert tfl_int8["artifact"]["calibration_count"] == 32 and tfl_int8["metrics"]["executed_qdq_ops"] == 2
     torch_int8 = cells[("torch", "int8")]
     assert torch_int8["status"] == "unsupported" and "eager PyTorch is not an int8 deploy path" in torch_int8["reason"]
     rows = {(r.split(",")[2], r.split(",")[3]): r for r in (folder / "results.csv").read_text().splitlines()[1:]}
     assert rows and "dB" in (folder / "report.md").read_text()  # the fidelity column reads in dB
     csv_head = (folder / "results.csv").read_text().splitlines()[0].split(",")
     assert "fidelity_sqnr_db" in csv_head and "speedup" in csv_head
+
+
+def test_openvino_int8_is_nncf_quantized_and_holds_fidelity(tmp_path):
+    """openvino's int8 form is NNCF's own quantization (an IR with FakeQuantize nodes, folded into int8 kernels
+    by the CPU plugin), from the same seeded calibration; a constant calibration is caught by fidelity."""
+    ov = pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    torch = pytest.importorskip("torch")
+    from benchbench.models import create_model
+
+    from benchbench.build.quantize import calibration_inputs, quantize_openvino
+
+    model = create_model(TINY, "deploy", seed=0)
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
+    with torch.no_grad():
+        ref = [model(torch.from_numpy(x)).numpy()]
+    torch.onnx.export(model, torch.from_numpy(x), str(tmp_path / "f.onnx"), opset_version=18, dynamo=False)
+    results = {}
+    for name, calibration in (("seeded", calibration_inputs(x.shape, 0)), ("constant", [np.full_like(x, 5.0)] * 8)):
+        xml = tmp_path / f"{name}.xml"
+        info = quantize_openvino(tmp_path / "f.onnx", xml, calibration)
+        assert info["tool"] == "nncf.quantize" and info["qdq_nodes"] > 0 and xml.with_suffix(".bin").exists()
+        assert info["calibration_count"] == len(calibration)
+        compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        out = compiled.create_infer_request().infer({0: x})
+        results[name] = fidelity([out[compiled.outputs[0]]], ref)
+    assert results["seeded"]["passed"] and results["seeded"]["sqnr_db"] > 30
+    assert not results["constant"]["passed"] and results["constant"]["sqnr_db"] < FIDELITY_MIN_SQNR_DB

@@ -31,12 +31,14 @@ from . import cache
 from .cache import build_record
 from .export import FORMATS, INT8_FORMATS, INT8_VARIANT, build_key, cache_root
 
-# Why a backend has no int8 cell, for the ones whose artifact has no int8 form here.
+# Each backend's int8 artifact (benchbench.build.quantize), made by its own runtime's quantizer from the deploy form's
+# float export: ORT's static QDQ quantization for ort, NNCF's for openvino, ai-edge-quantizer's for tflite (its NCHW
+# float .tflite; the nhwc layout has no int8 form).
+INT8_ARTIFACTS = {"ort": "onnx_int8", "openvino": "openvino_int8", "tflite": "tflite_int8"}
+# Why a backend has no int8 cell, for the ones without an int8 artifact here.
 INT8_UNSUPPORTED = {
     "torch": "eager PyTorch is not an int8 deploy path (its quantized modules are for export, not for eager "
-             "inference); int8 runs on ort and openvino (--variant int8)",
-    "tflite": "int8 TFLite models (full-integer quantization) are not built yet; int8 runs on ort and openvino",
-    "tflite_nhwc": "int8 TFLite models (full-integer quantization) are not built yet; int8 runs on ort and openvino",
+             "inference); int8 runs on ort, openvino and tflite (--variant int8)",
 }
 
 __all__ = ["Builds", "input_shape", "build_group", "formats_for", "ensure_build", "artifact_for", "needed_files"]
@@ -68,9 +70,11 @@ def formats_for(spec: CellSpec) -> set[str]:
 
     if spec.source is not None:
         return set()
-    fmt = get_runner(spec.backend).artifact_for(dict(spec.options))
+    runner = get_runner(spec.backend)
+    fmt = runner.artifact_for(dict(spec.options))
     if spec.variant == INT8_VARIANT:  # the float artifact and its quantized form; no int8 form: nothing to build
-        return {fmt, "onnx", INT8_FORMATS[fmt]} if fmt in INT8_FORMATS else set()
+        int8 = _int8_format(runner, fmt)
+        return {INT8_FORMATS[int8], "onnx", int8} if int8 else set()
     return ({fmt, "onnx"} if fmt != "none" else {fmt}) & set(FORMATS)
 
 
@@ -284,6 +288,12 @@ def _run_build(spec, shape, build_dir, formats, config) -> dict:
     return build_record(result, build_dir, cached=False, build_s=build_s)
 
 
+def _int8_format(runner_cls, fmt: str) -> str | None:
+    """The int8 artifact a backend measures, where its float artifact is the one it is quantized from."""
+    int8 = INT8_ARTIFACTS.get(runner_cls.name)
+    return int8 if int8 is not None and INT8_FORMATS[int8] == fmt else None
+
+
 def artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict, str | None]:
     """(what the runner's prepare() takes, artifact record, reason it is unusable or None). Paths in the
     manifest are relative to the build's folder; the runner gets them absolute."""
@@ -291,9 +301,11 @@ def artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict,
     build_dir = build["dir"]
     fmt = runner_cls.artifact_for(dict(spec.options))
     if spec.variant == INT8_VARIANT:
-        if fmt not in INT8_FORMATS:
-            return None, {"format": fmt}, INT8_UNSUPPORTED.get(fmt, f"no int8 form of a {fmt} artifact is built")
-        fmt = INT8_FORMATS[fmt]
+        int8 = _int8_format(runner_cls, fmt)
+        if int8 is None:
+            why = f"no int8 form of a {runner_cls.name} {fmt} artifact is built"
+            return None, {"format": fmt}, INT8_UNSUPPORTED.get(runner_cls.name, why)
+        fmt = int8
     if fmt == "torch":
         ref = {"model": spec.model, "variant": spec.variant, "seed": spec.seed,
                "input_size": manifest["model"]["input_shape"][2:],

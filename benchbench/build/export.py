@@ -31,9 +31,10 @@ __all__ = ["FORMATS", "INT8_FORMATS", "INT8_VARIANT", "cache_root", "build_key",
 
 # artifact format → file name; "torch" and "none" need no file.
 FORMATS = {"onnx": "model.onnx", "tflite": "model.tflite", "tflite_nhwc": "model_nhwc.tflite",
-           "onnx_int8": "model_int8.onnx"}
-# The int8 form of each float format that has one (benchbench.build.quantize): the variant ``int8`` measures it.
-INT8_FORMATS = {"onnx": "onnx_int8"}
+           "onnx_int8": "model_int8.onnx", "openvino_int8": "model_int8.xml",
+           "tflite_int8": "model_int8.tflite"}
+# Each int8 format (benchbench.build.quantize) and the float format it quantizes: the variant ``int8`` measures it.
+INT8_FORMATS = {"onnx_int8": "onnx", "openvino_int8": "onnx", "tflite_int8": "tflite"}
 INT8_VARIANT = "int8"
 ONNX_OPSET = 18
 _EXPORTER_PACKAGES = ("torch", "onnx", "onnxscript", "litert-torch", "benchbench")
@@ -81,9 +82,11 @@ def build_key(model: str, variant: str, input_shape: list[int], seed: int) -> st
         "metrics": METRICS_VERSION,  # a build's counts change when a metric's definition does
     }
     if variant == INT8_VARIANT:  # the quantizer and its settings decide the int8 artifact's bytes
-        from .quantize import INT8_SETTINGS
+        from .quantize import INT8_SETTINGS, NNCF_SETTINGS, QUANTIZER_PACKAGES, TFLITE_SETTINGS
 
-        ident["quantizer"] = {**INT8_SETTINGS, **package_versions(("onnxruntime",))}
+        ident["quantizer"] = {"onnx_int8": INT8_SETTINGS, "openvino_int8": NNCF_SETTINGS,
+                              "tflite_int8": TFLITE_SETTINGS,
+                              **package_versions(QUANTIZER_PACKAGES)}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
     safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in model)[:40]
     return f"{safe}-{variant}-{digest}"
@@ -281,7 +284,7 @@ def build(job: BuildJob) -> dict:
     if "torch_weights" not in manifest:
         _weights(manifest, out_dir, model)
         save()
-    for fmt in sorted(job.formats, key=lambda f: f in INT8_FORMATS.values()):  # float first: int8 quantizes it
+    for fmt in sorted(job.formats, key=lambda f: f in INT8_FORMATS):  # float first: int8 quantizes it
         if fmt not in manifest["artifacts"]:
             manifest["artifacts"][fmt] = _export(manifest, out_dir, fmt, model, x, seed=job.spec.seed)
             save()  # after each format: nothing lost
@@ -334,15 +337,16 @@ def _weights(manifest: dict, out_dir: Path, model) -> None:
 
 def _int8_exporter(manifest: dict, out_dir: Path, fmt: str, seed: int):
     """The writer of an int8 artifact: the build's float artifact of the same format, quantized."""
-    from .quantize import calibration_inputs, quantize_onnx
+    from .quantize import calibration_inputs, quantize_onnx, quantize_openvino, quantize_tflite
 
-    source = next(f for f, q in INT8_FORMATS.items() if q == fmt)
+    source = INT8_FORMATS[fmt]
+    quantize = {"onnx_int8": quantize_onnx, "openvino_int8": quantize_openvino, "tflite_int8": quantize_tflite}[fmt]
     entry = manifest["artifacts"].get(source) or {}
     if entry.get("status") != "ok":
         raise RuntimeError(f"no float {source} artifact to quantize ({entry.get('reason', 'not built')})")
 
     def write(model, x, path):
-        return quantize_onnx(out_dir / entry["file"], path, calibration_inputs(tuple(x.shape), seed))
+        return quantize(out_dir / entry["file"], path, calibration_inputs(tuple(x.shape), seed))
     return write
 
 
@@ -354,7 +358,7 @@ def _export(manifest: dict, out_dir: Path, fmt: str, model, x, seed: int = 0) ->
     details = {}
     try:
         with _caught_warnings() as caught:
-            exporter = _int8_exporter(manifest, out_dir, fmt, seed) if fmt in INT8_FORMATS.values() else _EXPORTERS[fmt]
+            exporter = _int8_exporter(manifest, out_dir, fmt, seed) if fmt in INT8_FORMATS else _EXPORTERS[fmt]
             files = _write(manifest, out_dir, name, lambda p: details.update(exporter(model, x, p)))
         entry = {"status": "ok", "file": name, "files": files,
                  "bytes": sum(manifest["files"][n]["bytes"] for n in files), **details}
