@@ -345,4 +345,10 @@ def _add_lab(p: argparse.ArgumentParser) -> None:
     # traffic from a profile of each cell (taken after the sweep, in separate workers).
     p.set_defaults(handler="lab", model="lab", variant="deploy", vs=None, input_shape=[], input_data=None,
                    batch=1, input_size=None, options=[], lockstep="auto", roofline="off", profile=True,
-                   allow_parity_fail=False)
+                   profile_select=_lab_profiled, allow_parity_fail=False)
+
+
+def _lab_profiled(cell) -> bool:
+    """The lab reads executed-graph traffic from ORT's and OpenVINO's profiles only (TFLite's times no op and
+    its traffic is the analytic count; torch does not fuse): profiling the others would cost time for nothing."""
+    return cell.spec.backend in ("ort", "openvino")
