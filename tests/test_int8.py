@@ -28,22 +28,28 @@ def test_fidelity_reads_a_planted_signal_to_noise_ratio(sqnr_db):
     assert not fidelity(out[:1], ref)["passed"]  # a missing output never passes
 
 
+def _tiny_float_onnx(path: Path):
+    """The tiny model's deploy form exported to float ONNX at ``path``; its seeded input and eager outputs."""
+    torch = pytest.importorskip("torch")
+    from benchbench.models import create_model
+
+    model = create_model(TINY, "deploy", seed=0)
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
+    with torch.no_grad():
+        ref = [model(torch.from_numpy(x)).numpy()]
+    torch.onnx.export(model, torch.from_numpy(x), str(path), opset_version=18, dynamo=False)
+    return x, ref
+
+
 def test_a_constant_calibration_is_caught_as_a_fidelity_failure(tmp_path):
     """A deliberately broken calibration (every input the constant 5) sets the activations' ranges from nothing
     like the data: the int8 model's outputs lose the signal, and fidelity says so, where the seeded calibration
     passes. (An all-zero calibration is not caught on this model: its output is mostly input-independent bias,
     which survives; docs/int8.md.)"""
     ort = pytest.importorskip("onnxruntime")
-    torch = pytest.importorskip("torch")
-    from benchbench.models import create_model
-
     from benchbench.build.quantize import calibration_inputs, qdq_counts, quantize_onnx
 
-    model = create_model(TINY, "deploy", seed=0)
-    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
-    with torch.no_grad():
-        ref = [model(torch.from_numpy(x)).numpy()]
-    torch.onnx.export(model, torch.from_numpy(x), str(tmp_path / "f.onnx"), opset_version=18, dynamo=False)
+    x, ref = _tiny_float_onnx(tmp_path / "f.onnx")
     results = {}
     for name, calibration in (("seeded", calibration_inputs(x.shape, 0)), ("constant", [np.full_like(x, 5.0)] * 8)):
         info = quantize_onnx(tmp_path / "f.onnx", tmp_path / f"{name}.onnx", calibration)
@@ -99,16 +105,9 @@ def test_openvino_int8_is_nncf_quantized_and_holds_fidelity(tmp_path):
     by the CPU plugin), from the same seeded calibration; a constant calibration is caught by fidelity."""
     ov = pytest.importorskip("openvino")
     pytest.importorskip("nncf")
-    torch = pytest.importorskip("torch")
-    from benchbench.models import create_model
-
     from benchbench.build.quantize import calibration_inputs, quantize_openvino
 
-    model = create_model(TINY, "deploy", seed=0)
-    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
-    with torch.no_grad():
-        ref = [model(torch.from_numpy(x)).numpy()]
-    torch.onnx.export(model, torch.from_numpy(x), str(tmp_path / "f.onnx"), opset_version=18, dynamo=False)
+    x, ref = _tiny_float_onnx(tmp_path / "f.onnx")
     results = {}
     for name, calibration in (("seeded", calibration_inputs(x.shape, 0)), ("constant", [np.full_like(x, 5.0)] * 8)):
         xml = tmp_path / f"{name}.xml"

@@ -27,8 +27,6 @@ def _zoo(args):
     Read before measuring, so that a wrong file costs no sweep (its error is one line, as for any result file)."""
     from benchbench.results.load import load_run
 
-    if getattr(args, "resume", None) and args.zoo is None:
-        return None
     path = Path(args.zoo) if args.zoo else (DEFAULT_ZOO if DEFAULT_ZOO.is_file() else None)
     if path is None:
         return None
