@@ -327,7 +327,8 @@ def test_a_record_holding_undecodable_name_bytes_reads_back(tmp_path, capsys):
 # --- leaves processes behind ----------------------------------------------------------------------------
 
 def _sleepers(tag: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    # -ww: no cut at the terminal width (COLUMNS)
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
     return [ln for ln in out.splitlines() if f"sleep {tag}" in ln]
 
 

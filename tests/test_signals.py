@@ -26,13 +26,22 @@ ARGS = ["--backend", "null", "--option", "latency_ms=2", "--min-time", "2", "--m
 
 
 def _workers_of(pid: int) -> list[str]:
-    """Command lines of benchbench workers and fork servers whose parent argument is ``pid``."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    """Command lines of benchbench workers and fork servers whose parent argument is ``pid``.
+
+    Read from /proc, not ``ps``: ``ps`` cuts its lines to the terminal's width (``COLUMNS``), and a long
+    checkout path pushes the parent argument past the cut.
+    """
     found = []
-    for ln in out.splitlines():
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # the process ended while we looked
+            continue
         for module in ("benchbench.measure.worker", "benchbench.measure.forkserver"):
-            if module in ln and f" {pid}" in ln.split(module, 1)[1]:
-                found.append(ln)
+            if module in argv and str(pid) in argv[argv.index(module) + 1:]:
+                found.append(" ".join(argv))
     return found
 
 
