@@ -192,6 +192,9 @@ def test_reference_is_a_fixed_set_and_refuses_changes(capsys):
     assert main(["claim", "--reference", "--model", "resnet18"]) == 2
     assert "--reference measures a fixed set" in capsys.readouterr().err
     assert main(["claim", "--reference", "--backend", "ort"]) == 2
+    capsys.readouterr()
+    assert main(["claim", "--reference", "--lab", "reports/lab/full_lab.json"]) == 2  # it runs its own lab
+    assert "--lab" in capsys.readouterr().err
 
 
 def test_publish_reference_replaces_the_folder_and_keeps_the_run(tmp_path):

@@ -311,3 +311,23 @@ def test_zoo_records_from_the_reference():
         assert r["executed_ops"] > 0 and sum(r["bytes_by_regime"].values()) > 0 and sum(r["flops_by_kind"].values()) > 0
     dw = [r for r in zoo if r["name"].startswith("mobilenetv2") and r["backend"] == "ort"]
     assert dw and all(r["flops_by_kind"].get("dw3x3", 0) > 0 for r in dw)
+
+
+def test_observational_estimate_is_cr2_and_covers_a_planted_effect():
+    """A zoo-like set of families with a planted +10% per doubling of executed ops (FLOPs and traffic held in the
+    model): the within-family estimate is near it, its CR2 interval holds it, and its df are small-sample ones."""
+    rng = np.random.default_rng(3)
+    planted = math.log2(1.10)
+    rows = []
+    for f in range(12):
+        base = rng.normal(0, 1)
+        for _ in range(5):
+            lf, lo, lt = rng.normal(20, 1), rng.normal(5, 0.7), rng.normal(16, 0.8)
+            log_ms = base + 0.6 * lf + planted * lo + 0.2 * lt + rng.normal(0, 0.02) - 12
+            rows.append({"family": f"f{f}", "latency_ms": math.exp(log_ms), "executed_ops": math.exp(lo),
+                         "bytes_by_regime": {"l2": math.exp(lt)}, "flops_by_kind": {"conv": math.exp(lf)}})
+    est = labfit.observational_ops_effect(rows)
+    assert est["families"] == 12 and "CR2" in est["model"]
+    assert 0 < est["df"] <= 11
+    assert est["ci95"][0] < 0.10 < est["ci95"][1] and abs(est["effect"] - 0.10) < 0.02
+    assert labfit.observational_ops_effect(rows[:10]) is None  # two families: no cluster inference

@@ -149,15 +149,44 @@ def test_the_claims_lab_comparison_says_where_the_zoo_and_the_lab_agree():
 def test_claim_with_a_lab_run_adds_the_lab_beside_the_zoo(tmp_path, capsys):
     root = Path(__file__).parents[1]
     ref, lab = root / "reports" / "reference" / "results.json", root / "reports" / "lab" / "ort_quick_lab.json"
-    assert main(["claim", str(ref), "--lab", str(lab), "--out", str(tmp_path)]) == 0
+    assert main(["claim", str(ref), "--lab", str(lab), "--out", str(tmp_path), "--html"]) == 0
     (folder,) = tmp_path.glob("*_claim")
     md = (folder / "claim.md").read_text()
     assert "## The fragmentation lab beside the zoo" in md and "| ort " in md
     doc = json.loads((folder / "claim.json").read_text())
     assert set(doc["lab"]["comparison"]) == set(json.loads(lab.read_text())["backends"])
+    page = (folder / "claim.html").read_text()  # the page shows the lab too, with the same per-op cost as claim.md
+    assert "The fragmentation lab beside the zoo" in page and 'id="lab-vs-zoo"' in page and 'id="lab-fit"' in page
+    cost = doc["lab"]["comparison"]["ort"]["lab_per_op_us"]
+    cell = f"{cost[0]:.3g} [{cost[1]:.3g}, {cost[2]:.3g}]"
+    assert cell in md and cell in page
     bad = tmp_path / "not_lab.json"
     bad.write_text('{"backends": {"ort": {}}}')
     capsys.readouterr()
     assert main(["claim", str(ref), "--lab", str(bad), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a lab.json" in err[0]
+
+
+def test_the_reference_runs_the_lab_in_its_own_folder_resumable_as_a_lab(cache_dir, tmp_path, monkeypatch):
+    """``claim --reference``'s lab step, on the null backend with 3 design points: the full design's settings (the
+    reference sampling in rounds, profiles), a run folder under the reference's ``lab/`` with lab.json and lab.md,
+    and a stored command line that ``benchbench lab --resume`` reads as a lab run."""
+    import argparse
+
+    from benchbench.cli.claim import reference_lab
+    from benchbench.cli.lab import reference_lab_args
+    from benchbench.cli.resume import resumed_args
+
+    monkeypatch.setenv("BENCHBENCH_CACHE", str(cache_dir))
+    full = reference_lab_args(tmp_path / "lab", "torch,ort,tflite,openvino")
+    assert full.sampling == "reference" and full.rounds == 3 and full.points is None  # the lab's defaults
+    assert full.profile and full.quick is False and full.command == "lab"
+    code, rel, lab = reference_lab(argparse.Namespace(threads=1), None, tmp_path, backends="null", points=3)
+    assert code == 0 and rel.parts[0] == "lab" and (tmp_path / rel).is_file() and lab["backends"] == {}
+    folder = (tmp_path / rel).parent
+    doc = json.loads((folder / "results.json").read_text())
+    assert len(doc["cells"]) == 4 and all(c["status"] == "ok" for c in doc["cells"])  # the anchor and 3 points
+    assert doc["meta"]["argv"][1] == "lab"
+    stored, cells, _, _ = resumed_args(build_parser().parse_args(["lab", "--resume", str(folder)]))
+    assert stored.rounds == 3 and stored.sampling == "reference" and len(cells) == 4

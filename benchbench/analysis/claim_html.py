@@ -227,10 +227,25 @@ def _closing_sections(analysis: dict, runs: list) -> list[str]:
     return parts
 
 
+def _lab_section(lab: dict) -> list[str]:
+    """The lab beside the zoo (``claim --lab``): the comparison per backend, then the lab fit's summary."""
+    from .claim_lab import LAB_HEADERS, LAB_INTRO, lab_rows
+    from .lab_report import SUMMARY_HEADERS, summary_rows
+
+    parts = ["<h2>The fragmentation lab beside the zoo</h2>",
+             f"<p class='note'>From <code>{esc(lab['source'])}</code>. {esc(LAB_INTRO)}</p>",
+             table("lab-vs-zoo", LAB_HEADERS, lab_rows(lab["comparison"]), sortable=False)]
+    backends = (lab.get("fit") or {}).get("backends") or {}
+    if backends:
+        parts += ["<h3>The lab fit per backend (95% bootstrap intervals over design points and rounds)</h3>",
+                  table("lab-fit", SUMMARY_HEADERS, summary_rows(backends), sortable=False)]
+    return parts
+
+
 def claim_html(analysis: dict, runs=(), title: str = TITLE) -> str:
     """The claim as one page: the verdict per backend with its interval (a table and a forest plot), per
     backend the interactive plots (latency against FLOPs, the per-op overhead at fixed FLOPs and traffic, the
-    train/deploy pairs) and the model tables, the guideline tables with their paired intervals, the threats to
+    train/deploy pairs) and the model tables, the lab beside the zoo (with ``--lab``), the guideline tables with their paired intervals, the threats to
     validity and the machines. ``analysis`` is ``claim.analyze(runs)``; ``runs`` only add their headers (and
     the observations, when ``analysis`` came from a claim.json that omits them)."""
     runs = list(runs)
@@ -249,6 +264,8 @@ def claim_html(analysis: dict, runs=(), title: str = TITLE) -> str:
     parts += _verdict_section(analysis, per_backend, plots)
     if per_backend:
         parts += _per_backend_section(analysis, per_backend, rows, plots)
+    if analysis.get("lab"):
+        parts += _lab_section(analysis["lab"])
     if analysis.get("guidelines"):
         parts += _guideline_section(analysis["guidelines"], plots)
     parts += _closing_sections(analysis, runs)

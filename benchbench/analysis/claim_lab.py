@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from .lab_report import lab_markdown
 
-__all__ = ["lab_comparison", "lab_section"]
+__all__ = ["lab_comparison", "lab_section", "lab_rows", "LAB_HEADERS", "LAB_INTRO"]
 
 
 def _interval_side(ci) -> str | None:
@@ -69,10 +69,19 @@ def _pct(e: Mapping | None) -> str:
     return f"{100 * e['effect']:+.1f}% [{inner}]"
 
 
-def lab_section(comparison: Mapping, lab: Mapping, source: str) -> list[str]:
-    """claim.md's lab section: the comparison table, then the lab's own report one level down."""
-    from tabulate import tabulate
+LAB_HEADERS = ["backend", "zoo, per doubling of ops", "zoo, traffic held equal", "lab µs per op",
+               "lab effect on the zoo", "lab log-linear", "zoo within ±10% from the lab",
+               "zoo (traffic held equal) vs lab"]
+LAB_INTRO = ("The zoo's effect is observational: every architecture changes FLOPs, ops and traffic at once, so its "
+             "intervals (CR2, families as units) are wide once traffic is in the model. The lab's is causal: designed "
+             "nets whose log ops, log traffic and log FLOPs are nearly uncorrelated on the backend's executed graph, "
+             "measured in anchored lockstep blocks. The lab's effect on the zoo is the latency change of each zoo "
+             "cell, at fixed FLOPs and traffic, when its executed ops double, under the lab's additive fit (median "
+             "over cells); the log-linear one is fitted on the designed nets themselves.")
 
+
+def lab_rows(comparison: Mapping) -> list[list[str]]:
+    """One row per backend under ``LAB_HEADERS``, for claim.md and claim.html alike."""
     rows = []
     for backend, c in comparison.items():
         cost = c["lab_per_op_us"]
@@ -81,14 +90,13 @@ def lab_section(comparison: Mapping, lab: Mapping, source: str) -> list[str]:
                      f"{cost[0]:.3g} [{cost[1]:.3g}, {cost[2]:.3g}]" if None not in cost else "—",
                      _pct(c["lab_causal"]), _pct(c["lab_loglinear"]),
                      "—" if within is None else f"{within:.0%}", c["agreement"]])
-    lines = ["## The fragmentation lab beside the zoo", "",
-             f"From `{source}`. The zoo's effect is observational: every architecture changes FLOPs, ops and traffic "
-             "at once, so its intervals (CR2, families as units) are wide once traffic is in the model. The lab's is "
-             "causal: designed nets whose log ops, log traffic and log FLOPs are nearly uncorrelated on the "
-             "backend's executed graph, measured in anchored lockstep blocks. The lab's effect on the zoo is the "
-             "latency change of each zoo cell, at fixed FLOPs and traffic, when its executed ops double, under the "
-             "lab's additive fit (median over cells); the log-linear one is fitted on the designed nets themselves.",
-             "", tabulate(rows, ["backend", "zoo, per doubling of ops", "zoo, traffic held equal",
-                                 "lab µs per op", "lab effect on the zoo", "lab log-linear", "zoo within ±10% from the lab",
-                                 "zoo (traffic held equal) vs lab"], tablefmt="github", disable_numparse=True), ""]
+    return rows
+
+
+def lab_section(comparison: Mapping, lab: Mapping, source: str) -> list[str]:
+    """claim.md's lab section: the comparison table, then the lab's own report one level down."""
+    from tabulate import tabulate
+
+    lines = ["## The fragmentation lab beside the zoo", "", f"From `{source}`. {LAB_INTRO}", "",
+             tabulate(lab_rows(comparison), LAB_HEADERS, tablefmt="github", disable_numparse=True), ""]
     return lines + lab_markdown(lab, level=3).splitlines() + [""]

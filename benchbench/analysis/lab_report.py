@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from .lab_design import MAX_ABS_CORR
 
-__all__ = ["lab_markdown"]
+__all__ = ["lab_markdown", "summary_rows", "SUMMARY_HEADERS"]
 
 
 def _f(v, fmt="{:.3g}") -> str:
@@ -37,21 +37,29 @@ def lab_markdown(analysis: Mapping, level: int = 2) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _summary_table(backends: Mapping) -> list[str]:
-    """One row per backend: the per-op cost, the design's and the zoo's identification, the transfer."""
-    header = ("| backend | points | reading | µs per op | fixed µs | design max abs r | design cond. | zoo max abs r | "
-              "zoo cond. | zoo within ±10% (additive / FLOPs only) | zoo median error |")
-    lines = [header, "|---" * 11 + "|"]
+SUMMARY_HEADERS = ["backend", "points", "reading", "µs per op", "fixed µs", "design max abs r", "design cond.",
+                   "zoo max abs r", "zoo cond.", "zoo within ±10% (additive / FLOPs only)", "zoo median error"]
+
+
+def summary_rows(backends: Mapping) -> list[list[str]]:
+    """One row per backend under ``SUMMARY_HEADERS``: the per-op cost, the design's and the zoo's
+    identification, the transfer (lab.md, claim.md and claim.html share them)."""
+    rows = []
     for name, r in backends.items():
         zi = r.get("zoo_identification") or {}
-        lines.append(
-            f"| {name} | {r['n_points']} | {r['reading'].replace('_', '-')} | {_f(r['per_op_us'])} "
-            f"{_ci([r['per_op_us_low'], r['per_op_us_high']])} | {_f(r['fixed_us'])} | {_f(r['design_max_abs_corr'], '{:.2f}')} | "
-            f"{_f(r['design_condition_number'], '{:.2f}')} | {_f(zi.get('max_abs_corr'), '{:.2f}')} | "
-            f"{_f(zi.get('condition_number'), '{:.1f}')} | "
-            f"{_f(r.get('zoo_within_10pct'), '{:.0%}')} / {_f(r.get('zoo_within_10pct_flops_only'), '{:.0%}')} | "
-            f"{_f(r.get('zoo_median_ape'), '{:.0%}')} |")
-    return lines
+        rows.append([
+            name, str(r["n_points"]), r["reading"].replace("_", "-"),
+            f"{_f(r['per_op_us'])} {_ci([r['per_op_us_low'], r['per_op_us_high']])}", _f(r["fixed_us"]),
+            _f(r["design_max_abs_corr"], "{:.2f}"), _f(r["design_condition_number"], "{:.2f}"),
+            _f(zi.get("max_abs_corr"), "{:.2f}"), _f(zi.get("condition_number"), "{:.1f}"),
+            f"{_f(r.get('zoo_within_10pct'), '{:.0%}')} / {_f(r.get('zoo_within_10pct_flops_only'), '{:.0%}')}",
+            _f(r.get("zoo_median_ape"), "{:.0%}")])
+    return rows
+
+
+def _summary_table(backends: Mapping) -> list[str]:
+    lines = ["| " + " | ".join(SUMMARY_HEADERS) + " |", "|---" * len(SUMMARY_HEADERS) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in summary_rows(backends)]
 
 
 def _fit_lines(r: Mapping) -> list[str]:

@@ -1,5 +1,6 @@
 """``benchbench claim``: FLOPs vs fragmentation, from result files or from a sweep of the guideline nets (and,
-with ``--reference``, the reference report, regenerated and published)."""
+with ``--reference``, the reference report, regenerated and published: the zoo and guideline sweep, then the
+fragmentation lab predicting it, then the claim with the lab beside the zoo)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from pathlib import Path
 from benchbench.core.atomic import write_atomic
 
 from .errors import UsageError
-from .reference import REFERENCE_DIR, check_reference_dest, publish_reference, reference_args, reference_rounds
+from .reference import (
+    REFERENCE_BACKENDS,
+    REFERENCE_DIR,
+    check_reference_dest,
+    publish_reference,
+    reference_args,
+    reference_rounds,
+)
 from .run import measure, run_dir
 
 __all__ = ["cmd_claim"]
@@ -26,7 +34,7 @@ def cmd_claim(args) -> int:
     if args.reference:
         reference_args(args)
         check_reference_dest(Path(args.out).parent / REFERENCE_DIR.name)  # before an hour of measuring, not after
-    code = 0
+    code, lab = 0, None
     if args.lab:  # read before measuring: a wrong file costs no sweep
         lab_path, lab = read_lab(args.lab)
     if args.results:
@@ -41,14 +49,21 @@ def cmd_claim(args) -> int:
         if code >= 128:  # interrupted: the cells so far are saved, but no analysis of a partial sweep
             return code
         runs, out_dir = [run], run.path.parent
+    lab_s = None
+    if args.reference:  # the lab too, after the zoo it predicts; its own run folder inside the reference's
+        lab_started = time.monotonic()
+        lab_code, lab_path, lab = reference_lab(args, run, out_dir)
+        if lab_code >= 128:
+            return lab_code
+        code, lab_s = max(code, lab_code), time.monotonic() - lab_started
     start = time.monotonic()
     analysis = analyze(runs)
-    if args.lab:
+    if lab is not None:
         from benchbench.analysis.claim_lab import lab_comparison
 
         analysis["lab"] = {"source": str(lab_path), "comparison": lab_comparison(analysis, lab), "fit": lab}
     if not args.results:  # a run this command measured: its meta records what the claim took, as the sweep's does
-        _record_times(runs[0], analysis_s=time.monotonic() - start, total_s=time.monotonic() - started)
+        _record_times(runs[0], analysis_s=time.monotonic() - start, total_s=time.monotonic() - started, lab_s=lab_s)
     try:
         write_atomic(out_dir / "claim.md", claim_markdown(analysis, out_dir, runs))
         write_atomic(out_dir / "claim.json", strictjson.dumps({k: v for k, v in analysis.items() if k != "observations"},
@@ -76,12 +91,27 @@ def cmd_claim(args) -> int:
     return code
 
 
-def _record_times(run, analysis_s: float, total_s: float) -> None:
-    """The analysis's seconds and the whole command's up to it (calibration, sweep, profiling, views, analysis)
-    in the run's meta, and results.json written again with them (the views before it were written without)."""
+def reference_lab(args, zoo_run, out_dir: Path, backends: str | None = None, points: int | None = None):
+    """The lab that ``claim --reference`` runs after its sweep: the full design on the reference's backends
+    (``backends``, ``points``: tests' smaller versions), in its own run folder under ``out_dir/lab``, predicting the
+    zoo just measured. Returns (exit code, the relative path of its lab.json, the lab analysis or None)."""
+    from .lab import reference_lab_args, run_lab
+
+    lab_args = reference_lab_args(out_dir / "lab", backends or REFERENCE_BACKENDS, threads=args.threads,
+                                  points=points, no_wait=getattr(args, "no_wait", False))
+    code, run, lab = run_lab(lab_args, zoo_run)
+    return code, (run.path.parent / "lab.json").relative_to(out_dir), lab
+
+
+def _record_times(run, analysis_s: float, total_s: float, lab_s: float | None = None) -> None:
+    """The analysis's seconds and the whole command's up to it (calibration, sweep, profiling, the lab, views,
+    analysis) in the run's meta, and results.json written again with them (the views before it were written
+    without)."""
     from benchbench.results.journal import WriteError
 
     run.meta["claim"] = {"analysis_s": round(analysis_s, 1), "total_s": round(total_s, 1)}
+    if lab_s is not None:
+        run.meta["claim"]["lab_s"] = round(lab_s, 1)
     try:
         run.save()
     except OSError as exc:

@@ -16,7 +16,7 @@ from benchbench.core.atomic import write_atomic
 from .errors import one_line
 from .run import measure
 
-__all__ = ["cmd_lab", "DEFAULT_ZOO"]
+__all__ = ["cmd_lab", "run_lab", "reference_lab_args", "lab_json", "DEFAULT_ZOO"]
 
 # The zoo that --zoo defaults to, when the command runs in a checkout that has it.
 DEFAULT_ZOO = Path("reports/reference/results.json")
@@ -62,16 +62,17 @@ def _summary(analysis: dict) -> list[str]:
     return lines
 
 
-def cmd_lab(args) -> int:
-    """``benchbench lab --backend B[,B...] [--quick]``: measure the design, then write lab.json and lab.md."""
+def run_lab(args, zoo=None) -> tuple[int, object, dict | None]:
+    """Measure the lab's design (``args`` as ``benchbench lab`` parses them), then fit it and write lab.json and
+    lab.md into the run folder. Returns (exit code, run, analysis); the analysis is None when interrupted (the
+    finished cells are saved; ``--resume`` finishes them, then fits)."""
     from benchbench.analysis.lab_report import lab_markdown
     from benchbench.core import strictjson
     from benchbench.results.journal import WriteError
 
-    zoo = _zoo(args)
     code, run = measure(args)
-    if code >= 128:  # interrupted: the finished cells are saved; --resume finishes them, then fits
-        return code
+    if code >= 128:
+        return code, run, None
     folder = run.path.parent
     analysis = lab_json(run, zoo)
     try:
@@ -79,6 +80,28 @@ def cmd_lab(args) -> int:
         write_atomic(folder / "lab.md", lab_markdown(analysis, level=1))
     except OSError as exc:
         raise WriteError(f"cannot write the lab's files into {folder}: {exc.strerror or exc}") from None
+    return code, run, analysis
+
+
+def reference_lab_args(out: Path, backends: str, threads: int | None = None, points: int | None = None,
+                       no_wait: bool = False):
+    """``benchbench lab``'s arguments for the lab that ``claim --reference`` runs: the full design on ``backends``
+    with the lab's own defaults (the reference sampling in 3 rounds, 5 profiled inferences per op)."""
+    from .parser import build_parser
+
+    argv = ["lab", "--backend", backends, "--out", str(out)]
+    argv += (["--threads", str(threads)] if threads else []) + (["--points", str(points)] if points else [])
+    args = build_parser().parse_args(argv + (["--no-wait"] if no_wait else []))
+    args.argv = argv  # recorded in the lab run's meta: `benchbench lab --resume` finishes it as a lab run
+    return args
+
+
+def cmd_lab(args) -> int:
+    """``benchbench lab --backend B[,B...] [--quick]``: measure the design, then write lab.json and lab.md."""
+    code, run, analysis = run_lab(args, _zoo(args))
+    if analysis is None:  # interrupted
+        return code
+    folder = run.path.parent
     print("\n".join(_summary(analysis)))
     print(f"\nwrote {folder / 'lab.json'}\n      {folder / 'lab.md'}", file=sys.stdout)
     if not analysis["backends"]:

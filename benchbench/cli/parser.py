@@ -263,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="short warm-up and sampling, for smoke runs (default: off)")
     p.add_argument("--reference", action="store_true",
                    help=f"regenerate the reference report: every model on {REFERENCE_BACKENDS} with the reference "
-                        f"sampling, published to reports/{REFERENCE_DIR.name}/ (beside the --out folder)")
+                        "sampling, then the fragmentation lab on the same backends predicting it, "
+                        f"published to reports/{REFERENCE_DIR.name}/ (beside the --out folder)")
     p.add_argument("--rounds", type=bounded_int(1), default=1,
                    help="measure every comparison group N times, each in fresh workers (intervals use every round)")
     p.add_argument("--html", action="store_true", help=HTML_HELP + ": claim.html (and, when it measures, report.html)")
@@ -330,12 +331,15 @@ def _add_lab(p: argparse.ArgumentParser) -> None:
                    help="a zoo run's results.json to predict from the lab fit alone (default: "
                         "reports/reference/results.json when it exists here)")
     add_spec_flags(p, only=("threads", "seed"))
-    p.add_argument("--sampling", choices=list(PROFILES), default="default",
-                   help="sampling profile: default, quick (smoke runs), reference")
+    # The lab's defaults: short rounds (the reference sampling, ±2% or 0.6 s per cell) repeated in fresh workers
+    # minutes apart, since its bootstrap resamples rounds and the anchor absorbs drift between them; a long
+    # single round would buy precision the fit cannot use.
+    p.add_argument("--sampling", choices=list(PROFILES), default="reference",
+                   help="sampling profile: reference (±2%%, 0.6 s cap per cell and round), default, quick")
     add_sampling_flags(p)
-    p.add_argument("--rounds", type=bounded_int(1), default=1,
+    p.add_argument("--rounds", type=bounded_int(1), default=3,
                    help="measure every block N times, each in fresh workers (intervals use every round)")
-    p.add_argument("--profile-runs", type=bounded_int(1), default=10, help=PROFILE_RUNS_HELP)
+    p.add_argument("--profile-runs", type=bounded_int(1), default=5, help=PROFILE_RUNS_HELP)
     p.add_argument("--out", default=DEFAULT_OUT, type=new_folder_base, help=OUT_HELP)
     p.add_argument("--resume", metavar="DIR", default=None,
                    help="finish an interrupted lab run in its folder DIR (give no other option)")

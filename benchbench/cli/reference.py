@@ -40,9 +40,11 @@ def _kind(model: str) -> str:
 
 def reference_args(args) -> None:
     """Turn ``claim --reference`` into the reference sweep's settings; refuse what would change it."""
-    if args.results or args.model or args.backend is not None or args.sampling != "default" or args.rounds != 1:
-        raise UsageError("--reference measures a fixed set (every model on torch, ort, tflite, openvino); "
-                         "drop result files, --model, --backend, --quick and --rounds, or leave out --reference")
+    if args.results or args.model or args.backend is not None or args.sampling != "default" or args.rounds != 1 \
+            or getattr(args, "lab", None):
+        raise UsageError("--reference measures a fixed set (every model on torch, ort, tflite, openvino, then the "
+                         "lab); drop result files, --model, --backend, --quick, --rounds and --lab, or leave out "
+                         "--reference")
     args.model, args.backend, args.sampling, args.roofline = REFERENCE_MODELS, REFERENCE_BACKENDS, "reference", "fresh"
     args.html = True  # report.html, claim.html and the published folder's index.html
     # profile the zoo cells after the sweep (time shares, kernel-sum predictor); the guideline nets need none
