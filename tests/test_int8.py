@@ -119,3 +119,48 @@ def test_openvino_int8_is_nncf_quantized_and_holds_fidelity(tmp_path):
         results[name] = fidelity([out[compiled.outputs[0]]], ref)
     assert results["seeded"]["passed"] and results["seeded"]["sqnr_db"] > 30
     assert not results["constant"]["passed"] and results["constant"]["sqnr_db"] < FIDELITY_MIN_SQNR_DB
+
+
+def test_a_users_float_onnx_is_quantized_by_each_backend_and_measured_beside_it(cache_dir, tmp_path, capsys):
+    """``run --model FILE.onnx --quantize int8``: per backend the float file (deploy) and its int8 form, one
+    lockstep group, the int8 form built in the cache by the backend's own quantizer and held to fidelity against
+    the float file; ``--calibration-data`` calibrates it, and a constant calibration is caught."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("nncf")
+    x, _ = _tiny_float_onnx(tmp_path / "f.onnx")
+    import onnx
+
+    name = onnx.load(str(tmp_path / "f.onnx")).graph.input[0].name
+    np.savez(tmp_path / "calib.npz", **{name: np.random.default_rng(5).standard_normal((8, *x.shape), dtype=np.float32)})
+    np.savez(tmp_path / "const.npz", **{name: np.full((8, *x.shape), 5.0, dtype=np.float32)})
+    base = ["run", "--model", str(tmp_path / "f.onnx"), "--quantize", "int8", "--backend", "ort,openvino,tflite",
+            "--sampling", "quick", "--roofline", "off"]
+
+    def cells(out, *extra):
+        code = main([*base, "--out", str(tmp_path / out), *extra])
+        (folder,) = (tmp_path / out).glob("*")
+        doc = json.loads((folder / "results.json").read_text())
+        return code, {(c["spec"]["backend"], c["spec"]["variant"]): c for c in doc["cells"]}
+
+    code, got = cells("seeded")
+    assert code == 0, capsys.readouterr().err[-1500:]
+    for backend, fmt, tool in (("ort", "onnx", "onnxruntime"), ("openvino", "openvino_ir", "nncf")):
+        int8, float_ = got[(backend, "int8")], got[(backend, "deploy")]
+        assert int8["status"] == float_["status"] == "ok" and int8["group"] == float_["group"]
+        assert int8["parity"]["mode"] == "fidelity" and int8["parity"]["passed"] and "float file" in int8["parity"]["against"]
+        art = int8["artifact"]
+        assert art["format"] == fmt and art["quantization"]["tool"].startswith(tool) and art["sha256"] != float_["artifact"]["sha256"]
+        assert art["quantization"]["calibration_count"] == 32 and art["quantization"]["qdq_nodes"] > 0
+    assert got[("tflite", "int8")]["status"] == "unsupported" and "ort" in got[("tflite", "int8")]["reason"]
+    code, got = cells("calibrated", "--calibration-data", str(tmp_path / "calib.npz"))
+    assert code == 0 and got[("ort", "int8")]["artifact"]["quantization"]["calibration_count"] == 8
+    assert got[("ort", "int8")]["artifact"]["path"] != got[("ort", "deploy")]["artifact"]["path"]
+    code, got = cells("constant", "--calibration-data", str(tmp_path / "const.npz"), "--backend", "ort")
+    assert code == 1 and got[("ort", "int8")]["parity"]["passed"] is False  # a broken calibration is caught
+    assert got[("ort", "deploy")]["status"] == "ok"
+    capsys.readouterr()
+    np.savez(tmp_path / "flat.npz", **{name: np.zeros((8, 3, 224, 224), dtype=np.float32)})  # no batch axis
+    assert main([*base, "--calibration-data", str(tmp_path / "flat.npz"), "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--calibration-data" in err[0] and "(N, 1, 3, 224, 224)" in err[0]
+    assert not (tmp_path / "bad").exists() or not list((tmp_path / "bad").glob("*"))  # no sweep

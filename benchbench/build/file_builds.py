@@ -19,15 +19,18 @@ from benchbench.processes.protocol import FileBuildJob
 
 from . import cache
 from .export import cache_root
-from .files import backends_for, build_ident
+from .files import FILE_QUANTIZERS, backends_for, build_ident, file_quantizer
 
 __all__ = ["artifact_group", "ensure_artifact_build", "artifact_for"]
 
 
 def artifact_group(spec: CellSpec) -> tuple:
-    """Cells of one file at one input (shapes, data, seed) share one build, whatever their backend."""
+    """Cells of one file at one input (shapes, data, seed) share one build, whatever their backend; an int8
+    cell's build is its quantizer's (``run --quantize int8``)."""
     s = spec.source
-    return ("file", s.sha256, s.input_shapes, s.input_data_sha256, s.reference, spec.seed)
+    quantizer = file_quantizer(spec)
+    return ("file", s.sha256, s.input_shapes, s.input_data_sha256, s.reference, spec.seed,
+            *((quantizer, s.calibration_data_sha256) if quantizer else ()))
 
 
 def _check(build_dir: Path) -> tuple[dict | None, str | None]:
@@ -46,7 +49,7 @@ def ensure_artifact_build(spec: CellSpec, config: MeasureConfig) -> dict:
     ``{"status", "reason"}`` when the build worker failed."""
     source = spec.source
     root = cache_root()
-    key = build_ident(source, spec.seed)
+    key = build_ident(source, spec.seed, file_quantizer(spec))
     build_dir = root / key
     try:
         with cache.key_lock(root, key):
@@ -83,6 +86,22 @@ def artifact_for(runner_cls, spec: CellSpec, build: dict) -> tuple[object, dict,
     reference = build["manifest"].get("reference") or {}
     record["parity_reference"] = (f"{reference['backend']} (the first backend asked for)" if reference.get("status") == "ok"
                                   else f"none: {reference.get('reason', 'no reference')}")
+    if spec.variant == "int8":  # run --quantize int8: the backend's own int8 form of the float file
+        if runner_cls.name not in FILE_QUANTIZERS:
+            return None, record, (f"--quantize int8 makes int8 forms for {', '.join(FILE_QUANTIZERS)}, not "
+                                  f"{runner_cls.name}")
+        int8 = build["manifest"].get("int8") or {"status": "unsupported", "reason": "the build made no int8 form"}
+        record["quantization"] = {k: v for k, v in int8.items() if k not in ("status", "file")}
+        if int8["status"] != "ok":
+            return None, record, int8["reason"]
+        path = os.path.join(build["dir"], int8["file"])
+        files = build["manifest"]["files"]
+        # the int8 file's own identity and size (an IR's .bin beside its .xml), not the float file's
+        stem = Path(int8["file"]).stem
+        record.update({"format": int8["format"], "path": path, "user_file": False, "quantized_from": source.path,
+                       "sha256": files[int8["file"]]["sha256"],
+                       "bytes": sum(f["bytes"] for n, f in files.items() if Path(n).stem == stem)})
+        return path, record, None
     if source.format not in runner_cls.formats:
         takers = backends_for(source.format)
         return None, record, (f"{runner_cls.name} does not run {source.format} files "

@@ -201,6 +201,67 @@ def input_arrays(decls: list, source: ArtifactSource, seed: int) -> dict:
     return out
 
 
+# The quantizer each backend's int8 form of a user's float ONNX file comes from (run --quantize int8).
+FILE_QUANTIZERS = {"ort": "ort", "ort-cuda": "ort", "openvino": "nncf"}
+
+
+def file_quantizer(spec) -> str | None:
+    """The quantizer of a file cell's int8 form (``FILE_QUANTIZERS``), or None for a float cell."""
+    return FILE_QUANTIZERS.get(spec.backend) if spec.variant == "int8" and spec.source is not None else None
+
+
+def calibration_samples(source: ArtifactSource, seed: int) -> list:
+    """The int8 calibration inputs of a one-input file: ``--calibration-data``'s samples (its array for the input,
+    shaped ``(N, *shape)``, or the input's own shape for one sample), else ``CALIBRATION_COUNT`` seeded ones drawn
+    apart from the benchmark input. ArtifactError for an array that does not fit."""
+    import numpy as np
+
+    from .input_data import InputDataError, load_input_data
+    from .quantize import calibration_inputs
+
+    (name, shape), = source.input_shapes
+    if not source.calibration_data:
+        return calibration_inputs(shape, seed)
+    path = source.calibration_data
+    try:
+        data, sha = load_input_data(path, [name], option="--calibration-data")
+    except InputDataError as exc:
+        raise ArtifactError(str(exc)) from None
+    if source.calibration_data_sha256 and sha != source.calibration_data_sha256:
+        raise ArtifactError(f"--calibration-data {path} changed since the run started")
+    arr = data[name]
+    if tuple(arr.shape) == tuple(shape):
+        arr = arr[None]
+    if arr.ndim != len(shape) + 1 or tuple(arr.shape[1:]) != tuple(shape):
+        raise ArtifactError(f"--calibration-data {path}: array {name} has shape {tuple(arr.shape)}; the input is "
+                            f"{tuple(shape)}, so give (N, {', '.join(map(str, shape))}) for N samples")
+    if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)):
+        raise ArtifactError(f"--calibration-data {path}: array {name} must hold finite floats ({arr.dtype} here)")
+    return [np.ascontiguousarray(a, dtype=np.float32) for a in arr]
+
+
+def _quantize(job, source: ArtifactSource, out_dir: Path) -> dict:
+    """The int8 form of the float file for the cell's backend (``file_quantizer``), written into ``out_dir``:
+    {"status": "ok", "file", "format", ...the quantizer's record}, or {"status": "unsupported", "reason"}."""
+    from .export import short_reason
+    from .quantize import quantize_onnx, quantize_openvino
+
+    quantizer = file_quantizer(job.spec)
+    try:
+        calibration = calibration_samples(source, job.spec.seed)
+        if quantizer == "nncf":
+            file, fmt, record = "int8.xml", "openvino_ir", quantize_openvino(source.path, out_dir / "int8.xml", calibration)
+        else:
+            file, fmt, record = "int8.onnx", "onnx", quantize_onnx(source.path, out_dir / "int8.onnx", calibration)
+        # the quantizer's own "format" (QDQ, FakeQuantize) kept as "quant_format"; "format" is the file's
+        return {**record, "quant_format": record.get("format"), "status": "ok", "file": file, "format": fmt,
+                "calibration": source.calibration_data or "seeded"}
+    except ArtifactError as exc:
+        return {"status": "unsupported", "reason": str(exc)}
+    except Exception as exc:  # the quantizer's refusal: the int8 cell is unsupported, with its reason
+        return {"status": "unsupported", "reason": f"{quantizer} quantization failed: {short_reason(exc)}"}
+
+
 def build(job) -> dict:
     """Count the file and compute its inputs and reference outputs into ``job.dir`` (a ``FileBuildJob``, in a
     build worker);
@@ -241,6 +302,11 @@ def build(job) -> dict:
     }
     if manifest["reference"]["status"] == "ok":
         manifest["files"]["reference.npz"] = file_record(out_dir / "reference.npz")
+    if file_quantizer(job.spec):  # an int8 cell's build: the float file's, plus its quantized form
+        int8 = manifest["int8"] = _quantize(job, source, out_dir)
+        if int8["status"] == "ok":
+            for f in get_format(int8["format"]).files(out_dir / int8["file"]):
+                manifest["files"][f.name] = file_record(f)
     write_json(out_dir / "build.json", seal(manifest))
     return manifest
 
@@ -272,30 +338,45 @@ def _reference(source: ArtifactSource, inputs: dict, out_dir: Path) -> dict:
             pass
 
 
-def build_ident(source: ArtifactSource, seed: int) -> str:
-    """The cache key of an artifact build: what decides its inputs, counts and reference outputs."""
+def build_ident(source: ArtifactSource, seed: int, quantizer: str | None = None) -> str:
+    """The cache key of an artifact build: what decides its inputs, counts and reference outputs (and, for an
+    int8 cell's build, its quantizer, its settings and versions, and the calibration data)."""
     from benchbench.core.env import package_versions
     from benchbench.metrics import METRICS_VERSION
     from benchbench.runners import tracked_packages
 
-    ident = {"source": {k: v for k, v in source.to_dict().items() if k not in ("path", "input_data")},
+    ident = {"source": {k: v for k, v in source.to_dict().items() if k not in ("path", "input_data", "calibration_data")},
              "seed": seed, "metrics": METRICS_VERSION, "versions": package_versions(tracked_packages())}
+    if quantizer is not None:
+        from .quantize import INT8_SETTINGS, NNCF_SETTINGS, QUANTIZER_PACKAGES
+
+        ident["quantizer"] = {"name": quantizer, "settings": NNCF_SETTINGS if quantizer == "nncf" else INT8_SETTINGS,
+                              "versions": package_versions(QUANTIZER_PACKAGES)}
+    else:  # the float build of a --quantize run is the plain run's: the calibration data does not change it
+        ident["source"].pop("calibration_data_sha256", None)
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
     safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in Path(source.path).stem)[:40]
-    return f"file-{safe}-{digest}"
+    return f"file-{safe}-{digest}" + (f"-int8{quantizer}" if quantizer else "")
 
 
 def file_cells(files: list[str], vs: str | None, backends: list[str], available: dict[str, bool], *,
                shapes: list[str], batch: int, size: tuple[int, int] | None, input_data: str | None, threads: int,
-               seed: int, options: tuple) -> tuple[list, list[str]]:
+               seed: int, options: tuple, quantize: str | None = None,
+               calibration_data: str | None = None) -> tuple[list, list[str]]:
     """The cells of the user's model files on ``backends``, and their display names. One cell per file and
     backend (variant ``artifact``); with ``vs``, the pair ``before``/``after`` per backend, measured in
-    lockstep. ArtifactError for a file, a shape flag or a pair that cannot be used."""
+    lockstep; with ``quantize`` ("int8"), the float file (``deploy``) and its int8 form (``int8``, by the
+    backend's own quantizer) per backend, in lockstep. ArtifactError for a file, a shape flag or a pair that
+    cannot be used."""
     from benchbench.core.spec import CellSpec
     from benchbench.formats import get_format
 
     if vs is not None and len(files) != 1:
         raise ArtifactError(f"--vs pairs one model file with another; --model gives {len(files)} model files")
+    if quantize is not None and (vs is not None or len(files) != 1):
+        raise ArtifactError("--quantize int8 takes one float .onnx file with --model, and no --vs")
+    if calibration_data is not None and quantize is None:
+        raise ArtifactError("--calibration-data calibrates --quantize int8; give both, or neither")
     given: dict[str, tuple[int, ...]] = {}
     for text in shapes:
         name, dims = parse_input_shape(text)
@@ -336,12 +417,46 @@ def file_cells(files: list[str], vs: str | None, backends: list[str], available:
             for variant, source in (("before", before), ("after", after)):
                 cells.append(CellSpec(label, variant, backend, _batch(source), None, threads, seed, options, source))
         return cells, names
+    if quantize is not None:
+        return _quantized_cells(files[0], sources[0], backends, calibration_data, threads, seed, options)
     for path, source in zip(files, sources):
         names.append(Path(path).name)
         for backend in backends:
             cells.append(CellSpec(Path(path).name, "artifact", backend, _batch(source), None, threads, seed, options,
                                   source))
     return cells, names
+
+
+def _quantized_cells(path: str, source: ArtifactSource, backends: list[str], calibration_data: str | None,
+                     threads: int, seed: int, options: tuple) -> tuple[list, list[str]]:
+    """``--quantize int8``: per backend that quantizes ONNX, the float file and its int8 form, one group."""
+    from dataclasses import replace
+
+    from benchbench.core.spec import CellSpec
+
+    if source.format != "onnx":
+        raise ArtifactError(f"--quantize int8 quantizes a float .onnx file (ort: QDQ, openvino: NNCF); "
+                            f"{Path(path).name} is {source.format}")
+    if len(source.input_shapes) != 1:
+        raise ArtifactError(f"--quantize int8 takes a model with one input; {Path(path).name} has "
+                            f"{len(source.input_shapes)} ({_shapes_text(source)})")
+    if not any(b in FILE_QUANTIZERS for b in backends):
+        raise ArtifactError(f"--quantize int8: none of {', '.join(backends)} quantizes an ONNX file; "
+                            f"--backend {','.join(b for b in FILE_QUANTIZERS if b != 'ort-cuda')} do")
+    if calibration_data is not None:
+        from .input_data import InputDataError, load_input_data
+
+        try:
+            _, sha = load_input_data(calibration_data, [source.input_shapes[0][0]], option="--calibration-data")
+        except InputDataError as exc:
+            raise ArtifactError(str(exc)) from None
+        source = replace(source, calibration_data=str(Path(os.path.expanduser(calibration_data)).resolve()),
+                         calibration_data_sha256=sha)
+        calibration_samples(source, seed)  # its shape and values checked now, not in a build worker later
+    name = Path(path).name
+    cells = [CellSpec(name, variant, backend, _batch(source), None, threads, seed, options, source)
+             for backend in backends for variant in ("deploy", "int8")]  # another backend's: unsupported, why
+    return cells, [name]
 
 
 def _format_name(path: str) -> str:

@@ -1,4 +1,5 @@
-"""``--input-data FILE.npz``: a user's own input arrays, one per input name, read without trusting the file.
+"""``--input-data FILE.npz`` (and ``--calibration-data``): a user's own arrays, one per input name, read without
+trusting the file.
 
 An ``.npz`` is a zip archive of ``.npy`` members, and both layers declare sizes that ``numpy.load`` believes:
 a 189-byte file whose ``.npy`` header claims a 48 GiB array makes it allocate 48 GiB, and a small deflated
@@ -64,21 +65,22 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
 
 
-def load_input_data(path: str, names: list[str], limit: int | None = None) -> tuple[dict, str]:
+def load_input_data(path: str, names: list[str], limit: int | None = None,
+                    option: str = "--input-data") -> tuple[dict, str]:
     """The arrays named ``names`` from the ``.npz`` at ``path``, and the file's SHA-256; ``InputDataError``
-    (one line) for a file or an array that cannot be used, before any array larger than ``limit`` bytes
-    (all of them together) is read."""
-    flag = f"--input-data {path}"
+    (one line, naming ``option``: the flag that gave the file) for a file or an array that cannot be used,
+    before any array larger than ``limit`` bytes (all of them together) is read."""
+    flag = f"{option} {path}"
     limit = MAX_INPUT_BYTES if limit is None else limit
     try:
-        fh = open_regular(os.path.expanduser(path), "--input-data file")
+        fh = open_regular(os.path.expanduser(path), f"{option} file")
     except PathError as exc:
         if exc.exit_code != 2:
             raise
-        raise _error(f"--input-data: {exc}") from None
+        raise _error(f"{option}: {exc}") from None
     with fh:
         size = os.fstat(fh.fileno()).st_size
-        digest = _npz_digest(fh, flag, names)
+        digest = _npz_digest(fh, flag, names, option)
         archive, members = _npz_members(fh, flag)
         missing = [n for n in names if n not in members]
         if missing:
@@ -86,20 +88,20 @@ def load_input_data(path: str, names: list[str], limit: int | None = None) -> tu
         total, arrays = 0, {}
         for name in names:
             info, label = members[name], f"{flag}: array {name}"
-            shape, nbytes = _member_shape(archive, info, label, size, limit)
+            shape, nbytes = _member_shape(archive, info, label, size, limit, option)
             total += nbytes
             if total > limit:
-                raise _error(f"{flag}: the arrays used are {_size(total)} or more, more than --input-data may hold "
+                raise _error(f"{flag}: the arrays used are {_size(total)} or more, more than {option} may hold "
                              f"({_size(limit)})")
             arrays[name] = _read_member(archive, info, label, shape)
     return arrays, digest
 
 
-def _npz_digest(fh, flag: str, names: list[str]) -> str:
+def _npz_digest(fh, flag: str, names: list[str], option: str) -> str:
     """The SHA-256 of an open file that looks like a .npz (a zip archive); a .npy or any other file is refused."""
     magic = fh.read(6)
     if magic.startswith(b"\x93NUMPY"):
-        raise _error(f"{flag}: a .npy file holds one unnamed array; --input-data takes a .npz with one array "
+        raise _error(f"{flag}: a .npy file holds one unnamed array; {option} takes a .npz with one array "
                      f"per input name, e.g. numpy.savez(FILE, {names[0] if names else 'x'}=array)")
     if not magic.startswith(b"PK"):
         raise _error(f"{flag}: not a .npz file (numpy.savez writes one; this is no zip archive)")
@@ -122,13 +124,13 @@ def _npz_members(fh, flag: str) -> tuple[zipfile.ZipFile, dict]:
 
 
 def _member_shape(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, size: int,
-                  limit: int) -> tuple[tuple, int]:
+                  limit: int, option: str = "--input-data") -> tuple[tuple, int]:
     """An array's shape and byte count from its header alone, checked against the archive's own sizes and
     ``limit`` before a byte of its data is read (a forged header must not make us allocate)."""
     if info.flag_bits & 0x1:
         raise _error(f"{label} is encrypted")
     if info.file_size > limit:
-        raise _error(f"{label} is {_size(info.file_size)} unpacked, more than --input-data may hold "
+        raise _error(f"{label} is {_size(info.file_size)} unpacked, more than {option} may hold "
                      f"({_size(limit)})")
     if info.compress_type == zipfile.ZIP_STORED and info.file_size > size:
         raise _error(f"{label}: the archive says it holds {_size(info.file_size)}, more than the whole "
@@ -144,7 +146,7 @@ def _member_shape(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, s
         raise _error(f"{label} has no elements (shape {shape}); every input needs data")
     if nbytes > limit:
         raise _error(f"{label}: its header says {dtype}{list(shape)} ({_size(nbytes)}), more than "
-                     f"--input-data may hold ({_size(limit)})")
+                     f"{option} may hold ({_size(limit)})")
     if header + nbytes != info.file_size:
         raise _error(f"{label}: its header says {dtype}{list(shape)} ({_size(nbytes)}), but the archive "
                      f"holds {_size(max(info.file_size - header, 0))} of data: a truncated or forged .npz")

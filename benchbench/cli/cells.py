@@ -41,8 +41,10 @@ def cells_from(args):
     parts = args.model.split(",")
     files = [p for p in parts if is_artifact(p)]
     zoo = ",".join(p for p in parts if p not in files)
-    if (args.vs or args.input_shape or args.input_data) and not files:
-        raise UsageError("--vs, --input-shape and --input-data apply to a model file (.onnx, .tflite, .xml) "
+    quantize, calibration = getattr(args, "quantize", None), getattr(args, "calibration_data", None)
+    if (args.vs or args.input_shape or args.input_data or quantize or calibration) and not files:
+        raise UsageError("--vs, --input-shape, --input-data, --quantize and --calibration-data apply to a model file "
+                         "(.onnx, .tflite, .xml) "
                          "given with --model")
     names, notes = resolve_models(zoo) if zoo else ([], [])
     for note in notes:
@@ -70,7 +72,8 @@ def cells_from(args):
     if files:
         file_specs, file_names = file_cells(files, args.vs, backends, available, shapes=args.input_shape,
                                             batch=args.batch, size=args.input_size, input_data=args.input_data,
-                                            threads=threads, seed=args.seed, options=options)
+                                            threads=threads, seed=args.seed, options=options,
+                                            quantize=quantize, calibration_data=calibration)
         cells += file_specs
         names += file_names
     if devices := getattr(args, "device", None):  # one copy of every cell per cluster target

@@ -103,6 +103,12 @@ def add_measure_args(p: argparse.ArgumentParser, resumable: bool = False) -> Non
                         "(repeatable)")
     p.add_argument("--input-data", metavar="NPZ", default=None,
                    help="a model file's inputs, one array per input name (default: seeded random data)")
+    p.add_argument("--quantize", choices=["int8"], default=None,
+                   help="with --model FILE.onnx: also measure its int8 form, made by each backend's own quantizer "
+                        "(ort: QDQ, openvino: NNCF), in lockstep with the float file, fidelity checked")
+    p.add_argument("--calibration-data", metavar="NPZ", default=None,
+                   help="with --quantize: the calibration samples, an array (N, *input shape) named as the input "
+                        "(default: 32 seeded inputs, apart from the benchmark input)")
     p.add_argument("--backend", "-b", default="torch", type=name_list,
                    help="torch, torch-cuda, ort, ort-cuda, openvino (ov), tflite (litert); comma-separated, any case")
     p.add_argument("--variant", choices=["both", "train", "deploy", "int8", "all"], default="both",

@@ -91,7 +91,8 @@ class ArtifactSource:
     """A user's own model file (``--model model.onnx``): where it is, what it is, and the input shapes it is
     measured at. ``sha256`` (of the file and its sidecars) is its identity: compare matches cells by it, not
     by path. ``reference`` is the backend whose outputs are the parity reference (there is no PyTorch
-    model); ``input_data`` an ``.npz`` of the user's inputs, else seeded random data (``benchbench.build.files``)."""
+    model); ``input_data`` an ``.npz`` of the user's inputs, else seeded random data (``benchbench.build.files``);
+    ``calibration_data`` the ``.npz`` that calibrates its int8 forms (``run --quantize int8``)."""
 
     path: str
     format: str  # a name in benchbench.formats: onnx, tflite, openvino_ir
@@ -102,6 +103,9 @@ class ArtifactSource:
     input_data: str | None = None
     input_data_sha256: str | None = None
     pair: str | None = None  # a --vs pair's identity, on both its cells: "<before sha256>..<after sha256>"
+    # --quantize int8: the .npz whose samples calibrate the quantizers (else seeded inputs), and its SHA-256
+    calibration_data: str | None = None
+    calibration_data_sha256: str | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)

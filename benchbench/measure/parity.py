@@ -5,7 +5,8 @@ Pure computation on arrays; the measuring worker calls it after the last block.
 
 from __future__ import annotations
 
-__all__ = ["PARITY_RTOL", "PARITY_MIN_COSINE", "FIDELITY_MIN_SQNR_DB", "parity", "fidelity"]
+__all__ = ["PARITY_RTOL", "PARITY_MIN_COSINE", "FIDELITY_MIN_SQNR_DB", "FIDELITY_AGAINST", "FIDELITY_AGAINST_FILE",
+           "parity", "fidelity"]
 
 # Parity passes when max |out - ref| <= PARITY_RTOL * max |ref| and cosine similarity >= PARITY_MIN_COSINE,
 # for every output. float32 kernels that reorder sums (Winograd, blocked GEMM) stay far inside this.
@@ -61,9 +62,15 @@ def parity(outputs, reference) -> dict:
 FIDELITY_MIN_SQNR_DB = 15.0
 
 
-def fidelity(outputs, reference, min_sqnr_db: float = FIDELITY_MIN_SQNR_DB) -> dict:
-    """SQNR (dB) and cosine of an int8 form's outputs against the float reference, pooled over every output;
-    passes at ``min_sqnr_db`` or more. Non-finite values or mismatched shapes fail, as for parity."""
+FIDELITY_AGAINST = "the float deploy form in PyTorch eager, on the benchmark input (not a calibration input)"
+FIDELITY_AGAINST_FILE = ("the float file on the reference backend, on the benchmark input (not a calibration "
+                         "input)")
+
+
+def fidelity(outputs, reference, min_sqnr_db: float = FIDELITY_MIN_SQNR_DB, against: str = FIDELITY_AGAINST) -> dict:
+    """SQNR (dB) and cosine of an int8 form's outputs against the float reference (``against`` says which),
+    pooled over every output; passes at ``min_sqnr_db`` or more. Non-finite values or mismatched shapes fail, as
+    for parity."""
     import math
 
     import numpy as np
@@ -91,5 +98,4 @@ def fidelity(outputs, reference, min_sqnr_db: float = FIDELITY_MIN_SQNR_DB) -> d
     cosine = float(out @ ref / denom) if denom > 0 else float(np.array_equal(out, ref))
     return {"checked": True, "passed": bool(sqnr >= min_sqnr_db), "mode": "fidelity",
             "sqnr_db": sqnr if math.isfinite(sqnr) else (999.0 if sqnr > 0 else -999.0), "cosine": cosine,
-            "min_sqnr_db": min_sqnr_db,
-            "against": "the float deploy form in PyTorch eager, on the benchmark input (not a calibration input)"}
+            "min_sqnr_db": min_sqnr_db, "against": against}

@@ -213,7 +213,7 @@ def _finished(runner, prep: Prepare, rss: dict) -> Finished:
     """Parity against the reference outputs, memory over the baseline, and the runner's metadata."""
     import numpy as np
 
-    from .parity import fidelity, parity
+    from .parity import FIDELITY_AGAINST, FIDELITY_AGAINST_FILE, fidelity, parity
 
     mib, base = 2**20, rss["base"]
     reference = []
@@ -234,8 +234,10 @@ def _finished(runner, prep: Prepare, rss: dict) -> Finished:
     return Finished(
         memory=memory,
         # an int8 form is held to fidelity against the float deploy form, not to float parity
-        parity=((fidelity if prep.spec.variant == "int8" else parity)(runner.outputs(), reference) if reference
-                else {"checked": False}),
+        parity=(({"checked": False} if not reference
+                 else fidelity(runner.outputs(), reference,
+                               against=FIDELITY_AGAINST_FILE if prep.spec.source else FIDELITY_AGAINST)
+                 if prep.spec.variant == "int8" else parity(runner.outputs(), reference))),
         backend={**runner.metadata(), "executed_ops": runner.executed_ops(),
                  # The isolation promise: a worker imports only its runtime (torch only for torch).
                  "worker_imported_torch": "torch" in sys.modules},

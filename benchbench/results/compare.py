@@ -20,7 +20,7 @@ from tabulate import tabulate
 
 from benchbench.core.stats import geometric_mean, mann_whitney
 
-from .estimates import RatioEstimate, block_medians_ms, cell_ratio
+from .estimates import SPEEDUP_PAIRS, RatioEstimate, block_medians_ms, cell_ratio
 from .record import CellResult, RunResult
 
 __all__ = ["Comparison", "compare_runs", "comparison_markdown", "pivot", "regressions"]
@@ -151,8 +151,7 @@ def pivot(run: RunResult, by: str, baseline: str | None = None) -> list[tuple[st
     """
     values = list(dict.fromkeys(getattr(c.spec, by) for c in run.cells))
     if by == "variant":  # train → deploy, and a --vs pair of files: before → after
-        pairs = [(x, y) for x, y in (("train", "deploy"), ("deploy", "int8"), ("before", "after"))
-                 if x in values and y in values] \
+        pairs = [(x, y) for x, y in SPEEDUP_PAIRS if x in values and y in values] \
             or [("train", "deploy")]
     elif by in ("backend", "device"):
         if by == "device" and None in values:

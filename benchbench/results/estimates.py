@@ -30,6 +30,7 @@ __all__ = [
     "PROCESS_SD",
     "WAIT_SHARE_LIMIT",
     "RatioEstimate",
+    "SPEEDUP_PAIRS",
     "block_medians_ms",
     "cell_latency",
     "cell_ratio",
@@ -38,6 +39,10 @@ __all__ = [
     "kept_blocks",
     "ratio",
 ]
+
+# (baseline, candidate) variants whose ratio is a speedup: a zoo model's two forms, its int8 form against its float
+# deploy form (also a user's file and its --quantize int8 form), a user's --vs pair of files.
+SPEEDUP_PAIRS = (("train", "deploy"), ("deploy", "int8"), ("before", "after"))
 
 MIN_UNITS = 6  # the fewest units (rounds or blocks) a 95% distribution-free interval of a median needs
 

@@ -69,7 +69,8 @@ class _Closed(BaseModel):
 Source = _derived("Source", ArtifactSource, {
     "path": Name, "format": Name, "sha256": Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")], "bytes": Count,
     "input_shapes": dict[str, list[Count]], "reference": str | None, "input_data": str | None,
-    "input_data_sha256": str | None, "pair": str | None,
+    "input_data_sha256": str | None, "pair": str | None, "calibration_data": str | None,
+    "calibration_data_sha256": str | None,
 }, _Open, "A user's own model file (``spec.source``): its identity is ``sha256``.")
 
 Spec = _derived("Spec", CellSpec, {

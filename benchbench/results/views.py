@@ -12,7 +12,7 @@ from tabulate import tabulate
 from benchbench.core.atomic import write_atomic
 from benchbench.core.text import one_line
 
-from .estimates import RatioEstimate, cell_ratio
+from .estimates import SPEEDUP_PAIRS, RatioEstimate, cell_ratio
 from .record import CellResult, RunResult
 
 __all__ = ["rows", "terminal_table", "markdown_report", "write_csv", "write_reports", "speedups", "run_header",
@@ -25,8 +25,6 @@ def _fmt(value, spec: str = ".3f", empty: str = "") -> str:
     return format(value, spec)
 
 
-# (baseline, candidate) variants whose ratio is a speedup: a zoo model's two forms, a user's --vs pair of files.
-SPEEDUP_PAIRS = (("train", "deploy"), ("deploy", "int8"), ("before", "after"))
 _CANDIDATES = {b for _, b in SPEEDUP_PAIRS}
 _INT8_NOTE = ("; for an int8 form, fidelity: SQNR in dB against the float deploy form (ok >= 15 dB), and its "
               "speedup = deploy / int8 latency (>1: int8 is faster)")
