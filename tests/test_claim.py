@@ -256,6 +256,7 @@ def test_the_reference_measures_zoo_cells_in_three_rounds_and_profiles_only_them
     args = argparse.Namespace(results=[], model=None, backend=None, sampling="default", rounds=1)
     _reference_args(args)
     assert args.profile and args.sampling == "reference" and args.backend == "torch,ort,tflite,openvino"
+    assert args.variant == "all"  # the int8 forms too
     zoo = CellResult(CellSpec("resnet18", "deploy", "ort"), "ok", model={"family": "resnet"})
     net = CellResult(CellSpec("g3_1frag_x1", "deploy", "ort"), "ok", model={"family": "guideline_g3"})
     untimed = CellResult(CellSpec("resnet18", "deploy", "tflite"), "ok", model={"family": "resnet"})
@@ -272,6 +273,20 @@ def test_claim_never_pools_cells_of_two_cluster_devices():
     per = analyze([run, twin])["per_backend"]
     assert set(per) == {"ort", "ort@pi4"}
     assert per["ort"]["verdict"].startswith("ort: yes") and per["ort@pi4"]["verdict"].startswith("ort@pi4: no")
+
+
+def test_int8_cells_are_their_own_analysis_never_pooled_with_float():
+    """Planted: the float deploy forms' latency follows ops, their int8 forms' follows FLOPs. Pooled, the two
+    would blur; analysed apart, each verdict finds its own truth."""
+    import dataclasses
+
+    run = _population("ops")
+    int8 = _population("flops", seed=1)
+    for c in int8.cells:
+        c.spec = dataclasses.replace(c.spec, variant="int8")
+    per = analyze([run, int8])["per_backend"]
+    assert set(per) == {"ort", "ort int8"} and per["ort"]["n"] == per["ort int8"]["n"] == 30
+    assert per["ort"]["verdict"].startswith("ort: yes") and per["ort int8"]["verdict"].startswith("ort int8: no")
 
 
 def test_the_zoo_summary_is_counted_from_the_cells():

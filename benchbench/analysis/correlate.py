@@ -51,8 +51,10 @@ MODEL_FEATURES = ("flops", "executed_ops", "mac_bytes")
 
 def target(spec) -> str:
     """What the analysis calls a backend: the backend, and the cluster device it ran on if any
-    (``ort@pi4``), so that cells measured on different machines are never pooled."""
-    return f"{spec.backend}@{spec.device}" if getattr(spec, "device", None) else spec.backend
+    (``ort@pi4``), so that cells measured on different machines are never pooled; an int8 form's cells are their
+    own target (``ort int8``), analysed beside the float ones and never pooled with them."""
+    name = f"{spec.backend}@{spec.device}" if getattr(spec, "device", None) else spec.backend
+    return f"{name} int8" if spec.variant == "int8" else name
 
 
 def observations(runs, include_guidelines: bool = False) -> list[dict]:

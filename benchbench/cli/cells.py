@@ -66,6 +66,8 @@ def cells_from(args):
         # one network: its train and deploy forms are measured once (an int8 form is another network)
         forms = tuple(dict.fromkeys("deploy" if v == "train" else v for v in variants)) if info.identical_forms \
             and len(variants) > 1 else variants
+        if args.variant == "all" and info.kind != "zoo":  # "all" quantizes the zoo; a guideline table stays float
+            forms = tuple(v for v in forms if v != "int8")
         for backend in backends:
             for variant in forms:
                 cells.append(CellSpec(name, variant, backend, args.batch, args.input_size, threads, args.seed, options))

@@ -46,6 +46,7 @@ def reference_args(args) -> None:
                          "lab); drop result files, --model, --backend, --quick, --rounds and --lab, or leave out "
                          "--reference")
     args.model, args.backend, args.sampling, args.roofline = REFERENCE_MODELS, REFERENCE_BACKENDS, "reference", "fresh"
+    args.variant = "all"  # train, deploy and int8: the claim reads the int8 forms apart from the float ones
     args.html = True  # report.html, claim.html and the published folder's index.html
     # profile the zoo cells after the sweep (time shares, kernel-sum predictor); the guideline nets need none
     args.profile, args.profile_runs = True, REFERENCE_PROFILE_RUNS
@@ -57,7 +58,8 @@ def _reference_profiled(cell) -> bool:
     sums need times; an untimed op list adds nothing to the executed-op counts every cell has)."""
     from benchbench.runners import get_runner
 
-    return model_kind(cell.model) != "guideline" and get_runner(cell.spec.backend).op_timer
+    return (model_kind(cell.model) != "guideline" and cell.spec.variant != "int8"  # time shares are float's
+            and get_runner(cell.spec.backend).op_timer)
 
 
 # Written into every folder `claim --reference` publishes: only a folder holding it is ever replaced.
