@@ -52,7 +52,7 @@ def _lab(out: Path, *extra: str) -> list[str]:
 
 def test_a_killed_lab_run_resumes_and_writes_its_fit(cache_dir, tmp_path):
     # 5 points: two blocks (anchor + 3, anchor + 2); killed once the first block is journaled
-    proc = subprocess.Popen(_lab(tmp_path, "--points", "5"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(_lab(tmp_path, "--points", "5", "--rounds", "1"),  # one round: kept cells are final stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env(cache_dir))
     wait_for(lambda: groups_in(tmp_path) >= 1, proc)
     proc.kill()
