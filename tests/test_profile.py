@@ -41,6 +41,32 @@ def test_summarize_untimed_ops_keeps_counts_and_note():
     assert "no profiler" in text and "CONV_2D" in text
 
 
+def test_profiling_writes_the_run_every_so_often_and_skips_cells_profiled_already(monkeypatch):
+    """results.json is written at most every ``save_every_s`` and once at the end, not after every cell (a
+    reference-sized file takes seconds to write); a cell profiled ok before (a resumed run's) is left alone."""
+    from benchbench.measure import profile as profile_mod
+
+    class Run:
+        saves = 0
+
+        def __init__(self, cells):
+            self.cells = cells
+
+        def save(self):
+            Run.saves += 1
+
+    cells = [CellResult(CellSpec(f"m{i}", "deploy", "ort"), "ok") for i in range(6)]
+    cells[0].metrics["profile"] = {"status": "ok", "timed": True, "op_count": 1, "op_sum_ms": 1.0, "e2e_median_ms": 1.0}
+    done = []
+    monkeypatch.setattr(profile_mod, "profile_cell",
+                        lambda cell, config, runs: done.append(cell.spec.model) or {"status": "failed", "reason": "x"})
+    profile_run(Run(cells), FAST, progress=lambda msg: None, save_every_s=3600)
+    assert done == ["m1", "m2", "m3", "m4", "m5"] and Run.saves == 1  # once, at the end
+    Run.saves = 0
+    profile_run(Run(cells), FAST, progress=lambda msg: None, save_every_s=0)
+    assert Run.saves == 5  # failed profiles are tried again; with no interval, a save after each
+
+
 @pytest.fixture(scope="module")
 def profiled(cache_dir, tmp_path_factory):
     """The tiny model measured, then profiled (3 runs), on every CPU backend; once per session."""
