@@ -164,3 +164,14 @@ def test_a_users_float_onnx_is_quantized_by_each_backend_and_measured_beside_it(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--calibration-data" in err[0] and "(N, 1, 3, 224, 224)" in err[0]
     assert not (tmp_path / "bad").exists() or not list((tmp_path / "bad").glob("*"))  # no sweep
+
+
+def test_variant_all_quantizes_zoo_models_and_leaves_designed_nets_float():
+    from benchbench.cli.cells import cells_from
+    from benchbench.cli.parser import build_parser
+
+    args = build_parser().parse_args(["run", "--model", "resnet18,g3_1frag_x1", "--variant", "all", "--backend", "ort"])
+    cells, _ = cells_from(args)
+    forms = {(c.model, c.variant) for c in cells}
+    # a guideline net is one network (identical forms: measured once, as deploy), and stays float
+    assert forms == {("resnet18", "train"), ("resnet18", "deploy"), ("resnet18", "int8"), ("g3_1frag_x1", "deploy")}

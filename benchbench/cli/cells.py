@@ -66,7 +66,7 @@ def cells_from(args):
         # one network: its train and deploy forms are measured once (an int8 form is another network)
         forms = tuple(dict.fromkeys("deploy" if v == "train" else v for v in variants)) if info.identical_forms \
             and len(variants) > 1 else variants
-        if args.variant == "all" and info.kind != "zoo":  # "all" quantizes the zoo; a guideline table stays float
+        if args.variant == "all" and info.kind in ("guideline", "lab"):  # designed nets stay float under "all"
             forms = tuple(v for v in forms if v != "int8")
         for backend in backends:
             for variant in forms:

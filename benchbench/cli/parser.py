@@ -114,7 +114,7 @@ def add_measure_args(p: argparse.ArgumentParser, resumable: bool = False) -> Non
     p.add_argument("--variant", choices=["both", "train", "deploy", "int8", "all"], default="both",
                    help="both: train and deploy side by side, with the deploy speedup; int8: the deploy form "
                         "quantized by each runtime's own quantizer (ort: QDQ, openvino: NNCF, tflite: full-integer); "
-                        "all: train, deploy and int8 (int8 for zoo models; guideline nets stay float)")
+                        "all: train, deploy and int8 (guideline and lab nets stay float)")
     add_spec_flags(p)
     p.add_argument("--quick", action="store_const", const="quick", dest="sampling",
                    help="short warm-up and sampling, for smoke runs (= --sampling quick)")
