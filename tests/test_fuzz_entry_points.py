@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _onnx_files import matmul_model
+from _sweeping import default_signals
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
@@ -586,13 +587,6 @@ def test_fuzz_names(stock, stand_ins, data):
 
 # --- a sample through real subprocesses: locales and signals ---------------------------------------------
 
-def _default_signals() -> None:
-    """In the child: SIGINT, SIGTERM and SIGHUP as in a foreground process. A test suite started in the
-    background of a shell inherits SIGINT ignored, and benchbench, rightly, keeps an ignored signal ignored."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-
-
 def _started(pid: int, timeout: float = 120) -> bool:
     """True once benchbench's main() has installed its handlers (SIGTERM among the caught signals), False if
     the process ended first."""
@@ -648,7 +642,7 @@ def test_fuzz_subprocesses_under_locales_and_signals(stock, data):
         delay = data.draw(st.sampled_from([0.0, 0.05, 0.2, 0.5]), label="delay")
         event(f"subprocess {which} {locale} {sig and signal.Signals(sig).name}")
         proc = subprocess.Popen(module_command("benchbench", *argv), cwd=root / "cwd", env=_locale_env(locale, root),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_default_signals)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_signals)
         sent = False
         try:
             if sig is not None and _started(proc.pid):

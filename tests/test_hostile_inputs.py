@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _onnx_files import matmul_model
+from _sweeping import default_signals
 
 from benchbench.cli import main
 from benchbench.processes.manager import module_command
@@ -190,13 +191,6 @@ def test_a_name_beyond_ascii_under_the_c_locale_says_which_locale(tmp_path, cach
 
 # --- signals ----------------------------------------------------------------------------------------------
 
-def _default_signals() -> None:
-    """In the child: SIGINT, SIGTERM and SIGHUP as in a foreground process. A test suite started in the
-    background of a shell inherits SIGINT ignored, and benchbench, rightly, keeps an ignored signal ignored."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_DFL)
-
-
 def _started(pid: int, timeout: float = 120) -> None:
     """Wait until benchbench's main() has installed its handlers: SIGTERM appears among the caught signals
     (Python catches only SIGINT by itself). A signal before that lands in the interpreter's own start-up."""
@@ -215,7 +209,7 @@ def _started(pid: int, timeout: float = 120) -> None:
 
 def _interrupt(argv: list[str], sig: int, delay: float, env: dict) -> tuple[int, str]:
     proc = subprocess.Popen(module_command("benchbench", *argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=env, preexec_fn=_default_signals)
+                            env=env, preexec_fn=default_signals)
     try:
         _started(proc.pid)
         time.sleep(delay)
@@ -269,7 +263,16 @@ def test_compare_ends_on_a_signal_with_one_line(big_results, tmp_path, sig, dela
     _check_interrupted(*_interrupt(argv, sig, delay, dict(os.environ)), sig)
 
 
-def test_a_swallowed_interrupt_still_ends_with_130(monkeypatch, capsys, tmp_path):
+@pytest.fixture
+def python_sigint():
+    """SIGINT as Python sets it in a foreground process (a suite run in a shell's background inherits it ignored,
+    and benchbench keeps an ignored signal ignored); the caller's disposition comes back after the test."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_swallowed_interrupt_still_ends_with_130(monkeypatch, capsys, tmp_path, python_sigint):
     """Python reports and ignores an exception raised in a finalizer: a Ctrl-C that lands there must not let the
     command end 0 (a hostile test saw exit 0 after Ctrl-C in run's first second)."""
     from benchbench.cli import commands
@@ -290,7 +293,7 @@ def test_a_swallowed_interrupt_still_ends_with_130(monkeypatch, capsys, tmp_path
     assert signal.getsignal(signal.SIGINT) is before  # in-process, the caller's handler is back
 
 
-def test_an_interrupt_inside_a_finalizer_interrupts_the_command(monkeypatch, capsys):
+def test_an_interrupt_inside_a_finalizer_interrupts_the_command(monkeypatch, capsys, python_sigint):
     """The fuzz saw Ctrl-C land in importlib's module-lock weakref callback: Python printed 'Exception ignored
     in: ... Traceback ... KeyboardInterrupt' and the command went on. Now nothing is printed but the one line,
     and the signal interrupts the command's own code."""

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _sweeping import default_signals
 
 from benchbench.processes.manager import module_command
 from benchbench.results.journal import read_journal
@@ -48,7 +49,7 @@ def _workers_of(pid: int) -> list[str]:
 def _start(tmp_path, cache_dir):
     models = ",".join([TINY, f"{DATA / 'two_conv.py'}:two_conv"])
     proc = subprocess.Popen(module_command("benchbench", "run", "--model", models, "--out", str(tmp_path), *ARGS),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals,
                             env={**os.environ, "BENCHBENCH_CACHE": str(cache_dir)})
     return proc
 
