@@ -145,7 +145,15 @@ def quantize_tflite(float_tflite: str | Path, out_path: str | Path, calibration:
         q.update_quantization_recipe(regex=".*", operation_name=op,
                                      algorithm_key=algorithm_manager.AlgorithmName.NO_QUANTIZE)
     ranges = q.calibrate({key: [{names[0]: x} for x in calibration]}, num_threads=1)
-    q.quantize(ranges, enable_progress_report=False).export_model(str(out_path), overwrite=True)
+    try:
+        q.quantize(ranges, enable_progress_report=False).export_model(str(out_path), overwrite=True)
+    except ValueError as exc:
+        if "Failed to get quantization parameters" not in str(exc):
+            raise
+        # a tensor the calibration recorded no range for (seen on VanillaNet-6..13, RepMLPNet and a PSConv model)
+        tensor = str(exc).split("tensor:", 1)[-1].split(";", 1)[0].strip()  # the module path that names the layer
+        raise ValueError(f"ai-edge-quantizer calibrated no range for tensor {tensor!r}, so no full-integer model; "
+                         "the float forms are measured, and ort and openvino have int8 forms of it") from None
     ops = [d["op_name"] for d in tfl.Interpreter(model_path=str(out_path))._get_ops_details()]
     qdq = sum(op in ("QUANTIZE", "DEQUANTIZE") for op in ops)
     return {**TFLITE_SETTINGS, "calibration_count": len(calibration), "ai-edge-quantizer":

@@ -169,7 +169,8 @@ def terminal_table(run: RunResult) -> str:
     bad = [c.spec.label() for c in run.cells if c.ok and c.parity.get("checked") and not c.parity.get("passed")]
     if bad:
         notes.append(f"PARITY FAILURES ({len(bad)}): {'; '.join(bad)}: outputs disagree with the reference (PyTorch "
-                     "eager float32; for a model file, the first backend's outputs).")
+                     "eager float32; for a model file, the first backend's outputs; for an int8 form, SQNR below "
+                     "its fidelity threshold against the float form).")
     notes += _footer(run)
     if any(not c.ok for c in run.cells):
         notes.append("Reasons for non-ok cells are in the Markdown report and the JSON.")
@@ -249,10 +250,16 @@ def markdown_report(run: RunResult, title: str = "benchbench run") -> str:
     headers, body = _table(run)
     lines = [f"# {title}", "", *run_header(run.meta), ""]
     bad_parity = [c for c in run.cells if c.ok and c.parity.get("checked") and not c.parity.get("passed")]
-    if bad_parity:
-        lines += ["> **PARITY FAILURES**: " + ", ".join(c.spec.label() for c in bad_parity)
-                  + " disagree with PyTorch eager float32 beyond tolerance. Their latencies measure a "
-                  "computation that is not the model's.", ""]
+    float_bad = [c.spec.label() for c in bad_parity if c.parity.get("mode") != "fidelity"]
+    int8_bad = [c.spec.label() for c in bad_parity if c.parity.get("mode") == "fidelity"]
+    if float_bad:
+        lines += ["> **PARITY FAILURES**: " + ", ".join(float_bad) + " disagree with PyTorch eager float32 (for a "
+                  "model file, the first backend's outputs) beyond tolerance. Their latencies measure a computation "
+                  "that is not the model's.", ""]
+    if int8_bad:
+        lines += ["> **FIDELITY FAILURES**: " + ", ".join(int8_bad) + ": the int8 form keeps less of the float "
+                  "form's output than the fidelity threshold allows (SQNR against the float form, in the parity column). Their latencies measure a model that no "
+                  "longer computes what the float one does.", ""]
     lines += ["## Results", "", tabulate(body, headers, tablefmt="github", disable_numparse=True), ""]
     lines += [*(f"- {note}" for note in _footer(run)),
               "- GFLOPs per inference from `FlopCounterMode` (conv/linear/matmul, FLOPs = 2 x MACs).", ""]
