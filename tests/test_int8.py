@@ -175,3 +175,19 @@ def test_variant_all_quantizes_zoo_models_and_leaves_designed_nets_float():
     forms = {(c.model, c.variant) for c in cells}
     # a guideline net is one network (identical forms: measured once, as deploy), and stays float
     assert forms == {("resnet18", "train"), ("resnet18", "deploy"), ("resnet18", "int8"), ("g3_1frag_x1", "deploy")}
+
+
+def test_the_report_names_an_int8_fidelity_failure_apart_from_a_parity_failure():
+    from _synthetic import timed_cell
+
+    from benchbench.results.record import RunResult
+    from benchbench.results.views import markdown_report
+
+    float_bad, int8_bad = timed_cell("m", "deploy", "ort", 2.0), timed_cell("m", "int8", "ort", 1.0, seed=1)
+    float_bad.parity = {"checked": True, "passed": False, "max_rel_err": 0.5}
+    int8_bad.parity = {"checked": True, "passed": False, "mode": "fidelity", "sqnr_db": 4.7, "min_sqnr_db": 15.0}
+    text = markdown_report(RunResult(meta={}, cells=[float_bad, int8_bad]))
+    parity_line = next(ln for ln in text.splitlines() if "PARITY FAILURES" in ln)
+    fidelity_line = next(ln for ln in text.splitlines() if "FIDELITY FAILURES" in ln)
+    assert "m [deploy]" in parity_line and "int8" not in parity_line
+    assert "m [int8]" in fidelity_line and "SQNR" in fidelity_line
