@@ -86,7 +86,8 @@ def test_lab_mistakes_are_one_line(cache_dir, tmp_path, capsys):
     assert not list(tmp_path.glob("*_lab_*"))  # a bad --zoo costs no sweep and leaves no folder
 
 
-def test_lab_json_recovers_a_planted_per_op_cost_through_the_blocks_despite_drift():
+@pytest.mark.parametrize("int8", [False, True])
+def test_lab_json_recovers_a_planted_per_op_cost_through_the_blocks_despite_drift(int8):
     """Planted truth, through the command's own path (cells → lab records → fit): latency = 20 µs + 5 µs per
     executed op + FLOPs at 100 GFLOP/s + bytes at 20 GB/s, and each block runs on a machine slowed by its own
     factor (drift between blocks, up to 1.6x). The anchor in each block cancels the drift: the per-op cost is
@@ -104,18 +105,20 @@ def test_lab_json_recovers_a_planted_per_op_cost_through_the_blocks_despite_drif
         a = analytic_counts(parse_name(name), caches)
         return 0.020 + 0.005 * a["ops"] + a["flops"] / 100e9 * 1e3 + a["bytes"] / 20e9 * 1e3
 
-    args = build_parser().parse_args(["lab", "--backend", "null", "--quick"])
+    args = build_parser().parse_args(["lab", "--backend", "null", "--quick", *(["--int8"] if int8 else [])])
     specs, _ = lab_cells(args)
+    assert {s.variant for s in specs} == {"int8" if int8 else "deploy"}
     drift = {b: 1.0 + 0.2 * b for b in range(len(specs))}
     cells = []
     for i, spec in enumerate(specs):
         a = analytic_counts(parse_name(spec.model), caches)
-        cell = timed_cell(spec.model, "deploy", "ort", truth_ms(spec.model) * drift[spec.block], jitter=0.002, seed=i,
+        cell = timed_cell(spec.model, spec.variant, "ort", truth_ms(spec.model) * drift[spec.block], jitter=0.002, seed=i,
                           group=spec.block, family="lab", flops=a["flops"], ops=a["ops"])
         cell.spec = spec.__class__(**{**spec.__dict__, "backend": "ort"})
         cells.append(cell)
     out = lab_json(RunResult(meta={}, cells=cells), reps=200)
-    r = out["backends"]["ort"]
+    assert list(out["backends"]) == ["ort int8" if int8 else "ort"]  # an int8 lab's fit is named as the claim's
+    r = out["backends"]["ort int8" if int8 else "ort"]
     assert r["reading"] == "anchor_relative" and r["n_points"] == len(DESIGN_QUICK)
     # anchor-relative latencies are in the anchor's typical milliseconds, i.e. times the drift's median factor
     scale = r["anchor_ms"] / truth_ms(ANCHOR_NAME)
@@ -160,6 +163,18 @@ def test_claim_with_a_lab_run_adds_the_lab_beside_the_zoo(tmp_path, capsys):
     cost = doc["lab"]["comparison"]["ort"]["lab_per_op_us"]
     cell = f"{cost[0]:.3g} [{cost[1]:.3g}, {cost[2]:.3g}]"
     assert cell in md and cell in page
+    # a float lab and an int8 one side by side; one backend's fit from two files is refused
+    int8_lab = json.loads(lab.read_text())
+    int8_lab["backends"] = {f"{b} int8": fit for b, fit in int8_lab["backends"].items()}
+    (tmp_path / "int8_lab.json").write_text(json.dumps(int8_lab))
+    assert main(["claim", str(ref), "--lab", str(lab), "--lab", str(tmp_path / "int8_lab.json"),
+                 "--out", str(tmp_path / "both")]) == 0
+    (both,) = (tmp_path / "both").glob("*_claim")
+    merged = json.loads((both / "claim.json").read_text())["lab"]
+    assert set(merged["fit"]["backends"]) == {"ort", "ort int8"} and "int8_lab.json" in merged["source"]
+    capsys.readouterr()
+    assert main(["claim", str(ref), "--lab", str(lab), "--lab", str(lab), "--out", str(tmp_path / "twice")]) == 2
+    assert "two lab files fit ort" in capsys.readouterr().err
     bad = tmp_path / "not_lab.json"
     bad.write_text('{"backends": {"ort": {}}}')
     capsys.readouterr()

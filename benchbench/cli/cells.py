@@ -129,6 +129,7 @@ def lab_cells(args):
     threads = args.threads or physical_cores()
     n_blocks = max(1, -(-len(points) // BLOCK_POINTS))
     blocks = [[ANCHOR_NAME] + points[b::n_blocks] for b in range(n_blocks)]
-    cells = [CellSpec(name, "deploy", backend, 1, None, threads, args.seed, (), block=b)
+    variant = "int8" if getattr(args, "int8", False) else "deploy"  # --int8: each runtime's int8 form of every net
+    cells = [CellSpec(name, variant, backend, 1, None, threads, args.seed, (), block=b)
              for backend in backends for b, names in enumerate(blocks) for name in names]
     return cells, [ANCHOR_NAME, *points]

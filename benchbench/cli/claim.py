@@ -36,7 +36,7 @@ def cmd_claim(args) -> int:
         check_reference_dest(Path(args.out).parent / REFERENCE_DIR.name)  # before an hour of measuring, not after
     code, lab = 0, None
     if args.lab:  # read before measuring: a wrong file costs no sweep
-        lab_path, lab = read_lab(args.lab)
+        lab_path, lab = read_labs(args.lab)
     if args.results:
         runs = [load_run(p) for p in args.results]
         for run in runs:
@@ -116,6 +116,22 @@ def _record_times(run, analysis_s: float, total_s: float, lab_s: float | None = 
         run.save()
     except OSError as exc:
         raise WriteError(f"cannot write {run.path}: {exc.strerror or exc}") from None
+
+
+def read_labs(paths: list[str]) -> tuple[str, dict]:
+    """The lab.json of each ``--lab`` (a float lab and an ``--int8`` one, say) as one: their fits side by side,
+    each backend from one file only; the files' names joined, as the source."""
+    read = [read_lab(p) for p in paths]
+    if len(read) == 1:
+        return str(read[0][0]), read[0][1]
+    merged = {**read[0][1], "backends": {}}
+    for file, doc in read:
+        for backend, fit in doc["backends"].items():
+            if backend in merged["backends"]:
+                raise UsageError(f"--lab: two lab files fit {backend} ({file} and an earlier one); give each "
+                                 "backend's lab once")
+            merged["backends"][backend] = fit
+    return ", ".join(str(f) for f, _ in read), merged
 
 
 def read_lab(path: str) -> tuple[Path, dict]:

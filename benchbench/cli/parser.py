@@ -274,8 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=bounded_int(1), default=1,
                    help="measure every comparison group N times, each in fresh workers (intervals use every round)")
     p.add_argument("--html", action="store_true", help=HTML_HELP + ": claim.html (and, when it measures, report.html)")
-    p.add_argument("--lab", metavar="LAB", default=None,
-                   help="a benchbench lab run's lab.json (or its folder): the lab's causal effect of executed ops "
+    p.add_argument("--lab", metavar="LAB", action="append", default=None,
+                   help="a benchbench lab run's lab.json (or its folder), repeatable (a float lab and an --int8 "
+                        "one): the lab's causal effect of executed ops "
                         "beside the zoo's, in claim.md and claim.json")
     p.set_defaults(handler="claim", variant="both", input_shape=[], input_data=None, vs=None, lockstep="auto",
                    roofline="auto", profile=False, allow_parity_fail=False,
@@ -332,6 +333,9 @@ def _add_lab(p: argparse.ArgumentParser) -> None:
                    help="backends to measure on, comma-separated (default: ort)")
     p.add_argument("--quick", action="store_true",
                    help="the 16-point quick design instead of the 32-point one (same bound on correlations)")
+    p.add_argument("--int8", action="store_true",
+                   help="measure each net's int8 form (ort: QDQ, openvino: NNCF, tflite: full-integer) instead of "
+                        "its float one; the fit is named '<backend> int8', as the claim names int8 cells")
     p.add_argument("--points", type=bounded_int(1), default=None, help=argparse.SUPPRESS)  # tests: the first N
     p.add_argument("--zoo", metavar="RESULTS", default=None,
                    help="a zoo run's results.json to predict from the lab fit alone (default: "
