@@ -245,8 +245,8 @@ def _lab_section(lab: dict) -> list[str]:
 def claim_html(analysis: dict, runs=(), title: str = TITLE) -> str:
     """The claim as one page: the verdict per backend with its interval (a table and a forest plot), per
     backend the interactive plots (latency against FLOPs, the per-op overhead at fixed FLOPs and traffic, the
-    train/deploy pairs) and the model tables, the lab beside the zoo (with ``--lab``), the guideline tables with their paired intervals, the threats to
-    validity and the machines. ``analysis`` is ``claim.analyze(runs)``; ``runs`` only add their headers (and
+    train/deploy pairs) and the model tables, the lab beside the zoo (with ``--lab``), the guideline tables with
+    their paired intervals, the threats to validity and the machines. ``analysis`` is ``claim.analyze(runs)``; ``runs`` only add their headers (and
     the observations, when ``analysis`` came from a claim.json that omits them)."""
     runs = list(runs)
     per_backend = analysis.get("per_backend") or {}

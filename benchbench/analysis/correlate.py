@@ -49,12 +49,17 @@ FRAGMENTATION = ("executed_ops", "graph_ops", "dag_width", "joins", "mac_bytes",
 MODEL_FEATURES = ("flops", "executed_ops", "mac_bytes")
 
 
+def target_name(backend: str, variant: str | None = None, device: str | None = None) -> str:
+    """What the analysis calls a backend: the backend, and the cluster device it ran on if any (``ort@pi4``), so
+    that cells measured on different machines are never pooled; an int8 form's cells are their own target (``ort
+    int8``), analysed beside the float ones and never pooled with them. The lab's fits use the same names."""
+    name = f"{backend}@{device}" if device else backend
+    return f"{name} int8" if variant == "int8" else name
+
+
 def target(spec) -> str:
-    """What the analysis calls a backend: the backend, and the cluster device it ran on if any
-    (``ort@pi4``), so that cells measured on different machines are never pooled; an int8 form's cells are their
-    own target (``ort int8``), analysed beside the float ones and never pooled with them."""
-    name = f"{spec.backend}@{spec.device}" if getattr(spec, "device", None) else spec.backend
-    return f"{name} int8" if spec.variant == "int8" else name
+    """``target_name`` of a cell's ``CellSpec``."""
+    return target_name(spec.backend, spec.variant, getattr(spec, "device", None))
 
 
 def observations(runs, include_guidelines: bool = False) -> list[dict]:

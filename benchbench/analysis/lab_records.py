@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 
+from .correlate import target_name
 from .lab_design import traffic_of_ops
 
 __all__ = ["conv_kind", "lab_records", "zoo_records"]
@@ -73,11 +74,6 @@ def _cells(results: Iterable[Mapping]) -> list[Mapping]:
     return out
 
 
-def _target(spec: Mapping) -> str:
-    """The fit a record belongs to: its backend, and an int8 form's apart (``ort int8``), as the claim names them."""
-    return f"{spec['backend']} int8" if spec.get("variant") == "int8" else spec["backend"]
-
-
 def _is_lab(cell: Mapping) -> bool:
     return str(cell["spec"]["model"]).startswith("lab_") or (cell.get("model") or {}).get("family") == "lab"
 
@@ -128,7 +124,9 @@ def zoo_records(results: Iterable[Mapping], caches: Mapping,
             by_regime = {g: mac * v / tot for g, v in split.items()} if tot > 0 else {"L2": float(mac)}
             if not tot:
                 note.append("traffic regimes unknown: all L2")
-        out.append({"backend": _target(spec), "name": spec["model"], "variant": spec["variant"],
+        # named as the claim names its targets (``ort int8``); lab fits are per backend, with no cluster device
+        out.append({"backend": target_name(spec["backend"], spec.get("variant")), "name": spec["model"],
+                    "variant": spec["variant"],
                     "family": (c.get("model") or {}).get("family"), "latency_ms": float(median),
                     "flops_by_kind": {k: flops * s for k, s in shares.items()}, "executed_ops": int(ops_n),
                     "bytes_by_regime": by_regime, **({"note": "; ".join(note)} if note else {})})
@@ -164,7 +162,8 @@ def lab_records(results: Iterable[Mapping], caches: Mapping) -> list[dict]:
         for i, lat in enumerate(rounds):
             if not _pos(lat):
                 continue
-            out.append({"backend": _target(spec), "name": spec["model"], "anchor": spec["model"] == "lab_anchor",
+            out.append({"backend": target_name(spec["backend"], spec.get("variant")), "name": spec["model"],
+                        "anchor": spec["model"] == "lab_anchor",
                         "group": c.get("group"), "round": i, "latency_ms": float(lat),
                         "flops_by_kind": dict(a["flops_by_kind"]), "executed_ops": int(ops_n),
                         "bytes_by_regime": dict(by_regime)})

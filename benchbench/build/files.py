@@ -211,24 +211,32 @@ def file_quantizer(spec) -> str | None:
 
 
 def calibration_samples(source: ArtifactSource, seed: int) -> list:
-    """The int8 calibration inputs of a one-input file: ``--calibration-data``'s samples (its array for the input,
-    shaped ``(N, *shape)``, or the input's own shape for one sample), else ``CALIBRATION_COUNT`` seeded ones drawn
-    apart from the benchmark input. ArtifactError for an array that does not fit."""
-    import numpy as np
-
-    from .input_data import InputDataError, load_input_data
+    """The int8 calibration inputs of a one-input file: ``--calibration-data``'s samples (``read_calibration``),
+    else ``CALIBRATION_COUNT`` seeded ones drawn apart from the benchmark input. ArtifactError for a calibration
+    file that does not fit, or that changed since the run started."""
     from .quantize import calibration_inputs
 
     (name, shape), = source.input_shapes
     if not source.calibration_data:
         return calibration_inputs(shape, seed)
-    path = source.calibration_data
+    samples, sha = read_calibration(source.calibration_data, name, shape)
+    if source.calibration_data_sha256 and sha != source.calibration_data_sha256:
+        raise ArtifactError(f"--calibration-data {source.calibration_data} changed since the run started")
+    return samples
+
+
+def read_calibration(path: str, name: str, shape: tuple[int, ...]) -> tuple[list, str]:
+    """``--calibration-data``'s samples for the input ``name`` of ``shape`` (its array shaped ``(N, *shape)``, or
+    ``shape`` itself for one sample: finite floats, read with ``--input-data``'s checks) and the file's SHA-256;
+    ArtifactError for an array that does not fit."""
+    import numpy as np
+
+    from .input_data import InputDataError, load_input_data
+
     try:
         data, sha = load_input_data(path, [name], option="--calibration-data")
     except InputDataError as exc:
         raise ArtifactError(str(exc)) from None
-    if source.calibration_data_sha256 and sha != source.calibration_data_sha256:
-        raise ArtifactError(f"--calibration-data {path} changed since the run started")
     arr = data[name]
     if tuple(arr.shape) == tuple(shape):
         arr = arr[None]
@@ -237,7 +245,7 @@ def calibration_samples(source: ArtifactSource, seed: int) -> list:
                             f"{tuple(shape)}, so give (N, {', '.join(map(str, shape))}) for N samples")
     if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)):
         raise ArtifactError(f"--calibration-data {path}: array {name} must hold finite floats ({arr.dtype} here)")
-    return [np.ascontiguousarray(a, dtype=np.float32) for a in arr]
+    return [np.ascontiguousarray(a, dtype=np.float32) for a in arr], sha
 
 
 def _quantize(job, source: ArtifactSource, out_dir: Path) -> dict:
@@ -249,10 +257,9 @@ def _quantize(job, source: ArtifactSource, out_dir: Path) -> dict:
     quantizer = file_quantizer(job.spec)
     try:
         calibration = calibration_samples(source, job.spec.seed)
-        if quantizer == "nncf":
-            file, fmt, record = "int8.xml", "openvino_ir", quantize_openvino(source.path, out_dir / "int8.xml", calibration)
-        else:
-            file, fmt, record = "int8.onnx", "onnx", quantize_onnx(source.path, out_dir / "int8.onnx", calibration)
+        file, fmt, quantize = (("int8.xml", "openvino_ir", quantize_openvino) if quantizer == "nncf"
+                               else ("int8.onnx", "onnx", quantize_onnx))
+        record = quantize(source.path, out_dir / file, calibration)
         # the quantizer's own "format" (QDQ, FakeQuantize) kept as "quant_format"; "format" is the file's
         return {**record, "quant_format": record.get("format"), "status": "ok", "file": file, "format": fmt,
                 "calibration": source.calibration_data or "seeded"}
@@ -345,7 +352,8 @@ def build_ident(source: ArtifactSource, seed: int, quantizer: str | None = None)
     from benchbench.metrics import METRICS_VERSION
     from benchbench.runners import tracked_packages
 
-    ident = {"source": {k: v for k, v in source.to_dict().items() if k not in ("path", "input_data", "calibration_data")},
+    where = ("path", "input_data", "calibration_data")  # where the files are is no part of what they are
+    ident = {"source": {k: v for k, v in source.to_dict().items() if k not in where},
              "seed": seed, "metrics": METRICS_VERSION, "versions": package_versions(tracked_packages())}
     if quantizer is not None:
         from .quantize import INT8_SETTINGS, NNCF_SETTINGS, QUANTIZER_PACKAGES
@@ -443,16 +451,10 @@ def _quantized_cells(path: str, source: ArtifactSource, backends: list[str], cal
     if not any(b in FILE_QUANTIZERS for b in backends):
         raise ArtifactError(f"--quantize int8: none of {', '.join(backends)} quantizes an ONNX file; "
                             f"--backend {','.join(b for b in FILE_QUANTIZERS if b != 'ort-cuda')} do")
-    if calibration_data is not None:
-        from .input_data import InputDataError, load_input_data
-
-        try:
-            _, sha = load_input_data(calibration_data, [source.input_shapes[0][0]], option="--calibration-data")
-        except InputDataError as exc:
-            raise ArtifactError(str(exc)) from None
+    if calibration_data is not None:  # checked now, not in a build worker later; its hash is part of the cells
+        _, sha = read_calibration(calibration_data, *source.input_shapes[0])
         source = replace(source, calibration_data=str(Path(os.path.expanduser(calibration_data)).resolve()),
                          calibration_data_sha256=sha)
-        calibration_samples(source, seed)  # its shape and values checked now, not in a build worker later
     name = Path(path).name
     cells = [CellSpec(name, variant, backend, _batch(source), None, threads, seed, options, source)
              for backend in backends for variant in ("deploy", "int8")]  # another backend's: unsupported, why

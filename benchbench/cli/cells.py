@@ -44,8 +44,7 @@ def cells_from(args):
     quantize, calibration = getattr(args, "quantize", None), getattr(args, "calibration_data", None)
     if (args.vs or args.input_shape or args.input_data or quantize or calibration) and not files:
         raise UsageError("--vs, --input-shape, --input-data, --quantize and --calibration-data apply to a model file "
-                         "(.onnx, .tflite, .xml) "
-                         "given with --model")
+                         "(.onnx, .tflite, .xml) given with --model")
     names, notes = resolve_models(zoo) if zoo else ([], [])
     for note in notes:
         _stderr(f"note: {note}")

@@ -242,7 +242,7 @@ def _exit_code(run, allow_parity_fail: bool) -> int:
     env = [c for c in run.cells if c.status == Status.ENV_ERROR]
     user = [c for c in run.cells if c.status == Status.ERROR and c.fault == "user"]
     broken = [c for c in run.cells if c.status in BROKEN and c.fault != "user"]
-    parity = [c for c in run.cells if c.ok and c.parity.get("checked") and not c.parity.get("passed")]
+    parity = [c for c in run.cells if c.ok and c.outputs_failed]
     for cells, what in ((env, "environment error"), (user, "model error")):
         for reason in dict.fromkeys(c.reason or "" for c in cells):
             who = sorted({c.spec.model for c in cells if (c.reason or "") == reason})

@@ -42,7 +42,7 @@ def _cell_text(cell: CellResult) -> str:
         if s.get("wait_share") is not None:
             msg += f", waited {100 * s['wait_share']:.0f}%"
         msg += ")"
-        if cell.parity.get("checked") and not cell.parity.get("passed"):
+        if cell.outputs_failed:
             msg += " PARITY FAIL"
         return msg
     return f"{cell.status}: {cell.reason}"
@@ -108,7 +108,7 @@ class TerminalReporter(Reporter):
 
     def _show(self, cells, where, took_s, round_) -> None:
         for cell in cells:
-            if not cell.ok or (cell.parity.get("checked") and not cell.parity.get("passed")):
+            if not cell.ok or cell.outputs_failed:
                 self._permanent(one_line(f"{cell.spec.label()}: {_cell_text(cell)}"))
         last = cells[-1] if cells else None
         status = (f"{self.units}/{self.total_units} groups · {self.cells}/{self.total_cells} cells"

@@ -209,11 +209,21 @@ def _blocks(channel: Channel, runner) -> None:
         channel.send(BlockDone(samples, block_interference(before, after), idle_cpu, settle_ns))
 
 
+def _check_outputs(runner, spec, reference: list) -> dict:
+    """Parity of the outputs against the reference; an int8 form is held to fidelity against the float form
+    instead (a zoo model's eager deploy form, or a user's float file on the reference backend)."""
+    from .parity import FIDELITY_AGAINST, FIDELITY_AGAINST_FILE, fidelity, parity
+
+    if not reference:
+        return {"checked": False}
+    if spec.variant == "int8":
+        return fidelity(runner.outputs(), reference, against=FIDELITY_AGAINST_FILE if spec.source else FIDELITY_AGAINST)
+    return parity(runner.outputs(), reference)
+
+
 def _finished(runner, prep: Prepare, rss: dict) -> Finished:
     """Parity against the reference outputs, memory over the baseline, and the runner's metadata."""
     import numpy as np
-
-    from .parity import FIDELITY_AGAINST, FIDELITY_AGAINST_FILE, fidelity, parity
 
     mib, base = 2**20, rss["base"]
     reference = []
@@ -233,11 +243,7 @@ def _finished(runner, prep: Prepare, rss: dict) -> Finished:
         memory.update(extra_memory())
     return Finished(
         memory=memory,
-        # an int8 form is held to fidelity against the float deploy form, not to float parity
-        parity=(({"checked": False} if not reference
-                 else fidelity(runner.outputs(), reference,
-                               against=FIDELITY_AGAINST_FILE if prep.spec.source else FIDELITY_AGAINST)
-                 if prep.spec.variant == "int8" else parity(runner.outputs(), reference))),
+        parity=_check_outputs(runner, prep.spec, reference),
         backend={**runner.metadata(), "executed_ops": runner.executed_ops(),
                  # The isolation promise: a worker imports only its runtime (torch only for torch).
                  "worker_imported_torch": "torch" in sys.modules},

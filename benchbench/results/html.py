@@ -271,7 +271,7 @@ def _summary_cards(run: RunResult, statuses: dict[str, int], backends: list[str]
     parts += [f'<div class="card"><b>{len({c.spec.model for c in run.cells})}</b>models</div>',
               f'<div class="card"><b>{len(backends)}</b>backends</div>',
               f'<div class="card"><b>{n_speedups}</b>speedups</div>' if n_speedups else "", "</div>"]
-    bad = [c.spec.label() for c in ok if c.parity.get("checked") and not c.parity.get("passed")]
+    bad = [c.spec.label() for c in ok if c.outputs_failed]
     if bad:
         parts.append(f'<p class="verdict s-bad"><b>Parity failures</b> ({len(bad)}): {esc("; ".join(bad))}: their '
                      "outputs disagree with the reference; their latencies measure a computation that is not the "

@@ -62,6 +62,11 @@ class CellResult:
         return self.status == Status.OK
 
     @property
+    def outputs_failed(self) -> bool:
+        """The outputs were checked and failed: parity, or an int8 form's fidelity."""
+        return bool(self.parity.get("checked") and not self.parity.get("passed"))
+
+    @property
     def median_ms(self) -> float | None:
         return self.stats.get("median_ms") if self.stats else None
 

@@ -166,7 +166,7 @@ def terminal_table(run: RunResult) -> str:
     headers, body = _table(run)
     text = tabulate(body, headers, tablefmt="simple", disable_numparse=True)
     notes = []
-    bad = [c.spec.label() for c in run.cells if c.ok and c.parity.get("checked") and not c.parity.get("passed")]
+    bad = [c.spec.label() for c in run.cells if c.ok and c.outputs_failed]
     if bad:
         notes.append(f"PARITY FAILURES ({len(bad)}): {'; '.join(bad)}: outputs disagree with the reference (PyTorch "
                      "eager float32; for a model file, the first backend's outputs; for an int8 form, SQNR below "
@@ -249,7 +249,7 @@ def run_header(meta: dict) -> list[str]:
 def markdown_report(run: RunResult, title: str = "benchbench run") -> str:
     headers, body = _table(run)
     lines = [f"# {title}", "", *run_header(run.meta), ""]
-    bad_parity = [c for c in run.cells if c.ok and c.parity.get("checked") and not c.parity.get("passed")]
+    bad_parity = [c for c in run.cells if c.ok and c.outputs_failed]
     float_bad = [c.spec.label() for c in bad_parity if c.parity.get("mode") != "fidelity"]
     int8_bad = [c.spec.label() for c in bad_parity if c.parity.get("mode") == "fidelity"]
     if float_bad:
@@ -258,8 +258,8 @@ def markdown_report(run: RunResult, title: str = "benchbench run") -> str:
                   "that is not the model's.", ""]
     if int8_bad:
         lines += ["> **FIDELITY FAILURES**: " + ", ".join(int8_bad) + ": the int8 form keeps less of the float "
-                  "form's output than the fidelity threshold allows (SQNR against the float form, in the parity column). Their latencies measure a model that no "
-                  "longer computes what the float one does.", ""]
+                  "form's output than the fidelity threshold allows (SQNR against the float form, in the parity "
+                  "column). Their latencies measure a model that no longer computes what the float one does.", ""]
     lines += ["## Results", "", tabulate(body, headers, tablefmt="github", disable_numparse=True), ""]
     lines += [*(f"- {note}" for note in _footer(run)),
               "- GFLOPs per inference from `FlopCounterMode` (conv/linear/matmul, FLOPs = 2 x MACs).", ""]
