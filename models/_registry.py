@@ -47,6 +47,7 @@ __all__ = [
     "list_models",
     "model_info",
     "register_model",
+    "register_resolver",
     "reparameterize",
     "resolve_models",
 ]
@@ -55,11 +56,11 @@ VARIANTS = ("train", "deploy")
 # What a registered model is for: a published architecture of the zoo, one row of a ShuffleNetV2 guideline
 # table, a designed net of the fragmentation lab, or a user's own ``file.py:factory``. Analyses select by
 # kind, never by family name.
-KINDS = ("zoo", "guideline", "lab", "user")
+KINDS = ("zoo", "guideline", "lab", "kernel", "user")
 # Kinds a glob reaches only when it spells their name prefix out: ``--model '*'`` means the zoo (and the
 # guideline tables), never a hundred designed lab nets; ``'lab_*'``, an exact name or ``kind="lab"`` asks for
 # them. A member of such a kind must be named with the prefix.
-OPT_IN_PREFIX = {"lab": "lab_"}
+OPT_IN_PREFIX = {"lab": "lab_", "kernel": "kern_"}
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,19 @@ class ModelInfo:
 
 _MODELS: Registry[ModelInfo] = Registry("model")
 _entry_points_loaded = False
+# Name prefix -> a function registering the model a name of that prefix encodes (True when it did): for nets that
+# are points of a space, not entries of a table (the predictor's kernel nets).
+_RESOLVERS: dict[str, Callable[[str], bool]] = {}
+
+
+def register_resolver(prefix: str, resolve: Callable[[str], bool]) -> None:
+    """Let ``resolve(name)`` register, on first use, any model whose name begins with ``prefix``."""
+    _RESOLVERS[prefix] = resolve
+
+
+def _resolve(name: str) -> bool:
+    """Register ``name`` through its prefix's resolver, if one knows it."""
+    return any(name.startswith(prefix) and resolve(name) for prefix, resolve in _RESOLVERS.items())
 
 
 def register_model(
@@ -206,6 +220,8 @@ def model_info(name: str) -> ModelInfo:
         return _MODELS.get(name)
     if is_user_model(name):
         return _load_user_model(name)
+    if _resolve(name):
+        return _MODELS.get(name)
     _load_entry_points()
     return _MODELS.get(name)
 
@@ -276,7 +292,8 @@ def resolve_models(spec: str) -> tuple[list[str], list[str]]:
             found = list_models(part)
             if not found:
                 raise UnknownNameError("model pattern", part, [])
-        elif (name := _MODELS.canonical(part)) is not None and not is_user_model(name):
+        elif ((name := _MODELS.canonical(part)) is not None or _resolve(part) and (name := part)) \
+                and not is_user_model(name):
             found = [name]
         elif (family := _family(part)) is not None:
             member = _family_default(family)

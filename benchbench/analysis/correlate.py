@@ -71,7 +71,7 @@ def observations(runs, include_guidelines: bool = False) -> list[dict]:
                 continue
             family = c.model.get("family", "")
             kind = model_kind(c.model)
-            if kind == "lab" or (kind == "guideline" and not include_guidelines):  # the lab has its own analysis
+            if kind in ("lab", "kernel") or (kind == "guideline" and not include_guidelines):  # the lab has its own analysis
                 continue
             zoo = c.spec.source is None  # a user's model file is outside the zoo: used when it has the counts
             if not zoo and not c.model.get("flops"):

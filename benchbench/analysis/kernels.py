@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from benchbench.results.load import model_kind
+from benchbench.results.load import DESIGNED_KINDS, model_kind
 
 from .correlate import target
 
@@ -56,7 +56,7 @@ def profiled_cells(runs) -> list[dict]:
             family = c.model.get("family", "")
             if not (c.ok and c.median_ms and p.get("status") == "ok" and p.get("timed") and p.get("ops")):
                 continue
-            if model_kind(c.model) in ("guideline", "lab"):  # designed nets: not models a predictor is judged on
+            if model_kind(c.model) in DESIGNED_KINDS:  # designed nets: not models a predictor is judged on
                 continue
             out.append({"model": c.spec.model, "family": family, "variant": c.spec.variant, "backend": target(c.spec),
                         "median_ms": c.median_ms, "flops": c.model.get("flops"), "ops": p["ops"],

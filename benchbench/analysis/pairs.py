@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from benchbench.results.load import model_kind
+from benchbench.results.load import DESIGNED_KINDS, model_kind
 
 from .regression import cluster_sandwich, log_sd_of_interval
 
@@ -33,7 +33,7 @@ def pair_records(runs) -> list[dict]:
     for run in runs:
         for c in run.cells:
             family = c.model.get("family", "")
-            if c.ok and c.median_ms and family and model_kind(c.model) not in ("guideline", "lab"):
+            if c.ok and c.median_ms and family and model_kind(c.model) not in DESIGNED_KINDS:
                 forms.setdefault((c.spec.model, target(c.spec), c.spec.threads), {})[c.spec.variant] = c
     out = []
     for (model, backend, _), v in sorted(forms.items()):

@@ -34,7 +34,8 @@ __all__ = ["main", "HANDLERS"]
 # Each command's handler: module (in benchbench.cli) and function; imported when the command runs.
 HANDLERS = {"run": ("run", "cmd_run"), "report": ("commands", "cmd_report"), "list": ("commands", "cmd_list"),
             "compare": ("commands", "cmd_compare"), "history": ("commands", "cmd_history"),
-            "claim": ("claim", "cmd_claim"), "lab": ("lab", "cmd_lab"), "cache": ("commands", "cmd_cache"),
+            "claim": ("claim", "cmd_claim"), "lab": ("lab", "cmd_lab"), "predict": ("predict", "cmd_predict"),
+            "cache": ("commands", "cmd_cache"),
             "doctor": ("commands", "cmd_doctor")}
 
 

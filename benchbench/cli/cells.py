@@ -33,6 +33,8 @@ def cells_from(args):
     """The cells asked for (zoo models and model files, on every backend and device) and the model names."""
     if args.command == "lab":
         return lab_cells(args)
+    if args.command == "predict":
+        return predict_cells(args)
     from benchbench.build.files import file_cells, is_artifact
     from benchbench.core.spec import CellSpec, physical_cores
     from benchbench.models import VARIANTS, model_info, resolve_models
@@ -65,7 +67,7 @@ def cells_from(args):
         # one network: its train and deploy forms are measured once (an int8 form is another network)
         forms = tuple(dict.fromkeys("deploy" if v == "train" else v for v in variants)) if info.identical_forms \
             and len(variants) > 1 else variants
-        if args.variant == "all" and info.kind in ("guideline", "lab"):  # designed nets stay float under "all"
+        if args.variant == "all" and info.kind in ("guideline", "lab", "kernel"):  # designed nets stay float
             forms = tuple(v for v in forms if v != "int8")
         for backend in backends:
             for variant in forms:
@@ -119,16 +121,39 @@ def lab_cells(args):
     blocks of ``BLOCK_POINTS``, each block led by its own copy of the anchor net, on every backend. Points go to
     blocks in turn (point i to block i mod the block count), so that each block mixes kinds and sizes."""
     from benchbench.core.labpoints import ANCHOR_NAME, BLOCK_POINTS, DESIGN, DESIGN_QUICK
+
+    points = list(DESIGN_QUICK if args.quick else DESIGN)[: args.points]
+    variant = "int8" if getattr(args, "int8", False) else "deploy"  # --int8: each runtime's int8 form of every net
+    return anchored_blocks(args, points, (variant,), BLOCK_POINTS), [ANCHOR_NAME, *points]
+
+
+def anchored_blocks(args, names: list[str], variants: tuple[str, ...], per_block: int) -> list:
+    """Cells of ``names`` (each in every one of ``variants``) on every backend of ``args.backend``, in lockstep
+    blocks of ``per_block`` names, each block led by its own copy of the anchor net (in the one variant, else
+    deploy). Names go to blocks in turn (name i to block i mod the block count), so that each block mixes kinds
+    and sizes."""
+    from benchbench.core.labpoints import ANCHOR_NAME
     from benchbench.core.spec import CellSpec, physical_cores
     from benchbench.runners import resolve_backends
 
-    points = list(DESIGN_QUICK if args.quick else DESIGN)[: args.points]
     backends = resolve_backends(args.backend)
     _available(backends, cluster=False)
     threads = args.threads or physical_cores()
-    n_blocks = max(1, -(-len(points) // BLOCK_POINTS))
-    blocks = [[ANCHOR_NAME] + points[b::n_blocks] for b in range(n_blocks)]
-    variant = "int8" if getattr(args, "int8", False) else "deploy"  # --int8: each runtime's int8 form of every net
-    cells = [CellSpec(name, variant, backend, 1, None, threads, args.seed, (), block=b)
-             for backend in backends for b, names in enumerate(blocks) for name in names]
-    return cells, [ANCHOR_NAME, *points]
+    n_blocks = max(1, -(-len(names) // per_block))
+    blocks = [names[b::n_blocks] for b in range(n_blocks)]
+    return [CellSpec(name, variant, backend, 1, None, threads, args.seed, (), block=b)
+            for backend in backends for b, members in enumerate(blocks)
+            for name, variant in [(ANCHOR_NAME, variants[0] if len(variants) == 1 else "deploy")]
+            + [(m, v) for m in members for v in variants]]
+
+
+def predict_cells(args):
+    """``benchbench predict --fit`` and ``--evaluate``: the names the command put in ``args.sweep_names`` (kernel
+    nets, or the zoo models to check), in anchored blocks of four nets (two models in both forms with
+    ``--variant both``)."""
+    from benchbench.core.labpoints import ANCHOR_NAME
+
+    names = list(args.sweep_names)
+    variants = ("train", "deploy") if args.evaluate and args.variant == "both" else \
+        (args.variant,) if args.evaluate else ("deploy",)
+    return anchored_blocks(args, names, variants, 4 // len(variants)), [ANCHOR_NAME, *names]

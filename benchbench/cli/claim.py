@@ -37,6 +37,7 @@ def cmd_claim(args) -> int:
     code, lab = 0, None
     if args.lab:  # read before measuring: a wrong file costs no sweep
         lab_path, lab = read_labs(args.lab)
+    predictor = read_predictor_eval(args.predictor) if args.predictor else None
     if args.results:
         runs = [load_run(p) for p in args.results]
         for run in runs:
@@ -62,6 +63,8 @@ def cmd_claim(args) -> int:
         from benchbench.analysis.claim_lab import lab_comparison
 
         analysis["lab"] = {"source": str(lab_path), "comparison": lab_comparison(analysis, lab), "fit": lab}
+    if predictor is not None:
+        analysis["predictor"] = predictor
     if not args.results:  # a run this command measured: its meta records what the claim took, as the sweep's does
         _record_times(runs[0], analysis_s=time.monotonic() - start, total_s=time.monotonic() - started, lab_s=lab_s)
     try:
@@ -116,6 +119,27 @@ def _record_times(run, analysis_s: float, total_s: float, lab_s: float | None = 
         run.save()
     except OSError as exc:
         raise WriteError(f"cannot write {run.path}: {exc.strerror or exc}") from None
+
+
+def read_predictor_eval(path: str) -> dict:
+    """``--predictor``: a ``benchbench predict --evaluate`` run's predictor_eval.json (or its folder), read with the
+    result files' safety checks and summarized per backend for the claim (the cells stay in that file)."""
+    from benchbench.results.load import parse_json, read_result_bytes
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / "predictor_eval.json"
+    data = read_result_bytes(file, "predictor check")
+    try:
+        doc = parse_json(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise UsageError(f"--predictor {file}: not JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("backends"), dict) or not all(
+            isinstance(v, dict) and "within_10pct_rel" in v for v in doc["backends"].values()):
+        raise UsageError(f"--predictor {file}: not a predictor check (benchbench predict --evaluate writes "
+                         "predictor_eval.json into its run folder)")
+    return {"source": str(file), "backends": {b: {k: v for k, v in s.items() if k != "cells"}
+                                              for b, s in doc["backends"].items()}}
 
 
 def read_labs(paths: list[str]) -> tuple[str, dict]:

@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a benchbench lab run's lab.json (or its folder), repeatable (a float lab and an --int8 "
                         "one): the lab's causal effect of executed ops "
                         "beside the zoo's, in claim.md and claim.json")
+    p.add_argument("--predictor", metavar="EVAL", default=None,
+                   help="a benchbench predict --evaluate run's predictor_eval.json (or its folder): the kernel-level "
+                        "predictor's accuracy per backend beside FLOPs only, the lab and the kernel-sum predictor")
     p.set_defaults(handler="claim", variant="both", input_shape=[], input_data=None, vs=None, lockstep="auto",
                    roofline="auto", profile=False, allow_parity_fail=False,
                    **{f.name: ([] if flag.repeat else f.default) for f, flag in flags_of(CellSpec) if f.name != "threads"},
@@ -289,6 +292,16 @@ def build_parser() -> argparse.ArgumentParser:
                                  "bandwidth + a fixed cost per backend. Writes a run folder (as run does) plus "
                                  "lab.json and lab.md.",
                      epilog="example:\n  benchbench lab --backend ort --quick"))
+
+    _add_predict(command(
+        "predict", help="predict a model's latency from its kernels, without measuring it (--fit: train the predictor)",
+        description="Predict a model's latency on a backend as a fixed cost plus the sum of its kernels' latencies, "
+                    "each from a regressor fitted on a designed kernel sweep, with the backend's fusion rules found "
+                    "by experiment. --fit measures the sweep and stores one predictor per backend in the cache "
+                    "(keyed by machine, runtime versions and threads); --evaluate measures models beside the lab's "
+                    "anchor and compares them with their predictions.",
+        epilog="examples:\n  benchbench predict --fit --backend ort\n  benchbench predict --model resnet18 --backend "
+               "ort\n  benchbench predict --evaluate --backend ort"))
 
     p = command("history", help="the same cells across runs, in time order: medians with intervals, changes flagged",
                 description="Line up the cells of several runs by identity, in the order they were measured: each "
@@ -360,6 +373,41 @@ def _add_lab(p: argparse.ArgumentParser) -> None:
     p.set_defaults(handler="lab", model="lab", variant="deploy", vs=None, input_shape=[], input_data=None,
                    batch=1, input_size=None, options=[], lockstep="auto", roofline="off", profile=True,
                    profile_select=_lab_profiled, allow_parity_fail=False)
+
+
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    """``benchbench predict``'s arguments: what to predict, or the sweep's measuring options."""
+    p.add_argument("--model", "-m", default=None, type=name_list,
+                   help="zoo names, globs, file.py:factory or file.onnx, comma-separated (with --evaluate: the "
+                        "models to check; default: the whole zoo)")
+    p.add_argument("--backend", "-b", default="ort", type=name_list,
+                   help="backends, comma-separated (default: ort)")
+    p.add_argument("--variant", choices=["train", "deploy", "both"], default="deploy",
+                   help="the form to predict or check (both: train and deploy)")
+    p.add_argument("--fit", action="store_true", help="measure the kernel sweep and store one predictor per backend")
+    p.add_argument("--evaluate", action="store_true",
+                   help="measure the models beside the anchor (or read --results) and compare with their predictions")
+    p.add_argument("--results", nargs="+", metavar="RESULTS", default=None,
+                   help="results.json of earlier sweeps instead of measuring again: with --fit, kernel sweeps to "
+                        "refit from; with --evaluate, a run of the models to check")
+    p.add_argument("--predictor", metavar="FILE", default=None,
+                   help="a predictor file (or a --fit folder) instead of this machine's cached one")
+    p.add_argument("--quick", action="store_true", help="a small sweep (17 kernel nets and the experiments): smoke runs")
+    p.add_argument("--no-adapt", action="store_true", help="no adaptive round after the first sweep")
+    p.add_argument("--top", type=bounded_int(1), default=8, help="kernels listed per prediction (default: 8)")
+    p.add_argument("--json", action="store_true", help="print the predictions as JSON")
+    add_spec_flags(p, only=("threads", "seed"))
+    p.add_argument("--sampling", choices=list(PROFILES), default="reference",
+                   help="sampling profile of the sweeps: reference (±2%%, 0.6 s cap per cell), default, quick")
+    add_sampling_flags(p)
+    p.add_argument("--rounds", type=bounded_int(1), default=1,
+                   help="measure every block N times, each in fresh workers")
+    p.add_argument("--out", default=DEFAULT_OUT, type=new_folder_base, help=OUT_HELP)
+    p.add_argument("--no-wait", action="store_true", help=WAIT_HELP)
+    p.add_argument("--html", action="store_true", help=HTML_HELP + ": each sweep's report.html")
+    p.set_defaults(handler="predict", vs=None, input_shape=[], input_data=None, batch=1, input_size=None,
+                   options=[], lockstep="auto", roofline="off", profile=False, allow_parity_fail=True,
+                   sweep_names=())
 
 
 def _lab_profiled(cell) -> bool:

@@ -15,7 +15,11 @@ from benchbench.core.files import PathError, read_regular_bytes
 from .record import SCHEMA, SCHEMA_VERSION, CellResult, RunResult
 from .schema import validate_document
 
-__all__ = ["SchemaError", "load_run", "model_kind", "parse_json", "run_from_document"]
+__all__ = ["DESIGNED_KINDS", "SchemaError", "load_run", "model_kind", "parse_json", "run_from_document"]
+
+# Kinds of designed nets (guideline tables, the lab's nets, the predictor's kernel nets): measured to test the
+# claim, never models the claim or a predictor is judged on.
+DESIGNED_KINDS = ("guideline", "lab", "kernel")
 
 
 class SchemaError(ValueError):

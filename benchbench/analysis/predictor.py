@@ -1,0 +1,276 @@
+"""The kernel-level latency predictor, after nn-Meter: a model's latency is a fixed cost plus the sum of its
+kernels' latencies, each predicted by a regressor of its kernel class, fitted on a designed kernel sweep.
+
+Everything is anchor-relative (``analysis.anchored``): latencies in units of the lab anchor's latency measured in
+the same lockstep group, so a predictor fitted in one sweep predicts another despite the machine's drift. A
+prediction converts to milliseconds with the anchor's latency at fit time (``anchor_ms``).
+
+**What one kernel net's latency is made of.** A one-kernel net runs a call's fixed cost, copies its input and
+output (ORT and OpenVINO hand numpy arrays; TFLite's NCHW signature adds a transpose at each end), and runs its
+kernel. The ``reshape`` probes (``core.kernelpoints.probe_points``) run no kernel worth the name: a line through
+them, ``base = a + b x (input + output elements) / 2``, is that overhead. A kernel's **marginal** cost is the
+net's latency minus its base; a model's prediction is the base of the model's own input and output plus the sum
+of its kernels' marginal costs.
+
+**Regressors** (one per class: conv, dwconv, gconv, gemm, eltwise, pool, move): a non-negative line in the
+kernel's physical columns (fixed cost, MACs, elements in and out, weights; fitted for relative error with
+scipy's NNLS), so that it extrapolates the way cost scales, times a scikit-learn random forest's correction read
+from log features (kernel size, stride, channel counts, sizes: the efficiency cliffs a line misses). The forest
+is nn-Meter's choice of regressor and scikit-learn is already pinned for the NNCF quantizer; a boosting library
+(LightGBM) would add a compiled wheel and gains nothing on a few dozen points per class, where a forest alone
+(tried on the planted-truth test) cannot extrapolate to kernels larger than the sweep's.
+Points' cross-validated errors (:func:`cross_validate`) drive the sweep's adaptive rounds and give each class's
+error distribution, from which a prediction's interval is drawn.
+
+A predictor is stored as JSON: its training points, the fusion rules and the base; the regressors are refitted
+from the points when loaded (deterministic, well under a second), so no pickled object is ever loaded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from benchbench.core.kernelpoints import CLASSES, KERNEL_OPS, KernelPoint
+
+from .kernel_graph import point_kernel
+
+__all__ = ["PREDICTOR_SCHEMA", "Predictor", "base_fit", "cross_validate", "features", "fit_document"]
+
+PREDICTOR_SCHEMA = "benchbench.predictor/1"
+_OP_CODE = {op: i for i, op in enumerate(KERNEL_OPS)}
+_FLOOR = 0.005  # a marginal cost under half a percent of the anchor counts as that much (profilers' zeros, noise)
+_TREES = 200
+_INTERVAL_DRAWS = 2000
+_REACH = 2.0
+_MIN_FOREST = 12
+
+
+def _lg(x: float) -> float:
+    return math.log2(max(float(x), 1.0))
+
+
+def features(k: Mapping) -> list[float]:
+    """A kernel's regressor features (its class decides which)."""
+    kind = k["kind"]
+    if kind in ("conv", "dwconv", "gconv"):
+        macs = k["cout"] * k["out"] * k["out"] * (k["cin"] // max(1, k["groups"])) * k["k"] ** 2
+        weights = k["cout"] * (k["cin"] // max(1, k["groups"])) * k["k"] ** 2
+        return [_lg(macs), _lg(k["in_elems"]), _lg(k["out_elems"]), _lg(weights), k["k"], k["stride"], _lg(k["cin"]),
+                _lg(k["cout"]), _lg(k["out"])]
+    if kind == "gemm":
+        return [_lg(k["rows"] * k["cin"] * k["cout"]), _lg(k["rows"]), _lg(k["cin"]), _lg(k["cout"])]
+    if kind == "pool":
+        return [_OP_CODE[k["op"]], _lg(k["in_elems"]), _lg(k["out_elems"]), k["k"]]
+    return [_OP_CODE[k["op"]], _lg(k["in_elems"]), _lg(k["out_elems"]), _lg(k["cin"])]
+
+
+def base_fit(probes: list[tuple[Mapping, float]]) -> dict:
+    """The fixed cost and per-element I/O cost of a one-kernel net, from (kernel, t_rel) of the reshape probes:
+    ``a + b x (in + out) / 2``, both non-negative."""
+    from scipy.optimize import nnls
+
+    x = np.array([[1.0, (k["in_elems"] + k["out_elems"]) / 2] for k, _ in probes])
+    y = np.array([t for _, t in probes])
+    coef, _ = nnls(x / y[:, None], np.ones(len(y)))  # relative error: the small probes matter as much
+    return {"a": float(coef[0]), "b": float(coef[1])}
+
+
+def _base(base: Mapping, k: Mapping) -> float:
+    return base["a"] + base["b"] * (k["in_elems"] + k["out_elems"]) / 2
+
+
+_CHEAP = frozenset({"relu", "add", "mul", "mulbc", "bn"})
+_REDUCING = frozenset({"softmax", "layernorm"})
+
+
+def physical(k: Mapping) -> list[float]:
+    """A kernel's physical cost columns (millions): a fixed cost, then its MACs and the elements it reads and
+    writes; element-wise ops split by cost group (cheap, transcendental, reducing), as their rates differ."""
+    m = 1e-6
+    kind = k["kind"]
+    if kind in ("conv", "dwconv", "gconv"):
+        cin_g = k["cin"] // max(1, k["groups"])
+        macs = k["cout"] * k["out"] * k["out"] * cin_g * k["k"] ** 2
+        return [1.0, macs * m, k["in_elems"] * m, k["out_elems"] * m, k["cout"] * cin_g * k["k"] ** 2 * m]
+    if kind == "gemm":
+        return [1.0, k["rows"] * k["cin"] * k["cout"] * m, k["in_elems"] * m, k["out_elems"] * m,
+                k["cin"] * k["cout"] * m]
+    if kind == "eltwise":
+        e = max(k["in_elems"], k["out_elems"]) * m
+        group = 0 if k["op"] in _CHEAP else 2 if k["op"] in _REDUCING else 1
+        return [1.0] + [e if g == group else 0.0 for g in range(3)]
+    return [1.0, k["in_elems"] * m, k["out_elems"] * m]
+
+
+class _ClassModel:
+    """A class's marginal cost: a non-negative line in the physical columns (fitted for relative error: it
+    extrapolates the way cost scales, linearly in work), times a random forest's correction read from the
+    log features (the efficiency cliffs a line misses: kernel size, stride, channel alignment, cache fit).
+
+    The forest only corrects, within the range of corrections it saw, and only with ``_MIN_FOREST`` points or
+    more; its features are clipped to the training range widened by ``_REACH`` (log2: a factor of 4)."""
+
+    def __init__(self, kernels: list[Mapping], y: np.ndarray, seed: int = 0):
+        from scipy.optimize import nnls
+        from sklearn.ensemble import RandomForestRegressor
+
+        cols = np.array([physical(k) for k in kernels], float)
+        target = np.exp(y)
+        self.coef, _ = nnls(cols / target[:, None], np.ones(len(target)))
+        resid = y - np.log(np.maximum(cols @ self.coef, 1e-12))
+        self.r_low, self.r_high = resid.min(), resid.max()
+        self.forest = None
+        x = np.array([features(k) for k in kernels], float)
+        self.x_low, self.x_high = x.min(axis=0) - _REACH, x.max(axis=0) + _REACH
+        if len(y) >= _MIN_FOREST:
+            self.forest = RandomForestRegressor(n_estimators=_TREES, min_samples_leaf=2, random_state=seed,
+                                                n_jobs=1).fit(x, resid)
+
+    def predict(self, kernels: list[Mapping]) -> np.ndarray:
+        """The log marginal cost of each kernel."""
+        cols = np.array([physical(k) for k in kernels], float)
+        y = np.log(np.maximum(cols @ self.coef, 1e-12))
+        if self.forest is not None:
+            x = np.clip(np.array([features(k) for k in kernels], float), self.x_low, self.x_high)
+            y = y + np.clip(self.forest.predict(x), self.r_low, self.r_high)
+        return y
+
+
+def _rows(points: list[Mapping], kind: str) -> list[Mapping]:
+    """A class's training points: its one-kernel nets without a fusion chain; the reshape probes are the base,
+    not a kernel (a view's marginal cost is ``_FLOOR``)."""
+    return [p for p in points if p["kernel"]["kind"] == kind and not p["kernel"]["post"]
+            and p["kernel"]["op"] != "reshape"]
+
+
+def _floor(base: Mapping) -> float:
+    return _FLOOR * base["a"] if base["a"] > 0 else _FLOOR
+
+
+def _training(points: list[Mapping], base: Mapping, kind: str) -> tuple[list, np.ndarray, np.ndarray]:
+    rows = _rows(points, kind)
+    if not rows:
+        return [], np.empty(0), np.empty(0)
+    x = [p["kernel"] for p in rows]
+    bases = np.array([_base(base, p["kernel"]) for p in rows])
+    t = np.array([p["t_rel"] for p in rows])
+    y = np.log(np.maximum(t - bases, _floor(base)))
+    return x, y, t
+
+
+def cross_validate(points: list[Mapping], base: Mapping, folds: int = 5, seed: int = 0) -> dict[str, dict]:
+    """Per class, k-fold: each point's one-kernel net predicted (its base plus the predicted marginal) by a model
+    fitted without it. Returns the relative errors, their median absolute value, the share within ±10%, and
+    the log-ratio residuals of the marginal (which a prediction's interval resamples)."""
+    out = {}
+    for kind in CLASSES:
+        x, y, t = _training(points, base, kind)
+        if len(y) < 4:
+            continue
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(y))
+        pred = np.empty(len(y))
+        for f in range(min(folds, len(y))):
+            test = order[f::min(folds, len(y))]
+            train = np.setdiff1d(order, test)
+            pred[test] = _ClassModel([x[i] for i in train], y[train], seed).predict([x[i] for i in test])
+        rows = _rows(points, kind)
+        bases = np.array([_base(base, p["kernel"]) for p in rows])
+        net = bases + np.exp(pred)
+        err = net / t - 1
+        out[kind] = {"n": int(len(y)), "median_abs_error": float(np.median(np.abs(err))),
+                     "within_10pct": float(np.mean(np.abs(err) <= 0.10)), "errors": [float(e) for e in err],
+                     "log_residuals": [float(r) for r in (y - pred)], "names": [p["name"] for p in rows]}
+    return out
+
+
+class Predictor:
+    """A fitted predictor for one backend (a ``fit_document``'s content)."""
+
+    def __init__(self, doc: Mapping):
+        if doc.get("schema") != PREDICTOR_SCHEMA:
+            raise ValueError(f"not a benchbench predictor (schema {doc.get('schema')!r})")
+        self.doc = doc
+        self.base = doc["base"]
+        self.rules = doc["rules"]
+        self.models: dict[str, _ClassModel] = {}
+        for kind in CLASSES:
+            x, y, _ = _training(doc["points"], self.base, kind)
+            if len(y) >= 2:
+                self.models[kind] = _ClassModel(x, y)
+        self.residuals = {k: np.array(v["log_residuals"]) for k, v in (doc.get("cv") or {}).items()}
+
+    def marginal(self, kernels: list[Mapping]) -> np.ndarray:
+        """Each kernel's predicted marginal cost (anchor-relative), a fused chain's extra included."""
+        out = np.zeros(len(kernels))
+        by_kind: dict[str, list[int]] = {}
+        for i, k in enumerate(kernels):
+            by_kind.setdefault(k["kind"], []).append(i)
+        for kind, idx in by_kind.items():
+            views = [i for i in idx if kernels[i]["op"] == "reshape"]
+            out[views] = _floor(self.base)
+            idx = [i for i in idx if kernels[i]["op"] != "reshape"]
+            model = self.models.get(kind) or self.models.get("eltwise")
+            if model is None or not idx:
+                continue
+            ks = [kernels[i] if kind in self.models else {**kernels[i], "kind": "eltwise", "op": "relu"} for i in idx]
+            out[idx] = np.exp(model.predict(ks))
+        for i, k in enumerate(kernels):
+            if k.get("fusion"):
+                out[i] *= 1.0 + self.rules.get(k["fusion"], {}).get("extra", 0.0)
+        return out
+
+    def predict(self, kernels: list[Mapping], io: Mapping, seed: int = 0) -> dict:
+        """The prediction for a model cut into ``kernels`` (``kernel_graph.graph_kernels`` under this
+        predictor's rules), whose input and output have ``io`` = ``{"in_elems", "out_elems"}``: the total in
+        anchor units and ms, a 95% interval (each class's cross-validated residuals resampled, one draw per class
+        and simulation: errors of one class's kernels move together), and the per-kernel breakdown."""
+        m = self.marginal(kernels)
+        fixed = _base(self.base, io)
+        total = fixed + float(m.sum())
+        rng = np.random.default_rng(seed)
+        kinds = sorted({k["kind"] for k in kernels})
+        sims = np.full(_INTERVAL_DRAWS, fixed)
+        for kind in kinds:
+            idx = [i for i, k in enumerate(kernels) if k["kind"] == kind]
+            resid = self.residuals.get(kind)
+            if resid is None or not len(resid):
+                resid = np.concatenate(list(self.residuals.values())) if self.residuals else np.zeros(1)
+            draws = np.exp(rng.choice(resid, _INTERVAL_DRAWS))
+            sims += m[idx].sum() * draws
+        low, high = np.percentile(sims, [2.5, 97.5])
+        anchor = self.doc["anchor_ms"]
+        return {"t_rel": total, "t_rel_low": float(low), "t_rel_high": float(high), "ms": total * anchor,
+                "ms_low": float(low) * anchor, "ms_high": float(high) * anchor, "fixed_rel": fixed,
+                "kernels": [{"op": k["op"] + (f"-{k['post']}" if k["post"] else ""), "kind": k["kind"],
+                             "t_rel": float(m[i]), "nodes": k["nodes"][:3]} for i, k in enumerate(kernels)]}
+
+
+def fit_document(measured: Mapping[str, Mapping], backend: str, meta: Mapping) -> dict:
+    """A predictor's JSON document from one backend's measured kernel nets (name → ``{"t_rel", "t_ms",
+    "anchor_ms", "executed_ops"}``): the base from the probes, fusion rules from the experiments, the training
+    points, and their cross-validation."""
+    from benchbench.core.kernelpoints import parse_kernel_name
+
+    from .fusion import fusion_rules
+
+    points, probes = [], []
+    for name, rec in sorted(measured.items()):
+        p: KernelPoint = parse_kernel_name(name)
+        k = point_kernel(p)
+        entry = {"name": name, "kernel": {**k, "post": p.post}, "t_rel": rec["t_rel"], "t_ms": rec["t_ms"],
+                 "executed_ops": rec.get("executed_ops")}
+        points.append(entry)
+        if p.op == "reshape":
+            probes.append((k, rec["t_rel"]))
+    if len(probes) < 2:
+        raise ValueError(f"{backend}: fewer than two reshape probes measured ok; no base to subtract")
+    base = base_fit(probes)
+    rules = fusion_rules(measured, lambda p: _base(base, point_kernel(p)))
+    anchors = [rec["anchor_ms"] for rec in measured.values()]
+    cv = cross_validate(points, base)
+    return {"schema": PREDICTOR_SCHEMA, "backend": backend, **meta, "anchor_ms": float(np.median(anchors)),
+            "base": base, "rules": rules, "points": points, "cv": cv}

@@ -1,0 +1,147 @@
+"""What the predictor says about itself: its fit (predictor.md) and its check against measured models
+(predictor_eval.json and .md).
+
+The check compares each measured cell with its prediction two ways: **anchor-relative** (the cell's latency over
+its group's anchor, against the predicted latency in anchor units: drift between the fit and the check cancels)
+and **absolute** (ms against the prediction times the anchor's ms at fit time). Beside it, a **FLOPs-only**
+predictor fitted on the same kernel sweep (``t = c + FLOPs x s``, non-negative, relative error) shows what the
+kernels add over FLOPs alone. No measured zoo cell is used to fit either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["evaluation", "evaluation_markdown", "flops_only_fit", "predictor_markdown"]
+
+
+def flops_only_fit(doc: Mapping) -> tuple[float, float]:
+    """(c, s per GFLOP), anchor-relative, from a predictor document's one-kernel nets (their FLOPs as nets)."""
+    from scipy.optimize import nnls
+
+    pts = [p for p in doc["points"] if not p["kernel"]["post"]]
+    flops = []
+    for p in pts:
+        k = p["kernel"]
+        if k["kind"] in ("conv", "dwconv", "gconv"):
+            flops.append(2.0 * k["cout"] * k["out"] ** 2 * (k["cin"] // max(1, k["groups"])) * k["k"] ** 2)
+        elif k["kind"] == "gemm":
+            flops.append(2.0 * k["rows"] * k["cin"] * k["cout"])
+        else:
+            flops.append(0.0)
+    y = np.array([p["t_rel"] for p in pts])
+    x = np.column_stack([np.ones(len(pts)), np.array(flops) / 1e9])
+    coef, _ = nnls(x / y[:, None], np.ones(len(y)))
+    return float(coef[0]), float(coef[1])
+
+
+def _share(errors) -> float:
+    e = np.abs(np.asarray(errors, float))
+    return float(np.mean(e <= 0.10)) if len(e) else float("nan")
+
+
+def _median(errors) -> float:
+    e = np.abs(np.asarray(errors, float))
+    return float(np.median(e)) if len(e) else float("nan")
+
+
+def evaluation(rows: Mapping[str, list[dict]], docs: Mapping[str, Mapping]) -> dict:
+    """Per backend: each cell's errors, and the summary (shares within ±10%, median errors, FLOPs-only beside,
+    and the kernel classes of the cells that miss most)."""
+    out = {"backends": {}}
+    for backend, cells in rows.items():
+        c, s = flops_only_fit(docs[backend])
+        for r in cells:
+            r["error_rel"] = r["t_rel"] / r["measured_rel"] - 1
+            r["error_abs"] = r["ms"] / r["measured_ms"] - 1
+            r["flops_only_rel"] = c + s * (r.get("flops") or 0) / 1e9
+            r["flops_only_error_rel"] = r["flops_only_rel"] / r["measured_rel"] - 1
+        worst = sorted(cells, key=lambda r: -abs(r["error_rel"]))[: max(1, len(cells) // 5)]
+        miss: dict[str, float] = {}
+        for r in worst:
+            total = sum(r["by_kind"].values()) or 1.0
+            for kind, v in r["by_kind"].items():
+                miss[kind] = miss.get(kind, 0.0) + v / total / len(worst)
+        doc = docs[backend]
+        out["backends"][backend] = {
+            "n": len(cells),
+            "within_10pct_rel": _share([r["error_rel"] for r in cells]),
+            "median_abs_error_rel": _median([r["error_rel"] for r in cells]),
+            "median_error_rel": float(np.median([r["error_rel"] for r in cells])) if cells else float("nan"),
+            "within_10pct_abs": _share([r["error_abs"] for r in cells]),
+            "median_abs_error_abs": _median([r["error_abs"] for r in cells]),
+            "flops_only_within_10pct_rel": _share([r["flops_only_error_rel"] for r in cells]),
+            "flops_only_median_abs_error_rel": _median([r["flops_only_error_rel"] for r in cells]),
+            "worst_cells_time_by_kind": dict(sorted(miss.items(), key=lambda kv: -kv[1])),
+            "kernel_cv": {k: {"n": v["n"], "within_10pct": v["within_10pct"], "median_abs_error": v["median_abs_error"]}
+                          for k, v in doc.get("cv", {}).items()},
+            "anchor_ms_fit": doc["anchor_ms"],
+            "anchor_ms_now": float(np.median([r["anchor_ms"] for r in cells])) if cells else float("nan"),
+            "cells": cells,
+        }
+    return out
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{x:.0%}"
+
+
+def evaluation_markdown(doc: Mapping, level: int = 1) -> str:
+    h = "#" * level
+    lines = [f"{h} The latency predictor against measured models", "",
+             "Each model predicted from its kernels alone (no measured model in the fit), compared with its "
+             "measurement beside the lab anchor: anchor-relative (drift cancels) and absolute (ms, with the anchor's "
+             "ms at fit time). FLOPs-only: `c + FLOPs x s` fitted on the same kernel sweep.", "",
+             "| backend | cells | within ±10% (anchor-relative) | median abs error | median signed error | within ±10% "
+             "(absolute) | median abs error | FLOPs-only within ±10% | FLOPs-only median error | anchor ms fit → now |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for b, s in doc["backends"].items():
+        lines.append(f"| {b} | {s['n']} | {_pct(s['within_10pct_rel'])} | {_pct(s['median_abs_error_rel'])} | "
+                     f"{s['median_error_rel']:+.0%} | {_pct(s['within_10pct_abs'])} | "
+                     f"{_pct(s['median_abs_error_abs'])} "
+                     f"| {_pct(s['flops_only_within_10pct_rel'])} | {_pct(s['flops_only_median_abs_error_rel'])} | "
+                     f"{s['anchor_ms_fit']:.3g} → {s['anchor_ms_now']:.3g} |")
+    lines += ["", f"{h}# Where it misses", "",
+              "The kernel classes' share of predicted time in the fifth of cells with the largest errors, and each "
+              "class's cross-validated accuracy on the kernel sweep (one-kernel nets held out in 5 folds).", ""]
+    for b, s in doc["backends"].items():
+        share = ", ".join(f"{k} {v:.0%}" for k, v in s["worst_cells_time_by_kind"].items())
+        cv = ", ".join(f"{k} {v['within_10pct']:.0%} (n={v['n']})" for k, v in s["kernel_cv"].items())
+        lines += [f"- **{b}**: time in the worst cells by class: {share or 'n/a'}. Kernel sweep, within ±10% "
+                  f"cross-validated: {cv}."]
+    lines += ["", f"{h}# Every cell", "", "| backend | model | variant | measured x anchor | predicted x anchor "
+              "[95%] | error | measured ms | predicted ms | error | FLOPs-only error |", "|---|---|---|---|---|---|---|"
+              "---|---|---|"]
+    for b, s in doc["backends"].items():
+        for r in sorted(s["cells"], key=lambda r: -abs(r["error_rel"])):
+            lines.append(f"| {b} | {r['model']} | {r['variant']} | {r['measured_rel']:.3g} | {r['t_rel']:.3g} "
+                         f"[{r['t_rel_low']:.3g}, {r['t_rel_high']:.3g}] | {r['error_rel']:+.0%} | "
+                         f"{r['measured_ms']:.3g} | {r['ms']:.3g} | {r['error_abs']:+.0%} | "
+                         f"{r['flops_only_error_rel']:+.0%} |")
+    return "\n".join(lines) + "\n"
+
+
+def predictor_markdown(docs: list[Mapping]) -> str:
+    """predictor.md: per backend, the fusion rules found, the base, and each class's cross-validated error."""
+    lines = ["# Latency predictor fit", "",
+             "One-kernel nets measured in lockstep blocks beside the lab anchor (latencies in anchor units). "
+             "Fusion: a chain is fused when its pattern net executes no more kernels than its head alone; "
+             "*extra* is what the fused chain still adds to the head's time.", ""]
+    for d in docs:
+        cv = d["cv"]
+        lines += [f"## {d['backend']} ({d.get('runtime') or 'runtime unknown'})", "",
+                  f"{len(d['points'])} kernel nets; anchor {d['anchor_ms']:.3g} ms; one-kernel net's fixed cost "
+                  f"{d['base']['a']:.3g} x anchor + {d['base']['b'] * 1e6:.3g} x anchor per million I/O elements; "
+                  f"fit in {d.get('fit_s', 0):.0f} s of wall time.", "",
+                  "| fusion experiment | executed kernels (head, pattern) | fused | extra |", "|---|---|---|---|"]
+        for key, r in d["rules"].items():
+            lines.append(f"| {key} | {r['executed'][0]}, {r['executed'][1]} | {'yes' if r['fused'] else 'no'} | "
+                         f"{r['extra']:+.0%} |")
+        lines += ["", "| kernel class | points | within ±10% (cross-validated) | median abs error |",
+                  "|---|---|---|---|"]
+        for kind, v in cv.items():
+            lines.append(f"| {kind} | {v['n']} | {v['within_10pct']:.0%} | {v['median_abs_error']:.1%} |")
+        lines.append("")
+    return "\n".join(lines)

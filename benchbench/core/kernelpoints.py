@@ -1,0 +1,245 @@
+"""Kernel points: the vocabulary of the predictor's kernel sweep, without torch.
+
+A :class:`KernelPoint` is one kernel configuration: an operator (``op``), its tensor sizes and attributes, and
+``post``, the operators that follow it in a fusion experiment. ``benchbench.models.kernels`` builds the one-kernel
+net a point names; ``benchbench.analysis.predictor`` fits per-kernel regressors on their latencies. Names encode
+the whole point (:func:`parse_kernel_name` reads them back), so a worker process rebuilds any point from its
+name alone:
+
+``kern_<op>[-<post>]_c<cin>o<cout>_s<size>_k<k>_st<stride>_g<groups>[_m<rows>]``
+
+Operators (``KERNEL_OPS``) by the regressor class that predicts them (``OP_CLASS``):
+
+========= ===========================================================================================
+conv      dense convolution, ``cin → cout``, ``k`` x ``k``, ``stride``, on ``size`` x ``size``
+dwconv    depthwise convolution (``groups = cin = cout``)
+gconv     grouped convolution (1 < ``groups`` < ``cin``)
+gemm      a matrix product: ``rows`` x ``cin`` times ``cin`` x ``cout`` (``Linear``; rows 1 is a classifier)
+eltwise   one element-wise op on ``cin`` x ``size`` x ``size``: relu, sigmoid, hswish, gelu, silu, bn
+          (an un-fused batch norm: a per-channel affine), add, mul, mulbc (times a per-channel broadcast
+          tensor, as squeeze-excitation does), softmax over the channels, layernorm over the last dimension
+pool      maxpool (``k``, ``stride``), avgpool, gap (global average: the mean over H and W)
+move      concat (the input and a tensor of its shape: ``cout = 2 cin``), split, transpose (a two-group
+          channel shuffle), slice, reshape (a view: the net's fixed cost and its output copy, nothing else)
+========= ===========================================================================================
+
+Fusion experiments (``FUSION_PATTERNS``) put one ``post`` chain behind a head operator: ``conv-bnrelu`` is a
+convolution, a batch norm and a ReLU. A runtime fuses the chain when the pattern net executes as many kernels as
+its head alone (``benchbench.analysis.fusion``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+__all__ = [
+    "FUSION_PATTERNS",
+    "KERNEL_OPS",
+    "KERNEL_PREFIX",
+    "OP_CLASS",
+    "POSTS",
+    "PROBE_SIZES",
+    "CLASSES",
+    "KernelPoint",
+    "fusion_points",
+    "parse_kernel_name",
+    "point_flops",
+    "probe_points",
+    "sample_points",
+]
+
+KERNEL_PREFIX = "kern_"
+OP_CLASS = {
+    "conv": "conv", "dwconv": "dwconv", "gconv": "gconv", "gemm": "gemm",
+    **dict.fromkeys(("relu", "sigmoid", "hswish", "gelu", "silu", "bn", "add", "mul", "mulbc", "softmax",
+                     "layernorm"), "eltwise"),
+    **dict.fromkeys(("maxpool", "avgpool", "gap"), "pool"),
+    **dict.fromkeys(("concat", "split", "transpose", "slice", "reshape"), "move"),
+}
+KERNEL_OPS = tuple(OP_CLASS)
+CLASSES = tuple(dict.fromkeys(OP_CLASS.values()))
+# Post chains a fusion experiment puts behind a head: each a '+'-free token of the name.
+POSTS = ("bn", "relu", "bnrelu", "sigmoid", "hswish", "gelu", "add", "addrelu")
+# The fusion experiments: (head op, post chain). Heads at a mid-sized configuration (see fusion_points).
+FUSION_PATTERNS = (
+    ("conv", "bn"), ("conv", "relu"), ("conv", "bnrelu"), ("conv", "sigmoid"), ("conv", "hswish"),
+    ("conv", "gelu"), ("conv", "add"), ("conv", "addrelu"),
+    ("dwconv", "bnrelu"), ("dwconv", "relu"),
+    ("gemm", "relu"), ("gemm", "gelu"),
+    ("add", "relu"),
+)
+# Output sizes (elements) of the reshape probes: the fixed cost of a call and the cost of copying its output.
+PROBE_SIZES = (8, 4096, 65536, 262144, 1048576)
+
+_NAME = re.compile(r"^kern_(?P<op>[a-z]+)(?:-(?P<post>[a-z]+))?_c(?P<cin>\d+)o(?P<cout>\d+)_s(?P<s>\d+)_k(?P<k>\d+)"
+                   r"_st(?P<st>\d+)_g(?P<g>\d+)(?:_m(?P<m>\d+))?$")
+
+
+@dataclass(frozen=True)
+class KernelPoint:
+    """One kernel configuration (see the module doc). ``rows`` applies to gemm only."""
+
+    op: str
+    cin: int
+    cout: int
+    size: int
+    k: int = 1
+    stride: int = 1
+    groups: int = 1
+    rows: int = 1
+    post: str = ""
+
+    def __post_init__(self):
+        if self.op not in OP_CLASS:
+            raise ValueError(f"kernel op {self.op!r} is not one of {', '.join(KERNEL_OPS)}")
+        if self.post and self.post not in POSTS:
+            raise ValueError(f"kernel post chain {self.post!r} is not one of {', '.join(POSTS)}")
+        if min(self.cin, self.cout, self.size, self.k, self.stride, self.groups, self.rows) < 1:
+            raise ValueError(f"kernel point out of range: {self}")
+        if self.cin % self.groups or self.cout % self.groups:
+            raise ValueError(f"groups {self.groups} must divide cin {self.cin} and cout {self.cout}")
+        if self.op == "dwconv" and not (self.groups == self.cin == self.cout):
+            raise ValueError("a depthwise kernel has groups = cin = cout")
+        if self.op in ("concat", "split", "transpose", "slice") and self.cin % 2:
+            raise ValueError(f"{self.op} needs an even channel count")
+
+    @property
+    def kind(self) -> str:
+        """The regressor class: conv, dwconv, gconv, gemm, eltwise, pool or move."""
+        return OP_CLASS[self.op]
+
+    @property
+    def name(self) -> str:
+        post = f"-{self.post}" if self.post else ""
+        rows = f"_m{self.rows}" if self.op == "gemm" else ""
+        return (f"{KERNEL_PREFIX}{self.op}{post}_c{self.cin}o{self.cout}_s{self.size}_k{self.k}_st{self.stride}"
+                f"_g{self.groups}{rows}")
+
+    @property
+    def input_size(self) -> tuple[int, ...]:
+        """The net's input (C, H, W), or (rows, cin) for gemm."""
+        if self.op == "gemm":
+            return (self.rows, self.cin)
+        return (self.cin, self.size, self.size)
+
+    def without_post(self) -> KernelPoint:
+        return replace(self, post="")
+
+
+def parse_kernel_name(name: str) -> KernelPoint:
+    """The point a kernel net's name encodes."""
+    m = _NAME.match(name)
+    if not m:
+        raise ValueError(f"{name!r} is not a kernel net name "
+                         "(kern_<op>[-<post>]_c<cin>o<cout>_s<size>_k<k>_st<stride>_g<groups>[_m<rows>])")
+    return KernelPoint(op=m["op"], cin=int(m["cin"]), cout=int(m["cout"]), size=int(m["s"]), k=int(m["k"]),
+                       stride=int(m["st"]), groups=int(m["g"]), rows=int(m["m"] or 1), post=m["post"] or "")
+
+
+# -- sampling ---------------------------------------------------------------------------------------------
+
+# The ranges the zoo's kernels span (ImageNet-sized CNNs and MLP-Mixer at 224 px): channel counts, spatial sizes
+# of a kernel's *output*, kernel sizes. Sampled log-uniformly and rounded to the values real nets use, so the
+# regressors interpolate where models live. No measurement of any zoo model is used.
+_CHANNELS = (8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 2048)
+_SIZES = (1, 2, 4, 7, 8, 14, 16, 28, 32, 56, 64, 112, 128, 224)
+_ELT_OPS = ("relu", "sigmoid", "hswish", "gelu", "silu", "bn", "add", "mul", "mulbc", "softmax", "layernorm")
+_MAX_FLOPS = 2.5e9  # one kernel's FLOPs (a 3x3 conv 256 -> 256 on 56 x 56 is 3.7 GFLOP: above what the zoo has)
+_MAX_TENSOR = 4 * 1024 * 1024  # elements of one activation (16 MiB)
+
+
+def _pick(rng: np.random.Generator, values, low=None, high=None):
+    vals = [v for v in values if (low is None or v >= low) and (high is None or v <= high)]
+    return int(vals[int(rng.integers(len(vals)))])
+
+
+def _conv_point(op: str, rng: np.random.Generator) -> KernelPoint:
+    k = int(rng.choice((1, 3, 5, 7), p=(0.45, 0.4, 0.1, 0.05) if op == "conv" else (0.0, 0.6, 0.3, 0.1)))
+    stride = int(rng.choice((1, 2), p=(0.8, 0.2)))
+    out = _pick(rng, _SIZES, 2 if k > 1 else 1, 112)
+    size = out * stride
+    cin = _pick(rng, _CHANNELS, 8, 2048 if k == 1 else 1024)
+    if op == "dwconv":
+        return KernelPoint("dwconv", cin, cin, size, k, stride, groups=cin)
+    cout = _pick(rng, _CHANNELS, 8, 2048 if k == 1 else 1024)
+    if op == "gconv":
+        groups = _pick(rng, (2, 4, 8, 16, 32), 2, min(cin, cout) // 4)
+        cin, cout = cin - cin % groups or groups, cout - cout % groups or groups
+        return KernelPoint("gconv", cin, cout, size, k, stride, groups=groups)
+    return KernelPoint("conv", cin, cout, size, k, stride)
+
+
+def _one(op_class: str, rng: np.random.Generator) -> KernelPoint:
+    if op_class in ("conv", "dwconv", "gconv"):
+        return _conv_point(op_class, rng)
+    if op_class == "gemm":
+        rows = int(rng.choice((1, 1, 49, 196)))
+        return KernelPoint("gemm", _pick(rng, _CHANNELS, 16), _pick(rng, _CHANNELS, 8), 1, rows=rows)
+    c = _pick(rng, _CHANNELS, 8, 1024)
+    size = _pick(rng, _SIZES, 1, 112)
+    if op_class == "eltwise":
+        return KernelPoint(str(rng.choice(_ELT_OPS)), c, c, size)
+    if op_class == "pool":
+        op = str(rng.choice(("maxpool", "avgpool", "gap"), p=(0.35, 0.15, 0.5)))
+        if op == "gap":
+            return KernelPoint("gap", c, c, max(size, 2))
+        return KernelPoint(op, c, c, max(size, 4), k=int(rng.choice((2, 3))), stride=2)
+    op = str(rng.choice(("concat", "split", "transpose", "slice")))
+    c += c % 2
+    return KernelPoint(op, c, 2 * c if op == "concat" else c // 2 if op == "slice" else c, size)
+
+
+def point_flops(p: KernelPoint) -> float:
+    """FLOPs of a point's kernel (2 x MACs; convolutions and matrix products only, as the zoo counts them)."""
+    out = -(-p.size // p.stride)
+    if p.kind in ("conv", "dwconv", "gconv"):
+        return 2.0 * p.cout * out * out * (p.cin // p.groups) * p.k * p.k
+    if p.kind == "gemm":
+        return 2.0 * p.rows * p.cin * p.cout
+    return 0.0
+
+
+def _fits(p: KernelPoint) -> bool:
+    return point_flops(p) <= _MAX_FLOPS and p.cin * p.size * p.size <= _MAX_TENSOR \
+        and p.cout * p.size * p.size <= _MAX_TENSOR
+
+
+def sample_points(counts: dict[str, int], seed: int) -> list[KernelPoint]:
+    """``counts[class]`` distinct points of each regressor class, drawn with ``seed`` (deterministic)."""
+    rng = np.random.default_rng(seed)
+    out: list[KernelPoint] = []
+    for op_class, n in counts.items():
+        if op_class not in CLASSES:
+            raise ValueError(f"unknown kernel class {op_class!r}")
+        seen: set[KernelPoint] = set()
+        tries = 0
+        while len(seen) < n and tries < 200 * max(n, 1):
+            tries += 1
+            p = _one(op_class, rng)
+            if p not in seen and _fits(p):
+                seen.add(p)
+                out.append(p)
+    return out
+
+
+def probe_points() -> list[KernelPoint]:
+    """Reshape nets of ``PROBE_SIZES`` output elements: a call's fixed cost and its output copy per byte."""
+    out = []
+    for n in PROBE_SIZES:
+        side = max(1, int(math.isqrt(n // 8)))
+        out.append(KernelPoint("reshape", 8, 8, side))
+    return out
+
+
+def fusion_points() -> list[KernelPoint]:
+    """Every fusion experiment and its head alone, at one mid-sized configuration per head."""
+    heads = {"conv": KernelPoint("conv", 64, 64, 28, k=3), "dwconv": KernelPoint("dwconv", 128, 128, 28, k=3,
+                                                                                  groups=128),
+             "gemm": KernelPoint("gemm", 512, 512, 1, rows=49), "add": KernelPoint("add", 64, 64, 28)}
+    out = list(heads.values())
+    out += [replace(heads[head], post=post) for head, post in FUSION_PATTERNS]
+    return out

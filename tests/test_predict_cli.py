@@ -1,0 +1,84 @@
+"""``benchbench predict``: the kernel sweep in anchored blocks, a predictor stored per machine and backend, a
+prediction without measuring, the check against measured models, and one-line errors. The predictor's
+accuracy has planted-truth tests in test_predictor.py."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from benchbench.cli.cells import predict_cells
+from benchbench.cli.parser import build_parser
+from benchbench.core.labpoints import ANCHOR_NAME
+from benchbench.measure.sweep import comparison_groups
+from benchbench.processes.manager import module_command
+
+TWO_CONV = str(Path(__file__).parent / "data" / "two_conv.py") + ":two_conv"
+
+
+def _run(cache_dir, *argv, timeout=900):
+    env = {**os.environ, "BENCHBENCH_CACHE": str(cache_dir)}
+    return subprocess.run(module_command("benchbench", *argv), capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
+def test_the_sweep_and_the_check_measure_in_blocks_led_by_the_anchor():
+    args = build_parser().parse_args(["predict", "--fit", "--backend", "null"])
+    args.sweep_names = [f"kern_relu_c8o8_s{s}_k1_st1_g1" for s in range(1, 10)]
+    cells, names = predict_cells(args)
+    groups = comparison_groups(cells)
+    assert len(groups) == 3 and names[0] == ANCHOR_NAME
+    for g in groups:
+        assert cells[g[0]].model == ANCHOR_NAME and sum(cells[i].model == ANCHOR_NAME for i in g) == 1
+    args = build_parser().parse_args(["predict", "--evaluate", "--backend", "null", "--variant", "both"])
+    args.sweep_names = ["resnet18", "vanillanet_5", "repvgg_a0"]
+    cells, _ = predict_cells(args)
+    assert {(c.model, c.variant) for c in cells if c.model == "resnet18"} == {("resnet18", "train"),
+                                                                               ("resnet18", "deploy")}
+    assert len(comparison_groups(cells)) == 2  # two models (both forms) per block
+
+
+def test_predict_without_a_predictor_says_how_to_fit_one(cache_dir):
+    r = _run(cache_dir, "predict", "--model", "resnet18", "--backend", "null")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "benchbench predict --fit --backend null" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = _run(cache_dir, "predict", "--model", "resnt18", "--backend", "ort")
+    assert r.returncode == 2 and "resnet18" in r.stderr and "Traceback" not in r.stderr
+    r = _run(cache_dir, "predict", "--fit", "--evaluate")
+    assert r.returncode == 2 and "two steps" in r.stderr
+
+
+@pytest.mark.slow
+def test_fit_stores_a_predictor_that_predicts_and_checks_models(cache_dir, tmp_path):
+    r = _run(cache_dir, "predict", "--fit", "--quick", "--no-adapt", "--backend", "null", "--sampling", "quick",
+             "--out", str(tmp_path / "fit"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    (folder,) = (tmp_path / "fit").glob("*_predict_null")
+    doc = json.loads((folder / "predictor_null.json").read_text())
+    assert doc["schema"] == "benchbench.predictor/1" and doc["anchor_ms"] > 0
+    assert len(doc["points"]) >= 30 and doc["identity"]["backend"] == "null"
+    stored = list((Path(cache_dir) / "predictors").glob("null-t*.json"))
+    assert len(stored) == 1 and json.loads(stored[0].read_text())["checksum"] == doc["checksum"]
+    assert "## null" in (folder / "predictor.md").read_text()
+
+    r = _run(cache_dir, "predict", "--model", TWO_CONV, "--backend", "null", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    (pred,) = json.loads(r.stdout)
+    assert pred["ms"] > 0 and pred["ms_low"] <= pred["ms"] <= pred["ms_high"]
+    assert [k["op"] for k in pred["kernels"]].count("conv") + [k["op"] for k in pred["kernels"]].count(
+        "conv-relu") == 2
+
+    r = _run(cache_dir, "predict", "--evaluate", "--model", TWO_CONV, "--backend", "null", "--sampling", "quick",
+             "--out", str(tmp_path / "eval"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    (ev,) = (tmp_path / "eval").glob("*_predict_eval_null")
+    result = json.loads((ev / "predictor_eval.json").read_text())
+    cells = result["backends"]["null"]["cells"]
+    assert len(cells) == 1 and cells[0]["measured_rel"] > 0 and "within ±10%" in (ev / "predictor_eval.md").read_text()
+
+    # a damaged stored predictor is refused in one line, not trusted
+    stored[0].write_text(stored[0].read_text().replace('"anchor_ms": ', '"anchor_ms": 1'))
+    r = _run(cache_dir, "predict", "--model", TWO_CONV, "--backend", "null")
+    assert r.returncode == 2 and "checksum" in r.stderr and "Traceback" not in r.stderr

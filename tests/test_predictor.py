@@ -1,0 +1,270 @@
+"""The kernel-level latency predictor: kernel points and nets' names, the graph cut into kernels, fusion rules by
+experiment, and planted truths: a synthetic backend with known fusion rules and kernel costs is recovered, and
+models made of kernels the sweep never measured are predicted within the planted noise."""
+
+import math
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from benchbench.analysis.kernel_graph import fuse, onnx_kernels, point_kernel
+from benchbench.analysis.predictor import Predictor, fit_document
+from benchbench.analysis.predictor_report import evaluation, evaluation_markdown, predictor_markdown
+from benchbench.cli.predict import SWEEP
+from benchbench.core.kernelpoints import (
+    CLASSES,
+    FUSION_PATTERNS,
+    KernelPoint,
+    fusion_points,
+    parse_kernel_name,
+    point_flops,
+    probe_points,
+    sample_points,
+)
+
+
+def test_kernel_names_round_trip_and_bad_names_are_refused():
+    points = sample_points({c: 6 for c in CLASSES}, seed=3) + fusion_points() + probe_points()
+    assert len({p.name for p in points}) == len(points)
+    for p in points:
+        assert parse_kernel_name(p.name) == p
+    assert sample_points({"conv": 5}, seed=3) == sample_points({"conv": 5}, seed=3)  # deterministic
+    with pytest.raises(ValueError, match="not a kernel net name"):
+        parse_kernel_name("kern_conv_c8")
+    with pytest.raises(ValueError, match="groups = cin = cout"):
+        KernelPoint("dwconv", 8, 16, 4, groups=8)
+    assert {(p.op, p.post) for p in fusion_points() if p.post} == set(FUSION_PATTERNS)
+
+
+def test_sampled_points_stay_in_the_sweeps_budget():
+    for p in sample_points(SWEEP, seed=0):
+        assert point_flops(p) <= 2.5e9 and p.cin * p.size ** 2 <= 4 * 1024 * 1024
+    counts = {c: sum(p.kind == c for p in sample_points(SWEEP, seed=0)) for c in CLASSES}
+    assert counts == SWEEP
+
+
+def test_kernel_nets_resolve_by_name_and_compute_their_kernel():
+    torch = pytest.importorskip("torch")
+    from benchbench.models import create_model, model_info, resolve_models
+
+    name = "kern_conv-bnrelu_c8o8_s6_k3_st1_g1"
+    assert resolve_models(name)[0] == [name]
+    info = model_info(name)
+    assert info.kind == "kernel" and info.input_size == (8, 6, 6)
+    net = create_model(name, "deploy")
+    x = torch.randn(1, 8, 6, 6)
+    assert (net(x) >= 0).all() and net(x).shape == (1, 8, 6, 6)  # the chain ends in a ReLU
+    gemm = create_model("kern_gemm_c16o4_s1_k1_st1_g1_m1", "deploy")
+    assert gemm(torch.randn(1, 16, 1, 1)).shape == (1, 4)
+    from benchbench.models import list_models
+
+    assert not any(n.startswith("kern_") for n in list_models("*"))  # a glob reaches them only by their prefix
+
+
+# -- the graph ---------------------------------------------------------------------------------------------
+
+def _graph() -> onnx.ModelProto:
+    """x -> Conv -> BN -> Relu -> Conv -> Add(residual) -> Relu -> Div/Erf/Add/Mul/Mul (gelu) -> Sigmoid*x
+    (silu) -> GlobalAveragePool -> Flatten -> MatMul + bias Add."""
+    rng = np.random.default_rng(0)
+    c = 8
+    inits = [numpy_helper.from_array(rng.standard_normal((c, c, 3, 3)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.standard_normal((c, c, 3, 3)).astype(np.float32), "w2"),
+             *[numpy_helper.from_array(np.ones(c, np.float32), n) for n in ("g", "b", "m", "v")],
+             numpy_helper.from_array(np.array(1.41, np.float32), "sq"),
+             numpy_helper.from_array(np.array(1.0, np.float32), "one"),
+             numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+             numpy_helper.from_array(rng.standard_normal((c, 4)).astype(np.float32), "fc"),
+             numpy_helper.from_array(np.zeros(4, np.float32), "fcb")]
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+             n("BatchNormalization", ["c1", "g", "b", "m", "v"], ["bn1"], name="bn1"),
+             n("Relu", ["bn1"], ["r1"], name="relu1"),
+             n("Conv", ["r1", "w2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+             n("Add", ["c2", "r1"], ["a2"], name="add2"),
+             n("Relu", ["a2"], ["r2"], name="relu2"),
+             n("Div", ["r2", "sq"], ["g1"], name="gelu_div"), n("Erf", ["g1"], ["g2"], name="gelu_erf"),
+             n("Add", ["g2", "one"], ["g3"], name="gelu_add"), n("Mul", ["r2", "g3"], ["g4"], name="gelu_mul"),
+             n("Mul", ["g4", "half"], ["g5"], name="gelu_half"),
+             n("Sigmoid", ["g5"], ["s1"], name="silu_sig"), n("Mul", ["g5", "s1"], ["s2"], name="silu_mul"),
+             n("GlobalAveragePool", ["s2"], ["p"], name="gap"), n("Flatten", ["p"], ["f"], name="flat"),
+             n("MatMul", ["f", "fc"], ["mm"], name="fc"), n("Add", ["mm", "fcb"], ["y"], name="fc_bias")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def _ops(kernels):
+    return [k["op"] + (f"-{k['post']}" if k["post"] else "") for k in kernels]
+
+
+def test_the_graph_becomes_kernels_and_the_exporters_activations_are_one_each():
+    kernels = onnx_kernels(_graph())
+    assert _ops(kernels) == ["conv", "bn", "relu", "conv", "add", "relu", "gelu", "silu", "gap", "reshape", "gemm"]
+    conv = kernels[0]
+    assert (conv["cin"], conv["cout"], conv["size"], conv["out"], conv["k"]) == (8, 8, 16, 16, 3)
+    gemm = kernels[-1]
+    assert (gemm["rows"], gemm["cin"], gemm["cout"]) == (1, 8, 4) and gemm["nodes"] == ["fc", "fc_bias"]
+
+
+def test_fusion_follows_the_rules_and_only_them():
+    kernels = onnx_kernels(_graph())
+    none = fuse(kernels, {})
+    assert _ops(none) == _ops(kernels)
+    rules = {"conv+bnrelu": {"fused": True}, "conv+addrelu": {"fused": True}, "conv+bn": {"fused": True}}
+    fused = fuse(kernels, rules)
+    assert _ops(fused) == ["conv-bnrelu", "conv-addrelu", "gelu", "silu", "gap", "reshape", "gemm"]
+    assert fused[0]["fusion"] == "conv+bnrelu" and fused[0]["nodes"] == ["conv1", "bn1", "relu1"]
+    # bn fuses but not bn+relu: the longest chain the rules allow
+    partial = fuse(kernels, {"conv+bn": {"fused": True}, "conv+bnrelu": {"fused": False}})
+    assert _ops(partial)[:3] == ["conv-bn", "relu", "conv"]
+    # a depthwise head without a rule of its own takes the conv rule
+    dw = {**kernels[0], "op": "dwconv", "kind": "dwconv"}
+    assert _ops(fuse([dw, *kernels[1:]], rules))[0] == "dwconv-bnrelu"
+
+
+# -- a synthetic backend -----------------------------------------------------------------------------------
+
+BASE_A, BASE_B = 0.05, 3e-7  # anchor units, and per I/O element
+FUSES = {"conv+bn", "conv+relu", "conv+bnrelu", "dwconv+bnrelu", "dwconv+relu", "gemm+relu"}
+ELEMENT_COST = {"relu": 1.0, "sigmoid": 2.0, "hswish": 1.5, "gelu": 3.0, "silu": 2.5, "bn": 1.2, "add": 1.5,
+                "mul": 1.5, "mulbc": 1.3, "softmax": 4.0, "layernorm": 4.0}
+
+
+def _true_marginal(k) -> float:
+    """The synthetic backend's kernel costs (anchor units): a fixed cost per kernel and a rate per MAC or element
+    that depends on the kernel's kind."""
+    kind, op = k["kind"], k["op"]
+    if op == "reshape":
+        return 0.0
+    if kind in ("conv", "dwconv", "gconv"):
+        macs = k["cout"] * k["out"] ** 2 * (k["cin"] // k["groups"]) * k["k"] ** 2
+        rate = {"conv": 4e9, "dwconv": 0.5e9, "gconv": 1.5e9}[kind] * (1.3 if k["k"] == 1 else 1.0)
+        return 0.004 + macs / rate + k["out_elems"] * 2e-8
+    if kind == "gemm":
+        return 0.003 + k["rows"] * k["cin"] * k["cout"] / 3e9
+    if kind == "eltwise":
+        return 0.002 + k["out_elems"] * 1e-8 * ELEMENT_COST[op]
+    return 0.002 + (k["in_elems"] + k["out_elems"]) * 1.5e-8
+
+
+def _base(k) -> float:
+    return BASE_A + BASE_B * (k["in_elems"] + k["out_elems"]) / 2
+
+
+def _synthetic_sweep(noise: float, seed: int = 1) -> dict:
+    rng = np.random.default_rng(seed)
+    points = probe_points() + fusion_points() + sample_points(SWEEP, seed=0)
+    out = {}
+    for p in points:
+        k = point_kernel(p)
+        t = _base(k) + _true_marginal(k)
+        executed = 1
+        if p.post:
+            head = point_kernel(p.without_post())
+            key = f"{p.op}+{p.post}"
+            if key in FUSES:
+                t = _base(k) + _true_marginal(head) * 1.05  # a fused chain costs 5% of its head
+            else:
+                extra_kernels = 1 + ("bn" in p.post) + ("relu" in p.post and p.post != "relu")
+                t = _base(k) + _true_marginal(head) + 0.003 * extra_kernels
+                executed = 1 + len([x for x in ("bn", "add", "relu", "sigmoid", "hswish", "gelu") if x in p.post])
+        out[p.name] = {"t_rel": t * (1 + noise * rng.standard_normal()), "t_ms": 0.1 * t, "anchor_ms": 0.1,
+                       "executed_ops": executed}
+    return out
+
+
+def test_a_synthetic_backends_fusion_rules_are_recovered():
+    doc = fit_document(_synthetic_sweep(0.02), "synthetic", {})
+    assert {k for k, r in doc["rules"].items() if r["fused"]} == FUSES
+    assert set(doc["rules"]) == {f"{h}+{c}" for h, c in FUSION_PATTERNS}
+    for key in FUSES:  # the fused chain's extra cost, planted at 5%, read from the timing within the noise
+        assert abs(doc["rules"][key]["extra"] - 0.05) < 0.1
+    assert abs(doc["base"]["a"] - BASE_A) / BASE_A < 0.1
+
+
+def _unseen_models(n: int, seed: int) -> list[tuple[list[dict], dict, float]]:
+    """Models of kernels the sweep never measured (another seed), with their true latency."""
+    rng = np.random.default_rng(seed)
+    pool = [point_kernel(p) for p in sample_points({"conv": 60, "dwconv": 30, "gconv": 10, "gemm": 10,
+                                                    "eltwise": 40, "pool": 10, "move": 10}, seed=seed)]
+    models = []
+    for _ in range(n):
+        kernels = [dict(pool[i], nodes=[]) for i in rng.choice(len(pool), size=int(rng.integers(15, 60)))]
+        io = {"in_elems": 3 * 224 * 224, "out_elems": 1000}
+        models.append((kernels, io, _base(io) + sum(_true_marginal(k) for k in kernels)))
+    return models
+
+
+def test_unseen_models_are_predicted_within_the_planted_noise():
+    doc = fit_document(_synthetic_sweep(0.02), "synthetic", {"anchor_ms": 0.1})
+    predictor = Predictor(doc)
+    errors, covered = [], 0
+    for kernels, io, truth in _unseen_models(40, seed=7):
+        p = predictor.predict(kernels, io)
+        errors.append(p["t_rel"] / truth - 1)
+        covered += p["t_rel_low"] <= truth <= p["t_rel_high"]
+    errors = np.abs(errors)
+    assert np.mean(errors <= 0.10) >= 0.9, np.sort(errors)
+    assert np.median(errors) < 0.05
+    assert covered >= 36  # the intervals hold the truth for at least 90% of the models
+
+
+def test_a_predictor_that_never_saw_a_class_still_predicts_and_a_wrong_document_is_refused():
+    sweep = {k: v for k, v in _synthetic_sweep(0.02).items() if not parse_kernel_name(k).kind == "pool"}
+    predictor = Predictor(fit_document(sweep, "synthetic", {}))
+    k = point_kernel(KernelPoint("maxpool", 64, 64, 56, k=3, stride=2))
+    assert predictor.marginal([k])[0] > 0  # priced as an element-wise op of its size
+    with pytest.raises(ValueError, match="not a benchbench predictor"):
+        Predictor({"schema": "other"})
+    with pytest.raises(ValueError, match="reshape probes"):
+        fit_document({k: v for k, v in sweep.items() if "reshape" not in k}, "synthetic", {})
+
+
+def test_the_evaluation_reports_both_readings_and_flops_only_beside():
+    doc = fit_document(_synthetic_sweep(0.0), "synthetic", {})
+    doc["anchor_ms"] = 0.1
+    predictor = Predictor(doc)
+    rows = []
+    for i, (kernels, io, truth) in enumerate(_unseen_models(10, seed=11)):
+        p = predictor.predict(kernels, io)
+        drift = 1.2  # the machine is 20% slower at check time: the absolute reading sees it, the relative does not
+        rows.append({"model": f"m{i}", "variant": "deploy", "family": "f", "flops": 1e9, "measured_rel": truth,
+                     "measured_ms": truth * 0.1 * drift, "anchor_ms": 0.1 * drift, "by_kind": {"conv": 1.0},
+                     **{k: p[k] for k in ("t_rel", "t_rel_low", "t_rel_high", "ms")}})
+    ev = evaluation({"synthetic": rows}, {"synthetic": doc})
+    s = ev["backends"]["synthetic"]
+    assert s["within_10pct_rel"] >= 0.9 and s["within_10pct_abs"] <= 0.1
+    assert math.isclose(s["anchor_ms_now"], 0.12)
+    md = evaluation_markdown(ev)
+    assert "| synthetic | 10 |" in md and "FLOPs-only" in md
+    assert "conv+bnrelu" in predictor_markdown([doc])
+
+
+def test_the_claim_reads_a_predictor_check_and_shows_it_beside_the_other_predictors(tmp_path):
+    from benchbench.analysis.claim_report import predictor_section
+    from benchbench.cli.claim import read_predictor_eval
+    from benchbench.cli.errors import UsageError
+    from benchbench.core import strictjson
+
+    doc = fit_document(_synthetic_sweep(0.0), "synthetic", {"anchor_ms": 0.1})
+    predictor = Predictor(doc)
+    rows = []
+    for i, (kernels, io, truth) in enumerate(_unseen_models(5, seed=3)):
+        p = predictor.predict(kernels, io)
+        rows.append({"model": f"m{i}", "variant": "deploy", "family": "f", "flops": 1e9, "measured_rel": truth,
+                     "measured_ms": truth * 0.1, "anchor_ms": 0.1, "by_kind": {"conv": 0.7, "eltwise": 0.3},
+                     **{k: p[k] for k in ("t_rel", "t_rel_low", "t_rel_high", "ms")}})
+    (tmp_path / "predictor_eval.json").write_text(strictjson.dumps(evaluation({"synthetic": rows},
+                                                                              {"synthetic": doc})))
+    read = read_predictor_eval(str(tmp_path))
+    assert "cells" not in read["backends"]["synthetic"] and read["backends"]["synthetic"]["n"] == 5
+    share = read["backends"]["synthetic"]["within_10pct_rel"]
+    lines = predictor_section({"predictor": read, "per_backend": {"synthetic": {"kernel_sum": {"within_10pct": 0.4}}}})
+    row = next(line for line in lines if line.startswith("| synthetic"))
+    assert f"| {share:.0%} |" in row and "| 40% |" in row and "conv 70%" in row
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(UsageError, match="not a predictor check"):
+        read_predictor_eval(str(tmp_path / "bad.json"))
