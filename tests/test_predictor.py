@@ -268,3 +268,14 @@ def test_the_claim_reads_a_predictor_check_and_shows_it_beside_the_other_predict
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(UsageError, match="not a predictor check"):
         read_predictor_eval(str(tmp_path / "bad.json"))
+
+
+def test_a_fused_chain_behind_a_head_lost_in_its_fixed_cost_gets_a_bounded_extra():
+    from benchbench.analysis.fusion import MAX_EXTRA
+
+    sweep = _synthetic_sweep(0.0)
+    add = next(p for p in fusion_points() if p.op == "add" and not p.post)
+    sweep[add.name]["t_rel"] = _base(point_kernel(add)) * 0.99  # measured just under its base: no marginal left
+    sweep[KernelPoint(**{**add.__dict__, "post": "relu"}).name]["executed_ops"] = 1  # and fused
+    doc = fit_document(sweep, "synthetic", {})
+    assert 0 <= doc["rules"]["add+relu"]["extra"] <= MAX_EXTRA

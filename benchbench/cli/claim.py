@@ -124,16 +124,7 @@ def _record_times(run, analysis_s: float, total_s: float, lab_s: float | None = 
 def read_predictor_eval(path: str) -> dict:
     """``--predictor``: a ``benchbench predict --evaluate`` run's predictor_eval.json (or its folder), read with the
     result files' safety checks and summarized per backend for the claim (the cells stay in that file)."""
-    from benchbench.results.load import parse_json, read_result_bytes
-
-    file = Path(path)
-    if file.is_dir():
-        file = file / "predictor_eval.json"
-    data = read_result_bytes(file, "predictor check")
-    try:
-        doc = parse_json(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise UsageError(f"--predictor {file}: not JSON") from None
+    file, doc = _read_json_file(path, "predictor_eval.json", "--predictor", "predictor check")
     if not isinstance(doc, dict) or not isinstance(doc.get("backends"), dict) or not all(
             isinstance(v, dict) and "within_10pct_rel" in v for v in doc["backends"].values()):
         raise UsageError(f"--predictor {file}: not a predictor check (benchbench predict --evaluate writes "
@@ -161,17 +152,23 @@ def read_labs(paths: list[str]) -> tuple[str, dict]:
 def read_lab(path: str) -> tuple[Path, dict]:
     """A ``benchbench lab`` run's lab.json (``path`` is the file or its run folder), checked for its shape;
     a one-line error for anything else."""
-    from benchbench.results.load import parse_json, read_result_bytes
-
-    file = Path(path)
-    if file.is_dir():
-        file = file / "lab.json"
-    data = read_result_bytes(file, "lab file")
-    try:
-        doc = parse_json(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise UsageError(f"--lab {file}: not JSON") from None
+    file, doc = _read_json_file(path, "lab.json", "--lab", "lab file")
     if not isinstance(doc, dict) or not isinstance(doc.get("backends"), dict) \
             or not all(isinstance(v, dict) and "per_op_us" in v for v in doc["backends"].values()):
         raise UsageError(f"--lab {file}: not a lab.json (benchbench lab writes one into its run folder)")
     return file, doc
+
+
+def _read_json_file(path: str, name: str, flag: str, what: str) -> tuple[Path, object]:
+    """The JSON document ``flag`` names (the file, or ``name`` in the run folder given), read with the result
+    files' safety checks (type, size); a one-line error when it is not JSON."""
+    from benchbench.results.load import parse_json, read_result_bytes
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / name
+    data = read_result_bytes(file, what)
+    try:
+        return file, parse_json(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise UsageError(f"{flag} {file}: not JSON") from None

@@ -357,11 +357,7 @@ def _add_lab(p: argparse.ArgumentParser) -> None:
     # The lab's defaults: short rounds (the reference sampling, ±2% or 0.6 s per cell) repeated in fresh workers
     # minutes apart, since its bootstrap resamples rounds and the anchor absorbs drift between them; a long
     # single round would buy precision the fit cannot use.
-    p.add_argument("--sampling", choices=list(PROFILES), default="reference",
-                   help="sampling profile: reference (±2%%, 0.6 s cap per cell and round), default, quick")
-    add_sampling_flags(p)
-    p.add_argument("--rounds", type=bounded_int(1), default=3,
-                   help="measure every block N times, each in fresh workers (intervals use every round)")
+    _add_block_sampling(p, rounds=3)
     p.add_argument("--profile-runs", type=bounded_int(1), default=5, help=PROFILE_RUNS_HELP)
     p.add_argument("--out", default=DEFAULT_OUT, type=new_folder_base, help=OUT_HELP)
     p.add_argument("--resume", metavar="DIR", default=None,
@@ -373,6 +369,16 @@ def _add_lab(p: argparse.ArgumentParser) -> None:
     p.set_defaults(handler="lab", model="lab", variant="deploy", vs=None, input_shape=[], input_data=None,
                    batch=1, input_size=None, options=[], lockstep="auto", roofline="off", profile=True,
                    profile_select=_lab_profiled, allow_parity_fail=False)
+
+
+def _add_block_sampling(p: argparse.ArgumentParser, rounds: int) -> None:
+    """The sampling of commands that measure designed nets in anchored blocks (lab, predict): the reference
+    profile by default, any sampling flag on top, and ``rounds`` rounds."""
+    p.add_argument("--sampling", choices=list(PROFILES), default="reference",
+                   help="sampling profile: reference (±2%%, 0.6 s cap per cell and round), default, quick")
+    add_sampling_flags(p)
+    p.add_argument("--rounds", type=bounded_int(1), default=rounds,
+                   help="measure every block N times, each in fresh workers (intervals use every round)")
 
 
 def _add_predict(p: argparse.ArgumentParser) -> None:
@@ -397,11 +403,7 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=bounded_int(1), default=8, help="kernels listed per prediction (default: 8)")
     p.add_argument("--json", action="store_true", help="print the predictions as JSON")
     add_spec_flags(p, only=("threads", "seed"))
-    p.add_argument("--sampling", choices=list(PROFILES), default="reference",
-                   help="sampling profile of the sweeps: reference (±2%%, 0.6 s cap per cell), default, quick")
-    add_sampling_flags(p)
-    p.add_argument("--rounds", type=bounded_int(1), default=1,
-                   help="measure every block N times, each in fresh workers")
+    _add_block_sampling(p, rounds=1)
     p.add_argument("--out", default=DEFAULT_OUT, type=new_folder_base, help=OUT_HELP)
     p.add_argument("--no-wait", action="store_true", help=WAIT_HELP)
     p.add_argument("--html", action="store_true", help=HTML_HELP + ": each sweep's report.html")

@@ -85,7 +85,7 @@ Spec = _derived("Spec", CellSpec, {
 class ModelMeta(_Open):
     name: str | None = None
     family: str | None = None
-    kind: Literal["zoo", "guideline", "lab", "user", "file"] | None = None
+    kind: Literal["zoo", "guideline", "lab", "kernel", "user", "file"] | None = None
     paper: str | None = None
     params: Annotated[float, Field(ge=0)] | None = None
     flops: Annotated[float, Field(ge=0)] | None = None
