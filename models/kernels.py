@@ -66,7 +66,9 @@ class KernelNet(nn.Module):
         super().__init__()
         self.point = p = point
         self.head: nn.Module | None = None
-        if p.kind in ("conv", "dwconv", "gconv"):
+        if p.kind in ("conv", "dwconv", "gconv") and p.repeat > 1:
+            self.head = nn.Sequential(*[_conv(p.cin, p.cout, p.k, p.stride, p.groups) for _ in range(p.repeat)])
+        elif p.kind in ("conv", "dwconv", "gconv"):
             self.head = _conv(p.cin, p.cout, p.k, p.stride, p.groups)
         elif p.op == "gemm":
             self.head = nn.Linear(p.cin, p.cout)

@@ -3,7 +3,7 @@
 The predictor (``benchbench.analysis.predictor``) sums per-kernel predictions over this list. A kernel is a dict
 in the kernel sweep's vocabulary (``benchbench.core.kernelpoints``): ``op``, ``kind`` (the regressor class),
 ``cin``, ``cout``, ``size`` (input H = W, or 1), ``out`` (output H), ``k``, ``stride``, ``groups``, ``rows``
-(gemm), ``in_elems``, ``out_elems``, ``post`` (a fused chain) and ``nodes`` (the ONNX nodes it covers).
+(gemm; a convolution's batch), ``in_elems``, ``out_elems``, ``post`` (a fused chain) and ``nodes`` (the ONNX nodes it covers).
 :func:`point_kernel` gives a sweep point the same dict, so one feature function serves both.
 
 Steps (:func:`graph_kernels`):
@@ -100,8 +100,9 @@ def _node_kernel(node, shapes: dict, dynamic_inputs: list[str]) -> dict | None:
         cin, cout = x[1], y[1]
         op = "conv" if groups == 1 else "dwconv" if groups == cin == cout else "gconv"
         strides = _attr(node, "strides", [1, 1])
+        # rows: the batch (RepMLP folds its partitions into it), which multiplies the MACs
         return _kernel(op, cin, cout, x[2], y[2], in_e, out_e, k=w[-1] if w else 1, stride=strides[0],
-                       groups=groups, nodes=name)
+                       groups=groups, rows=x[0] or 1, nodes=name)
     if op_type in _GEMM and y:
         cout = y[-1]
         rows = max(1, out_e // max(1, cout))

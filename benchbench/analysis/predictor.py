@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def features(k: Mapping) -> list[float]:
     """A kernel's regressor features (its class decides which)."""
     kind = k["kind"]
     if kind in ("conv", "dwconv", "gconv"):
-        macs = k["cout"] * k["out"] * k["out"] * (k["cin"] // max(1, k["groups"])) * k["k"] ** 2
+        macs = k["rows"] * k["cout"] * k["out"] * k["out"] * (k["cin"] // max(1, k["groups"])) * k["k"] ** 2
         weights = k["cout"] * (k["cin"] // max(1, k["groups"])) * k["k"] ** 2
         return [_lg(macs), _lg(k["in_elems"]), _lg(k["out_elems"]), _lg(weights), k["k"], k["stride"], _lg(k["cin"]),
                 _lg(k["cout"]), _lg(k["out"])]
@@ -82,6 +83,28 @@ def _base(base: Mapping, k: Mapping) -> float:
     return base["a"] + base["b"] * (k["in_elems"] + k["out_elems"]) / 2
 
 
+def _net_base(base: Mapping, k: Mapping) -> float:
+    """What a one-kernel net costs besides its kernel: the base, and for a convolution its boundary (the
+    layout reorders a model's inner convolutions do not pay; ``boundary_fit``)."""
+    beta = (base.get("boundary") or {}).get("dwconv" if k["kind"] == "dwconv" else "conv", 0.0)
+    extra = beta * (k["in_elems"] + k["out_elems"]) if k["kind"] in ("conv", "dwconv", "gconv") else 0.0
+    return _base(base, k) + extra
+
+
+def boundary_fit(pairs: list[tuple[Mapping, float, float]], base: Mapping) -> float:
+    """β, per element in and out, of a convolution's boundary cost, from (kernel, t alone, t twice in a chain):
+    the kernel costs ``t2 - t1``, so ``t1 - base - (t2 - t1)`` is the boundary (non-negative least squares on
+    relative error; 0 without pairs)."""
+    from scipy.optimize import nnls
+
+    rows = [(k["in_elems"] + k["out_elems"], t1 - _base(base, k) - (t2 - t1), t1) for k, t1, t2 in pairs]
+    if not rows:
+        return 0.0
+    x = np.array([[e / t] for e, _, t in rows])
+    y = np.array([b / t for _, b, t in rows])
+    return float(nnls(x, y)[0][0])
+
+
 _CHEAP = frozenset({"relu", "add", "mul", "mulbc", "bn"})
 _REDUCING = frozenset({"softmax", "layernorm"})
 
@@ -93,7 +116,7 @@ def physical(k: Mapping) -> list[float]:
     kind = k["kind"]
     if kind in ("conv", "dwconv", "gconv"):
         cin_g = k["cin"] // max(1, k["groups"])
-        macs = k["cout"] * k["out"] * k["out"] * cin_g * k["k"] ** 2
+        macs = k["rows"] * k["cout"] * k["out"] * k["out"] * cin_g * k["k"] ** 2
         return [1.0, macs * m, k["in_elems"] * m, k["out_elems"] * m, k["cout"] * cin_g * k["k"] ** 2 * m]
     if kind == "gemm":
         return [1.0, k["rows"] * k["cin"] * k["cout"] * m, k["in_elems"] * m, k["out_elems"] * m,
@@ -143,7 +166,7 @@ def _rows(points: list[Mapping], kind: str) -> list[Mapping]:
     """A class's training points: its one-kernel nets without a fusion chain; the reshape probes are the base,
     not a kernel (a view's marginal cost is ``_FLOOR``)."""
     return [p for p in points if p["kernel"]["kind"] == kind and not p["kernel"]["post"]
-            and p["kernel"]["op"] != "reshape"]
+            and p["kernel"]["op"] != "reshape" and p.get("repeat", 1) == 1]
 
 
 def _floor(base: Mapping) -> float:
@@ -155,7 +178,7 @@ def _training(points: list[Mapping], base: Mapping, kind: str) -> tuple[list, np
     if not rows:
         return [], np.empty(0), np.empty(0)
     x = [p["kernel"] for p in rows]
-    bases = np.array([_base(base, p["kernel"]) for p in rows])
+    bases = np.array([_net_base(base, p["kernel"]) for p in rows])
     t = np.array([p["t_rel"] for p in rows])
     y = np.log(np.maximum(t - bases, _floor(base)))
     return x, y, t
@@ -178,7 +201,7 @@ def cross_validate(points: list[Mapping], base: Mapping, folds: int = 5, seed: i
             train = np.setdiff1d(order, test)
             pred[test] = _ClassModel([x[i] for i in train], y[train], seed).predict([x[i] for i in test])
         rows = _rows(points, kind)
-        bases = np.array([_base(base, p["kernel"]) for p in rows])
+        bases = np.array([_net_base(base, p["kernel"]) for p in rows])
         net = bases + np.exp(pred)
         err = net / t - 1
         out[kind] = {"n": int(len(y)), "median_abs_error": float(np.median(np.abs(err))),
@@ -262,14 +285,24 @@ def fit_document(measured: Mapping[str, Mapping], backend: str, meta: Mapping) -
         p: KernelPoint = parse_kernel_name(name)
         k = point_kernel(p)
         entry = {"name": name, "kernel": {**k, "post": p.post}, "t_rel": rec["t_rel"], "t_ms": rec["t_ms"],
-                 "executed_ops": rec.get("executed_ops")}
+                 "executed_ops": rec.get("executed_ops"), "repeat": p.repeat}
         points.append(entry)
         if p.op == "reshape":
             probes.append((k, rec["t_rel"]))
     if len(probes) < 2:
         raise ValueError(f"{backend}: fewer than two reshape probes measured ok; no base to subtract")
     base = base_fit(probes)
-    rules = fusion_rules(measured, lambda p: _base(base, point_kernel(p)))
+    t_of = {e["name"]: e["t_rel"] for e in points}
+    base["boundary"] = {}
+    for kind in ("conv", "dwconv"):
+        pairs = []
+        for e in points:
+            if e["repeat"] == 2 and e["kernel"]["kind"] == kind:
+                alone = replace(parse_kernel_name(e["name"]), repeat=1).name
+                if alone in t_of:
+                    pairs.append((e["kernel"], t_of[alone], e["t_rel"]))
+        base["boundary"][kind] = boundary_fit(pairs, base)
+    rules = fusion_rules(measured, lambda p: _net_base(base, point_kernel(p)))
     anchors = [rec["anchor_ms"] for rec in measured.values()]
     cv = cross_validate(points, base)
     return {"schema": PREDICTOR_SCHEMA, "backend": backend, **meta, "anchor_ms": float(np.median(anchors)),

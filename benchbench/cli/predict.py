@@ -226,7 +226,7 @@ def _is_kernel(cell) -> bool:
 
 def _fit(args) -> int:
     from benchbench.build.cache import seal, write_json
-    from benchbench.core.kernelpoints import fusion_points, probe_points, sample_points
+    from benchbench.core.kernelpoints import chain_points, fusion_points, probe_points, sample_points
     from benchbench.core.spec import physical_cores
     from benchbench.runners import resolve_backends
 
@@ -234,7 +234,8 @@ def _fit(args) -> int:
     backends = resolve_backends(args.backend)
     threads = args.threads or physical_cores()
     counts = SWEEP_QUICK if args.quick else SWEEP
-    first = list(dict.fromkeys(p.name for p in probe_points() + fusion_points() + sample_points(counts, args.seed)))
+    probes = probe_points() + fusion_points() + ([] if args.quick else chain_points())
+    first = list(dict.fromkeys(p.name for p in probes + sample_points(counts, args.seed)))
     folder = run_dir(Path(args.out), f"predict_{'+'.join(backends)}")
     if args.results:  # refit from sweeps measured before: nothing is measured
         from benchbench.results.load import load_run

@@ -46,6 +46,7 @@ __all__ = [
     "CLASSES",
     "KernelPoint",
     "fusion_points",
+    "chain_points",
     "parse_kernel_name",
     "point_flops",
     "probe_points",
@@ -76,7 +77,7 @@ FUSION_PATTERNS = (
 PROBE_SIZES = (8, 4096, 65536, 262144, 1048576)
 
 _NAME = re.compile(r"^kern_(?P<op>[a-z]+)(?:-(?P<post>[a-z]+))?_c(?P<cin>\d+)o(?P<cout>\d+)_s(?P<s>\d+)_k(?P<k>\d+)"
-                   r"_st(?P<st>\d+)_g(?P<g>\d+)(?:_m(?P<m>\d+))?$")
+                   r"_st(?P<st>\d+)_g(?P<g>\d+)(?:_m(?P<m>\d+))?(?:_r(?P<r>\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class KernelPoint:
     groups: int = 1
     rows: int = 1
     post: str = ""
+    repeat: int = 1  # a chain of this many copies of the kernel (the boundary probes: see chain_points)
 
     def __post_init__(self):
         if self.op not in OP_CLASS:
@@ -104,6 +106,9 @@ class KernelPoint:
             raise ValueError(f"groups {self.groups} must divide cin {self.cin} and cout {self.cout}")
         if self.op == "dwconv" and not (self.groups == self.cin == self.cout):
             raise ValueError("a depthwise kernel has groups = cin = cout")
+        if self.repeat > 1 and not (self.kind in ("conv", "dwconv") and self.cin == self.cout and self.stride == 1
+                                    and not self.post):
+            raise ValueError("a repeated kernel is a convolution keeping its tensor's shape, without a post chain")
         if self.op in ("concat", "split", "transpose", "slice") and self.cin % 2:
             raise ValueError(f"{self.op} needs an even channel count")
 
@@ -116,8 +121,9 @@ class KernelPoint:
     def name(self) -> str:
         post = f"-{self.post}" if self.post else ""
         rows = f"_m{self.rows}" if self.op == "gemm" else ""
+        repeat = f"_r{self.repeat}" if self.repeat > 1 else ""
         return (f"{KERNEL_PREFIX}{self.op}{post}_c{self.cin}o{self.cout}_s{self.size}_k{self.k}_st{self.stride}"
-                f"_g{self.groups}{rows}")
+                f"_g{self.groups}{rows}{repeat}")
 
     @property
     def input_size(self) -> tuple[int, ...]:
@@ -137,7 +143,8 @@ def parse_kernel_name(name: str) -> KernelPoint:
         raise ValueError(f"{name!r} is not a kernel net name "
                          "(kern_<op>[-<post>]_c<cin>o<cout>_s<size>_k<k>_st<stride>_g<groups>[_m<rows>])")
     return KernelPoint(op=m["op"], cin=int(m["cin"]), cout=int(m["cout"]), size=int(m["s"]), k=int(m["k"]),
-                       stride=int(m["st"]), groups=int(m["g"]), rows=int(m["m"] or 1), post=m["post"] or "")
+                       stride=int(m["st"]), groups=int(m["g"]), rows=int(m["m"] or 1), post=m["post"] or "",
+                       repeat=int(m["r"] or 1))
 
 
 # -- sampling ---------------------------------------------------------------------------------------------
@@ -232,6 +239,20 @@ def probe_points() -> list[KernelPoint]:
     for n in PROBE_SIZES:
         side = max(1, int(math.isqrt(n // 8)))
         out.append(KernelPoint("reshape", 8, 8, side))
+    return out
+
+
+def chain_points() -> list[KernelPoint]:
+    """The boundary probes: shape-keeping convolutions alone and twice in a chain. A one-kernel net's convolution
+    pays for what a model's inner kernels do not (ORT and OpenVINO reorder its input and output to and from their
+    blocked layouts); the second copy costs only the kernel, so ``t(2) - t(1)`` is the kernel and the rest of
+    ``t(1)`` over the base is that boundary (``analysis.predictor.boundary_fit``)."""
+    out = []
+    for c, s, k in ((32, 56, 3), (64, 28, 3), (128, 14, 3), (256, 7, 3), (64, 56, 1), (128, 28, 1), (256, 14, 1),
+                    (512, 7, 1), (32, 112, 1), (96, 56, 1)):
+        out += [KernelPoint("conv", c, c, s, k), KernelPoint("conv", c, c, s, k, repeat=2)]
+    for c, s in ((32, 112), (96, 56), (144, 28), (384, 14), (960, 7)):
+        out += [KernelPoint("dwconv", c, c, s, 3, groups=c), KernelPoint("dwconv", c, c, s, 3, groups=c, repeat=2)]
     return out
 
 
