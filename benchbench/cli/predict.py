@@ -374,6 +374,12 @@ def _by_kind(kernels: list[dict]) -> dict[str, float]:
 
 def cmd_predict(args) -> int:
     """``benchbench predict``: predict (default), ``--fit`` or ``--evaluate``."""
+    import importlib.util
+
+    for module, package in (("sklearn", "scikit-learn"), ("onnx", "onnx")):
+        if importlib.util.find_spec(module) is None:
+            raise UsageError(f"benchbench predict needs {package}: pip install -c constraints.txt "
+                             "'benchbench[predict]'")
     if args.fit and args.evaluate:
         raise UsageError("--fit and --evaluate are two steps: fit first, then evaluate")
     if args.fit:
