@@ -292,7 +292,7 @@ def resolve_models(spec: str) -> tuple[list[str], list[str]]:
             found = list_models(part)
             if not found:
                 raise UnknownNameError("model pattern", part, [])
-        elif ((name := _MODELS.canonical(part)) is not None or _resolve(part) and (name := part)) \
+        elif (name := _MODELS.canonical(part) or (part if _resolve(part) else None)) is not None \
                 and not is_user_model(name):
             found = [name]
         elif (family := _family(part)) is not None:

@@ -26,7 +26,7 @@ import math
 
 from benchbench.core.kernelpoints import OP_CLASS, KernelPoint
 
-__all__ = ["HEADS", "graph_kernels", "fuse", "point_kernel", "onnx_kernels"]
+__all__ = ["HEADS", "graph_kernels", "fuse", "kernel_macs", "kernel_weights", "point_kernel", "onnx_kernels"]
 
 HEADS = ("conv", "dwconv", "gconv", "gemm", "add")
 _UNARY = {"Relu": "relu", "LeakyRelu": "relu", "Clip": "relu", "PRelu": "relu", "Sigmoid": "sigmoid",
@@ -54,6 +54,21 @@ def _kernel(op: str, cin: int, cout: int, size: int, out: int, in_elems: int, ou
     return {"op": op, "kind": OP_CLASS[op], "cin": int(cin), "cout": int(cout), "size": int(size), "out": int(out),
             "k": int(k), "stride": int(stride), "groups": int(groups), "rows": int(rows),
             "in_elems": int(in_elems), "out_elems": int(out_elems), "post": "", "nodes": list(nodes)}
+
+
+def kernel_weights(k) -> int:
+    """A convolution's or matrix product's weight elements (0 for other kernels)."""
+    if k["kind"] in ("conv", "dwconv", "gconv"):
+        return k["cout"] * (k["cin"] // max(1, k["groups"])) * k["k"] ** 2
+    return k["cin"] * k["cout"] if k["kind"] == "gemm" else 0
+
+
+def kernel_macs(k) -> int:
+    """A kernel's multiply-accumulates: a convolution's output elements (``rows`` is its batch) times its weight's
+    fan-in, a matrix product's rows x cin x cout; 0 for other kernels."""
+    if k["kind"] in ("conv", "dwconv", "gconv"):
+        return k["rows"] * k["out"] * k["out"] * kernel_weights(k)
+    return k["rows"] * k["cin"] * k["cout"] if k["kind"] == "gemm" else 0
 
 
 def point_kernel(p: KernelPoint) -> dict:
@@ -84,8 +99,8 @@ def _attr(node, name, default=None):
     return default
 
 
-def _node_kernel(node, shapes: dict, dynamic_inputs: list[str]) -> dict | None:
-    """One data-path node as a kernel, or None for a view (no data moved)."""
+def _node_kernel(node, shapes: dict) -> dict:
+    """One data-path node as a kernel (a view, which moves no data, is a ``reshape``)."""
     op_type = node.op_type
     ins = [shapes.get(x) for x in node.input if x]
     outs = [shapes.get(x) for x in node.output if x]
@@ -117,8 +132,6 @@ def _node_kernel(node, shapes: dict, dynamic_inputs: list[str]) -> dict | None:
         sizes = [_elems(shapes.get(i)) for i in node.input if i]
         broadcast = len(sizes) > 1 and min(sizes) < max(sizes)
         op = "mulbc" if broadcast else _BINARY[op_type]
-        if op == "add" and len(dynamic_inputs) < 2 and not broadcast:
-            op = "add"
         return _kernel(op, c, c, s, s, max(sizes or [in_e]), out_e, nodes=name)
     if op_type in _POOL:
         xc, xs = _channels_size(x)
@@ -157,7 +170,7 @@ def onnx_kernels(model) -> list[dict]:
         if node.op_type in ("Shape", "Size"):  # shape arithmetic: static shapes make it constant
             continue
         dynamic.update(o for o in node.output if o)
-        k = _node_kernel(node, shapes, dyn_in)
+        k = _node_kernel(node, shapes)
         k["op_type"] = node.op_type
         k["inputs_from"] = sorted({producer[x] for x in dyn_in if x in producer})
         k["dyn_inputs"] = dyn_in

@@ -9,8 +9,9 @@ prediction converts to milliseconds with the anchor's latency at fit time (``anc
 output (ORT and OpenVINO hand numpy arrays; TFLite's NCHW signature adds a transpose at each end), and runs its
 kernel. The ``reshape`` probes (``core.kernelpoints.probe_points``) run no kernel worth the name: a line through
 them, ``base = a + b x (input + output elements) / 2``, is that overhead. A kernel's **marginal** cost is the
-net's latency minus its base; a model's prediction is the base of the model's own input and output plus the sum
-of its kernels' marginal costs.
+net's latency minus its base, and for a convolution minus its boundary too: the layout reorders ORT and
+OpenVINO wrap a lone convolution in, read from chains of two (``boundary_fit``). A model's prediction is the base
+of the model's own input and output plus the sum of its kernels' marginal costs.
 
 **Regressors** (one per class: conv, dwconv, gconv, gemm, eltwise, pool, move): a non-negative line in the
 kernel's physical columns (fixed cost, MACs, elements in and out, weights; fitted for relative error with
@@ -36,7 +37,7 @@ import numpy as np
 
 from benchbench.core.kernelpoints import CLASSES, KERNEL_OPS, KernelPoint
 
-from .kernel_graph import point_kernel
+from .kernel_graph import kernel_macs, kernel_weights, point_kernel
 
 __all__ = ["PREDICTOR_SCHEMA", "Predictor", "base_fit", "cross_validate", "features", "fit_document"]
 
@@ -57,12 +58,10 @@ def features(k: Mapping) -> list[float]:
     """A kernel's regressor features (its class decides which)."""
     kind = k["kind"]
     if kind in ("conv", "dwconv", "gconv"):
-        macs = k["rows"] * k["cout"] * k["out"] * k["out"] * (k["cin"] // max(1, k["groups"])) * k["k"] ** 2
-        weights = k["cout"] * (k["cin"] // max(1, k["groups"])) * k["k"] ** 2
-        return [_lg(macs), _lg(k["in_elems"]), _lg(k["out_elems"]), _lg(weights), k["k"], k["stride"], _lg(k["cin"]),
-                _lg(k["cout"]), _lg(k["out"])]
+        return [_lg(kernel_macs(k)), _lg(k["in_elems"]), _lg(k["out_elems"]), _lg(kernel_weights(k)), k["k"],
+                k["stride"], _lg(k["cin"]), _lg(k["cout"]), _lg(k["out"])]
     if kind == "gemm":
-        return [_lg(k["rows"] * k["cin"] * k["cout"]), _lg(k["rows"]), _lg(k["cin"]), _lg(k["cout"])]
+        return [_lg(kernel_macs(k)), _lg(k["rows"]), _lg(k["cin"]), _lg(k["cout"])]
     if kind == "pool":
         return [_OP_CODE[k["op"]], _lg(k["in_elems"]), _lg(k["out_elems"]), k["k"]]
     return [_OP_CODE[k["op"]], _lg(k["in_elems"]), _lg(k["out_elems"]), _lg(k["cin"])]
@@ -114,13 +113,8 @@ def physical(k: Mapping) -> list[float]:
     writes; element-wise ops split by cost group (cheap, transcendental, reducing), as their rates differ."""
     m = 1e-6
     kind = k["kind"]
-    if kind in ("conv", "dwconv", "gconv"):
-        cin_g = k["cin"] // max(1, k["groups"])
-        macs = k["rows"] * k["cout"] * k["out"] * k["out"] * cin_g * k["k"] ** 2
-        return [1.0, macs * m, k["in_elems"] * m, k["out_elems"] * m, k["cout"] * cin_g * k["k"] ** 2 * m]
-    if kind == "gemm":
-        return [1.0, k["rows"] * k["cin"] * k["cout"] * m, k["in_elems"] * m, k["out_elems"] * m,
-                k["cin"] * k["cout"] * m]
+    if kind in ("conv", "dwconv", "gconv", "gemm"):
+        return [1.0, kernel_macs(k) * m, k["in_elems"] * m, k["out_elems"] * m, kernel_weights(k) * m]
     if kind == "eltwise":
         e = max(k["in_elems"], k["out_elems"]) * m
         group = 0 if k["op"] in _CHEAP else 2 if k["op"] in _REDUCING else 1
@@ -280,9 +274,10 @@ def fit_document(measured: Mapping[str, Mapping], backend: str, meta: Mapping) -
 
     from .fusion import fusion_rules
 
+    parsed: dict[str, KernelPoint] = {name: parse_kernel_name(name) for name in measured}
     points, probes = [], []
     for name, rec in sorted(measured.items()):
-        p: KernelPoint = parse_kernel_name(name)
+        p = parsed[name]
         k = point_kernel(p)
         entry = {"name": name, "kernel": {**k, "post": p.post}, "t_rel": rec["t_rel"], "t_ms": rec["t_ms"],
                  "executed_ops": rec.get("executed_ops"), "repeat": p.repeat}
@@ -298,7 +293,7 @@ def fit_document(measured: Mapping[str, Mapping], backend: str, meta: Mapping) -
         pairs = []
         for e in points:
             if e["repeat"] == 2 and e["kernel"]["kind"] == kind:
-                alone = replace(parse_kernel_name(e["name"]), repeat=1).name
+                alone = replace(parsed[e["name"]], repeat=1).name
                 if alone in t_of:
                     pairs.append((e["kernel"], t_of[alone], e["t_rel"]))
         base["boundary"][kind] = boundary_fit(pairs, base)

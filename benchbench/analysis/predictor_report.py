@@ -21,16 +21,10 @@ def flops_only_fit(doc: Mapping) -> tuple[float, float]:
     """(c, s per GFLOP), anchor-relative, from a predictor document's one-kernel nets (their FLOPs as nets)."""
     from scipy.optimize import nnls
 
+    from .kernel_graph import kernel_macs
+
     pts = [p for p in doc["points"] if not p["kernel"]["post"]]
-    flops = []
-    for p in pts:
-        k = p["kernel"]
-        if k["kind"] in ("conv", "dwconv", "gconv"):
-            flops.append(2.0 * k["cout"] * k["out"] ** 2 * (k["cin"] // max(1, k["groups"])) * k["k"] ** 2)
-        elif k["kind"] == "gemm":
-            flops.append(2.0 * k["rows"] * k["cin"] * k["cout"])
-        else:
-            flops.append(0.0)
+    flops = [2.0 * kernel_macs(p["kernel"]) for p in pts]
     y = np.array([p["t_rel"] for p in pts])
     x = np.column_stack([np.ones(len(pts)), np.array(flops) / 1e9])
     coef, _ = nnls(x / y[:, None], np.ones(len(y)))

@@ -154,6 +154,8 @@ def predict_cells(args):
     from benchbench.core.labpoints import ANCHOR_NAME
 
     names = list(args.sweep_names)
-    variants = ("train", "deploy") if args.evaluate and args.variant == "both" else \
-        (args.variant,) if args.evaluate else ("deploy",)
+    if not args.evaluate:
+        variants = ("deploy",)  # a kernel net's forms are one network
+    else:
+        variants = ("train", "deploy") if args.variant == "both" else (args.variant,)
     return anchored_blocks(args, names, variants, 4 // len(variants)), [ANCHOR_NAME, *names]

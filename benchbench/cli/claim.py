@@ -20,7 +20,7 @@ from .reference import (
 )
 from .run import measure, run_dir
 
-__all__ = ["cmd_claim"]
+__all__ = ["cmd_claim", "read_json_file"]
 
 
 def cmd_claim(args) -> int:
@@ -124,7 +124,7 @@ def _record_times(run, analysis_s: float, total_s: float, lab_s: float | None = 
 def read_predictor_eval(path: str) -> dict:
     """``--predictor``: a ``benchbench predict --evaluate`` run's predictor_eval.json (or its folder), read with the
     result files' safety checks and summarized per backend for the claim (the cells stay in that file)."""
-    file, doc = _read_json_file(path, "predictor_eval.json", "--predictor", "predictor check")
+    file, doc = read_json_file(path, "predictor_eval.json", "--predictor", "predictor check")
     if not isinstance(doc, dict) or not isinstance(doc.get("backends"), dict) or not all(
             isinstance(v, dict) and "within_10pct_rel" in v for v in doc["backends"].values()):
         raise UsageError(f"--predictor {file}: not a predictor check (benchbench predict --evaluate writes "
@@ -152,16 +152,16 @@ def read_labs(paths: list[str]) -> tuple[str, dict]:
 def read_lab(path: str) -> tuple[Path, dict]:
     """A ``benchbench lab`` run's lab.json (``path`` is the file or its run folder), checked for its shape;
     a one-line error for anything else."""
-    file, doc = _read_json_file(path, "lab.json", "--lab", "lab file")
+    file, doc = read_json_file(path, "lab.json", "--lab", "lab file")
     if not isinstance(doc, dict) or not isinstance(doc.get("backends"), dict) \
             or not all(isinstance(v, dict) and "per_op_us" in v for v in doc["backends"].values()):
         raise UsageError(f"--lab {file}: not a lab.json (benchbench lab writes one into its run folder)")
     return file, doc
 
 
-def _read_json_file(path: str, name: str, flag: str, what: str) -> tuple[Path, object]:
+def read_json_file(path: str, name: str, flag: str, what: str) -> tuple[Path, object]:
     """The JSON document ``flag`` names (the file, or ``name`` in the run folder given), read with the result
-    files' safety checks (type, size); a one-line error when it is not JSON."""
+    files' safety checks (type, size; ``SchemaError`` in one line); a one-line error when it is not JSON."""
     from benchbench.results.load import parse_json, read_result_bytes
 
     file = Path(path)

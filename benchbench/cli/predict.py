@@ -46,12 +46,9 @@ def _stderr(msg: str) -> None:
 def predictor_identity(backend: str, threads: int) -> dict:
     """What a predictor is valid for: this machine (host, CPU), the backend's runner and package versions, the
     threads, and the predictor's own version."""
-    from benchbench.core.env import environment
-    from benchbench.runners import get_runner, tracked_packages
+    from benchbench.measure.calibration import runtime_identity
 
-    env = environment(tracked_packages())
-    return {"host": env["hostname"], "cpu": env["cpu"]["model"], "backend": backend, "threads": threads,
-            "packages": env["packages"], "runner": get_runner(backend).__qualname__, "version": PREDICTOR_VERSION}
+    return {**runtime_identity(backend, threads), "version": PREDICTOR_VERSION}
 
 
 def predictor_path(backend: str, threads: int) -> Path:
@@ -68,13 +65,16 @@ def load_predictor(backend: str, threads: int, path: str | None = None):
     from benchbench.analysis.predictor import Predictor
     from benchbench.build.cache import read_json, sealed
 
-    where = Path(path) if path else predictor_path(backend, threads)
-    if path and where.is_dir():
-        where = where / f"predictor_{backend}.json"
-    doc = read_json(where)
+    if path:  # the user's file, read with the result files' checks (never a FIFO, never unbounded)
+        from .claim import read_json_file
+
+        where, doc = read_json_file(path, f"predictor_{backend}.json", "--predictor", "predictor file")
+        if not isinstance(doc, dict):
+            raise UsageError(f"--predictor {path}: no predictor for {backend} there")
+    else:  # the cache's own: a file that cannot be read counts as absent
+        where = predictor_path(backend, threads)
+        doc = read_json(where)
     if doc is None:
-        if path:
-            raise UsageError(f"--predictor {path}: no readable predictor for {backend} there")
         raise UsageError(f"no predictor for {backend} with {threads} threads on this machine and these versions: "
                          f"run benchbench predict --fit --backend {backend} (about 10 minutes per backend)")
     if not sealed(doc):
@@ -94,11 +94,20 @@ def _onnx_of(model: str, variant: str, config, seed: int):
     from benchbench.build.builds import ensure_build
     from benchbench.core.spec import CellSpec
 
-    if model.lower().endswith(".onnx"):
+    if _is_onnx_file(model):  # checked and read as run reads a model file (never a FIFO; its weights not loaded)
+        from benchbench.core.files import PathError, regular_file
+        from benchbench.formats import FormatError, get_format
+
+        file = Path(model).expanduser()
         try:
-            return onnx.load(model, load_external_data=False)
-        except Exception as exc:  # onnx raises several types for a file that is not a model
-            raise UsageError(f"{model}: not an ONNX model ({one_line(str(exc))})") from None
+            regular_file(file, "model file")
+            return get_format("onnx").shaped(file, {})
+        except PathError as exc:
+            if exc.exit_code != 2:
+                raise
+            raise UsageError(f"model file {model} does not exist" if exc.missing else str(exc)) from None
+        except FormatError as exc:
+            raise UsageError(str(exc)) from None
     spec = CellSpec(model, variant, "ort", 1, None, 1, seed, ())
     build = ensure_build(spec, {"onnx"}, config)
     if build.get("status") != "ok":
@@ -108,6 +117,10 @@ def _onnx_of(model: str, variant: str, config, seed: int):
     if entry.get("status") != "ok":
         raise UsageError(f"{model} ({variant}): no ONNX export: {one_line(entry.get('reason', 'export failed'))}")
     return onnx.load(str(Path(build["dir"]) / entry["file"]), load_external_data=False)
+
+
+def _is_onnx_file(model: str) -> bool:
+    return model.lower().endswith(".onnx")
 
 
 def _torch_batch_norms(model: str, variant: str, seed: int, shape) -> list[dict]:
@@ -138,11 +151,12 @@ def _torch_batch_norms(model: str, variant: str, seed: int, shape) -> list[dict]
 
 def model_kernels(model: str, variant: str, backend: str, rules: dict, config, seed: int = 0):
     """(kernels, io) of a model as ``backend`` runs it: the graph cut by the backend's fusion rules; for torch,
-    the export's folded batch norms put back as kernels of their own."""
-    from benchbench.analysis.kernel_graph import fuse, onnx_kernels
+    the batch norms eager runs (the export folded those after a convolution) in place of the graph's: after the
+    cut, as nothing fuses with them there and the graph's links stay those of the graph."""
+    from benchbench.analysis.kernel_graph import graph_kernels
 
     graph = _onnx_of(model, variant, config, seed)
-    kernels = onnx_kernels(graph)
+    kernels = graph_kernels(graph, rules)
     shapes = {}
     for vi in list(graph.graph.input) + list(graph.graph.output):
         dims = [d.dim_value or 1 for d in vi.type.tensor_type.shape.dim]
@@ -150,13 +164,9 @@ def model_kernels(model: str, variant: str, backend: str, rules: dict, config, s
     inits = {i.name for i in graph.graph.initializer}
     in_shape = next(shapes[i.name] for i in graph.graph.input if i.name not in inits)
     io = {"in_elems": math.prod(in_shape), "out_elems": sum(math.prod(shapes[o.name]) for o in graph.graph.output)}
-    if backend.startswith("torch") and not model.lower().endswith(".onnx"):
+    if backend.startswith("torch") and not _is_onnx_file(model):
         kernels = [k for k in kernels if k["op"] != "bn"] + _torch_batch_norms(model, variant, seed, in_shape)
-        for k in kernels:
-            k.setdefault("consumers", [])
-            k.setdefault("is_output", False)
-            k.setdefault("inputs_from", [])
-    return fuse(kernels, rules), io
+    return kernels, io
 
 
 # -- predict ---------------------------------------------------------------------------------------------
@@ -173,14 +183,14 @@ def _predict(args) -> int:
     backends = resolve_backends(args.backend)
     threads = args.threads or physical_cores()
     parts = [p for p in args.model.split(",") if p]
-    files = [p for p in parts if p.lower().endswith(".onnx")]
+    files = [p for p in parts if _is_onnx_file(p)]
     names = (resolve_models(",".join(p for p in parts if p not in files))[0] if len(files) < len(parts) else []) + files
     rows, details = [], []
     variants = ("train", "deploy") if args.variant == "both" else (args.variant,)
     for backend in backends:
         predictor = load_predictor(backend, threads, args.predictor)
         for name in names:
-            for variant in variants if not name.lower().endswith(".onnx") else ("deploy",):
+            for variant in variants if not _is_onnx_file(name) else ("deploy",):
                 kernels, io = model_kernels(name, variant, backend, predictor.rules, PROFILES["default"], args.seed)
                 p = predictor.predict(kernels, io)
                 rows.append([name, variant, backend, f"{p['ms']:.3g}", f"[{p['ms_low']:.3g}, {p['ms_high']:.3g}]",
@@ -234,8 +244,6 @@ def _fit(args) -> int:
     backends = resolve_backends(args.backend)
     threads = args.threads or physical_cores()
     counts = SWEEP_QUICK if args.quick else SWEEP
-    probes = probe_points() + fusion_points() + ([] if args.quick else chain_points())
-    first = list(dict.fromkeys(p.name for p in probes + sample_points(counts, args.seed)))
     folder = run_dir(Path(args.out), f"predict_{'+'.join(backends)}")
     if args.results:  # refit from sweeps measured before: nothing is measured
         from benchbench.results.load import load_run
@@ -244,6 +252,8 @@ def _fit(args) -> int:
         docs = _fit_all(runs, backends, threads, start)
         extra = []
     else:
+        probes = probe_points() + fusion_points() + ([] if args.quick else chain_points())
+        first = list(dict.fromkeys(p.name for p in probes + sample_points(counts, args.seed)))
         code, run = measure(_sub_args(args, first, folder))
         runs = [run]
         if code >= 128:
@@ -317,25 +327,21 @@ def _evaluate(args) -> int:
     from benchbench.core import strictjson
     from benchbench.core.spec import PROFILES, physical_cores
     from benchbench.models import list_models, resolve_models
-    from benchbench.results.load import load_run
+    from benchbench.results.load import DESIGNED_KINDS, load_run, model_kind
     from benchbench.runners import resolve_backends
 
     backends = resolve_backends(args.backend)
     threads = args.threads or physical_cores()
     predictors = {b: load_predictor(b, threads, args.predictor) for b in backends}  # before measuring anything
+    folder = run_dir(Path(args.out), f"predict_eval_{'+'.join(backends)}")
     if args.results:
-        runs = [load_run(p) for p in args.results]
-        folder = run_dir(Path(args.out), f"predict_eval_{'+'.join(backends)}")
-        code = 0
+        runs, code = [load_run(p) for p in args.results], 0
     else:
         names = resolve_models(args.model)[0] if args.model else list_models("*", kind="zoo")
-        folder = run_dir(Path(args.out), f"predict_eval_{'+'.join(backends)}")
         code, run = measure(_sub_args(args, names, folder, evaluate=True))
         runs = [run]
         if code >= 128:
             return code
-    from benchbench.results.load import DESIGNED_KINDS, model_kind
-
     measured = _measured(runs, lambda c: model_kind(c.get("model") or {}) not in DESIGNED_KINDS)
     rows = {}
     for backend, predictor in predictors.items():

@@ -55,22 +55,21 @@ def _device(backend: str) -> str:
     return device
 
 
-def calibration_key(backend: str, threads: int) -> str:
-    """Cache identity: machine, backend, threads and the versions that could change the figures."""
+def runtime_identity(backend: str, threads: int) -> dict:
+    """What a figure cached for this machine holds for: the host, its CPU, the backend, its runner, the threads
+    and the tracked packages' versions (the roofline calibration's and the latency predictor's keys)."""
     from benchbench.core.env import environment
     from benchbench.runners import get_runner, tracked_packages
 
     env = environment(tracked_packages())
-    ident = {
-        "host": env["hostname"],
-        "cpu": env["cpu"]["model"],
-        "backend": backend,
-        "threads": threads,
-        "packages": env["packages"],
-        "kernels": hashlib.sha256(_KERNEL_FILE.read_bytes()).hexdigest()[:12],
-        "version": CALIBRATION_VERSION,
-        "runner": get_runner(backend).__qualname__,
-    }
+    return {"host": env["hostname"], "cpu": env["cpu"]["model"], "backend": backend, "threads": threads,
+            "packages": env["packages"], "runner": get_runner(backend).__qualname__}
+
+
+def calibration_key(backend: str, threads: int) -> str:
+    """Cache identity: machine, backend, threads and the versions that could change the figures."""
+    ident = {**runtime_identity(backend, threads),
+             "kernels": hashlib.sha256(_KERNEL_FILE.read_bytes()).hexdigest()[:12], "version": CALIBRATION_VERSION}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     return f"{backend}-t{threads}-{digest}"
 
