@@ -14,15 +14,15 @@ from benchbench.results.load import load_run
 from benchbench.results.record import RunResult
 
 
-def shared_sweep(tmp_path_factory, name, cells, config, after=None):
-    """The RunResult of ``cells`` (then ``after(run)``, e.g. profiling), computed once per session."""
+def shared_sweep(tmp_path_factory, name, cells, config, after=None, **options):
+    """The RunResult of ``cells`` (swept with ``options``, then ``after(run)``), computed once per session."""
     base = tmp_path_factory.getbasetemp()
     root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # shared by this session's workers
     path = root / f"{name}.json"
     with FileLock(str(path) + ".lock"):
         if not path.exists():
             run = RunResult(meta={"settings": config.__dict__}, path=root / f"{name}.partial.json")
-            run_sweep(cells, config, run, progress=lambda msg: None)
+            run_sweep(cells, config, run, progress=lambda msg: None, **options)
             if after:
                 after(run)
             run.save(path)  # written last: a failed sweep leaves no file for the other workers to trust

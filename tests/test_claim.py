@@ -71,15 +71,16 @@ def test_guideline_verdicts_need_an_interval_clear_of_one():
     assert verdict(None) == "not measured"
 
 
-def _lockstep_cells(models, latencies, drift, group, backend="ort", rounds=20, seed=0):
-    """Cells measured in one lockstep group on a drifting machine: each round's blocks share a slowdown."""
+def _lockstep_cells(models, latencies, drift, group, backend="ort", rounds=20, seed=0, noise=0.005):
+    """Cells measured in one lockstep group on a drifting machine: each round's blocks share a slowdown;
+    every inference varies by ``noise`` (relative sd)."""
     rng = np.random.default_rng(seed)
     slow = [1 + drift * np.sin(r / 3) ** 2 for r in range(rounds)]
     cells = []
     for model, lat in zip(models, latencies):
         samples, blocks = [], []
         for r in range(rounds):
-            block = (lat * slow[r] * 1e6 * (1 + 0.005 * rng.standard_normal(5))).astype(int).tolist()
+            block = (lat * slow[r] * 1e6 * (1 + noise * rng.standard_normal(5))).astype(int).tolist()
             samples += block
             blocks.append({"n": 5, "round": r, "session": 1, "wait_share": 0.0, "run_ns": 1, "wait_ns": 0})
         c = CellResult(CellSpec(model, "deploy", backend), "ok", samples_ns=samples, blocks=blocks, group=group,
@@ -244,23 +245,29 @@ def test_claim_on_result_files_prints_verdicts_and_guideline_tables(tmp_path, ca
     assert len(list((tmp_path / "out").glob("*/claim.md"))) == 1
 
 
-def test_the_reference_measures_zoo_cells_in_three_rounds_and_profiles_only_them():
+def test_the_reference_allocates_a_third_round_only_to_unsettled_groups_and_profiles_zoo_cells():
     import argparse
 
+    from benchbench.cli.reference import reference_allocation
     from benchbench.cli.reference import reference_args as _reference_args
-    from benchbench.cli.reference import reference_rounds
-    from benchbench.results.record import CellResult
 
-    assert reference_rounds(CellSpec("resnet18", "deploy", "ort")) == 3
-    assert reference_rounds(CellSpec("g3_1frag_x1", "deploy", "ort")) == 2
+    alloc = reference_allocation()
+    assert (alloc.least, alloc.most) == (2, 3)
+    # planted: a 10% speedup decides its direction; a 0.3% one, pinned to ±0.5% by 40 quiet rounds, is
+    # settled by its precision; the same 0.3% over 6 rounds on a machine drifting by 40% is neither
+    decided = _lockstep_cells(["a_x1", "b_x1"], [1.0, 0.9], drift=0.0, group=0)
+    pinned = _lockstep_cells(["a_x1", "b_x1"], [1.0, 0.997], drift=0.0, group=0, rounds=40)
+    wide = _lockstep_cells(["a_x1", "b_x1"], [1.0, 0.997], drift=0.0, group=0, rounds=6, noise=0.05)
+    assert alloc.settled(decided) and alloc.settled(pinned) and not alloc.settled(wide)
+    assert alloc.settled(decided[:1])  # one cell: the claim reads its latency, two rounds are enough
+    assert alloc.settled([wide[0], CellResult(wide[1].spec, "unsupported")])  # nothing left to compare
     args = argparse.Namespace(results=[], model=None, backend=None, sampling="default", rounds=1)
     _reference_args(args)
     assert args.profile and args.sampling == "reference" and args.backend == "torch,ort,tflite,openvino"
     assert args.variant == "all"  # the int8 forms too
-    zoo = CellResult(CellSpec("resnet18", "deploy", "ort"), "ok", model={"family": "resnet"})
-    net = CellResult(CellSpec("g3_1frag_x1", "deploy", "ort"), "ok", model={"family": "guideline_g3"})
-    untimed = CellResult(CellSpec("resnet18", "deploy", "tflite"), "ok", model={"family": "resnet"})
-    assert args.profile_select(zoo) and not args.profile_select(net) and not args.profile_select(untimed)
+    zoo, net = CellSpec("resnet18", "deploy", "ort"), CellSpec("g3_1frag_x1", "deploy", "ort")
+    untimed, int8 = CellSpec("resnet18", "deploy", "tflite"), CellSpec("resnet18", "int8", "ort")
+    assert args.profile_select(zoo) and not any(map(args.profile_select, (net, untimed, int8)))
 
 
 def test_claim_never_pools_cells_of_two_cluster_devices():

@@ -18,7 +18,7 @@ from benchbench.results.schema import validate_document
 def test_local_executor_measures_lazily_in_order_and_closes_its_servers(monkeypatch):
     calls = []
 
-    def measure_group(specs, config, builds, servers):
+    def measure_group(specs, config, builds, servers, profile=None):
         calls.append([s.model for s in specs])
         servers[len(calls)] = type("S", (), {"close": lambda self: calls.append("closed")})()
         return [CellResult(s, "ok") for s in specs], {"rounds": len(calls)}

@@ -142,6 +142,30 @@ def test_rounds_measure_groups_again_and_keep_every_block(cache_dir, tmp_path):
     assert run.meta["sweep"]["measurements"] == 7 and run.meta["sweep"]["cells"] == 3
 
 
+def test_allocation_gives_later_rounds_only_to_groups_that_are_not_settled(cache_dir, tmp_path):
+    """Sequential allocation: every group gets ``least`` rounds; past them, a group measured again only while
+    ``settled`` says no. Planted: the settle rule refuses only groups whose baseline is the train form."""
+    from benchbench.measure.sweep import Allocation
+
+    seen = []
+
+    def settled(cells):
+        seen.append(len(cells[0].blocks) > 0)
+        return cells[0].spec.variant != "train"
+
+    import dataclasses
+
+    specs = [_null(variant="train"), _null(), *(dataclasses.replace(s, seed=3) for s in (_null(variant="train"), _null())),
+             dataclasses.replace(_null(), seed=5)]
+    run = RunResult(meta={}, path=tmp_path / "results.json")
+    run_sweep(specs, FAST, run, rounds=Allocation(4, 2, settled, note="planted"))
+    sessions = {c.spec.seed: {b["session"] for b in c.blocks} for c in run.cells}
+    assert sessions[3] == {1, 2, 3, 4} and sessions[5] == {1, 2}  # unsettled pairs ran to most; the lone cell stopped
+    assert [len(g["rounds"]) for g in run.groups] == [4, 4, 2]
+    assert seen and all(seen)  # settled() saw the measured cells, after the least rounds only
+    assert len(seen) == 3 + 3  # rounds 3 and 4 ask every group not yet finished
+
+
 def test_groups_pair_train_with_deploy_and_guideline_rows():
     from benchbench.measure.sweep import comparison_groups
 

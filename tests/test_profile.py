@@ -8,7 +8,7 @@ from benchbench.runners import get_runner
 
 from benchbench.cli import main
 from benchbench.core.spec import QUICK, CellSpec
-from benchbench.measure.profile import profile_run, profile_table, summarize, write_profiles
+from benchbench.measure.profile import profile_cell, profile_run, profile_table, summarize, write_profiles
 from benchbench.results.load import load_run
 from benchbench.results.record import CellResult
 
@@ -69,10 +69,22 @@ def test_profiling_writes_the_run_every_so_often_and_skips_cells_profiled_alread
 
 @pytest.fixture(scope="module")
 def profiled(cache_dir, tmp_path_factory):
-    """The tiny model measured, then profiled (3 runs), on every CPU backend; once per session."""
+    """The tiny model measured on every CPU backend, profiled (3 runs) by its own measuring worker after its
+    timed blocks, in two rounds (the profile follows the cell's median); once per session."""
     cells = [CellSpec(TINY, "deploy", b, input_size=(32, 32), threads=1) for b in BACKENDS]
-    return shared_sweep(tmp_path_factory, "profile", cells, FAST,
-                        after=lambda run: profile_run(run, FAST, runs=3, progress=lambda msg: None))
+    return shared_sweep(tmp_path_factory, "profile", cells, FAST, profile=lambda spec: 3, rounds=2)
+
+
+def test_a_profile_in_the_measuring_worker_matches_one_in_a_worker_of_its_own(profiled):
+    """The same ops, whichever process profiles them; the samples of the sweep never saw a profiler (the
+    profile is taken after the timed blocks: every block has its samples, no block is missing)."""
+    cell = next(c for c in profiled.cells if c.spec.backend == "ort")
+    assert cell.ok, cell.reason
+    apart = profile_cell(cell, FAST, runs=3)
+    here = cell.metrics["profile"]
+    assert apart["status"] == here["status"] == "ok"
+    assert [(o["name"], o["type"]) for o in here["ops"]] == [(o["name"], o["type"]) for o in apart["ops"]]
+    assert {b["session"] for b in cell.blocks} == {1, 2} and sum(b["n"] for b in cell.blocks) == len(cell.samples_ns)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -15,8 +15,8 @@ from .reference import (
     REFERENCE_DIR,
     check_reference_dest,
     publish_reference,
+    reference_allocation,
     reference_args,
-    reference_rounds,
 )
 from .run import measure, run_dir
 
@@ -46,7 +46,7 @@ def cmd_claim(args) -> int:
     else:
         args.backend = args.backend or "ort"
         args.model = ",".join(filter(None, [args.model, "g*"]))  # the guideline nets, plus any zoo models
-        code, run = measure(args, rounds=reference_rounds if args.reference else None)
+        code, run = measure(args, rounds=reference_allocation() if args.reference else None)
         if code >= 128:  # interrupted: the cells so far are saved, but no analysis of a partial sweep
             return code
         runs, out_dir = [run], run.path.parent

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchbench.results.load import model_kind
-
 from .errors import UsageError
 
-__all__ = ["REFERENCE_MODELS", "REFERENCE_BACKENDS", "REFERENCE_DIR", "REFERENCE_MARKER", "reference_rounds",
+__all__ = ["REFERENCE_MODELS", "REFERENCE_BACKENDS", "REFERENCE_DIR", "REFERENCE_MARKER", "reference_allocation", "reference_settled",
            "reference_args", "check_reference_dest", "publish_reference"]
 
 # `benchbench claim --reference`: what the committed reference report measures, and where it lands.
@@ -18,15 +16,40 @@ REFERENCE_DIR = Path("reports") / "reference"
 # Every compared cell of the reference sweep is measured in lockstep (train/deploy pairs, guideline
 # tables), so a slow phase of the machine hits both sides of a ratio alike, and in several rounds minutes
 # apart, so a slow phase of the sweep is spread over every cell instead of landing on a few families.
-ZOO_ROUNDS, GUIDELINE_ROUNDS = 3, 2
+# Sequential allocation: every group gets LEAST_ROUNDS rounds, and a third only while one of its ratios
+# is unsettled (``reference_settled``). Re-reading the 3-round reference of 2026-12 with its first two
+# rounds only (benchmarks/verdict_sessions.py) kept every backend's verdict interval within 1.09x of
+# all three rounds' and all 48 guideline verdicts; with one round ORT's was 1.47x and 14 verdicts moved.
+LEAST_ROUNDS, MOST_ROUNDS = 2, 3
 # Per-op profiles of every zoo cell feed the claim's time shares and kernel-sum predictor; profiled
 # inferences per op (fewer than run --profile's default: 400 cells, and an op's median over 5 is stable).
 REFERENCE_PROFILE_RUNS = 5
 
 
-def reference_rounds(spec) -> int:
-    """Rounds per cell of the reference sweep: 3 for zoo models, 2 for the guideline nets (lockstep tables)."""
-    return GUIDELINE_ROUNDS if _kind(spec.model) == "guideline" else ZOO_ROUNDS
+def reference_settled(cells) -> bool:
+    """Whether a reference group needs no further round: every ratio to its first measured cell (a zoo
+    model's deploy/train speedup, a guideline row's speed against the table's first row) either decides its
+    direction (its 95% interval excludes 1.00) or is pinned to the reference's ±2% (``REFERENCE.target_ci``).
+    A group of one cell is settled: the claim reads its latency, which two rounds already spread over the
+    sweep."""
+    from benchbench.core.spec import REFERENCE
+    from benchbench.results.estimates import cell_ratio
+
+    measured = [c for c in cells if c.ok]
+    for cell in measured[1:]:
+        est = cell_ratio(cell, measured[0])
+        if est is not None and est.excludes() == 0 and est.half_width > REFERENCE.target_ci:
+            return False
+    return True
+
+
+def reference_allocation():
+    """The reference sweep's rounds: two per group, a third for the groups ``reference_settled`` refuses."""
+    from benchbench.measure.sweep import Allocation
+
+    return Allocation(MOST_ROUNDS, LEAST_ROUNDS, reference_settled,
+                      note=f"{LEAST_ROUNDS} rounds per group, a {MOST_ROUNDS}rd while a ratio is unsettled (its "
+                           "interval holds 1.00 and is wider than ±2%)")
 
 
 def _kind(model: str) -> str:
@@ -53,13 +76,13 @@ def reference_args(args) -> None:
     args.profile_select = _reference_profiled
 
 
-def _reference_profiled(cell) -> bool:
+def _reference_profiled(spec) -> bool:
     """The reference profiles zoo cells on backends with a per-op timer (the claim's time shares and kernel
     sums need times; an untimed op list adds nothing to the executed-op counts every cell has)."""
     from benchbench.runners import get_runner
 
-    return (model_kind(cell.model) != "guideline" and cell.spec.variant != "int8"  # time shares are float's
-            and get_runner(cell.spec.backend).op_timer)
+    return (_kind(spec.model) != "guideline" and spec.variant != "int8"  # time shares are float's
+            and get_runner(spec.backend).op_timer)
 
 
 # Written into every folder `claim --reference` publishes: only a folder holding it is ever replaced.

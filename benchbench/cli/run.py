@@ -114,7 +114,7 @@ def _check_recordable(argv: list[str]) -> None:
 def measure(args, rounds=None):
     """Measure, write the reports, print the table; returns (exit code, run).
 
-    ``rounds``: rounds per cell spec (a callable), overriding ``--rounds``.
+    ``rounds``: rounds per cell spec (a callable) or an ``Allocation``, overriding ``--rounds``.
     """
     from benchbench.measure.executor import ExecutorError
     from benchbench.results.journal import WriteError
@@ -169,14 +169,17 @@ def _sweep(session: _Session) -> None:
         if concurrent:
             run.meta["concurrent_run"] = concurrent
         calibrate_run(session.cells, run, args.roofline if here else "off", progress=_stderr)
+        select = getattr(args, "profile_select", None)
+        runs = args.profile_runs if args.profile else 0
         run_sweep(session.cells, session.config, run, rounds=session.rounds, lockstep=args.lockstep,
-                  journal=session.journal, finished=session.finished, executor=session.executor)
-        if args.profile:  # after the sweep, in separate workers: no profiler touches the timed samples
+                  journal=session.journal, finished=session.finished, executor=session.executor,
+                  profile=(lambda spec: runs if select is None or select(spec) else 0) if runs else None)
+        if args.profile:  # the sweep profiled its cells in their own workers; a resumed run's older cells now
             from benchbench.measure.profile import profile_run
 
             start = time.monotonic()
             try:
-                profile_run(run, session.config, runs=args.profile_runs, select=getattr(args, "profile_select", None))
+                profile_run(run, session.config, runs=args.profile_runs, select=select)
             except OSError as exc:  # its run.save() after each profiled cell
                 raise WriteError(f"cannot write {run.path}: {exc.strerror or exc}") from None
             # the profiling's own time, beside the sweep's (meta.sweep): results.json is written after this
@@ -269,6 +272,7 @@ def _new_run(args, config, cells, names, rounds):
     """The run's new folder, its RunResult and its journal (the header written)."""
     from benchbench.core.env import environment
     from benchbench.measure.machine import busy_warning, machine_state
+    from benchbench.measure.sweep import Allocation
     from benchbench.results.journal import JOURNAL, Journal
     from benchbench.results.record import RunResult
     from benchbench.runners import tracked_packages
@@ -285,7 +289,7 @@ def _new_run(args, config, cells, names, rounds):
         **({"plugins": plugins} if (plugins := plugin_hashes(args.model)) else {}),
         "environment": environment(tracked_packages()),
         "settings": config.to_dict(),
-        "rounds": getattr(rounds, "__doc__", None) if callable(rounds) else rounds,
+        "rounds": rounds.note if isinstance(rounds, Allocation) else rounds,
         "lockstep": args.lockstep,
         "machine_before": state,
     }

@@ -13,7 +13,7 @@ This module imports nothing of Dask: ``import benchbench`` and local runs never 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from benchbench.build.builds import Builds
@@ -50,12 +50,13 @@ class GroupDone:
 class Executor:
     """Measures comparison groups. ``measure`` takes (group index, specs) pairs and yields a ``GroupDone``
     for each, as each finishes; ``builds`` (the sweep's one build step) holds the record of every build made,
-    for the sweep's metrics. ``close`` releases what it holds."""
+    for the sweep's metrics; ``profile`` (``measure_group``'s) asks for per-op profiles, which only an executor
+    measuring on this machine takes. ``close`` releases what it holds."""
 
     remote = False  # True: cells are measured on other hosts (each cell records its host)
 
     def measure(self, items: Sequence[tuple[int, list[CellSpec]]], config: MeasureConfig,
-                builds: Builds) -> Iterator[GroupDone]:
+                builds: Builds, profile: Callable[[CellSpec], int] | None = None) -> Iterator[GroupDone]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -76,10 +77,10 @@ class LocalExecutor(Executor):
     def __init__(self, fork_servers: bool = True):
         self.servers: dict | None = {} if fork_servers else None
 
-    def measure(self, items, config, builds):
+    def measure(self, items, config, builds, profile=None):
         for index, specs in items:
             t0 = time.perf_counter()
-            cells, record = measure_group(specs, config, builds, self.servers)
+            cells, record = measure_group(specs, config, builds, self.servers, profile)
             yield GroupDone(index, cells, record, time.perf_counter() - t0)
 
     def close(self) -> None:

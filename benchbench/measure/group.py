@@ -112,11 +112,11 @@ def _block_runner(cell: _Prepared, timeout_s: float) -> Callable[[int, bool], di
     return run_block
 
 
-def _finish(cell: _Prepared, arm: Arm, schedule: Schedule, config: MeasureConfig) -> CellResult:
+def _finish(cell: _Prepared, arm: Arm, schedule: Schedule, config: MeasureConfig, profile_runs: int) -> CellResult:
     if cell.lost:
         return cell.failed(*cell.lost)
     try:
-        reply = cell.worker.request(Finish(), config.cell_timeout_s)
+        reply = cell.worker.request(Finish(profile_runs), config.cell_timeout_s)
     except WorkerLost as lost:
         return cell.failed(lost.outcome, lost.reason)
     if isinstance(reply, Failed):
@@ -138,6 +138,10 @@ def _finish(cell: _Prepared, arm: Arm, schedule: Schedule, config: MeasureConfig
         model=cell.model, memory=reply.memory, parity=reply.parity, backend=reply.backend, artifact=cell.artifact,
     )
     result.recompute(config.noisy_ci, config.noisy_cv)
+    if reply.profile is not None:
+        from .profile import summarize
+
+        result.metrics["profile"] = summarize(reply.profile, result.median_ms)
     return result
 
 
@@ -155,13 +159,16 @@ def _schedule_record(schedule: Schedule, arms: Sequence[Arm]) -> dict:
 
 
 def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, builds: Builds,
-                  servers: dict | None = None) -> tuple[list[CellResult], dict]:
+                  servers: dict | None = None,
+                  profile: Callable[[CellSpec], int] | None = None) -> tuple[list[CellResult], dict]:
     """Measure one comparison group in lockstep; returns its cells (in ``specs`` order) and the
     scheduler's record (rounds, stop reason, sampling time, idle CPU of the waiting workers).
 
     ``builds`` makes (or finds) each cell's build. ``servers`` (a dict the caller owns and closes) holds
     fork servers per backend and threads, so workers start with their runtime imported; None starts every
-    worker as a fresh interpreter."""
+    worker as a fresh interpreter. ``profile(spec)``: how many inferences to profile per op in the cell's
+    own worker once the whole group's timed blocks are done (0: none; ``benchbench.measure.profile``), so a
+    profile costs no second process and no second load of the runtime."""
     results: list[CellResult | None] = [None] * len(specs)
     prepared: list[_Prepared] = []
     try:
@@ -178,7 +185,7 @@ def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, builds: Buil
             schedule = run_lockstep(arms, config)
             record = _schedule_record(schedule, arms)
             for p, arm in zip(prepared, arms):
-                results[p.index] = _finish(p, arm, schedule, config)
+                results[p.index] = _finish(p, arm, schedule, config, profile(p.spec) if profile else 0)
     finally:
         for p in prepared:
             p.worker.close()

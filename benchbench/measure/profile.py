@@ -1,9 +1,12 @@
 """Per-operator profiles: one table for every backend, measured apart from the timed samples.
 
-A profile is taken in its own worker process (a ``profile`` job of ``benchbench.measure.worker``) after
-the cell has been measured, because a profiler slows the very kernels it times: ORT writes an event
-per node, OpenVINO's performance counters need a separate compile, torch.profiler wraps every op.
-The cell's latency samples come from the ordinary measuring worker and never see a profiler.
+A profiler slows the very kernels it times (ORT writes an event per node, OpenVINO's performance counters
+need a separate compile, torch.profiler wraps every op), so no profile is ever taken while a sample is.
+During a sweep the cell's own measuring worker takes it (``Finish.profile_runs``), once every timed block
+of its comparison group is done and its memory has been read: the runtime and the model are loaded already,
+which made the reference's profiling 2 s per cell cheaper than a worker of its own. A cell measured earlier
+without one (a resumed run) is profiled afterwards in a worker of its own (a ``profile`` job:
+:func:`profile_run`). Either way the latency samples never see a profiler.
 
 A runner offers ``profile_ops(runs)``, returning its backend's raw view::
 
@@ -25,13 +28,16 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-__all__ = ["PROFILE_RUNS", "summarize", "profile_cell", "profile_run", "profile_table", "write_profiles"]
+__all__ = ["PROFILE_RUNS", "summarize", "rebase", "profile_cell", "profile_run", "profile_table", "write_profiles"]
 
 PROFILE_RUNS = 10  # profiled inferences per op; an op's time is its median over them
 
 
 def summarize(raw: dict, e2e_median_ms: float | None) -> dict:
-    """The stored profile: ops with shares, totals by type, and what the per-op sum leaves unaccounted."""
+    """The stored profile: ops with shares, totals by type, and what the per-op sum leaves unaccounted.
+    A failed profile (``raw`` with a ``status`` other than ok) is stored as its status and reason."""
+    if raw.get("status", "ok") != "ok":
+        return {"status": raw["status"], "reason": raw.get("reason")}
     ops = [dict(o) for o in raw.get("ops", [])]
     timed = bool(ops) and all(o.get("time_ms") is not None for o in ops)
     op_sum = sum(o["time_ms"] for o in ops) if timed else None
@@ -64,6 +70,17 @@ def summarize(raw: dict, e2e_median_ms: float | None) -> dict:
         "profiled_unaccounted_ms": profiled - op_sum if timed and profiled else None,
         "note": raw.get("note", ""),
     }
+
+
+def rebase(profile: dict, e2e_median_ms: float | None) -> dict:
+    """A stored profile against the cell's current end-to-end median (it moves as later rounds come in)."""
+    if profile.get("status") != "ok" or not e2e_median_ms:
+        return profile
+    if not profile.get("timed"):
+        return {**profile, "e2e_median_ms": e2e_median_ms}
+    op_sum = profile["op_sum_ms"]
+    return {**profile, "e2e_median_ms": e2e_median_ms, "unaccounted_ms": e2e_median_ms - op_sum,
+            "unaccounted_share": (e2e_median_ms - op_sum) / e2e_median_ms}
 
 
 # -- parent side ---------------------------------------------------------------------------------
@@ -103,12 +120,12 @@ SAVE_EVERY_S = 30.0
 def profile_run(run, config, runs: int = PROFILE_RUNS,
                 progress: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
                 select: Callable | None = None, save_every_s: float = SAVE_EVERY_S):
-    """Profile every ok cell of ``run`` (after its sweep), or those ``select(cell)`` accepts, writing the run
+    """Profile every ok cell of ``run`` (after its sweep), or those whose spec ``select(spec)`` accepts, writing the run
     at most every ``save_every_s`` seconds and once at the end. A cell profiled ok already (a resumed run's)
     is not profiled again."""
     import time
 
-    cells = [c for c in run.cells if c.ok and (select is None or select(c))
+    cells = [c for c in run.cells if c.ok and (select is None or select(c.spec))
              and (c.metrics.get("profile") or {}).get("status") != "ok"]
     last_save = time.monotonic()
     for i, cell in enumerate(cells, 1):
@@ -172,8 +189,8 @@ def profile_table(cell, top: int | None = 25, tablefmt: str = "simple") -> str:
 def write_profiles(run, path: Path, top: int | None = None) -> Path:
     """profile.md: every profiled cell's tables (all ops), next to the run's results.json."""
     parts = ["# Per-operator profiles", "",
-             "An op's time is its median per inference over the profiled runs, taken in a separate worker after the cell "
-             "was measured. share = share of the per-op sum. unaccounted = end-to-end median (unprofiled) "
+             "An op's time is its median per inference over the profiled runs, taken in the cell's worker after "
+             "its timed blocks (or in a worker of its own afterwards). share = share of the per-op sum. unaccounted = end-to-end median (unprofiled) "
              "minus the per-op sum: framework overhead, copies, thread wake-ups, and profiler bias.", ""]
     for cell in run.cells:
         if cell.metrics.get("profile"):

@@ -30,7 +30,7 @@ from benchbench.results.record import CellResult, RunResult
 from .executor import Executor, GroupDone, LocalExecutor
 from .progress import for_stream
 
-__all__ = ["LOCKSTEP_MODES", "Finished", "ResumeError", "Sweep", "comparison_groups", "needs_round", "resume",
+__all__ = ["LOCKSTEP_MODES", "Allocation", "Finished", "ResumeError", "Sweep", "comparison_groups", "needs_round", "resume",
            "run_sweep"]
 
 # auto: train/deploy pairs and guideline tables; backend: also one model's cells across backends;
@@ -86,26 +86,58 @@ def comparison_groups(cells: Sequence[CellSpec], mode: str = "auto") -> list[lis
     return list(groups.values())
 
 
-def needs_round(r: int, wanted: int, cells: Sequence[CellResult]) -> bool:
-    """Whether a group that has ``cells`` so far is measured in round ``r`` (1-based) of ``wanted``: every
-    group in round 1; a later round only while a cell of it is ok (no round can rescue a model that does not
-    build). A group needing no further round is finished, for the sweep and for ``--resume`` alike."""
-    return r <= wanted and (r == 1 or any(c.ok for c in cells))
+@dataclass(frozen=True)
+class Allocation:
+    """How many rounds a comparison group gets (sequential allocation): at most ``most``, of which the
+    first ``least`` always; past those, another only while ``settled(cells)`` says the group's intervals
+    are still too wide for what the report decides with them. ``most`` and ``least`` are numbers, or one
+    per cell spec (a group takes its largest). The default: every group ``most`` rounds."""
+
+    most: int | Callable[[CellSpec], int] = 1
+    least: int | Callable[[CellSpec], int] | None = None  # None: ``most``
+    settled: Callable[[Sequence[CellResult]], bool] | None = None
+    note: str = ""  # the rule in words, for the run's meta
+
+
+def needs_round(r: int, wanted: tuple[int, int], cells: Sequence[CellResult],
+                settled: Callable[[Sequence[CellResult]], bool] | None = None) -> bool:
+    """Whether a group that has ``cells`` so far is measured in round ``r`` (1-based), ``wanted`` being its
+    (least, most) rounds: every group in round 1; a later round only while a cell of it is ok (no round can
+    rescue a model that does not build), and past ``least`` only while it is not ``settled``. A group
+    needing no further round is finished, for the sweep and for ``--resume`` alike."""
+    least, most = wanted
+    if r == 1:
+        return True
+    if r > most or not any(c.ok for c in cells):
+        return False
+    return r <= least or settled is None or not settled(cells)
 
 
 def _wanted_rounds(cells: Sequence[CellSpec], groups: list[list[int]],
-                   rounds: int | Callable[[CellSpec], int]) -> list[int]:
-    """Rounds per group: ``rounds``, or the largest of ``rounds(spec)`` over the group's cells."""
-    rounds_of = rounds if callable(rounds) else (lambda spec: rounds)
-    return [max(max(1, rounds_of(cells[i])) for i in g) for g in groups]
+                   allocation: Allocation) -> list[tuple[int, int]]:
+    """(least, most) rounds per group: the largest of each over the group's cells."""
+    def largest(rounds, g):
+        rounds_of = rounds if callable(rounds) else (lambda spec: rounds)
+        return max(max(1, rounds_of(cells[i])) for i in g)
+
+    out = []
+    for g in groups:
+        most = largest(allocation.most, g)
+        least = most if allocation.least is None else min(most, largest(allocation.least, g))
+        out.append((least, most))
+    return out
+
+
+def _allocation(rounds: int | Callable[[CellSpec], int] | Allocation) -> Allocation:
+    return rounds if isinstance(rounds, Allocation) else Allocation(rounds)
 
 
 class Sweep:
     """One sweep over ``cells`` into ``run``; :meth:`run_all` measures it.
 
-    ``rounds`` (a number, or one per cell spec; a group takes its largest) measures a group that many times,
-    each time in fresh workers, in sweeps over the groups that alternate direction, so a group's rounds are
-    minutes apart. Every round's blocks are kept, tagged with their round; intervals are built over all of
+    ``rounds`` (a number, or one per cell spec; a group takes its largest; or an :class:`Allocation`, which
+    stops a group's rounds once it is settled) measures a group that many times, each time in fresh workers,
+    in sweeps over the groups that alternate direction, so a group's rounds are minutes apart. Every round's blocks are kept, tagged with their round; intervals are built over all of
     them, so they include the variation between processes and rounds. ``finished`` (``--resume``): group
     index → the group as an earlier session finished it; it takes its place in ``run`` unmeasured.
 
@@ -113,15 +145,19 @@ class Sweep:
     ``fork_servers`` start workers with their runtime imported). One given by the caller is the caller's to
     close. A roofline calibration in ``run.meta["roofline"]`` places every cell on it. ``progress`` takes one
     line per cell and per group; without it a terminal gets a status line with an ETA
-    (``benchbench.measure.progress``), any other stderr the lines."""
+    (``benchbench.measure.progress``), any other stderr the lines. ``profile(spec)``: inferences per op to
+    profile the cell with in its own worker in round 1, after the group's timed blocks (0: none)."""
 
     def __init__(self, cells: list[CellSpec], config: MeasureConfig, run: RunResult, *,
-                 rounds: int | Callable[[CellSpec], int] = 1, lockstep: str = "auto", journal: Journal | None = None,
-                 executor: Executor | None = None, progress: Callable[[str], None] | None = None,
-                 finished: dict[int, Finished] | None = None, fork_servers: bool = True):
+                 rounds: int | Callable[[CellSpec], int] | Allocation = 1, lockstep: str = "auto",
+                 journal: Journal | None = None, executor: Executor | None = None,
+                 progress: Callable[[str], None] | None = None, finished: dict[int, Finished] | None = None,
+                 fork_servers: bool = True, profile: Callable[[CellSpec], int] | None = None):
         self.cells, self.config, self.run, self.journal, self.progress = cells, config, run, journal, progress
         self.groups = comparison_groups(cells, lockstep)
-        self.wanted = _wanted_rounds(cells, self.groups, rounds)
+        self.allocation = _allocation(rounds)
+        self.wanted = _wanted_rounds(cells, self.groups, self.allocation)
+        self.profile = profile
         self.finished = finished or {}
         self.builds = Builds(config, cells)
         self.executor = executor or LocalExecutor(fork_servers)
@@ -134,10 +170,11 @@ class Sweep:
         """Measure every round of every group. Without a journal, ``run`` is saved to ``run.path`` (if set)
         once, when the sweep ends or is interrupted."""
         left = [g for g in range(len(self.groups)) if g not in self.finished]
-        self.reporter = for_stream(self.progress, sum(self.wanted[g] for g in left),
-                                   sum(self.wanted[g] * len(self.groups[g]) for g in left), max(self.wanted, default=1))
+        # the progress line's totals: the rounds every group gets (least); settling can only end sooner than most
+        self.reporter = for_stream(self.progress, sum(self.wanted[g][0] for g in left),
+                                   sum(self.wanted[g][0] * len(self.groups[g]) for g in left), self._most())
         try:
-            for r in range(1, max(self.wanted, default=1) + 1):
+            for r in range(1, self._most() + 1):
                 self._round(r)
         finally:
             self.reporter.close()
@@ -148,15 +185,20 @@ class Sweep:
                 self.run.save()
         return self.run
 
+    def _most(self) -> int:
+        return max((most for _, most in self.wanted), default=1)
+
     def _group_cells(self, g: int) -> list[CellResult]:
         return [self.run.cells[s] for s in self.slots.get(g, [])]
 
     def _round(self, r: int) -> None:
         order = range(len(self.groups)) if r % 2 else reversed(range(len(self.groups)))
-        todo = [g for g in order if g not in self.finished and needs_round(r, self.wanted[g], self._group_cells(g))]
+        todo = [g for g in order if g not in self.finished
+                and needs_round(r, self.wanted[g], self._group_cells(g), self.allocation.settled)]
         # The executor hands groups back as they finish: in order here, in any order from a cluster.
-        pending = self.executor.measure([(g, [self.cells[i] for i in self.groups[g]]) for g in todo], self.config,
-                                        self.builds)
+        items = [(g, [self.cells[i] for i in self.groups[g]]) for g in todo]
+        pending = (self.executor.measure(items, self.config, self.builds, profile=self.profile)
+                   if r == 1 and self.profile else self.executor.measure(items, self.config, self.builds))
         done = 0
         # Round 1 runs forward over every group: one finished earlier takes its place unmeasured, so the
         # cells stand in the order of a run that was never interrupted.
@@ -167,7 +209,7 @@ class Sweep:
             unit = next(pending)
             done += 1
             self._file(unit, r)
-            where = f"{done}/{len(todo)}" + (f", round {r}" if max(self.wanted) > 1 else "")
+            where = f"{done}/{len(todo)}" + (f", round {r}" if self._most() > 1 else "")
             self.reporter.group_done(self._group_cells(unit.index), where, unit.took_s, r)
 
     def _adopt(self, g: int, finished: Finished) -> None:
@@ -218,7 +260,9 @@ class Sweep:
         calibration = self.run.meta.get("roofline", {}).get(f"{cell.spec.backend}/{cell.spec.threads}")
         cell.metrics = cell_metrics(cell.model, graph, cell.backend, cell.artifact, cell.median_ms, calibration)
         if profile:
-            cell.metrics["profile"] = profile
+            from .profile import rebase
+
+            cell.metrics["profile"] = rebase(profile, cell.median_ms)
 
 
 def run_sweep(cells: list[CellSpec], config: MeasureConfig, run: RunResult, **options) -> RunResult:
@@ -226,8 +270,8 @@ def run_sweep(cells: list[CellSpec], config: MeasureConfig, run: RunResult, **op
     return Sweep(cells, config, run, **options).run_all()
 
 
-def resume(folder: Path, prior: RunResult, source: str, cells: list[CellSpec], lockstep: str, rounds: int,
-           argv: list[str]) -> tuple[RunResult, Journal, dict[int, Finished]]:
+def resume(folder: Path, prior: RunResult, source: str, cells: list[CellSpec], lockstep: str,
+           rounds: int | Allocation, argv: list[str]) -> tuple[RunResult, Journal, dict[int, Finished]]:
     """``run --resume``: the run to fill (its meta with this resume recorded), the journal to append to, and
     the groups the folder finished (by :func:`needs_round`), by group index. ``prior`` is the folder's run as
     read from ``source`` (``benchbench.results.journal.load_results``). ``ResumeError`` for a folder holding
@@ -237,7 +281,8 @@ def resume(folder: Path, prior: RunResult, source: str, cells: list[CellSpec], l
         raise ResumeError(f"--resume: {folder} holds cells its command line does not give here "
                           f"({strays[0].spec.label()}, threads {strays[0].spec.threads}); start a new run")
     groups = comparison_groups(cells, lockstep)
-    wanted = _wanted_rounds(cells, groups, rounds)
+    allocation = _allocation(rounds)
+    wanted = _wanted_rounds(cells, groups, allocation)
     earlier = {}
     for g in prior.groups:
         members = [prior.cells[s] for s in g["cells"]]
@@ -245,7 +290,7 @@ def resume(folder: Path, prior: RunResult, source: str, cells: list[CellSpec], l
     finished = {}
     for i, group in enumerate(groups):
         found = earlier.get(tuple(cells[j] for j in group))
-        if found is not None and not needs_round(len(found.rounds) + 1, wanted[i], found.cells):
+        if found is not None and not needs_round(len(found.rounds) + 1, wanted[i], found.cells, allocation.settled):
             finished[i] = found
     meta = dict(prior.meta)
     meta["resumed"] = [*meta.get("resumed", []), {

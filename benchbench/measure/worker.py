@@ -25,6 +25,7 @@ The worker dies with its parent: it asks the kernel for SIGKILL when the parent 
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import sys
 import time
@@ -178,9 +179,11 @@ def _measure(channel: Channel, prep: Prepare) -> None:
             warm = warm_up(runner.time_once, prep.config)
             memory["peak_reset"] = _reset_peak_rss()
             channel.send(Ready((t1 - t0) / 1e6, (t2 - t1) / 1e6, warm.count, warm.seconds, warm.estimate_ns))
-            _blocks(channel, runner)
+            finish = _blocks(channel, runner)
             memory["infer_peak"] = _peak_rss()
             result = _finished(runner, prep, memory)
+            if finish.profile_runs:
+                result = dataclasses.replace(result, profile=_profile_here(runner, finish.profile_runs))
     except ProtocolError:
         raise
     except Exception as exc:
@@ -188,15 +191,15 @@ def _measure(channel: Channel, prep: Prepare) -> None:
     channel.send(result)
 
 
-def _blocks(channel: Channel, runner) -> None:
-    """Time one block of inferences per ``Block`` record, until ``Finish``."""
+def _blocks(channel: Channel, runner) -> Finish:
+    """Time one block of inferences per ``Block`` record, until ``Finish`` (returned)."""
     from .interference import block_interference, snapshot
 
     idle_since = time.process_time_ns()
     while True:
         record = channel.recv()
         if isinstance(record, Finish):
-            return
+            return record
         if not isinstance(record, Block):
             raise ProtocolError(f"a measuring worker takes Block or Finish, not {type(record).__name__}")
         idle_cpu = time.process_time_ns() - idle_since
@@ -266,6 +269,20 @@ def _build(job: BuildJob):
         if why := env_fault(exc):
             return Failed(Status.ENV_ERROR, why, traceback.format_exc(limit=6))
         return Failed(Status.ERROR, short_reason(exc), traceback.format_exc(limit=6))
+
+
+def _profile_here(runner, runs: int) -> dict:
+    """The measuring worker's own per-op profile, after its timed blocks and its memory readings
+    (``Finish.profile_runs``): the runner's raw view, or {"status", "reason"} when it fails (the cell keeps
+    its latency either way)."""
+    profile_ops = getattr(runner, "profile_ops", None)
+    if profile_ops is None:
+        return {"source": "none", "ops": [], "note": f"benchbench has no per-op profiler for {runner.name}"}
+    try:
+        return profile_ops(runs)
+    except Exception as exc:
+        failed = failure_record(exc)
+        return {"status": failed.status, "reason": failed.reason}
 
 
 def _profile(job: ProfileJob):

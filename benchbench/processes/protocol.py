@@ -59,7 +59,7 @@ __all__ = [
     "decode",
 ]
 
-PROTOCOL_VERSION = 2  # 2: typed records (CellSpec, MeasureConfig) and one record type per job
+PROTOCOL_VERSION = 3  # 2: typed records (CellSpec, MeasureConfig) and one record type per job; 3: profiles in Finish
 
 
 class ProtocolError(RuntimeError):
@@ -102,7 +102,11 @@ class BlockDone:
 
 @dataclass(frozen=True)
 class Finish:
-    """Check parity, read memory and metadata, tear down."""
+    """Check parity, read memory and metadata; then, if ``profile_runs``, take the backend's per-op profile
+    over that many inferences (after every timed block of the group, and after memory is read, so no
+    profiler touches a sample or a peak); tear down."""
+
+    profile_runs: int = 0
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,7 @@ class Finished:
     memory: dict
     parity: dict
     backend: dict
-
+    profile: dict | None = None  # the runner's raw per-op view (benchbench.measure.profile), or a failure
 
 @dataclass(frozen=True)
 class BuildJob:

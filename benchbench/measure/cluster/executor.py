@@ -115,7 +115,9 @@ class DaskExecutor(Executor):
         self.futures: dict = {}  # future -> (group index, specs, resources, submitted at)
         self._stranded_since: dict = {}  # future -> when its resources were last seen on no live worker
 
-    def measure(self, items, config, builds):
+    def measure(self, items, config, builds, profile=None):
+        if profile is not None:  # run refuses --profile with --scheduler; a caller that asks anyway is a bug
+            raise ValueError("per-op profiles are taken on this machine only, not on a cluster")
         self.builds = builds
         for index, specs in items:
             payloads = {}  # build group -> the build's payload, or the build task that makes it

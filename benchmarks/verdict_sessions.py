@@ -1,0 +1,83 @@
+"""How many sessions (rounds in fresh workers) does the claim's verdict need? Re-read a reference run with only
+its first 1, 2, … sessions' blocks and compare what the claim decides with each.
+
+Every figure comes from the stored raw blocks (``benchbench.results.estimates``): a cell's blocks of later
+sessions are dropped, with their samples, and the claim is computed again (``benchbench.analysis.claim``).
+Printed per backend and per number of sessions: the verdict, the width of its 95% interval (CR2, on the
+per-doubling effect), the share of that interval's variance that measurement noise carries, and the
+guideline verdicts that change. The goal of issue 26: intervals no more than 10% wider than with all sessions.
+
+    python benchmarks/verdict_sessions.py reports/reference/results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import sys
+
+from benchbench.analysis.claim import analyze
+from benchbench.results.load import load_run
+
+
+def first_sessions(run, keep: int, share: float = 1.0):
+    """A copy of ``run`` whose cells hold only the blocks (and samples) of sessions 1..``keep``, and of each
+    session only its first ``share`` of lockstep rounds (as if its time cap had been that much shorter)."""
+    out = copy.deepcopy(run)
+    for cell in out.cells:
+        if not cell.blocks:
+            continue
+        rounds: dict[int, int] = {}
+        for b in cell.blocks:
+            rounds[b.get("session", 1)] = max(rounds.get(b.get("session", 1), 0), b["round"] + 1)
+        blocks, samples, offset = [], [], 0
+        for b in cell.blocks:
+            session = b.get("session", 1)
+            if session <= keep and b["round"] < max(1, math.ceil(share * rounds[session])):
+                blocks.append(b)
+                samples += cell.samples_ns[offset: offset + b["n"]]
+            offset += b["n"]
+        cell.blocks, cell.samples_ns = blocks, samples
+        cell.recompute()
+    return out
+
+
+def _guideline_codes(result: dict) -> dict:
+    return {(g["table"], g["backend"], g.get("multiplier")): g.get("verdict") for g in result["guidelines"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", help="a reference run's results.json (cells measured in several sessions)")
+    ap.add_argument("--share", type=float, default=1.0,
+                    help="keep only this share of each session's lockstep rounds (a shorter time cap), in (0, 1]")
+    args = ap.parse_args(argv)
+    run = load_run(args.results)
+    most = max((b.get("session", 1) for c in run.cells for b in c.blocks), default=1)
+    full = analyze([run])
+    full_guides = _guideline_codes(full)
+    print(f"{args.results}: {len(run.cells)} cells, up to {most} sessions each; keeping {args.share:.0%} of each "
+          "session's rounds")
+    print(f"{'backend':<10} {'sessions':>8} {'verdict':<14} {'CR2 95% interval':<18} {'width':>8} {'vs all':>7} "
+          f"{'noise share':>11}")
+    for keep in range(1, most + 1):
+        result = full if keep == most and args.share == 1 else analyze([first_sessions(run, keep, args.share)])
+        for backend, a in sorted(result["per_backend"].items()):
+            e, f = a["effect"], full["per_backend"][backend]["effect"]
+            if not e or not f:
+                continue
+            lo, hi = e["cr2"]["ci95"]
+            width = hi - lo
+            full_width = f["cr2"]["ci95"][1] - f["cr2"]["ci95"][0]
+            noise = e["se_noise"] ** 2 / e["cr2"]["se"] ** 2 if e["cr2"]["se"] else float("nan")
+            print(f"{backend:<10} {keep:>8} {a['verdict_code']:<14} [{100 * lo:+.1f}, {100 * hi:+.1f}]%"
+                  f"{'':<4} {100 * width:>7.1f}% {width / full_width:>6.2f}x {100 * noise:>10.0f}%")
+        changed = [k for k, v in _guideline_codes(result).items() if full_guides.get(k) != v]
+        print(f"{'':<10} {keep:>8} guideline verdicts that differ from all sessions': {len(changed)} of "
+              f"{len(full_guides)}" + (f" ({', '.join(f'{t} {b} x{m}' for t, b, m in changed[:6])})" if changed else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
