@@ -1,119 +1,198 @@
-"""Harness overhead: benchbench's median against a raw API loop on the same artifact, side by side.
+"""Harness overhead, in lockstep: benchbench's measuring worker against a raw API loop, as two arms of one group.
 
-For each model, the cached ONNX artifact is measured, round after round, two ways:
+For each backend, one model's artifact (the same file) is timed by two processes taking turns block by
+block (``benchbench.measure.scheduler``): arm A is benchbench's own measuring worker (runner, ``time_once``,
+interference readings, settling), arm B a bare loop written against the runtime's API alone
+(``InferenceSession.run``, ``InferRequest.infer``, ``Interpreter.invoke``, ``model(x)`` under
+``inference_mode``) with the same runtime settings, timing each call with ``perf_counter_ns``. The ratio
+benchbench / raw, with its 95% interval over rounds and over ``--sessions`` pairs of fresh processes (the
+between-process term of ``benchbench doctor``, else ``estimates.PROCESS_SD``), is the overhead.
+Goal (issue 26): every median within [0.98, 1.02], each interval no wider than ±1%.
 
-* ``raw``: a fresh Python process that creates an ONNX Runtime session exactly as benchbench's ort
-  runner does (all graph optimizations, N intra-op threads, one inter-op thread, sequential), warms up,
-  and times ``--runs`` calls of ``session.run`` one by one with ``perf_counter_ns``;
-* ``benchbench``: the ordinary harness (a measuring worker driven in blocks over the protocol), as a
-  single cell with nothing to compare, with the same number of timed inferences.
-
-Rounds alternate the order, so drift reaches both alike; each round gives a ratio of medians,
-benchbench / raw, and the headline per model is the median of those ratios with its distribution-free
-95% interval over rounds (the machine moves by tens of percent between seconds here, so one round's
-ratio says little; 11 rounds give an interval). Goal: <= 1.02 for models of 1 ms or more.
-
-    python benchmarks/overhead.py --model resnet18,repvgg_a0,mobilenetv2_100 --rounds 11
+    python benchmarks/overhead.py --model resnet18 --backend ort,openvino,tflite,torch --sessions 6
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
+import time
 
-from tabulate import tabulate
+from benchbench.runners import get_runner
 
-from benchbench.build.builds import ensure_build
+from benchbench.build.builds import Builds
+from benchbench.cli.cells import process_sd_for
 from benchbench.core.spec import CellSpec, MeasureConfig, physical_cores
-from benchbench.core.stats import median_ci
-from benchbench.measure.sweep import run_sweep
-from benchbench.processes.manager import worker_env
-from benchbench.results.record import RunResult
+from benchbench.measure.group import session_config
+from benchbench.measure.scheduler import Arm, run_lockstep
+from benchbench.processes.manager import Worker, worker_env
+from benchbench.processes.protocol import Block, BlockDone, Finish, Prepare, Ready
+from benchbench.results.estimates import PROCESS_SD, ratio
 
+# The raw arm: the runtime's own API, nothing of benchbench's harness (torch builds its module with the zoo's
+# constructor, untimed). One JSON line in (backend, artifact, input, threads); then "N" → N timed calls.
 RAW_LOOP = r"""
-import sys, time, numpy as np, onnxruntime as ort
-path, inputs, threads, runs, warmup = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-so = ort.SessionOptions()
-so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-so.intra_op_num_threads = threads
-so.inter_op_num_threads = 1
-so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-feed = {s.get_inputs()[0].name: np.load(inputs)}
-for _ in range(warmup):
-    s.run(None, feed)
-t = []
-for _ in range(runs):
-    t0 = time.perf_counter_ns(); s.run(None, feed); t.append(time.perf_counter_ns() - t0)
-print(sorted(t)[len(t) // 2] / 1e6)
+import json, sys, time
+import numpy as np
+
+job = json.loads(sys.stdin.readline())
+backend, artifact, threads = job["backend"], job["artifact"], job["threads"]
+x = np.load(job["input"])
+if backend == "ort":
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(artifact, so, providers=["CPUExecutionProvider"])
+    feed = {sess.get_inputs()[0].name: x}
+    call = lambda: sess.run(None, feed)
+elif backend == "openvino":
+    import openvino as ov
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(artifact), "CPU", {
+        "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads,
+        "INFERENCE_PRECISION_HINT": ov.Type.f32})
+    request = compiled.create_infer_request()
+    request.set_input_tensor(ov.Tensor(x, shared_memory=True))
+    call = request.infer
+elif backend == "tflite":
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    it = Interpreter(model_path=artifact, num_threads=threads, experimental_op_resolver_type=OpResolverType.AUTO)
+    it.allocate_tensors()
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    call = it.invoke
+elif backend == "torch":
+    import torch
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+    from benchbench.runners.torch_eager import TorchRunner
+    holder = TorchRunner(threads, {})
+    holder.load_runtime()
+    holder.prepare(artifact, x)  # builds the module from the cache's weights; the loop below is bare torch
+    model, inp = holder.model, holder.inputs
+    def call():
+        with torch.inference_mode():
+            model(inp)
+for _ in range(job["warmup"]):
+    call()
+print("ready", flush=True)
+for line in sys.stdin:
+    n = int(line)
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        call()
+        out.append(time.perf_counter_ns() - t0)
+    if job["settle_s"]:
+        time.sleep(job["settle_s"])  # as benchbench's worker lets its thread pools go quiet before the other arm
+    print(json.dumps(out), flush=True)
 """
 
 
-def raw(onnx: str, inputs: str, threads: int, runs: int, warmup: int) -> float:
-    out = subprocess.run([sys.executable, "-P", "-c", RAW_LOOP, onnx, inputs, str(threads), str(runs), str(warmup)],
-                         check=True, capture_output=True, text=True, env=worker_env(threads))
-    return float(out.stdout.strip().splitlines()[-1])
+class RawArm:
+    """The bare loop's process and its block function."""
+
+    def __init__(self, spec: CellSpec, artifact, input_path: str, warmup: int, settle_s: float):
+        # the environment benchbench gives its workers (thread-count variables), so both arms run alike
+        self.proc = subprocess.Popen([sys.executable, "-P", "-c", RAW_LOOP], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=worker_env(spec.threads))
+        artifact = str(artifact) if not isinstance(artifact, dict) else artifact
+        self.proc.stdin.write(json.dumps({"backend": spec.backend, "artifact": artifact, "input": input_path,
+                                          "threads": spec.threads, "warmup": warmup, "settle_s": settle_s}) + "\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"the raw {spec.backend} loop did not start")
+
+    def run_block(self, count: int, settle: bool) -> dict:
+        self.proc.stdin.write(f"{count}\n")
+        self.proc.stdin.flush()
+        return {"samples_ns": json.loads(self.proc.stdout.readline())}
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
-def harness(spec: CellSpec, config: MeasureConfig, tmp: Path) -> float:
-    run = RunResult(meta={"settings": config.__dict__}, path=tmp / "bb.json")
-    cell = run_sweep([spec], config, run, progress=lambda msg: None).cells[0]
-    if not cell.ok:
-        sys.exit(f"benchbench could not measure {spec.label()}: {cell.status}: {cell.reason}")
-    return float(statistics.median(cell.samples_ns)) / 1e6  # the same statistic as the raw loop's
+def harness_arm(worker: Worker, timeout_s: float):
+    def run_block(count: int, settle: bool) -> dict:
+        reply = worker.request(Block(count, settle), timeout_s)
+        assert isinstance(reply, BlockDone), reply
+        return {"samples_ns": reply.samples_ns, **reply.interference, "settle_ns": reply.settle_ns}
+    return run_block
+
+
+def measure(spec: CellSpec, config: MeasureConfig, settle_s: float):
+    """Both arms' blocks over ``config.sessions`` sessions (each in fresh processes), and the settle times."""
+    builds = Builds(config, [spec])
+    try:
+        build = builds.ensure(spec)
+        if build["status"] != "ok":
+            raise SystemExit(f"{spec.label()}: build {build['status']}: {build.get('reason')}")
+        artifact, _, unusable = builds.artifact_for(get_runner(spec.backend), spec)
+        if unusable:
+            raise SystemExit(f"{spec.label()}: {unusable}")
+        part = session_config(config)
+        harness, raw = Arm(None, 1.0), Arm(None, 1.0)
+        settles = []
+        for session in range(1, config.sessions + 1):
+            worker = Worker(spec.threads, f"overhead worker of {spec.label()}")
+            bare = None
+            try:
+                ready = worker.request(Prepare(spec, config, artifact, build["input_path"], None), config.cell_timeout_s)
+                assert isinstance(ready, Ready), ready
+                bare = RawArm(spec, artifact, build["input_path"], ready.warmup_count, settle_s)
+                harness.run_block, harness.estimate_ns = harness_arm(worker, config.cell_timeout_s), ready.estimate_ns
+                raw.run_block, raw.estimate_ns = bare.run_block, ready.estimate_ns
+                run_lockstep([harness, raw], part.replace(target_ci=1e-9, min_s=part.max_s), session=session)
+                worker.request(Finish(), config.cell_timeout_s)
+            finally:
+                worker.close()
+                if bare is not None:
+                    bare.close()
+        settles = [b["settle_ns"] / 1e9 for b in harness.blocks if b.get("settle_ns")]
+        return harness.blocks, raw.blocks, settles
+    finally:
+        builds.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="resnet18,repvgg_a0,mobilenetv2_100")
-    ap.add_argument("--variant", default="deploy", choices=["train", "deploy"])
-    ap.add_argument("--threads", type=int, default=None, help="default: physical cores")
-    ap.add_argument("--runs", type=int, default=200, help="timed inferences per way per round")
-    ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--rounds", type=int, default=11)
-    ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--model", default="resnet18")
+    ap.add_argument("--backend", default="ort,openvino,tflite,torch")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--sessions", type=int, default=6, help="pairs of fresh processes per backend")
+    ap.add_argument("--max-time", type=float, default=6.0, help="sampling per arm per backend, all sessions (s)")
     args = ap.parse_args(argv)
     threads = args.threads or physical_cores()
-    config = MeasureConfig(warmup_min_count=args.warmup, warmup_min_s=0.0, min_s=0.0, max_s=1e9,
-                           block_s=0.05, min_blocks=1, target_ci=0.0, cell_timeout_s=1800)
-    body, figures = [], {}
-    with tempfile.TemporaryDirectory(prefix="bb-overhead-") as tmp:
-        for model in args.model.split(","):
-            spec = CellSpec(model, args.variant, "ort", threads=threads)
-            build = ensure_build(spec, {"onnx"}, config)
-            if build["status"] != "ok" or build["manifest"]["artifacts"]["onnx"]["status"] != "ok":
-                sys.exit(f"no ONNX artifact for {model}: {build.get('reason')}")
-            onnx = str(Path(build["dir"]) / build["manifest"]["artifacts"]["onnx"]["file"])
-            inputs = str(Path(build["dir"]) / "input.npy")
-            raws, ours = [], []
-            for r in range(args.rounds):
-                # blocks of ~50 ms until --runs inferences: size the block count from a first raw median
-                first = raws[0] if raws else raw(onnx, inputs, threads, 20, args.warmup)
-                per_block = max(1, round(50 / max(first, 1e-3)))
-                cfg = config.replace(min_blocks=max(1, args.runs // per_block), max_blocks=max(1, args.runs // per_block))
-                steps = [("raw", lambda: raw(onnx, inputs, threads, args.runs, args.warmup)),
-                         ("benchbench", lambda: harness(spec, cfg, Path(tmp)))]
-                for name, fn in (steps if r % 2 == 0 else steps[::-1]):
-                    (raws if name == "raw" else ours).append(fn())
-                print(f"{model} round {r + 1}: raw {raws[-1]:.3f} ms, benchbench {ours[-1]:.3f} ms", file=sys.stderr)
-            ratios = [o / w for o, w in zip(ours, raws)]
-            figures[model] = {"raw_ms": raws, "benchbench_ms": ours, "ratios": ratios}
-            low, high = median_ci(ratios)
-            body.append([model, f"{statistics.median(raws):.3f}", f"{statistics.median(ours):.3f}",
-                         f"{statistics.median(ratios):.3f} [{low:.3f}, {high:.3f}]", f"{min(ratios):.3f}–{max(ratios):.3f}"])
-    print(f"ort, {args.variant} forms, {threads} threads, {args.runs} timed inferences per way, {args.rounds} "
-          "alternating rounds\n")
-    print(tabulate(body, ["model", "raw loop ms", "benchbench ms", "ratio (median of rounds) [95% CI]", "per-round range"],
-                   tablefmt="github", disable_numparse=True))
-    print("\nratio = benchbench median / raw-loop median in the same round; 1.000 = no overhead. Absolute ms "
-          "are this machine's at that moment; the ratio is the figure.")
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=1))
+    process_sd = process_sd_for(threads)
+    config = MeasureConfig(max_s=args.max_time, sessions=args.sessions, process_sd=process_sd)
+    term = f"doctor's {100 * process_sd:.2f}%" if process_sd is not None else f"constant {100 * PROCESS_SD:.2f}%"
+    print(f"benchbench worker / raw API loop, {args.model}, {threads} threads, {args.sessions} sessions, "
+          f"{args.max_time:g} s per arm; between-process term: {term}")
+    for backend in args.backend.split(","):
+        spec = CellSpec(args.model, "deploy", backend, threads=threads)
+        ok, why = get_runner(backend).is_available()
+        if not ok:
+            print(f"{backend}: not measured ({why})")
+            continue
+        t0 = time.perf_counter()
+        # the raw arm sleeps as long as benchbench's worker settled in a first, short pass (its median)
+        _, _, settles = measure(spec, config.replace(sessions=1, max_s=1.0), 0.05)
+        settle_s = sorted(settles)[len(settles) // 2] if settles else 0.05
+        a, b, _ = measure(spec, config, settle_s)
+        est = ratio(a, b, process_sd=process_sd)
+        verdict = "ok" if 0.98 <= est.value <= 1.02 and est.half_width <= 0.01 else "MISSES the goal"
+        print(f"{backend:<9} benchbench/raw {est.value:.4f} [{est.low:.4f}, {est.high:.4f}] ±{100 * est.half_width:.2f}% "
+              f"over {est.units} rounds in {len({x['session'] for x in a})} sessions ({est.dropped} dropped); "
+              f"raw arm settles {1e3 * settle_s:.0f} ms; {time.perf_counter() - t0:.0f} s wall — {verdict}",
+              flush=True)
     return 0
 
 

@@ -166,6 +166,34 @@ def test_allocation_gives_later_rounds_only_to_groups_that_are_not_settled(cache
     assert len(seen) == 3 + 3  # rounds 3 and 4 ask every group not yet finished
 
 
+def test_sessions_measure_a_group_in_fresh_workers_and_stop_once_pinned(cache_dir, tmp_path):
+    """--sessions N: up to N sets of fresh workers, each with 1/N of the time, blocks tagged by session; the
+    cell records the between-process term it was measured with. A term too large to pin under the target
+    uses every session; a negligible one lets the first session that pins the ratio end the group."""
+    import dataclasses
+
+    from benchbench.build.builds import Builds
+    from benchbench.measure.group import measure_group
+
+    specs = [_null(variant="train"), _null()]
+    wide = dataclasses.replace(FAST, sessions=3, process_sd=0.05, min_s=0.15, max_s=0.6)
+    builds = Builds(wide, specs)
+    try:
+        cells, record = measure_group(specs, wide, builds)
+        assert record["sessions"] == 3 and record["stop_reason"] == "max_time"
+        assert all({b["session"] for b in c.blocks} == {1, 2, 3} for c in cells)
+        assert all(c.process_sd == 0.05 and c.timing["sessions"] == 3 for c in cells)
+        # each session got its share: at most 0.2 s per arm, and at least 3 rounds
+        per_session = [sum(1 for b in cells[0].blocks if b["session"] == s) for s in (1, 2, 3)]
+        assert min(per_session) >= 3
+        pinned = dataclasses.replace(wide, process_sd=0.0, target_ci=0.5)
+        cells, record = measure_group(specs, pinned, builds)
+        assert "sessions" not in record and record["stop_reason"] == "converged"
+        assert {b["session"] for b in cells[0].blocks} == {1}
+    finally:
+        builds.close()
+
+
 def test_groups_pair_train_with_deploy_and_guideline_rows():
     from benchbench.measure.sweep import comparison_groups
 
@@ -202,3 +230,49 @@ def test_a_worker_dying_mid_blocks_spares_its_partner(cache_dir, tmp_path):
     assert [c.status for c in cells] == ["ok", "crashed"]
     assert "died" in cells[1].reason and "exit code 3" in cells[1].reason
     assert cells[0].stats["blocks"] >= FAST.min_blocks and record["stop_reason"] in ("converged", "max_time")
+
+
+def test_the_doctor_caches_its_between_process_term_and_later_runs_add_it(cache_dir, monkeypatch, capsys):
+    """``benchbench doctor`` reads the between-process term from its A/A sessions, caches it (sealed) for this
+    host and thread count, and a later run's sampling policy carries it; a damaged cache is ignored."""
+    import math
+
+    import numpy as np
+
+    from benchbench.cli import main
+    from benchbench.cli.cells import config_from
+    from benchbench.cli.parser import build_parser
+    from benchbench.measure import doctor
+    from benchbench.results.estimates import ratio
+    from benchbench.results.record import CellResult
+
+    rng = np.random.default_rng(7)
+    cells = []
+    for arm in range(2):  # 6 sessions of 10 rounds; each session's B worker is planted 1.5% off, at random
+        blocks, samples = [], []
+        for s in range(1, 7):
+            shift = math.exp(rng.normal(0, 0.015)) if arm else 1.0
+            for r in range(10):
+                samples += (1e6 * shift * (1 + 0.002 * rng.standard_normal(5))).astype(int).tolist()
+                blocks.append({"n": 5, "session": s, "round": r})
+        cells.append(CellResult(_null(), "ok", samples_ns=samples, blocks=blocks))
+    a, b = cells
+
+    def fake_aa(spec, config):
+        est = ratio(b.blocks, a.blocks, samples_b=b.samples_ns, samples_a=a.samples_ns)
+        between = doctor.between_process_sd(b.blocks, a.blocks, b.samples_ns, a.samples_ns)
+        return doctor.AAResult(spec, est, 1.0, 0.0, between=between, cells=(a, b))
+
+    monkeypatch.setattr(doctor, "aa_check", fake_aa)
+    assert main(["doctor", "--model", "resnet18", "--backend", "null", "--threads", "2", "--sessions", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "between-process term: sd" in out and "cached in" in out
+    cached = doctor.cached_process_sd(2)
+    assert cached is not None and 0.005 < cached["sd"] < 0.04 and cached["sessions"] == 6
+    args = build_parser().parse_args(["run", "--model", "resnet18", "--backend", "null", "--threads", "2"])
+    assert config_from(args).process_sd == cached["sd"]
+    other = build_parser().parse_args(["run", "--model", "resnet18", "--backend", "null", "--threads", "1"])
+    assert config_from(other).process_sd is None  # measured at 2 threads only
+    path = doctor.process_sd_path(2)
+    path.write_text(path.read_text().replace('"sessions": 6', '"sessions": 7'))
+    assert doctor.cached_process_sd(2) is None and config_from(args).process_sd is None

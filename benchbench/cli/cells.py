@@ -26,7 +26,17 @@ def config_from(args):
     if config.min_s > config.max_s:  # checked on the profile's values too: --min-time 20 alone exceeds 10 s
         raise UsageError(f"the minimum sampling time ({config.min_s:g} s, --min-time) exceeds the maximum "
                          f"({config.max_s:g} s, --max-time)")
-    return config
+    return config.replace(process_sd=process_sd_for(getattr(args, "threads", None)))
+
+
+def process_sd_for(threads: int | None) -> float | None:
+    """The between-process term ``benchbench doctor`` cached for this machine at ``threads`` (default: the
+    physical cores), or None (the paired intervals then add ``estimates.PROCESS_SD``)."""
+    from benchbench.core.spec import physical_cores
+    from benchbench.measure.doctor import cached_process_sd
+
+    entry = cached_process_sd(threads or physical_cores())
+    return None if entry is None else float(entry["sd"])
 
 
 def cells_from(args):

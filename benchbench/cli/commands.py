@@ -209,15 +209,35 @@ def cmd_doctor(args) -> int:
     ok, why = get_runner(backend).is_available()
     if not ok:
         raise UsageError(why)
-    from benchbench.measure.doctor import aa_check
+    from benchbench.measure.doctor import aa_check, process_sd_path, save_process_sd
+    from benchbench.results.estimates import ratio
 
     spec = CellSpec(names[0], args.variant, backend, threads=threads)
-    config = MeasureConfig(max_s=args.max_time)
-    print(f"\nA/A: {spec.label()} in two workers, in lockstep ...", flush=True)
+    # every session runs to its share of the time (no early stop): the between-process term needs them all
+    config = MeasureConfig(max_s=args.max_time, min_s=args.max_time, sessions=args.sessions, target_ci=1e-9)
+    print(f"\nA/A: {spec.label()} in two workers, in lockstep, in {args.sessions} sessions of fresh workers ...",
+          flush=True)
     result = aa_check(spec, config)
     if result.estimate is None:
         print(f"A/A could not run: {result.reason}")
         return 1
+    if result.between is not None:
+        b = result.between
+        print(f"between-process term: sd {100 * b['sd']:.2f}% of the log-ratio (80% upper bound {100 * b['upper80']:.2f}%), "
+              f"from {b['sessions']} sessions: their means spread by {100 * b['spread_sd']:.2f}%, of which their own "
+              f"rounds explain {100 * b['within_sd']:.2f}%")
+        try:
+            save_process_sd(threads, b, spec)
+            print(f"cached in {process_sd_path(threads)}: runs with {threads} threads on this machine add it to "
+                  "their paired intervals for the next 7 days")
+        except OSError as exc:
+            print(f"note: could not cache the between-process term: {exc.strerror or exc}")
+        a_cells = result.cells
+        result.estimate = ratio(a_cells[1].blocks, a_cells[0].blocks, samples_b=a_cells[1].samples_ns,
+                                samples_a=a_cells[0].samples_ns, process_sd=b["sd"])
+    else:
+        print("between-process term: not measured (fewer than two sessions kept three quiet rounds); nothing cached, "
+              "runs keep the cached or default term")
     e = result.estimate
     print(f"A/A ratio {e.value:.4f} [{e.low:.4f}, {e.high:.4f}] over {e.units} rounds "
           f"({result.median_ms:.3f} ms per inference; {e.rule}; waited {share(result.wait_share)})")

@@ -268,6 +268,16 @@ def _kept(journal) -> str:
             f"rebuilds the views; benchbench run --resume {where} measures the rest)")
 
 
+def _process_sd_source(config) -> dict:
+    """The between-process term this run's paired intervals add, and where it comes from."""
+    from benchbench.results.estimates import PROCESS_SD
+
+    if config.process_sd is not None:
+        return {"sd": config.process_sd, "source": "benchbench doctor's measurement of this machine (cached)"}
+    return {"sd": PROCESS_SD, "source": "the constant estimates.PROCESS_SD: no doctor measurement of this machine "
+                                        "and thread count is cached (run benchbench doctor)"}
+
+
 def _new_run(args, config, cells, names, rounds):
     """The run's new folder, its RunResult and its journal (the header written)."""
     from benchbench.core.env import environment
@@ -290,6 +300,7 @@ def _new_run(args, config, cells, names, rounds):
         "environment": environment(tracked_packages()),
         "settings": config.to_dict(),
         "rounds": rounds.note if isinstance(rounds, Allocation) else rounds,
+        "process_sd": _process_sd_source(config),
         "lockstep": args.lockstep,
         "machine_before": state,
     }

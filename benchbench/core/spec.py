@@ -53,6 +53,15 @@ class MeasureConfig:
     block_s: float = 0.05  # one block's length: long against a scheduler tick (~4 ms), short against drift
     min_blocks: int = 10  # rounds before the interval may stop sampling (6 is the least a 95% interval needs)
     max_blocks: int = 100_000  # rounds at most (a fixed count when equal to min_blocks)
+    # Process pairs per comparison: the group's time bounds are split over this many sessions, each in
+    # fresh workers (benchbench.measure.group.session_config), so the between-process term shrinks as 1/sqrt(N).
+    sessions: int = flag_field(1, flag="--sessions", parse=bounded_int(1, 64),
+                               help="measure each comparison in up to N sets of fresh workers, its time split "
+                                    "among them (the between-process term shrinks as 1/sqrt(N)); stops early "
+                                    "once pinned")
+    # The between-process sd of a log-ratio that paired intervals add: `benchbench doctor`'s cached figure for
+    # this machine and backend when there is one (set by the run; None: benchbench.results.estimates.PROCESS_SD).
+    process_sd: float | None = None
     noisy_ci: float = 0.05  # a wider CI than this flags the cell as noisy
     noisy_cv: float = 0.10  # robust CV (1.4826 MAD / median) above this flags it as noisy
     # A worker (prepare + warm-up + sampling) is killed after this.

@@ -12,6 +12,7 @@ This sits below both executors: the local one and the Dask one (on each measurin
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 from benchbench.build.builds import Builds
@@ -112,81 +113,140 @@ def _block_runner(cell: _Prepared, timeout_s: float) -> Callable[[int, bool], di
     return run_block
 
 
-def _finish(cell: _Prepared, arm: Arm, schedule: Schedule, config: MeasureConfig, profile_runs: int) -> CellResult:
+def _end(cell: _Prepared, config: MeasureConfig, profile_runs: int) -> Finished | tuple[str, str]:
+    """The worker's closing record (parity, memory, metadata, a profile if asked), or (status, reason)."""
     if cell.lost:
-        return cell.failed(*cell.lost)
+        return cell.lost
     try:
         reply = cell.worker.request(Finish(profile_runs), config.cell_timeout_s)
     except WorkerLost as lost:
-        return cell.failed(lost.outcome, lost.reason)
+        return lost.outcome, lost.reason
     if isinstance(reply, Failed):
-        return cell.failed(reply.status, reply.reason)
+        return reply.status, reply.reason
     assert isinstance(reply, Finished)
+    return reply
+
+
+def _result(cell: _Prepared, first: Ready, arm: Arm, end: Finished, schedules: Sequence[Schedule],
+            config: MeasureConfig) -> CellResult:
+    """The cell over all its sessions: every block (tagged with its session), the first worker's start-up
+    times, the last worker's parity, memory, metadata and profile."""
     samples, blocks = [], []
     for b in arm.blocks:
         block_samples = b.pop("samples_ns")
         samples += block_samples
-        blocks.append({"n": len(block_samples), "session": 1, **b})
-    ready = cell.ready
+        blocks.append({"n": len(block_samples), **b})
     result = CellResult(
         cell.spec, Status.OK, None,
         samples_ns=samples,
         blocks=blocks,
-        timing={"init_ms": ready.init_ms, "first_ms": ready.first_ms, "warmup_count": ready.warmup_count,
-                "warmup_s": round(ready.warmup_s, 4), "sampling_s": round(schedule.sampling_s, 4),
-                "stop_reason": schedule.stop_reason, "block_count": arm.count},
-        model=cell.model, memory=reply.memory, parity=reply.parity, backend=reply.backend, artifact=cell.artifact,
+        timing={"init_ms": first.init_ms, "first_ms": first.first_ms, "warmup_count": first.warmup_count,
+                "warmup_s": round(first.warmup_s, 4), "sampling_s": round(sum(s.sampling_s for s in schedules), 4),
+                "stop_reason": schedules[-1].stop_reason, "block_count": arm.count,
+                **({"sessions": len(schedules)} if len(schedules) > 1 else {})},
+        model=cell.model, memory=end.memory, parity=end.parity, backend=end.backend, artifact=cell.artifact,
+        process_sd=config.process_sd,
     )
     result.recompute(config.noisy_ci, config.noisy_cv)
-    if reply.profile is not None:
+    if end.profile is not None:
         from .profile import summarize
 
-        result.metrics["profile"] = summarize(reply.profile, result.median_ms)
+        result.metrics["profile"] = summarize(end.profile, result.median_ms)
     return result
 
 
-def _schedule_record(schedule: Schedule, arms: Sequence[Arm]) -> dict:
+def _schedule_record(schedules: Sequence[Schedule], arms: Sequence[Arm]) -> dict:
     """What the scheduler did, for the run's group record."""
     idle = sum(b.get("idle_cpu_ns") or 0 for a in arms for b in a.blocks)
     settle = sum(b.get("settle_ns") or 0 for a in arms for b in a.blocks)
-    span = schedule.sampling_s * 1e9
-    return {"rounds": schedule.rounds, "stop_reason": schedule.stop_reason,
-            "sampling_s": round(schedule.sampling_s, 3), "order": "alternating (ABBA)",
+    sampling_s = sum(s.sampling_s for s in schedules)
+    span = sampling_s * 1e9
+    return {"rounds": sum(s.rounds for s in schedules), "stop_reason": schedules[-1].stop_reason,
+            "sampling_s": round(sampling_s, 3), "order": "alternating (ABBA)",
+            **({"sessions": len(schedules)} if len(schedules) > 1 else {}),
             # CPU the waiting workers used while another one was timed (spinning thread pools)
             "idle_cpu_share": idle / span if span > 0 else None,
             # wall time spent waiting for a finished block's thread pools to stop spinning
             "settle_share": settle / span if span > 0 else None}
 
 
+def session_config(config: MeasureConfig) -> MeasureConfig:
+    """One session's share of the sampling policy: the time bounds and the least rounds split over
+    ``config.sessions`` (at least 3 rounds each, so a session's blocks alternate both ways)."""
+    n = max(1, config.sessions)
+    if n == 1:
+        return config
+    return config.replace(min_s=config.min_s / n, max_s=config.max_s / n,
+                          min_blocks=max(3, math.ceil(config.min_blocks / n)))
+
+
 def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, builds: Builds,
                   servers: dict | None = None,
                   profile: Callable[[CellSpec], int] | None = None) -> tuple[list[CellResult], dict]:
     """Measure one comparison group in lockstep; returns its cells (in ``specs`` order) and the
-    scheduler's record (rounds, stop reason, sampling time, idle CPU of the waiting workers).
+    scheduler's record (rounds, sessions, stop reason, sampling time, idle CPU of the waiting workers).
+
+    The group is measured in up to ``config.sessions`` *sessions*, each in fresh workers with its share of
+    the time (:func:`session_config`): two processes running the same artifact differ persistently
+    (``benchbench.results.estimates.PROCESS_SD``), and only more process pairs shrink that term. Sampling
+    stops after any session once every ratio is pinned down, that term included.
 
     ``builds`` makes (or finds) each cell's build. ``servers`` (a dict the caller owns and closes) holds
     fork servers per backend and threads, so workers start with their runtime imported; None starts every
     worker as a fresh interpreter. ``profile(spec)``: how many inferences to profile per op in the cell's
-    own worker once the whole group's timed blocks are done (0: none; ``benchbench.measure.profile``), so a
-    profile costs no second process and no second load of the runtime."""
+    own worker in the last session, once the group's timed blocks are done (0: none;
+    ``benchbench.measure.profile``), so a profile costs no second process and no second load of the runtime."""
     results: list[CellResult | None] = [None] * len(specs)
-    prepared: list[_Prepared] = []
-    try:
-        for i, spec in enumerate(specs):
-            pre = _preflight(spec, builds)
-            outcome = pre if isinstance(pre, CellResult) else _prepare(i, spec, pre, config, servers)
-            if isinstance(outcome, CellResult):
-                results[i] = outcome
-            else:
-                prepared.append(outcome)
-        record: dict = {"rounds": 0}
-        if prepared:
-            arms = [Arm(_block_runner(p, config.cell_timeout_s), p.ready.estimate_ns) for p in prepared]
-            schedule = run_lockstep(arms, config)
-            record = _schedule_record(schedule, arms)
-            for p, arm in zip(prepared, arms):
-                results[p.index] = _finish(p, arm, schedule, config, profile(p.spec) if profile else 0)
-    finally:
-        for p in prepared:
-            p.worker.close()
+    builds_ok = {}
+    for i, spec in enumerate(specs):
+        pre = _preflight(spec, builds)
+        if isinstance(pre, CellResult):
+            results[i] = pre
+        else:
+            builds_ok[i] = pre
+    part = session_config(config)
+    arms: dict[int, Arm] = {}
+    first: dict[int, Ready] = {}
+    ends: dict[int, Finished] = {}
+    cells: dict[int, _Prepared] = {}
+    schedules: list[Schedule] = []
+    for session in range(1, max(1, config.sessions) + 1):
+        prepared: list[_Prepared] = []
+        try:
+            for i, pre in builds_ok.items():
+                if results[i] is not None:  # failed in an earlier session
+                    continue
+                outcome = _prepare(i, specs[i], pre, config, servers)
+                if isinstance(outcome, CellResult):
+                    results[i] = outcome
+                else:
+                    prepared.append(outcome)
+            if not prepared:
+                break
+            for p in prepared:
+                cells[p.index] = p
+                first.setdefault(p.index, p.ready)
+                if p.index in arms:
+                    arms[p.index].run_block = _block_runner(p, config.cell_timeout_s)
+                else:
+                    arms[p.index] = Arm(_block_runner(p, config.cell_timeout_s), p.ready.estimate_ns)
+            live = [arms[p.index] for p in prepared]
+            schedule = run_lockstep(live, part, session=session)
+            schedules.append(schedule)
+            last = session >= config.sessions or schedule.stop_reason in ("converged", "lost")
+            for p in prepared:
+                end = _end(p, config, profile(p.spec) if profile and last else 0)
+                if isinstance(end, tuple):
+                    results[p.index] = p.failed(*end)
+                else:
+                    ends[p.index] = end
+        finally:
+            for p in prepared:
+                p.worker.close()
+        if last:
+            break
+    for i, arm in arms.items():
+        if results[i] is None:
+            results[i] = _result(cells[i], first[i], arm, ends[i], schedules, config)
+    record = _schedule_record(schedules, list(arms.values())) if schedules else {"rounds": 0}
     return results, record

@@ -58,13 +58,16 @@ def run_lockstep(
     *,
     wait_limit: float = WAIT_SHARE_LIMIT,
     clock: Callable[[], int] = time.perf_counter_ns,
+    session: int = 1,
 ) -> Schedule:
     """Drive ``arms`` round by round until every ratio to arm 0 (or, alone, the arm's own median) is
     pinned down to ``config.target_ci`` (relative half-width), or the time is up.
 
     ``config.min_s``/``max_s`` are per arm: a group of K arms samples for at least K·min_s and at most
     K·max_s, in at least ``min_blocks`` and at most ``max_blocks`` rounds. Each arm's block holds enough
-    inferences for about ``block_s`` seconds (at most ``max_count``).
+    inferences for about ``block_s`` seconds (at most ``max_count``). Blocks are tagged with ``session``; an
+    arm's blocks of earlier sessions (other workers) count towards the interval, whose between-process term
+    is ``config.process_sd`` (``benchbench.results.estimates.ratio``).
     """
     min_blocks, min_s, max_s, target_ci = config.min_blocks, config.min_s, config.max_s, config.target_ci
     max_rounds = config.max_blocks
@@ -87,7 +90,7 @@ def run_lockstep(
             if block is None:
                 arms[i].lost = True
                 continue
-            block.update(round=rounds, position=position, start_ns=t0 - start)
+            block.update(session=session, round=rounds, position=position, start_ns=t0 - start)
             arms[i].blocks.append(block)
         rounds += 1
         if all(arm.lost for arm in arms):
@@ -97,19 +100,19 @@ def run_lockstep(
         if elapsed >= k * max_s:
             stop = "max_time"
             break
-        if rounds >= min_blocks and elapsed >= k * min_s and _pinned(arms, target_ci, wait_limit):
+        if rounds >= min_blocks and elapsed >= k * min_s and _pinned(arms, target_ci, wait_limit, config.process_sd):
             stop = "converged"
             break
     return Schedule(rounds, stop, (clock() - start) / 1e9)
 
 
-def _pinned(arms: Sequence[Arm], target_ci: float, wait_limit: float) -> bool:
+def _pinned(arms: Sequence[Arm], target_ci: float, wait_limit: float, process_sd: float | None) -> bool:
     live = [a for a in arms if not a.lost]
     if len(live) == 1:
         est = cell_latency(live[0].blocks, wait_limit)
         return est is not None and est.half_width <= target_ci
     for arm in live[1:]:
-        est = ratio(arm.blocks, live[0].blocks, wait_limit)
+        est = ratio(arm.blocks, live[0].blocks, wait_limit, process_sd=process_sd)
         if est is None or est.half_width > target_ci:
             return False
     return True

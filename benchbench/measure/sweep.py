@@ -230,8 +230,9 @@ class Sweep:
             self._adopt(unit.index, Finished([unit.record], unit.cells))
         else:
             self._group_record(unit.index)["rounds"].append(unit.record)
+            offset = max((b.get("session", 1) for c in self._group_cells(unit.index) for b in c.blocks), default=0)
             for slot, cell in zip(self.slots[unit.index], unit.cells):
-                self.run.cells[slot].add_round(cell, r)
+                self.run.cells[slot].add_round(cell, r, offset)
         cells = self._group_cells(unit.index)
         for cell in cells:
             cell.recompute(self.config.noisy_ci, self.config.noisy_cv)

@@ -55,6 +55,9 @@ WAIT_SHARE_LIMIT = 0.10
 # the log-ratio of about 0.65% (resnet18 on ort, 2 threads; ``benchmarks/aa_check.py`` prints it).
 # No number of rounds inside one pair of processes can see it, so every paired interval adds it in
 # quadrature (divided by the number of process pairs, i.e. sessions, the rounds came from).
+# ``benchbench doctor`` measures this term on the machine at hand and caches it; a run records the term
+# it used with every cell (``CellResult.process_sd``). This constant is for cells that carry none (files
+# from before, or a machine the doctor has not measured).
 PROCESS_SD = 0.0065
 _Z95 = 1.959963984540054
 
@@ -149,13 +152,15 @@ def _unit(block: dict) -> tuple[int, int]:
 
 def ratio(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float = WAIT_SHARE_LIMIT,
           samples_b: Sequence[int] | None = None, samples_a: Sequence[int] | None = None,
-          process_sd: float = PROCESS_SD) -> RatioEstimate | None:
+          process_sd: float | None = None) -> RatioEstimate | None:
     """Latency ratio B / A of two arms measured in lockstep: one log-ratio per round in which both ran,
     a round dropped when either block was disturbed (unless too few would remain).
 
     The interval is the median's, over rounds in time order, widened for serial correlation between
     neighbouring rounds (``stats.serial_median_ci``), then for the difference between worker processes
-    (``process_sd`` in quadrature, shrinking with the number of sessions)."""
+    (``process_sd`` in quadrature, shrinking with the number of sessions: the term ``benchbench doctor``
+    measured on the machine, recorded with the cells, or ``PROCESS_SD`` when None)."""
+    process_sd = PROCESS_SD if process_sd is None else process_sd
     med_a = dict(zip(map(_unit, blocks_a), block_medians_ms(blocks_a, samples_a)))
     med_b = dict(zip(map(_unit, blocks_b), block_medians_ms(blocks_b, samples_b)))
     dist_a = {_unit(b): disturbed(b, wait_limit) for b in blocks_a}
@@ -219,6 +224,12 @@ def cell_stats(samples_ns: Sequence[int], blocks: Sequence[dict], noisy_ci: floa
     return stats
 
 
+def _process_sd(a, b) -> float | None:
+    """The between-process term two cells of one group were measured with (the larger, should they differ)."""
+    terms = [t for t in (getattr(a, "process_sd", None), getattr(b, "process_sd", None)) if t is not None]
+    return max(terms) if terms else None
+
+
 def cell_ratio(b, a, wait_limit: float = WAIT_SHARE_LIMIT, same_run: bool = True) -> RatioEstimate | None:
     """Latency ratio of two measured cells (objects with ``blocks``, ``samples_ns``, ``group``, ``stats``).
 
@@ -231,7 +242,7 @@ def cell_ratio(b, a, wait_limit: float = WAIT_SHARE_LIMIT, same_run: bool = True
     if not (a.stats and b.stats and a.stats.get("median_ms") and b.stats.get("median_ms")):
         return None
     if same_run and a.group is not None and a.group == b.group and a.blocks and b.blocks:
-        return ratio(b.blocks, a.blocks, wait_limit, b.samples_ns, a.samples_ns)
+        return ratio(b.blocks, a.blocks, wait_limit, b.samples_ns, a.samples_ns, process_sd=_process_sd(a, b))
     sa, sb = a.stats, b.stats
     if min(sa["ci_low_ms"], sb["ci_low_ms"]) <= 0:
         return None

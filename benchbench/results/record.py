@@ -53,6 +53,9 @@ class CellResult:
     # Where it was measured, on a cluster (benchbench.measure.cluster): host name, worker, device, start and end
     # time, machine and package versions. Empty for a local run: the run's meta.environment says it once.
     host: dict = field(default_factory=dict)
+    # The between-process sd of a log-ratio on the machine that measured it (``benchbench doctor``), which its
+    # paired intervals add; None: not measured there (``benchbench.results.estimates.PROCESS_SD`` is used).
+    process_sd: float | None = None
 
     def __post_init__(self):
         self.status = Status(self.status)
@@ -87,20 +90,21 @@ class CellResult:
                 self.stats["round_medians_ms"] = medians
                 self.stats["round_spread"] = max(medians) / min(medians) - 1
 
-    def add_round(self, new: CellResult, session: int) -> None:
-        """Fold a later round (``--rounds``: the group measured again in fresh workers) into this cell:
-        its blocks and samples are appended, tagged with ``session``; nothing is discarded."""
+    def add_round(self, new: CellResult, r: int, offset: int) -> None:
+        """Fold round ``r`` (``--rounds``: the group measured again in fresh workers) into this cell: its
+        blocks and samples are appended, their sessions numbered on from ``offset`` (the sessions the
+        group's cells have so far: a round may hold several, ``MeasureConfig.sessions``); nothing is
+        discarded."""
         if not new.ok:
-            self.rounds.append({"round": session, "status": new.status, "reason": new.reason})
+            self.rounds.append({"round": r, "status": new.status, "reason": new.reason})
             return
+        blocks = [{**b, "session": offset + b.get("session", 1)} for b in new.blocks]
         if not self.ok:  # round 1 failed: the first good round becomes the cell
             group = self.group
             self.__dict__.update(new.__dict__)
-            self.group = group
-            for b in self.blocks:
-                b["session"] = session
+            self.group, self.blocks = group, blocks
             return
-        self.blocks += [{**b, "session": session} for b in new.blocks]
+        self.blocks += blocks
         self.samples_ns = self.samples_ns + new.samples_ns
 
     def to_dict(self) -> dict:
@@ -122,6 +126,7 @@ class CellResult:
             **({"rounds": self.rounds} if self.rounds else {}),
             **({"fault": self.fault} if self.fault else {}),
             **({"host": self.host} if self.host else {}),
+            **({"process_sd": self.process_sd} if self.process_sd is not None else {}),
         }
 
     @classmethod

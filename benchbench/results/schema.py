@@ -165,6 +165,7 @@ class Cell(_Open):
     group: Count | None = None
     fault: Literal["user"] | None = None
     host: Host | None = None
+    process_sd: float | None = Field(None, ge=0, le=1)  # the between-process term its paired intervals add
 
     @model_validator(mode="after")
     def _ok_has_samples(self):
