@@ -37,10 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-time", type=float, default=5.0, help="sampling cap per worker per trial, all sessions (s)")
     ap.add_argument("--sessions", type=int, default=MeasureConfig().sessions,
                     help="pairs of fresh workers per trial, the time split among them")
+    ap.add_argument("--block-s", type=float, default=MeasureConfig().block_s, help="one block's length (s)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     spec = CellSpec(args.model, args.variant, args.backend, threads=args.threads or physical_cores())
-    config = MeasureConfig(max_s=args.max_time, sessions=args.sessions, process_sd=process_sd_for(spec.threads))
+    config = MeasureConfig(max_s=args.max_time, sessions=args.sessions, process_sd=process_sd_for(spec.threads),
+                           block_s=args.block_s)
     term = (f"the doctor's {100 * config.process_sd:.2f}%" if config.process_sd is not None
             else f"the constant {100 * PROCESS_SD:.2f}% (no doctor measurement cached)")
     print(f"{spec.label()}: {args.sessions} session(s), {args.max_time:g} s per worker; between-process term {term}")

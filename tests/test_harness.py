@@ -270,7 +270,7 @@ def test_the_doctor_caches_its_between_process_term_and_later_runs_add_it(cache_
     cached = doctor.cached_process_sd(2)
     assert cached is not None and 0.005 < cached["sd"] < 0.04 and cached["sessions"] == 6
     args = build_parser().parse_args(["run", "--model", "resnet18", "--backend", "null", "--threads", "2"])
-    assert config_from(args).process_sd == cached["sd"]
+    assert config_from(args).process_sd == cached["upper80"] >= cached["sd"]  # the bound: a short measurement errs wide
     other = build_parser().parse_args(["run", "--model", "resnet18", "--backend", "null", "--threads", "1"])
     assert config_from(other).process_sd is None  # measured at 2 threads only
     path = doctor.process_sd_path(2)

@@ -71,3 +71,23 @@ def test_median_ci_and_robust_cv_match_scipy():
         cv = summarize(x)["robust_cv"]
         assert abs(cv - median_abs_deviation(x / 1e6, scale="normal") / np.median(x / 1e6)) < 1e-12
     assert median_ci([5, 1, 3]) == (1.0, 5.0)  # too few samples: the range
+
+
+def test_sign_autocorrelation_within_segments_ignores_offsets_between_them():
+    """Planted truth: 4 segments of 12 independent values, each segment shifted by its own offset. Pooled, the
+    offsets read as strong serial correlation; within segments there is none to find. A real AR(1) series
+    (rho 0.7) is still seen with its segments given."""
+    import numpy as np
+
+    from benchbench.core.stats import sign_autocorrelation
+
+    rng = np.random.default_rng(3)
+    offsets = np.repeat([-3.0, 2.0, -1.0, 3.0], 12)
+    x = offsets + rng.standard_normal(48)
+    segments = np.repeat([1, 2, 3, 4], 12)
+    assert sign_autocorrelation(x) > 0.3
+    assert sign_autocorrelation(x, segments) < 0.2
+    ar = np.zeros(48)
+    for i in range(1, 48):
+        ar[i] = 0.9 * ar[i - 1] + rng.standard_normal()
+    assert sign_autocorrelation(ar, segments) > 0.3

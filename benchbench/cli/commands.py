@@ -228,13 +228,13 @@ def cmd_doctor(args) -> int:
               f"rounds explain {100 * b['within_sd']:.2f}%")
         try:
             save_process_sd(threads, b, spec)
-            print(f"cached in {process_sd_path(threads)}: runs with {threads} threads on this machine add it to "
-                  "their paired intervals for the next 7 days")
+            print(f"cached in {process_sd_path(threads)}: runs with {threads} threads on this machine add its 80% "
+                  f"upper bound ({100 * b['upper80']:.2f}%) to their paired intervals for the next 7 days")
         except OSError as exc:
             print(f"note: could not cache the between-process term: {exc.strerror or exc}")
         a_cells = result.cells
         result.estimate = ratio(a_cells[1].blocks, a_cells[0].blocks, samples_b=a_cells[1].samples_ns,
-                                samples_a=a_cells[0].samples_ns, process_sd=b["sd"])
+                                samples_a=a_cells[0].samples_ns, process_sd=b["upper80"])
     else:
         print("between-process term: not measured (fewer than two sessions kept three quiet rounds); nothing cached, "
               "runs keep the cached or default term")

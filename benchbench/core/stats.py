@@ -44,32 +44,46 @@ def median_ci(samples, confidence: float = 0.95) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def sign_autocorrelation(series) -> float:
+def sign_autocorrelation(series, segments=None) -> float:
     """Lag-1 autocorrelation of the signs of ``series`` (in time order) about its median, clipped to [0, 0.9].
 
     The median's interval counts values above and below it; when neighbours in time lean the same way
     (a slow phase of the machine covers several rounds), those counts vary more than independent draws
     would. The signs, not the values, are what matter, and they are robust to outliers.
+
+    ``segments`` (one label per value, e.g. the worker session each round came from) confines it to the
+    correlation *within* segments: signs about each segment's own median, and no pair across a boundary.
+    A persistent offset between segments (two processes differ) would otherwise read as serial
+    correlation; that term is accounted for apart (``estimates.PROCESS_SD``).
     """
     x = np.asarray(series, dtype=float)
     if x.size < 8:
         return 0.0
-    s = np.sign(x - np.median(x))
-    s = s[s != 0]
-    if s.size < 8 or s.std() == 0:
+    labels = np.zeros(x.size, dtype=int) if segments is None else np.asarray(segments)
+    signs, owner = [], []
+    for label in dict.fromkeys(labels.tolist()):
+        part = x[labels == label]
+        s = np.sign(part - np.median(part))
+        s = s[s != 0]
+        signs.append(s)
+        owner.append(np.full(s.size, len(owner)))
+    s, owner = np.concatenate(signs), np.concatenate(owner)
+    pairs = owner[:-1] == owner[1:]  # neighbours in time within one segment
+    if s.size < 8 or s.std() == 0 or pairs.sum() < 6:
         return 0.0
-    rho = float(np.corrcoef(s[:-1], s[1:])[0, 1])
+    rho = float(np.corrcoef(s[:-1][pairs], s[1:][pairs])[0, 1])
     return min(max(rho, 0.0), 0.9) if rho == rho else 0.0
 
 
-def serial_median_ci(series, confidence: float = 0.95) -> tuple[float, float, float]:
-    """CI of the median of ``series`` (in time order) that allows for serial correlation.
+def serial_median_ci(series, confidence: float = 0.95, segments=None) -> tuple[float, float, float]:
+    """CI of the median of ``series`` (in time order) that allows for serial correlation (within
+    ``segments``, when given: :func:`sign_autocorrelation`).
 
     With no positive lag-1 correlation of the signs this is ``median_ci``. Otherwise the ranks of the
     interval widen by the AR(1) variance inflation ``(1 + rho) / (1 - rho)`` (normal approximation to
     the rank distribution). Returns (low, high, rho).
     """
-    rho = sign_autocorrelation(series)
+    rho = sign_autocorrelation(series, segments)
     if rho <= 0.0:
         low, high = median_ci(series, confidence)
         return low, high, 0.0

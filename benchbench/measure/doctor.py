@@ -144,9 +144,9 @@ def cached_process_sd(threads: int) -> dict | None:
     if not path.exists():
         return None
     entry = read_json(path)
-    if not isinstance(entry, dict) or not sealed(entry) or not isinstance(entry.get("sd"), (int, float)) \
-            or not isinstance(entry.get("measured_at"), (int, float)):
+    if not isinstance(entry, dict) or not sealed(entry) or not all(
+            isinstance(entry.get(k), (int, float)) for k in ("sd", "upper80", "measured_at")):
         return None
-    if time.time() - entry["measured_at"] > PROCESS_SD_TTL_S or not math.isfinite(entry["sd"]):
+    if time.time() - entry["measured_at"] > PROCESS_SD_TTL_S or not math.isfinite(entry["upper80"]):
         return None
     return entry

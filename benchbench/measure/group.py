@@ -171,13 +171,15 @@ def _schedule_record(schedules: Sequence[Schedule], arms: Sequence[Arm]) -> dict
 
 
 def session_config(config: MeasureConfig) -> MeasureConfig:
-    """One session's share of the sampling policy: the time bounds and the least rounds split over
-    ``config.sessions`` (at least 3 rounds each, so a session's blocks alternate both ways)."""
+    """One session's share of the sampling policy: the time bounds, the least rounds (at least 3 each, so a
+    session's blocks alternate both ways) and the warm-up time (at least 0.1 s, the reference profile's)
+    split over ``config.sessions``."""
     n = max(1, config.sessions)
     if n == 1:
         return config
     return config.replace(min_s=config.min_s / n, max_s=config.max_s / n,
-                          min_blocks=max(3, math.ceil(config.min_blocks / n)))
+                          min_blocks=max(3, math.ceil(config.min_blocks / n)),
+                          warmup_min_s=max(min(0.1, config.warmup_min_s), config.warmup_min_s / n))
 
 
 def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, builds: Builds,
@@ -216,7 +218,7 @@ def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, builds: Buil
             for i, pre in builds_ok.items():
                 if results[i] is not None:  # failed in an earlier session
                     continue
-                outcome = _prepare(i, specs[i], pre, config, servers)
+                outcome = _prepare(i, specs[i], pre, part, servers)
                 if isinstance(outcome, CellResult):
                     results[i] = outcome
                 else:

@@ -36,8 +36,9 @@ PROFILE_RUNS = 10  # profiled inferences per op; an op's time is its median over
 def summarize(raw: dict, e2e_median_ms: float | None) -> dict:
     """The stored profile: ops with shares, totals by type, and what the per-op sum leaves unaccounted.
     A failed profile (``raw`` with a ``status`` other than ok) is stored as its status and reason."""
+    took = {"took_s": raw["took_s"]} if "took_s" in raw else {}  # profiled in the measuring worker: its seconds
     if raw.get("status", "ok") != "ok":
-        return {"status": raw["status"], "reason": raw.get("reason")}
+        return {"status": raw["status"], "reason": raw.get("reason"), **took}
     ops = [dict(o) for o in raw.get("ops", [])]
     timed = bool(ops) and all(o.get("time_ms") is not None for o in ops)
     op_sum = sum(o["time_ms"] for o in ops) if timed else None
@@ -69,6 +70,7 @@ def summarize(raw: dict, e2e_median_ms: float | None) -> dict:
         # the same accounting inside the profiled runs, where the profiler's own cost is in both terms
         "profiled_unaccounted_ms": profiled - op_sum if timed and profiled else None,
         "note": raw.get("note", ""),
+        **took,
     }
 
 

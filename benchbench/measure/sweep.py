@@ -164,6 +164,7 @@ class Sweep:
         self._own_executor = executor is None
         self.slots: dict[int, list[int]] = {}  # group -> indices in run.cells
         self.measured = 0
+        self.profile_s = 0.0  # seconds the measuring workers spent profiling (in the sweep's wall time)
         self.started = time.perf_counter()
 
     def run_all(self) -> RunResult:
@@ -238,11 +239,13 @@ class Sweep:
             cell.recompute(self.config.noisy_ci, self.config.noisy_cv)
             self._place(cell)
         self.measured += len(unit.cells)
+        self.profile_s += sum((c.metrics.get("profile") or {}).get("took_s") or 0.0 for c in unit.cells)
         build_s, builds_run = self.builds.build_seconds()
         self.run.meta["sweep"] = {"cells": len(self.run.cells), "groups": len(self.run.groups),
                                   "measurements": self.measured,
                                   "wall_s": round(time.perf_counter() - self.started, 1),
-                                  "build_s": round(build_s, 1), "builds_run": builds_run}
+                                  "build_s": round(build_s, 1), "builds_run": builds_run,
+                                  **({"profile_s": round(self.profile_s, 1)} if self.profile_s else {})}
         if self.journal is not None:
             self.journal.append_group(self.run.meta, unit.index, self._group_record(unit.index)["rounds"], cells)
 

@@ -278,11 +278,13 @@ def _profile_here(runner, runs: int) -> dict:
     profile_ops = getattr(runner, "profile_ops", None)
     if profile_ops is None:
         return {"source": "none", "ops": [], "note": f"benchbench has no per-op profiler for {runner.name}"}
+    start = time.perf_counter()
     try:
-        return profile_ops(runs)
+        raw = profile_ops(runs)
     except Exception as exc:
         failed = failure_record(exc)
-        return {"status": failed.status, "reason": failed.reason}
+        raw = {"status": failed.status, "reason": failed.reason}
+    return {**raw, "took_s": round(time.perf_counter() - start, 3)}  # the profiling's own cost, for meta.sweep
 
 
 def _profile(job: ProfileJob):

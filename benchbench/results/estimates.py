@@ -173,7 +173,8 @@ def ratio(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float 
     used = [r for r, k in zip(rounds, keep) if k]
     logs = [math.log(med_b[r] / med_a[r]) for r in used]
     centre = float(np.median(logs))
-    low, high, _ = serial_median_ci(logs)
+    # serial correlation within each session only: an offset between sessions is the between-process term
+    low, high, _ = serial_median_ci(logs, segments=[r[0] for r in used])
     sessions = len({r[0] for r in used})
     between = (_Z95 * process_sd) ** 2 / sessions
     low = centre - math.sqrt((centre - low) ** 2 + between)
