@@ -416,7 +416,7 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
                    sweep_names=())
 
 
-def _lab_profiled(cell) -> bool:
+def _lab_profiled(spec) -> bool:
     """The lab reads executed-graph traffic from ORT's and OpenVINO's profiles only (TFLite's times no op and
     its traffic is the analytic count; torch does not fuse): profiling the others would cost time for nothing."""
-    return cell.spec.backend in ("ort", "openvino")
+    return spec.backend in ("ort", "openvino")
