@@ -140,12 +140,12 @@ def measure(spec: CellSpec, config: MeasureConfig, settle_s: float):
             raise SystemExit(f"{spec.label()}: {unusable}")
         part = session_config(config)
         harness, raw = Arm(None, 1.0), Arm(None, 1.0)
-        settles = []
         for session in range(1, config.sessions + 1):
             worker = Worker(spec.threads, f"overhead worker of {spec.label()}")
             bare = None
             try:
-                ready = worker.request(Prepare(spec, config, artifact, build["input_path"], None), config.cell_timeout_s)
+                ready = worker.request(Prepare(spec, config, artifact, build["input_path"], None),
+                                       config.cell_timeout_s)
                 assert isinstance(ready, Ready), ready
                 bare = RawArm(spec, artifact, build["input_path"], ready.warmup_count, settle_s)
                 harness.run_block, harness.estimate_ns = harness_arm(worker, config.cell_timeout_s), ready.estimate_ns
@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         a, b, _ = measure(spec, config, settle_s)
         est = ratio(a, b, process_sd=process_sd)
         verdict = "ok" if 0.98 <= est.value <= 1.02 and est.half_width <= 0.01 else "MISSES the goal"
-        print(f"{backend:<9} benchbench/raw {est.value:.4f} [{est.low:.4f}, {est.high:.4f}] ±{100 * est.half_width:.2f}% "
+        print(f"{backend:<9} benchbench/raw {est.value:.4f} [{est.low:.4f}, {est.high:.4f}] "
+              f"±{100 * est.half_width:.2f}% "
               f"over {est.units} rounds in {len({x['session'] for x in a})} sessions ({est.dropped} dropped); "
               f"raw arm settles {1e3 * settle_s:.0f} ms; {time.perf_counter() - t0:.0f} s wall — {verdict}",
               flush=True)

@@ -74,8 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{backend:<10} {keep:>8} {a['verdict_code']:<14} [{100 * lo:+.1f}, {100 * hi:+.1f}]%"
                   f"{'':<4} {100 * width:>7.1f}% {width / full_width:>6.2f}x {100 * noise:>10.0f}%")
         changed = [k for k, v in _guideline_codes(result).items() if full_guides.get(k) != v]
+        shown = ", ".join(f"{t} {b} x{m}" for t, b, m in changed[:6])
         print(f"{'':<10} {keep:>8} guideline verdicts that differ from all sessions': {len(changed)} of "
-              f"{len(full_guides)}" + (f" ({', '.join(f'{t} {b} x{m}' for t, b, m in changed[:6])})" if changed else ""))
+              f"{len(full_guides)}" + (f" ({shown})" if changed else ""))
     return 0
 
 

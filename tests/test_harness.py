@@ -155,8 +155,8 @@ def test_allocation_gives_later_rounds_only_to_groups_that_are_not_settled(cache
 
     import dataclasses
 
-    specs = [_null(variant="train"), _null(), *(dataclasses.replace(s, seed=3) for s in (_null(variant="train"), _null())),
-             dataclasses.replace(_null(), seed=5)]
+    seeded = [dataclasses.replace(s, seed=3) for s in (_null(variant="train"), _null())]
+    specs = [_null(variant="train"), _null(), *seeded, dataclasses.replace(_null(), seed=5)]
     run = RunResult(meta={}, path=tmp_path / "results.json")
     run_sweep(specs, FAST, run, rounds=Allocation(4, 2, settled, note="planted"))
     sessions = {c.spec.seed: {b["session"] for b in c.blocks} for c in run.cells}

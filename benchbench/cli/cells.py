@@ -33,8 +33,8 @@ def process_sd_for(threads: int | None) -> float | None:
     """The between-process term ``benchbench doctor`` cached for this machine at ``threads`` (default: the
     physical cores), or None (the paired intervals then add ``estimates.PROCESS_SD``). The term used is the
     measurement's one-sided 80% upper bound, not its point estimate: from a handful of sessions the point
-    estimate is often low (8 sessions here read 0.40% where 6 one-pair A/A trials showed 0.86%, and a noise benchmark's
-    interval then missed), so a short measurement errs wide and a longer one tightens it."""
+    estimate is often low (8 sessions here read 0.40% where 6 one-pair A/A trials showed 0.86%, and a noise
+    benchmark's interval then missed), so a short measurement errs wide and a longer one tightens it."""
     from benchbench.core.spec import physical_cores
     from benchbench.measure.doctor import cached_process_sd
 

@@ -223,9 +223,9 @@ def cmd_doctor(args) -> int:
         return 1
     if result.between is not None:
         b = result.between
-        print(f"between-process term: sd {100 * b['sd']:.2f}% of the log-ratio (80% upper bound {100 * b['upper80']:.2f}%), "
-              f"from {b['sessions']} sessions: their means spread by {100 * b['spread_sd']:.2f}%, of which their own "
-              f"rounds explain {100 * b['within_sd']:.2f}%")
+        print(f"between-process term: sd {100 * b['sd']:.2f}% of the log-ratio (80% upper bound "
+              f"{100 * b['upper80']:.2f}%), from {b['sessions']} sessions: their means spread by "
+              f"{100 * b['spread_sd']:.2f}%, of which their own rounds explain {100 * b['within_sd']:.2f}%")
         try:
             save_process_sd(threads, b, spec)
             print(f"cached in {process_sd_path(threads)}: runs with {threads} threads on this machine add its 80% "

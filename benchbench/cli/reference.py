@@ -6,8 +6,8 @@ from pathlib import Path
 
 from .errors import UsageError
 
-__all__ = ["REFERENCE_MODELS", "REFERENCE_BACKENDS", "REFERENCE_DIR", "REFERENCE_MARKER", "reference_allocation", "reference_settled",
-           "reference_args", "check_reference_dest", "publish_reference"]
+__all__ = ["REFERENCE_MODELS", "REFERENCE_BACKENDS", "REFERENCE_DIR", "REFERENCE_MARKER", "reference_allocation",
+           "reference_settled", "reference_args", "check_reference_dest", "publish_reference"]
 
 # `benchbench claim --reference`: what the committed reference report measures, and where it lands.
 REFERENCE_MODELS = "*"  # the whole zoo and the guideline nets

@@ -8,7 +8,7 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["environment", "package_versions", "CORE_PACKAGES"]
+__all__ = ["environment", "host_identity", "package_versions", "CORE_PACKAGES"]
 
 # The core's own; each backend adds the distributions it declares (``benchbench.runners.tracked_packages``).
 CORE_PACKAGES = ("benchbench", "torch", "numpy", "scipy", "psutil", "tabulate", "matplotlib")
@@ -61,6 +61,12 @@ def _git_commit() -> str | None:
         except (OSError, subprocess.SubprocessError):
             return None
     return None
+
+
+def host_identity() -> dict:
+    """The host name and CPU model: what a figure cached for this machine (a roofline, a between-process term,
+    a latency predictor) is keyed on. Cheap: no subprocess, unlike :func:`environment`."""
+    return {"host": platform.node(), "cpu": _cpu_model()}
 
 
 def environment(packages=CORE_PACKAGES) -> dict:

@@ -58,12 +58,11 @@ def _device(backend: str) -> str:
 def runtime_identity(backend: str, threads: int) -> dict:
     """What a figure cached for this machine holds for: the host, its CPU, the backend, its runner, the threads
     and the tracked packages' versions (the roofline calibration's and the latency predictor's keys)."""
-    from benchbench.core.env import environment
+    from benchbench.core.env import host_identity, package_versions
     from benchbench.runners import get_runner, tracked_packages
 
-    env = environment(tracked_packages())
-    return {"host": env["hostname"], "cpu": env["cpu"]["model"], "backend": backend, "threads": threads,
-            "packages": env["packages"], "runner": get_runner(backend).__qualname__}
+    return {**host_identity(), "backend": backend, "threads": threads,
+            "packages": package_versions(tracked_packages()), "runner": get_runner(backend).__qualname__}
 
 
 def calibration_key(backend: str, threads: int) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from benchbench.core.spec import CellSpec, MeasureConfig
-from benchbench.results.estimates import WAIT_SHARE_LIMIT, RatioEstimate, block_medians_ms, disturbed, ratio
+from benchbench.results.estimates import WAIT_SHARE_LIMIT, RatioEstimate, ratio, round_log_ratios
 
 __all__ = ["AAResult", "aa_check", "between_process_sd", "cached_process_sd", "process_sd_path", "save_process_sd",
            "PROCESS_SD_TTL_S"]
@@ -84,16 +84,10 @@ def between_process_sd(blocks_b: Sequence[dict], blocks_a: Sequence[dict], sampl
     variance v_s (the rounds' variance over their count). Sessions differ by both, so the between-process
     variance is var(m_s) - mean(v_s), floored at 0; ``upper80`` is its one-sided 80% bound (chi-square on
     the sessions' spread). None with fewer than two sessions of at least three rounds."""
-    def unit(block):
-        return block.get("session", 1), block["round"]
-
-    med_a = dict(zip(map(unit, blocks_a), block_medians_ms(blocks_a, samples_a)))
-    med_b = dict(zip(map(unit, blocks_b), block_medians_ms(blocks_b, samples_b)))
-    noisy = {unit(b) for b in (*blocks_a, *blocks_b) if disturbed(b, wait_limit)}
     logs: dict[int, list[float]] = {}
-    for u in sorted(set(med_a) & set(med_b) - noisy):
-        if med_a[u] > 0 and med_b[u] > 0:
-            logs.setdefault(u[0], []).append(math.log(med_b[u] / med_a[u]))
+    for (session, _), log, quiet in round_log_ratios(blocks_b, blocks_a, wait_limit, samples_b, samples_a):
+        if quiet:
+            logs.setdefault(session, []).append(log)
     sessions = [v for v in logs.values() if len(v) >= 3]
     if len(sessions) < 2:
         return None
@@ -110,10 +104,9 @@ def between_process_sd(blocks_b: Sequence[dict], blocks_a: Sequence[dict], sampl
 
 
 def _machine_key(threads: int) -> str:
-    from benchbench.core.env import environment
+    from benchbench.core.env import host_identity
 
-    env = environment([])
-    ident = {"host": env["hostname"], "cpu": env["cpu"]["model"], "threads": threads}
+    ident = {**host_identity(), "threads": threads}
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -63,9 +63,7 @@ def summarize(raw: dict, e2e_median_ms: float | None) -> dict:
         "ops": ops,  # execution order
         "by_type": dict(sorted(by_type.items(), key=order)),
         "op_sum_ms": op_sum,
-        "e2e_median_ms": e2e_median_ms,  # from the cell's own (unprofiled) samples
-        "unaccounted_ms": e2e_median_ms - op_sum if timed and e2e_median_ms else None,
-        "unaccounted_share": (e2e_median_ms - op_sum) / e2e_median_ms if timed and e2e_median_ms else None,
+        **_accounting(e2e_median_ms, op_sum if timed else None),
         "profiled_run_median_ms": profiled,  # wall time of an inference with the profiler on
         # the same accounting inside the profiled runs, where the profiler's own cost is in both terms
         "profiled_unaccounted_ms": profiled - op_sum if timed and profiled else None,
@@ -74,15 +72,20 @@ def summarize(raw: dict, e2e_median_ms: float | None) -> dict:
     }
 
 
+def _accounting(e2e_median_ms: float | None, op_sum: float | None) -> dict:
+    """The end-to-end median (from the cell's own, unprofiled samples) and the time the per-op sum leaves
+    unaccounted (None without per-op times or a median)."""
+    known = op_sum is not None and bool(e2e_median_ms)
+    return {"e2e_median_ms": e2e_median_ms,
+            "unaccounted_ms": e2e_median_ms - op_sum if known else None,
+            "unaccounted_share": (e2e_median_ms - op_sum) / e2e_median_ms if known else None}
+
+
 def rebase(profile: dict, e2e_median_ms: float | None) -> dict:
     """A stored profile against the cell's current end-to-end median (it moves as later rounds come in)."""
     if profile.get("status") != "ok" or not e2e_median_ms:
         return profile
-    if not profile.get("timed"):
-        return {**profile, "e2e_median_ms": e2e_median_ms}
-    op_sum = profile["op_sum_ms"]
-    return {**profile, "e2e_median_ms": e2e_median_ms, "unaccounted_ms": e2e_median_ms - op_sum,
-            "unaccounted_share": (e2e_median_ms - op_sum) / e2e_median_ms}
+    return {**profile, **_accounting(e2e_median_ms, profile["op_sum_ms"] if profile.get("timed") else None)}
 
 
 # -- parent side ---------------------------------------------------------------------------------
@@ -122,8 +125,8 @@ SAVE_EVERY_S = 30.0
 def profile_run(run, config, runs: int = PROFILE_RUNS,
                 progress: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr, flush=True),
                 select: Callable | None = None, save_every_s: float = SAVE_EVERY_S):
-    """Profile every ok cell of ``run`` (after its sweep), or those whose spec ``select(spec)`` accepts, writing the run
-    at most every ``save_every_s`` seconds and once at the end. A cell profiled ok already (a resumed run's)
+    """Profile every ok cell of ``run`` (after its sweep), or those whose spec ``select(spec)`` accepts, writing
+    the run at most every ``save_every_s`` seconds and once at the end. A cell profiled ok already (a resumed run's)
     is not profiled again."""
     import time
 
@@ -192,8 +195,9 @@ def write_profiles(run, path: Path, top: int | None = None) -> Path:
     """profile.md: every profiled cell's tables (all ops), next to the run's results.json."""
     parts = ["# Per-operator profiles", "",
              "An op's time is its median per inference over the profiled runs, taken in the cell's worker after "
-             "its timed blocks (or in a worker of its own afterwards). share = share of the per-op sum. unaccounted = end-to-end median (unprofiled) "
-             "minus the per-op sum: framework overhead, copies, thread wake-ups, and profiler bias.", ""]
+             "its timed blocks (or in a worker of its own afterwards). share = share of the per-op sum. "
+             "unaccounted = end-to-end median (unprofiled) minus the per-op sum: framework overhead, copies, "
+             "thread wake-ups, and profiler bias.", ""]
     for cell in run.cells:
         if cell.metrics.get("profile"):
             parts += [f"## {cell.spec.label()}", "", profile_table(cell, top=top, tablefmt="github"), ""]

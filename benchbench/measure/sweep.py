@@ -30,8 +30,8 @@ from benchbench.results.record import CellResult, RunResult
 from .executor import Executor, GroupDone, LocalExecutor
 from .progress import for_stream
 
-__all__ = ["LOCKSTEP_MODES", "Allocation", "Finished", "ResumeError", "Sweep", "comparison_groups", "needs_round", "resume",
-           "run_sweep"]
+__all__ = ["LOCKSTEP_MODES", "Allocation", "Finished", "ResumeError", "Sweep", "comparison_groups", "needs_round",
+           "resume", "run_sweep"]
 
 # auto: train/deploy pairs and guideline tables; backend: also one model's cells across backends;
 # off: every cell alone (one after the other, as benchbench measured before lockstep).
@@ -137,8 +137,9 @@ class Sweep:
 
     ``rounds`` (a number, or one per cell spec; a group takes its largest; or an :class:`Allocation`, which
     stops a group's rounds once it is settled) measures a group that many times, each time in fresh workers,
-    in sweeps over the groups that alternate direction, so a group's rounds are minutes apart. Every round's blocks are kept, tagged with their round; intervals are built over all of
-    them, so they include the variation between processes and rounds. ``finished`` (``--resume``): group
+    in sweeps over the groups that alternate direction, so a group's rounds are minutes apart. Every round's
+    blocks are kept, tagged with their session; intervals are built over all of them, so they include the
+    variation between processes and rounds. ``finished`` (``--resume``): group
     index → the group as an earlier session finished it; it takes its place in ``run`` unmeasured.
 
     ``executor`` measures the groups; the default measures them here, in order (``LocalExecutor``, whose
@@ -198,8 +199,7 @@ class Sweep:
                 and needs_round(r, self.wanted[g], self._group_cells(g), self.allocation.settled)]
         # The executor hands groups back as they finish: in order here, in any order from a cluster.
         items = [(g, [self.cells[i] for i in self.groups[g]]) for g in todo]
-        pending = (self.executor.measure(items, self.config, self.builds, profile=self.profile)
-                   if r == 1 and self.profile else self.executor.measure(items, self.config, self.builds))
+        pending = self.executor.measure(items, self.config, self.builds, profile=self.profile if r == 1 else None)
         done = 0
         # Round 1 runs forward over every group: one finished earlier takes its place unmeasured, so the
         # cells stand in the order of a run that was never interrupted.

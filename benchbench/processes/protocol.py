@@ -116,6 +116,7 @@ class Finished:
     backend: dict
     profile: dict | None = None  # the runner's raw per-op view (benchbench.measure.profile), or a failure
 
+
 @dataclass(frozen=True)
 class BuildJob:
     """Export a zoo model (``spec``'s model, variant and seed at ``input_shape``) in ``formats`` into the cache

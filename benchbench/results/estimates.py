@@ -38,6 +38,7 @@ __all__ = [
     "disturbed",
     "kept_blocks",
     "ratio",
+    "round_log_ratios",
 ]
 
 # (baseline, candidate) variants whose ratio is a speedup: a zoo model's two forms, its int8 form against its float
@@ -150,6 +151,19 @@ def _unit(block: dict) -> tuple[int, int]:
     return block.get("session", 1), block["round"]
 
 
+def round_log_ratios(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float = WAIT_SHARE_LIMIT,
+                     samples_b: Sequence[int] | None = None, samples_a: Sequence[int] | None = None
+                     ) -> list[tuple[tuple[int, int], float, bool]]:
+    """The rounds both arms ran, in time order: (session, round), log(B/A) of their block medians, and
+    whether both blocks were quiet (neither disturbed)."""
+    med_a = dict(zip(map(_unit, blocks_a), block_medians_ms(blocks_a, samples_a)))
+    med_b = dict(zip(map(_unit, blocks_b), block_medians_ms(blocks_b, samples_b)))
+    dist_a = {_unit(b): disturbed(b, wait_limit) for b in blocks_a}
+    dist_b = {_unit(b): disturbed(b, wait_limit) for b in blocks_b}
+    rounds = sorted(r for r in med_b if r in med_a and med_a[r] > 0 and med_b[r] > 0)
+    return [(r, math.log(med_b[r] / med_a[r]), not (dist_a[r] or dist_b[r])) for r in rounds]
+
+
 def ratio(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float = WAIT_SHARE_LIMIT,
           samples_b: Sequence[int] | None = None, samples_a: Sequence[int] | None = None,
           process_sd: float | None = None) -> RatioEstimate | None:
@@ -161,17 +175,12 @@ def ratio(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float 
     (``process_sd`` in quadrature, shrinking with the number of sessions: the term ``benchbench doctor``
     measured on the machine, recorded with the cells, or ``PROCESS_SD`` when None)."""
     process_sd = PROCESS_SD if process_sd is None else process_sd
-    med_a = dict(zip(map(_unit, blocks_a), block_medians_ms(blocks_a, samples_a)))
-    med_b = dict(zip(map(_unit, blocks_b), block_medians_ms(blocks_b, samples_b)))
-    dist_a = {_unit(b): disturbed(b, wait_limit) for b in blocks_a}
-    dist_b = {_unit(b): disturbed(b, wait_limit) for b in blocks_b}
-    rounds = sorted(r for r in med_b if r in med_a and med_a[r] > 0 and med_b[r] > 0)
-    if not rounds:
+    paired = round_log_ratios(blocks_b, blocks_a, wait_limit, samples_b, samples_a)
+    if not paired:
         return None
-    keep, dropped, rule = _filter([not (dist_a[r] or dist_b[r]) for r in rounds], "round", "a block waited",
-                                  wait_limit)
-    used = [r for r, k in zip(rounds, keep) if k]
-    logs = [math.log(med_b[r] / med_a[r]) for r in used]
+    keep, dropped, rule = _filter([quiet for _, _, quiet in paired], "round", "a block waited", wait_limit)
+    used = [r for (r, _, _), k in zip(paired, keep) if k]
+    logs = [log for (_, log, _), k in zip(paired, keep) if k]
     centre = float(np.median(logs))
     # serial correlation within each session only: an offset between sessions is the between-process term
     low, high, _ = serial_median_ci(logs, segments=[r[0] for r in used])
