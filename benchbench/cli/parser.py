@@ -210,13 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "under 24 h old if one is cached and never measures one; cached reuses one or calibrates "
                         "(about a minute); fresh always calibrates; off")
     p.add_argument("--profile", action="store_true",
-                   help="also profile each ok cell per operator, in separate workers (written to profile.md)")
+                   help="also profile each ok cell per operator, in its own worker after its timed blocks (profile.md)")
     p.add_argument("--profile-runs", type=bounded_int(1), default=10, help=PROFILE_RUNS_HELP)
     p.add_argument("--html", action="store_true", help=HTML_HELP + ": report.html")
     p.set_defaults(handler="run")
 
     p = command("profile", help="measure, then print a per-operator profile of each cell",
-                description="run, then a per-operator time table for each cell (profiled in separate workers).",
+                description="run, then a per-operator time table for each cell (profiled after its timed blocks).",
                 epilog=_measure_epilog("profile"))
     add_measure_args(p)
     p.add_argument("--out", default=DEFAULT_OUT, type=new_folder_base, help=OUT_HELP)
@@ -369,7 +369,7 @@ def _add_lab(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-wait", action="store_true", help=WAIT_HELP)
     p.add_argument("--html", action="store_true", help=HTML_HELP + ": report.html")
     # What run's other options would say: every design point at its own input, one form, the executed graph's
-    # traffic from a profile of each cell (taken after the sweep, in separate workers).
+    # traffic from a profile of each cell (taken by its worker after the block's timed rounds).
     p.set_defaults(handler="lab", model="lab", variant="deploy", vs=None, input_shape=[], input_data=None,
                    batch=1, input_size=None, options=[], lockstep="auto", roofline="off", profile=True,
                    profile_select=_lab_profiled, allow_parity_fail=False)
