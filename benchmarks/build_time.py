@@ -8,12 +8,21 @@ manifests do not hold (a build worker's start and torch import, the eager model,
 outputs) is the rest of ``meta.sweep.build_s`` of a cold run.
 
     python benchmarks/build_time.py
+
+``--cold DIR`` makes them instead, as a cold ``claim --reference`` does (``Builds.make_all``: every build before the
+first measurement, ``--jobs`` side by side, in workers forked from the build server), into the empty cache DIR,
+``--chunk`` builds at a time, each chunk deleted once timed (the whole reference's builds hold about 42 GB), and
+prints the wall time per chunk and in all. ``--jobs 1 --fresh`` is the way builds were made before: one after the
+other, each in a fresh worker that imports torch and the exporters itself. ``--limit K`` makes the first K only.
+
+    python benchmarks/build_time.py --cold /tmp/cold-cache --jobs 2
 """
 
 from __future__ import annotations
 
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 from benchbench.models import resolve_models
 
@@ -23,7 +32,70 @@ from benchbench.build.export import build_key
 from benchbench.core.spec import CellSpec
 
 
+def cold(folder: Path, jobs: int, chunk: int, limit: int | None, fresh: bool) -> int:
+    """Make the reference's builds into the empty cache ``folder``, ``chunk`` at a time; print the wall times."""
+    import os
+    import shutil
+
+    from benchbench.build.builds import Builds, BuildServers, build_group
+    from benchbench.cli.cells import cells_from
+    from benchbench.cli.parser import build_parser
+    from benchbench.cli.reference import REFERENCE_BACKENDS, REFERENCE_MODELS
+    from benchbench.core.spec import REFERENCE
+
+    if folder.exists() and any(folder.iterdir()):
+        raise SystemExit(f"--cold {folder}: not empty; give a new folder (each chunk's builds are deleted)")
+    os.environ["BENCHBENCH_CACHE"] = str(folder)
+    args = build_parser().parse_args(["run", "--model", REFERENCE_MODELS, "--backend", REFERENCE_BACKENDS,
+                                      "--variant", "all"])
+    cells, _ = cells_from(args)
+    groups = list({build_group(c): c for c in cells}.values())[:limit]
+    wanted = {build_group(c) for c in groups}
+    cells = [c for c in cells if build_group(c) in wanted]
+    config = REFERENCE.replace(build_jobs=jobs)
+    print(f"{len(groups)} builds of the reference ({len(cells)} cells) into {folder}, {jobs} at a time"
+          + (", each in a fresh worker" if fresh else ", forked from the build server") + f", {chunk} per chunk")
+    total, made, failed = 0.0, 0, []
+    servers = BuildServers()  # one build server for every chunk, as one sweep has
+    if fresh:
+        servers.start = lambda threads: None  # noqa: E731  (the old way: every build a fresh worker)
+    try:
+        for start in range(0, len(groups), chunk):
+            part = {build_group(c) for c in groups[start:start + chunk]}
+            part_cells = [c for c in cells if build_group(c) in part]
+            builds = Builds(config, part_cells)
+            builds.servers = servers
+            try:
+                wall = builds.make_all(part_cells, jobs)
+                made += sum(1 for r in builds.records.values() if "build_s" in r)
+                failed += [f"{g[0]} [{g[1]}]: {r['status']}" for g, r in builds.records.items() if r["status"] != "ok"]
+            finally:
+                builds.servers = BuildServers()  # this chunk's close lets go of its entries, not of the server
+                builds.close()
+            total += wall
+            print(f"  builds {start + 1}-{start + len(part)}: {wall:.0f} s wall (so far {total / 60:.1f} min)",
+                  flush=True)
+            for entry in folder.iterdir():
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    finally:
+        servers.close()
+    print(f"{made} builds made in {total / 60:.1f} min of wall time ({jobs} at a time; absolute, this machine)"
+          + (f"; not ok: {', '.join(failed)}" if failed else ""))
+    return 0
+
+
 def main() -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cold", type=Path, help="make the builds into this empty cache folder, timing them")
+    ap.add_argument("--jobs", type=int, default=2, help="builds side by side (--cold)")
+    ap.add_argument("--chunk", type=int, default=16, help="builds per chunk, deleted once timed (--cold)")
+    ap.add_argument("--limit", type=int, default=None, help="the first K builds only (--cold)")
+    ap.add_argument("--fresh", action="store_true", help="each build in a fresh worker, not a forked one (--cold)")
+    args = ap.parse_args()
+    if args.cold is not None:
+        return cold(args.cold, args.jobs, args.chunk, args.limit, args.fresh)
     names, _ = resolve_models("*")
     per_format: dict[str, list[float]] = defaultdict(list)
     missing, builds, slowest = [], 0, []

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -245,6 +246,44 @@ def test_two_concurrent_builders_build_once(models, fresh_cache):
     assert "another benchbench is building" in "".join(err for _, err in outs)
     (entry,) = [p for p in fresh_cache.iterdir() if not p.name.startswith(".")]
     assert not list(entry.glob(".tmp-*"))
+
+
+def test_builds_side_by_side_are_forked_by_the_build_server_and_outlive_each_others_threads(models, fresh_cache):
+    """``Builds.make_all`` with two jobs: three builds, each exported in a worker forked by the build server
+    (one thread alive at the fork), all whole, though the thread that finishes first ends while the other
+    still builds (the server, started in the main thread, lives on: a server started by a build thread
+    would die with it, and take the other build down). A second sweep finds all three in the cache."""
+    from benchbench.build.builds import Builds, build_group
+
+    specs = [CellSpec(f"{models}:{name}", variant, "ort", input_size=(32, 32))
+             for name, variant in (("slow", "deploy"), ("net", "deploy"), ("net", "train"))]
+    lines = []
+    builds = Builds(CONFIG, specs)
+    try:
+        wall = builds.make_all(specs, jobs=2, progress=lines.append)
+        records = [builds.records[build_group(s)] for s in specs]
+        assert [r["status"] for r in records] == ["ok"] * 3, records
+        assert not any(r["cached"] for r in records)
+        assert all(r["manifest"]["artifacts"]["onnx"]["status"] == "ok" for r in records)
+        (server,) = builds.servers._servers.values()
+        assert server.last_spawn.threads == 1, server.last_spawn
+        assert sum(line.startswith("build ") for line in lines) == 3 and "3 at a time" not in lines[-1]
+        assert 0 < wall < sum(r["build_s"] for r in records)  # side by side: less than their sum
+    finally:
+        builds.close()
+    again = Builds(CONFIG, specs)
+    try:
+        lines.clear()
+        again.make_all(specs, jobs=2, progress=lines.append)
+        assert all(again.records[build_group(s)]["cached"] for s in specs) and lines == []
+        # a build thread never starts a server (it would die with that thread): its build runs fresh
+        started = []
+        thread = threading.Thread(target=lambda: started.append(again.servers.start(1)))
+        thread.start()
+        thread.join(60)
+        assert started == [None] and not again.servers._servers
+    finally:
+        again.close()
 
 
 def test_cache_show_and_clear_by_pattern(models, fresh_cache, capsys, tmp_path):

@@ -20,11 +20,13 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchbench.core.spec import CellSpec, MeasureConfig
-from benchbench.processes.manager import run_job
+from benchbench.processes.manager import BUILD_SERVER, ForkServer, WorkerLost, run_job
 from benchbench.processes.protocol import BuildJob
 
 from . import cache
@@ -41,7 +43,7 @@ INT8_UNSUPPORTED = {
              "inference); int8 runs on ort, openvino and tflite (--variant int8)",
 }
 
-__all__ = ["Builds", "input_shape", "build_group", "formats_for", "ensure_build", "artifact_for", "needed_files"]
+__all__ = ["Builds", "BuildServers", "input_shape", "build_group", "formats_for", "ensure_build", "artifact_for", "needed_files"]
 
 _BASE_FILES = ("input.npy", "reference.npz")
 
@@ -89,6 +91,7 @@ class Builds:
         self.formats: dict[tuple, set[str]] = {}
         self.records: dict[tuple, dict] = {}
         self._held: set[str] = set()  # the cache entries this sweep holds shared (``close`` lets go)
+        self.servers = BuildServers()
         self.add(cells)
 
     @classmethod
@@ -115,7 +118,8 @@ class Builds:
         return True
 
     def close(self) -> None:
-        """Let go of every cache entry this sweep held."""
+        """Let go of every cache entry this sweep held, and stop the build server."""
+        self.servers.close()
         for folder in map(Path, self._held):
             cache.release(folder.parent, folder.name)
         self._held.clear()
@@ -125,23 +129,84 @@ class Builds:
         for spec in cells:
             self.formats.setdefault(build_group(spec), set()).update(formats_for(spec))
 
-    def ensure(self, spec: CellSpec) -> dict:
-        """The record of the build ``spec`` belongs to, made (or found in the cache) on first use."""
+    def ensure(self, spec: CellSpec, threads: int | None = None) -> dict:
+        """The record of the build ``spec`` belongs to, made (or found in the cache) on first use; a build is
+        made with ``threads`` (default: every CPU)."""
         group = build_group(spec)
         for _ in range(2):  # once more if the entry was cleared between its build and its lock
             if group not in self.records:
-                self.records[group] = self._make(spec, group)
+                self.records[group] = self._make(spec, group, threads)
             if self._hold(self.records[group]):
                 break
             del self.records[group]
         return self.records[group]
 
-    def _make(self, spec: CellSpec, group: tuple) -> dict:
+    def make_all(self, cells, jobs: int = 1, progress: Callable[[str], None] | None = None) -> float:
+        """Make (or find in the cache) every build ``cells`` need, up to ``jobs`` at once, each with its share
+        of the CPUs. Before a sweep measures anything: builds side by side must never overlap a measurement.
+
+        A build is one export after another in one process, each mostly on one core, so two builds side by
+        side on two cores take about half the time of one after the other (``benchmarks/build_time.py``).
+        ``progress`` gets a line per build made (a cached one is found silently). Returns the wall seconds."""
+        todo = list({build_group(spec): spec for spec in cells if build_group(spec) not in self.records}.values())
+        if not todo:
+            return 0.0
+        jobs = max(1, min(jobs, len(todo)))
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        queue, made, lock = list(todo), [0], threading.Lock()
+        started = time.perf_counter()
+
+        def one(spec: CellSpec) -> None:
+            record = self.ensure(spec, threads)
+            if "build_s" in record and progress is not None:
+                with lock:
+                    made[0] += 1
+                    what = "made" if record["status"] == "ok" else f"{record['status']}: {record.get('reason', '')}"
+                    progress(f"build {made[0]}: {spec.model} [{spec.variant}] {what} in {record['build_s']:.1f} s")
+
+        def drain() -> None:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    spec = queue.pop(0)
+                one(spec)
+
+        if jobs == 1:
+            drain()
+        else:
+            if any(not self._in_cache(spec) for spec in todo):
+                self.servers.start(threads)  # here, in the main thread (``BuildServers.start``)
+            # Daemon threads: an interrupt ends the process (and, with it, each build's worker) without
+            # waiting for a build to finish; what a build finished is in the cache already.
+            pool = [threading.Thread(target=drain, name=f"build-{i}", daemon=True) for i in range(jobs)]
+            for thread in pool:
+                thread.start()
+            for thread in pool:
+                while thread.is_alive():
+                    thread.join(0.5)  # in slices, so Ctrl-C reaches this thread
+        wall = time.perf_counter() - started
+        if made[0] and progress is not None:
+            progress(f"{made[0]} build(s) made in {wall:.0f} s, {jobs} at a time")
+        return wall
+
+    def _in_cache(self, spec: CellSpec) -> bool:
+        """Whether the cache's manifest for ``spec`` lists every format it needs (its files are checked later,
+        by ``ensure``): a quick look, to start no build server for a sweep that will build nothing."""
+        if spec.source is not None:
+            return True  # a user's file is counted as it is, by a fresh worker
+        manifest = cache.read_json(cache_root() / build_key(spec.model, spec.variant, input_shape(spec), spec.seed)
+                                   / "build.json")
+        wanted = self.formats.get(build_group(spec)) or formats_for(spec)
+        return isinstance(manifest, dict) and isinstance(manifest.get("artifacts"), dict) \
+            and wanted <= set(manifest["artifacts"])
+
+    def _make(self, spec: CellSpec, group: tuple, threads: int | None = None) -> dict:
         if spec.source is not None:
             from .file_builds import ensure_artifact_build
 
             return ensure_artifact_build(spec, self.config)
-        return ensure_build(spec, self.formats.get(group) or formats_for(spec), self.config)
+        return ensure_build(spec, self.formats.get(group) or formats_for(spec), self.config, threads, self.servers)
 
     def artifact_for(self, runner_cls, spec: CellSpec) -> tuple[object, dict, str | None]:
         """(what the runner's prepare() takes, the artifact record, the reason it is unusable or None)."""
@@ -156,6 +221,46 @@ class Builds:
         """Seconds spent building (not finding in the cache), and how many builds that was."""
         made = [b for b in self.records.values() if "build_s" in b]
         return sum(b["build_s"] for b in made), len(made)
+
+
+class BuildServers:
+    """The build jobs' fork servers (``ForkServer(BUILD_SERVER, threads)``), one per thread count, each started
+    at its first build: a forked build starts with torch and the exporters imported, about 4 s sooner than a
+    fresh worker, and the first export in it runs faster too. Shared by threads building side by side."""
+
+    def __init__(self):
+        self._servers: dict[int, ForkServer] = {}
+        self._lock = threading.Lock()
+
+    def start(self, threads: int) -> ForkServer | None:
+        """The live server of ``threads``, started (or replaced, if it died) from the main thread only: a server
+        dies with the thread that started it (its parent-death signal follows the creating thread, not the
+        process), so one started by a build thread would take the other threads' builds down when that thread
+        ends. Elsewhere a missing server is None, and the build runs in a fresh worker."""
+        with self._lock:
+            server = self._servers.get(threads)
+            if server is not None and server.proc.poll() is None:
+                return server
+            if threading.current_thread() is not threading.main_thread():
+                return None
+            if server is not None:
+                server.close()
+            try:
+                server = self._servers[threads] = ForkServer(BUILD_SERVER, threads)
+            except WorkerLost:
+                self._servers.pop(threads, None)
+                return None  # a fresh worker reports why it cannot start either
+            return server
+
+    def run(self, job, timeout_s: float, threads: int) -> tuple[str, dict]:
+        """``run_job`` in a worker forked by the server of ``threads`` (``start``), or a fresh one."""
+        return run_job(job, timeout_s, threads, self.start(threads))
+
+    def close(self) -> None:
+        with self._lock:
+            for server in self._servers.values():
+                server.close()
+            self._servers.clear()
 
 
 def needed_files(manifest: dict, formats: set[str]) -> list[str]:
@@ -250,9 +355,11 @@ def _failed(outcome: str, result: dict, build_s: float) -> dict:
     return {"status": outcome, "reason": prefix + result["reason"], "build_s": build_s}
 
 
-def ensure_build(spec: CellSpec, formats: set[str], config: MeasureConfig) -> dict:
+def ensure_build(spec: CellSpec, formats: set[str], config: MeasureConfig, threads: int | None = None,
+                 servers: BuildServers | None = None) -> dict:
     """The verified cached build for a cell's model/variant/shape, with the given formats (runs a worker if
-    needed). Returns ``{"status": "ok", "manifest", "dir", "cached"}`` or ``{"status", "reason"}`` (and
+    needed: with ``threads``, default every CPU; forked by ``servers``' build server, else a fresh process).
+    Returns ``{"status": "ok", "manifest", "dir", "cached"}`` or ``{"status", "reason"}`` (and
     ``fault: "user"`` for a model that fails in eager); an unwritable cache is ``env-error``."""
     shape = input_shape(spec)
     key = build_key(spec.model, spec.variant, shape, spec.seed)
@@ -269,7 +376,7 @@ def ensure_build(spec: CellSpec, formats: set[str], config: MeasureConfig) -> di
                 print(f"note: cached build of {spec.model} ({spec.variant}) was corrupt ({problem}); rebuilding",
                       file=sys.stderr, flush=True)
                 shutil.rmtree(build_dir, ignore_errors=True)  # rebuilt from nothing: no part of it is trusted
-            return _run_build(spec, shape, build_dir, formats, config)
+            return _run_build(spec, shape, build_dir, formats, config, threads or os.cpu_count() or 1, servers)
     except OSError as exc:  # the lock file or folder: a cache that cannot be written
         from benchbench.core.faults import env_fault
 
@@ -277,10 +384,13 @@ def ensure_build(spec: CellSpec, formats: set[str], config: MeasureConfig) -> di
         return {"status": "env-error", "reason": f"cache {root}: {why}"}
 
 
-def _run_build(spec, shape, build_dir, formats, config) -> dict:
+def _run_build(spec, shape, build_dir, formats, config, threads: int, servers: BuildServers | None) -> dict:
     job = BuildJob(spec, list(shape), sorted(formats), str(build_dir))
     t0 = time.perf_counter()
-    outcome, result = run_job(job, config.cell_timeout_s, threads=os.cpu_count() or 1)
+    if servers is not None:
+        outcome, result = servers.run(job, config.cell_timeout_s, threads)
+    else:
+        outcome, result = run_job(job, config.cell_timeout_s, threads)
     build_s = time.perf_counter() - t0
     if outcome != "ok":
         return _failed(outcome, result, build_s)

@@ -37,6 +37,12 @@ FORMATS = {"onnx": "model.onnx", "tflite": "model.tflite", "tflite_nhwc": "model
 INT8_FORMATS = {"onnx_int8": "onnx", "openvino_int8": "onnx", "tflite_int8": "tflite"}
 INT8_VARIANT = "int8"
 ONNX_OPSET = 18
+# What the build jobs' fork server imports before it forks them (those installed): torch and every exporter and
+# quantizer a build may call, about 4 s a build would otherwise spend importing (``builds.Builds``). Imports
+# only: the server runs no op (an OpenMP pool started before a fork is not the child's).
+PRELOAD = ("torch", "torch.onnx", "onnx", "onnxscript", "litert_torch", "onnxruntime.quantization", "nncf",
+           "ai_edge_quantizer", "benchbench.models", "benchbench.metrics", "benchbench.build.export",
+           "benchbench.build.quantize")
 _EXPORTER_PACKAGES = ("torch", "onnx", "onnxscript", "litert-torch", "benchbench")
 
 

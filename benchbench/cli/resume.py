@@ -17,9 +17,10 @@ ACCESS_FLAGS = {"tls_ca_file": "--tls-ca-file", "tls_cert": "--tls-cert", "tls_k
                  "insecure": "--insecure"}
 
 
-# Options that --resume takes from the command line rather than from the run folder.
+# Options that --resume takes from the command line rather than from the run folder (how many exports run at
+# once changes how fast the builds are made, not what is measured).
 _RESUME_OWN = {"resume", "no_wait", "argv", "handler", "command", "out", "scheduler",  # a new cluster's address
-               *ACCESS_FLAGS, "connect_timeout"}
+               *ACCESS_FLAGS, "connect_timeout", "build_jobs"}
 
 
 def resumed_args(args):

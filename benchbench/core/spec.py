@@ -6,6 +6,7 @@ their defaults are written here, once.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields
 
 from .argtypes import bounded_float, bounded_int, input_size, option
@@ -62,11 +63,19 @@ class MeasureConfig:
     # The between-process sd of a log-ratio that paired intervals add: `benchbench doctor`'s cached figure for
     # this machine and backend when there is one (set by the run; None: benchbench.results.estimates.PROCESS_SD).
     process_sd: float | None = None
+    # Builds a sweep makes side by side before it measures anything (never during a measurement), each with its
+    # share of the CPUs; 0: one per CPU, at most 4 (benchbench.build.builds.Builds.make_all).
+    build_jobs: int = flag_field(0, flag="--build-jobs", parse=bounded_int(0, 64),
+                                 help="exports to run side by side before measuring (0: one per CPU, at most 4)")
     noisy_ci: float = 0.05  # a wider CI than this flags the cell as noisy
     noisy_cv: float = 0.10  # robust CV (1.4826 MAD / median) above this flags it as noisy
     # A worker (prepare + warm-up + sampling) is killed after this.
     cell_timeout_s: float = flag_field(900.0, flag="--cell-timeout", parse=_SECONDS,
                                        help="kill a worker after this many seconds")
+
+    def parallel_builds(self) -> int:
+        """How many builds ``build_jobs`` asks for here (0: one per CPU, at most 4)."""
+        return self.build_jobs or max(1, min(4, os.cpu_count() or 1))
 
     def replace(self, **changes) -> MeasureConfig:
         return MeasureConfig(**{**asdict(self), **changes})

@@ -1,5 +1,6 @@
 """The fork server (child side): one per backend and thread count, started as
-``python -P -m benchbench.measure.forkserver FD PARENT_PID BACKEND``.
+``python -P -m benchbench.measure.forkserver FD PARENT_PID BACKEND``. BACKEND ``build`` is the build
+jobs' server: it imports the exporters (``benchbench.build.export.PRELOAD``), and its children build.
 
 It imports that backend's runtime (``Runner.preload_modules``) once, then forks one measuring worker per
 ``Spawn`` record, with the new worker's socket passed over SCM_RIGHTS. A forked worker starts with its
@@ -23,6 +24,7 @@ import time
 import traceback
 
 from benchbench.processes.children import become_subreaper, die_with_parent, end_strays
+from benchbench.processes.manager import BUILD_SERVER
 from benchbench.processes.protocol import ProtocolError, Reap, Reaped, Spawn, Spawned, decode, encode
 
 from .worker import Channel, no_telemetry, serve
@@ -35,16 +37,25 @@ def _exit_code(status: int) -> int:
 
 
 def _preload(backend: str) -> None:
-    """Import what every worker of ``backend`` imports, then let Python threads the imports left finish."""
+    """Import what every worker of ``backend`` imports (the build server: the exporters that are installed),
+    then let Python threads the imports left finish."""
     import importlib
+    import importlib.util
 
     import numpy  # noqa: F401  (every worker loads its input with it)
 
     from benchbench.core import spec  # noqa: F401  (what a measuring worker imports)
-    from benchbench.measure import interference, parity, timing  # noqa: F401
-    from benchbench.runners import get_runner
 
-    for module in get_runner(backend).preload_modules():
+    if backend == BUILD_SERVER:
+        from benchbench.build.export import PRELOAD
+
+        modules = [m for m in PRELOAD if importlib.util.find_spec(m.split(".")[0]) is not None]
+    else:
+        from benchbench.measure import interference, parity, timing  # noqa: F401
+        from benchbench.runners import get_runner
+
+        modules = get_runner(backend).preload_modules()
+    for module in modules:
         importlib.import_module(module)
     for thread in threading.enumerate():
         if thread is not threading.main_thread():

@@ -17,6 +17,7 @@ folder finished and measures the rest, by the same rule that decides which group
 from __future__ import annotations
 
 import datetime as _dt
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -166,26 +167,48 @@ class Sweep:
         self.slots: dict[int, list[int]] = {}  # group -> indices in run.cells
         self.measured = 0
         self.profile_s = 0.0  # seconds the measuring workers spent profiling (in the sweep's wall time)
+        self.build_wall_s = 0.0  # wall seconds of the builds made before the first round (side by side)
         self.started = time.perf_counter()
 
     def run_all(self) -> RunResult:
         """Measure every round of every group. Without a journal, ``run`` is saved to ``run.path`` (if set)
         once, when the sweep ends or is interrupted."""
         left = [g for g in range(len(self.groups)) if g not in self.finished]
-        # the progress line's totals: the rounds every group gets (least); settling can only end sooner than most
-        self.reporter = for_stream(self.progress, sum(self.wanted[g][0] for g in left),
-                                   sum(self.wanted[g][0] * len(self.groups[g]) for g in left), self._most())
+        self.reporter = None
         try:
+            if not self.executor.remote:  # a cluster builds on its own build workers, or as it goes
+                say = self.progress or (lambda line: print(line, file=sys.stderr, flush=True))
+                self.build_wall_s = self.builds.make_all(self._to_build(left), self.config.parallel_builds(), say)
+            # the progress line's totals: the rounds every group gets (least); settling can only end sooner
+            self.reporter = for_stream(self.progress, sum(self.wanted[g][0] for g in left),
+                                       sum(self.wanted[g][0] * len(self.groups[g]) for g in left), self._most())
             for r in range(1, self._most() + 1):
                 self._round(r)
         finally:
-            self.reporter.close()
+            if self.reporter is not None:
+                self.reporter.close()
             if self._own_executor:
                 self.executor.close()
             self.builds.close()
             if self.journal is None and self.run.path is not None:
                 self.run.save()
         return self.run
+
+    def _to_build(self, groups: list[int]) -> list[CellSpec]:
+        """The cells of ``groups`` a measurement would build for: those whose backend is installed and whose
+        input the architecture takes (``measure.group`` turns the others away before any build)."""
+        from benchbench.models import model_info
+        from benchbench.runners import get_runner
+
+        cells = []
+        for g in groups:
+            for spec in (self.cells[i] for i in self.groups[g]):
+                if not get_runner(spec.backend).is_available()[0]:
+                    continue
+                if spec.source is None and spec.input_size and min(spec.input_size) < model_info(spec.model).min_input:
+                    continue
+                cells.append(spec)
+        return cells
 
     def _most(self) -> int:
         return max((most for _, most in self.wanted), default=1)
@@ -245,6 +268,7 @@ class Sweep:
                                   "measurements": self.measured,
                                   "wall_s": round(time.perf_counter() - self.started, 1),
                                   "build_s": round(build_s, 1), "builds_run": builds_run,
+                                  **({"build_wall_s": round(self.build_wall_s, 1)} if self.build_wall_s else {}),
                                   **({"profile_s": round(self.profile_s, 1)} if self.profile_s else {})}
         if self.journal is not None:
             self.journal.append_group(self.run.meta, unit.index, self._group_record(unit.index)["rounds"], cells)

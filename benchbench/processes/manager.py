@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,10 +25,12 @@ from benchbench.core.status import Status
 
 from .protocol import JOBS, Failed, JobDone, ProtocolError, Reap, Reaped, Spawn, Spawned, decode, encode
 
-__all__ = ["WorkerLost", "Worker", "ForkServer", "WORKER_MODULE", "module_command", "worker_env", "spawn", "run_job"]
+__all__ = ["WorkerLost", "Worker", "ForkServer", "WORKER_MODULE", "BUILD_SERVER", "module_command", "worker_env",
+           "spawn", "run_job"]
 
 WORKER_MODULE = "benchbench.measure.worker"  # the child side: a measuring worker or a one-shot job
 FORK_SERVER_MODULE = "benchbench.measure.forkserver"  # the child side of a ForkServer
+BUILD_SERVER = "build"  # the fork server of build jobs (not a backend): it imports the exporters
 
 
 def module_command(module: str, *args: str) -> list[str]:
@@ -102,10 +105,13 @@ def _tail(path: Path, lines: int = 3) -> str:
 class ForkServer:
     """A process that has imported one backend's runtime and forks measuring workers on request
     (``benchbench.measure.worker``, fork-server mode): a worker then starts in milliseconds, not seconds.
-    One per (backend, threads): the thread count is in the environment the runtime reads at import."""
+    One per (backend, threads): the thread count is in the environment the runtime reads at import.
+    ``backend`` may also be :data:`BUILD_SERVER`: a server with the exporters imported (torch, the ONNX and
+    LiteRT converters, the quantizers), whose forked workers run build jobs (``benchbench.build.builds``)."""
 
     def __init__(self, backend: str, threads: int):
         self.backend, self.threads = backend, threads
+        self._asking = threading.Lock()
         self._tmp = tempfile.TemporaryDirectory(prefix="bb-forkserver-")
         ctrl, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # one record per message
         self.ctrl = ctrl
@@ -121,12 +127,14 @@ class ForkServer:
             child.close()
 
     def _ask(self, record, fds=(), timeout_s: float = 120.0):
-        try:
-            socket.send_fds(self.ctrl, [encode(record)], list(fds))
-            ready, _, _ = select.select([self.ctrl], [], [], timeout_s)
-            data = self.ctrl.recv(1 << 16) if ready else b""
-        except OSError:
-            data = b""
+        # one question at a time: threads building side by side share a server, and a reply has no address
+        with self._asking:
+            try:
+                socket.send_fds(self.ctrl, [encode(record)], list(fds))
+                ready, _, _ = select.select([self.ctrl], [], [], timeout_s)
+                data = self.ctrl.recv(1 << 16) if ready else b""
+            except OSError:
+                data = b""
         if not data:
             raise WorkerLost(Status.CRASHED, f"the {self.backend} fork server is gone: " + _tail(Path(self._tmp.name) / "server.log"))
         return decode(data)
@@ -280,15 +288,16 @@ class Worker:
         self.close()
 
 
-def run_job(job, timeout_s: float, threads: int) -> tuple[str, dict]:
-    """A one-shot worker for ``job`` (a ``BuildJob``, ``FileBuildJob``, ``ProfileJob`` or ``BandwidthJob``).
-    Returns (outcome, result): outcome ``ok`` with the job's result, or the failure's status
-    (``unsupported``, ``error``, ``user-error``, ``env-error``, ``crashed``, ``timeout``) with a reason."""
+def run_job(job, timeout_s: float, threads: int, server: ForkServer | None = None) -> tuple[str, dict]:
+    """A one-shot worker for ``job`` (a ``BuildJob``, ``FileBuildJob``, ``ProfileJob`` or ``BandwidthJob``),
+    started fresh or forked by ``server``. Returns (outcome, result): outcome ``ok`` with the job's result, or
+    the failure's status (``unsupported``, ``error``, ``user-error``, ``env-error``, ``crashed``, ``timeout``)
+    with a reason."""
     if not isinstance(job, JOBS):
         raise TypeError(f"not a job record: {type(job).__name__}")
     what = type(job).__name__
     try:
-        worker = Worker(threads, f"{what} worker")
+        worker = Worker(threads, f"{what} worker", server=server)
     except WorkerLost as lost:
         return lost.outcome, {"reason": lost.reason}
     with worker:
