@@ -166,6 +166,23 @@ def test_allocation_gives_later_rounds_only_to_groups_that_are_not_settled(cache
     assert len(seen) == 3 + 3  # rounds 3 and 4 ask every group not yet finished
 
 
+def test_alternate_rounds_and_sessions_start_the_other_cell_first(cache_dir, tmp_path):
+    """Whatever a worker gains by being started, or timed, first goes to each cell in turn (doctor's A/A read
+    the worker started second 0.3% faster): a sweep's second round, and a group's second session, start their
+    workers and their first lockstep round with the other cell; the cells stay in their own order."""
+    run = RunResult(meta={}, path=tmp_path / "results.json")
+    run_sweep([_null(variant="train"), _null()], FAST.replace(sessions=2, target_ci=1e-9), run, rounds=2)
+    assert [c.spec.variant for c in run.cells] == ["train", "deploy"]
+    first = {}  # (cell, session) -> the cell's position in that session's first lockstep round
+    for i, cell in enumerate(run.cells):
+        for session in sorted({b["session"] for b in cell.blocks}):
+            blocks = [b for b in cell.blocks if b["session"] == session]
+            first[i, session] = min(blocks, key=lambda b: b["round"])["position"]
+    # round 1: sessions 1 and 2 (the second reversed); round 2, reversed: sessions 3 and 4
+    assert [first[0, s] for s in (1, 2, 3, 4)] == [0, 1, 1, 0]
+    assert [first[1, s] for s in (1, 2, 3, 4)] == [1, 0, 0, 1]
+
+
 def test_sessions_measure_a_group_in_fresh_workers_and_stop_once_pinned(cache_dir, tmp_path):
     """--sessions N: up to N sets of fresh workers, each with 1/N of the time, blocks tagged by session; the
     cell records the between-process term it was measured with. A term too large to pin under the target

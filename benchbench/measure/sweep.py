@@ -129,6 +129,12 @@ def _wanted_rounds(cells: Sequence[CellSpec], groups: list[list[int]],
     return out
 
 
+def _in_round_order(items: list, r: int) -> list:
+    """A group's cells in the order round ``r`` measures them: as listed in odd rounds, reversed in even ones
+    (its own inverse)."""
+    return items[::-1] if r % 2 == 0 else list(items)
+
+
 def _allocation(rounds: int | Callable[[CellSpec], int] | Allocation) -> Allocation:
     return rounds if isinstance(rounds, Allocation) else Allocation(rounds)
 
@@ -220,8 +226,11 @@ class Sweep:
         order = range(len(self.groups)) if r % 2 else reversed(range(len(self.groups)))
         todo = [g for g in order if g not in self.finished
                 and needs_round(r, self.wanted[g], self._group_cells(g), self.allocation.settled)]
-        # The executor hands groups back as they finish: in order here, in any order from a cluster.
-        items = [(g, [self.cells[i] for i in self.groups[g]]) for g in todo]
+        # The executor hands groups back as they finish: in order here, in any order from a cluster. An even
+        # round hands each group's cells over in reverse (``_file`` puts them back), so its workers start, and
+        # its lockstep rounds begin, in the opposite order to the round before: the worker started second ran
+        # about 0.3% faster in doctor's A/A sessions, an edge that must not go to one form in every round.
+        items = [(g, _in_round_order([self.cells[i] for i in self.groups[g]], r)) for g in todo]
         pending = self.executor.measure(items, self.config, self.builds, profile=self.profile if r == 1 else None)
         done = 0
         # Round 1 runs forward over every group: one finished earlier takes its place unmeasured, so the
@@ -250,6 +259,7 @@ class Sweep:
         cells on the roofline, and append it to the journal."""
         for cell, host in zip(unit.cells, unit.hosts):
             cell.host = host
+        unit.cells = _in_round_order(unit.cells, r)  # back in the group's own order
         if r == 1:
             self._adopt(unit.index, Finished([unit.record], unit.cells))
         else:
