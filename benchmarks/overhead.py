@@ -6,7 +6,8 @@ interference readings, settling), arm B a bare loop written against the runtime'
 (``InferenceSession.run``, ``InferRequest.infer``, ``Interpreter.invoke``, ``model(x)`` under
 ``inference_mode``) with the same runtime settings, timing each call with ``perf_counter_ns``. The ratio
 benchbench / raw, with its 95% interval over rounds and over ``--sessions`` pairs of fresh processes (the
-between-process term of ``benchbench doctor``, else ``estimates.PROCESS_SD``), is the overhead.
+between-process term of ``benchbench doctor``, else ``estimates.PROCESS_SD``), is the overhead. Which process
+starts, and is timed, first alternates by session (as ``measure.group`` does for every comparison).
 Goal (issue 26): every median within [0.98, 1.02], each interval no wider than ±1%.
 
     python benchmarks/overhead.py --model resnet18 --backend ort,openvino,tflite,torch --sessions 6
@@ -140,20 +141,30 @@ def measure(spec: CellSpec, config: MeasureConfig, settle_s: float):
             raise SystemExit(f"{spec.label()}: {unusable}")
         part = session_config(config)
         harness, raw = Arm(None, 1.0), Arm(None, 1.0)
+        warmups: list[int] = []  # the worker's warm-up count per session
         for session in range(1, config.sessions + 1):
-            worker = Worker(spec.threads, f"overhead worker of {spec.label()}")
-            bare = None
+            # Which process starts first, and is timed first, alternates by session, as measure_group does: the
+            # worker started second ran ~0.3% faster in doctor's A/A, an edge that must not go to one arm.
+            raw_first = session % 2 == 0
+            worker, bare = None, None
             try:
+                if raw_first:  # the raw loop warms up as long as the worker will; the first session set that
+                    bare = RawArm(spec, artifact, build["input_path"], warmups[0], settle_s)
+                worker = Worker(spec.threads, f"overhead worker of {spec.label()}")
                 ready = worker.request(Prepare(spec, config, artifact, build["input_path"], None),
                                        config.cell_timeout_s)
                 assert isinstance(ready, Ready), ready
-                bare = RawArm(spec, artifact, build["input_path"], ready.warmup_count, settle_s)
+                warmups.append(ready.warmup_count)
+                if bare is None:
+                    bare = RawArm(spec, artifact, build["input_path"], ready.warmup_count, settle_s)
                 harness.run_block, harness.estimate_ns = harness_arm(worker, config.cell_timeout_s), ready.estimate_ns
                 raw.run_block, raw.estimate_ns = bare.run_block, ready.estimate_ns
-                run_lockstep([harness, raw], part.replace(target_ci=1e-9, min_s=part.max_s), session=session)
+                arms = [raw, harness] if raw_first else [harness, raw]
+                run_lockstep(arms, part.replace(target_ci=1e-9, min_s=part.max_s), session=session)
                 worker.request(Finish(), config.cell_timeout_s)
             finally:
-                worker.close()
+                if worker is not None:
+                    worker.close()
                 if bare is not None:
                     bare.close()
         settles = [b["settle_ns"] / 1e9 for b in harness.blocks if b.get("settle_ns")]
