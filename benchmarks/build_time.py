@@ -63,14 +63,12 @@ def cold(folder: Path, jobs: int, chunk: int, limit: int | None, fresh: bool) ->
         for start in range(0, len(groups), chunk):
             part = {build_group(c) for c in groups[start:start + chunk]}
             part_cells = [c for c in cells if build_group(c) in part]
-            builds = Builds(config, part_cells)
-            builds.servers = servers
+            builds = Builds(config, part_cells, servers)  # its close lets go of its entries, not of the server
             try:
                 wall = builds.make_all(part_cells, jobs)
                 made += sum(1 for r in builds.records.values() if "build_s" in r)
                 failed += [f"{g[0]} [{g[1]}]: {r['status']}" for g, r in builds.records.items() if r["status"] != "ok"]
             finally:
-                builds.servers = BuildServers()  # this chunk's close lets go of its entries, not of the server
                 builds.close()
             total += wall
             print(f"  builds {start + 1}-{start + len(part)}: {wall:.0f} s wall (so far {total / 60:.1f} min)",

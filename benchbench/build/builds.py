@@ -86,12 +86,13 @@ class Builds:
     One object serves the local sweep, the cluster's coordinator (which ships the records' files) and a
     measuring worker of the cluster (``Builds.installed``, from what arrived)."""
 
-    def __init__(self, config: MeasureConfig, cells=()):
+    def __init__(self, config: MeasureConfig, cells=(), servers: BuildServers | None = None):
         self.config = config
         self.formats: dict[tuple, set[str]] = {}
         self.records: dict[tuple, dict] = {}
         self._held: set[str] = set()  # the cache entries this sweep holds shared (``close`` lets go)
-        self.servers = BuildServers()
+        # the build server: its own, or the caller's (which outlives ``close``)
+        self.servers, self._own_servers = servers or BuildServers(), servers is None
         self.add(cells)
 
     @classmethod
@@ -118,8 +119,9 @@ class Builds:
         return True
 
     def close(self) -> None:
-        """Let go of every cache entry this sweep held, and stop the build server."""
-        self.servers.close()
+        """Let go of every cache entry this sweep held, and stop its own build server."""
+        if self._own_servers:
+            self.servers.close()
         for folder in map(Path, self._held):
             cache.release(folder.parent, folder.name)
         self._held.clear()
@@ -252,10 +254,6 @@ class BuildServers:
                 return None  # a fresh worker reports why it cannot start either
             return server
 
-    def run(self, job, timeout_s: float, threads: int) -> tuple[str, dict]:
-        """``run_job`` in a worker forked by the server of ``threads`` (``start``), or a fresh one."""
-        return run_job(job, timeout_s, threads, self.start(threads))
-
     def close(self) -> None:
         with self._lock:
             for server in self._servers.values():
@@ -387,10 +385,8 @@ def ensure_build(spec: CellSpec, formats: set[str], config: MeasureConfig, threa
 def _run_build(spec, shape, build_dir, formats, config, threads: int, servers: BuildServers | None) -> dict:
     job = BuildJob(spec, list(shape), sorted(formats), str(build_dir))
     t0 = time.perf_counter()
-    if servers is not None:
-        outcome, result = servers.run(job, config.cell_timeout_s, threads)
-    else:
-        outcome, result = run_job(job, config.cell_timeout_s, threads)
+    server = servers.start(threads) if servers is not None else None  # None: a fresh worker
+    outcome, result = run_job(job, config.cell_timeout_s, threads, server)
     build_s = time.perf_counter() - t0
     if outcome != "ok":
         return _failed(outcome, result, build_s)

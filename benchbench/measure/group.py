@@ -24,7 +24,7 @@ from benchbench.results.record import CellResult
 
 from .scheduler import Arm, Schedule, run_lockstep
 
-__all__ = ["measure_group"]
+__all__ = ["measure_group", "session_config", "turned_away"]
 
 
 class _Prepared:
@@ -39,13 +39,13 @@ class _Prepared:
         return CellResult(self.spec, status, reason, model=self.model, artifact=self.artifact)
 
 
-def _preflight(spec: CellSpec, builds: Builds):
-    """A CellResult when the cell cannot be measured, else (artifact, build, model record, artifact record)."""
+def turned_away(spec: CellSpec) -> CellResult | None:
+    """The cell's result when it is refused before any build (its backend is not installed, or its input is
+    below the architecture's minimum), else None. The sweep asks it too, to build only what will be measured."""
     from benchbench.models import model_info
     from benchbench.runners import get_runner
 
-    runner_cls = get_runner(spec.backend)
-    available, why = runner_cls.is_available()
+    available, why = get_runner(spec.backend).is_available()
     if not available:
         return CellResult(spec, Status.UNAVAILABLE, why)
     if spec.source is None:
@@ -53,12 +53,24 @@ def _preflight(spec: CellSpec, builds: Builds):
         if spec.input_size and min(spec.input_size) < info.min_input:
             return CellResult(spec, Status.UNSUPPORTED, f"input {spec.input_size[0]}x{spec.input_size[1]} is below "
                               f"this architecture's minimum of {info.min_input}")
+    return None
+
+
+def _preflight(spec: CellSpec, builds: Builds):
+    """A CellResult when the cell cannot be measured, else (artifact, build, model record, artifact record)."""
+    from benchbench.models import model_info
+    from benchbench.runners import get_runner
+
+    refused = turned_away(spec)
+    if refused is not None:
+        return refused
+    runner_cls = get_runner(spec.backend)
     build = builds.ensure(spec)
     if build["status"] != Status.OK:  # error (the model's own, fault "user"), env-error, crashed or timeout
         return CellResult(spec, build["status"], build["reason"], fault=build.get("fault"))
     model_record = dict(build["manifest"]["model"])
     if spec.source is None:  # registry metadata, whatever an older cached build recorded
-        model_record["kind"] = info.kind
+        model_record["kind"] = model_info(spec.model).kind
     artifact, artifact_record, unusable = builds.artifact_for(runner_cls, spec)
     if unusable:
         return CellResult(spec, Status.UNSUPPORTED, unusable, model=model_record, artifact=artifact_record)

@@ -29,6 +29,7 @@ from benchbench.results.journal import JOURNAL, Journal
 from benchbench.results.record import CellResult, RunResult
 
 from .executor import Executor, GroupDone, LocalExecutor
+from .group import turned_away
 from .progress import for_stream
 
 __all__ = ["LOCKSTEP_MODES", "Allocation", "Finished", "ResumeError", "Sweep", "comparison_groups", "needs_round",
@@ -201,20 +202,9 @@ class Sweep:
         return self.run
 
     def _to_build(self, groups: list[int]) -> list[CellSpec]:
-        """The cells of ``groups`` a measurement would build for: those whose backend is installed and whose
-        input the architecture takes (``measure.group`` turns the others away before any build)."""
-        from benchbench.models import model_info
-        from benchbench.runners import get_runner
-
-        cells = []
-        for g in groups:
-            for spec in (self.cells[i] for i in self.groups[g]):
-                if not get_runner(spec.backend).is_available()[0]:
-                    continue
-                if spec.source is None and spec.input_size and min(spec.input_size) < model_info(spec.model).min_input:
-                    continue
-                cells.append(spec)
-        return cells
+        """The cells of ``groups`` a measurement would build for: those ``measure.group`` does not turn away
+        before any build."""
+        return [self.cells[i] for g in groups for i in self.groups[g] if turned_away(self.cells[i]) is None]
 
     def _most(self) -> int:
         return max((most for _, most in self.wanted), default=1)
