@@ -9,6 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from benchbench.analysis.anchored import anchored_cells
 from benchbench.analysis.kernel_graph import fuse, onnx_kernels, point_kernel
 from benchbench.analysis.predictor import Predictor, fit_document
 from benchbench.analysis.predictor_report import evaluation, evaluation_markdown, predictor_markdown
@@ -296,3 +297,35 @@ def test_the_boundary_a_lone_convolution_pays_is_read_from_chains_and_kept_out_o
     predictor = Predictor(doc)
     errors = [predictor.predict(kernels, io)["t_rel"] / truth - 1 for kernels, io, truth in _unseen_models(30, 7)]
     assert np.mean(np.abs(errors) <= 0.10) >= 0.9  # the models' inner convolutions pay no boundary
+
+
+def _cell(model, group, rounds_ms, backend="ort"):
+    stats = {"median_ms": float(np.median(rounds_ms))}
+    if len(rounds_ms) > 1:
+        stats["round_medians_ms"] = list(rounds_ms)
+    return {"spec": {"model": model, "variant": "deploy", "backend": backend}, "group": group, "status": "ok",
+            "stats": stats, "model": {"name": model}}
+
+
+def test_anchor_ratios_pair_each_file_s_groups_and_leave_out_disturbed_rounds():
+    # planted: the anchor takes 1.0 ms; x costs 2 anchors, y 4, z 3. A disturbance in x's second round slows the
+    # anchor 1.4x and x 2.5x (a memory-bound cell suffers more): only the quiet round may count. z ran disturbed
+    # in every round of the first file and is measured again, quietly, in the second.
+    first = {"cells": [_cell("lab_anchor", 0, [1.0, 1.4]), _cell("x", 0, [2.0, 5.0]),
+                       _cell("lab_anchor", 1, [1.3, 1.35]), _cell("z", 1, [6.0, 6.2]),
+                       _cell("lab_anchor", 2, [1.0, 1.0]), _cell("lab_anchor", 3, [0.99, 1.01])]}
+    first["cells"].append(_cell("w", 2, [1.5, 1.5]))
+    second = {"cells": [_cell("lab_anchor", 0, [1.02, 0.98]), _cell("y", 0, [4.08, 3.92]),
+                        _cell("lab_anchor", 1, [1.0, 1.0]), _cell("z", 1, [3.0, 3.0]),
+                        _cell("lab_anchor", 2, [1.0, 1.0]), _cell("w", 2, [1.7, 1.7])]}
+    only_first = anchored_cells([first], lambda c: True)["ort"]
+    assert only_first[("z", "deploy")]["disturbed"] and only_first[("z", "deploy")]["rounds"] == 2
+    cells = anchored_cells([first, second], lambda c: True)["ort"]
+    x, y, z = (cells[(m, "deploy")] for m in "xyz")
+    assert x["t_rel"] == pytest.approx(2.0) and x["rounds"] == 1 and not x["disturbed"]
+    assert y["t_rel"] == pytest.approx(4.0)  # against its own file's group 0, not the first file's
+    assert z["t_rel"] == pytest.approx(3.0) and not z["disturbed"]
+    assert only_first[("w", "deploy")]["t_rel"] == pytest.approx(1.5)  # measured once: its own two rounds
+    assert cells[("w", "deploy")]["t_rel"] == pytest.approx(1.6) and cells[("w", "deploy")]["rounds"] == 4
+    # with the screen off, the disturbed round pulls x's ratio up
+    assert anchored_cells([first], lambda c: True, disturbed=10.0)["ort"][("x", "deploy")]["t_rel"] > 2.5

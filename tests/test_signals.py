@@ -10,13 +10,14 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from _sweeping import default_signals
 
-from benchbench.processes.manager import module_command
+from benchbench.processes.manager import _remove_orphans, module_command
 from benchbench.results.journal import read_journal
 
 DATA = Path(__file__).parent / "data"
@@ -101,3 +102,20 @@ def test_sigkill_of_the_parent_leaves_no_worker(cache_dir, tmp_path):
     assert _gone(proc.pid) == [], "workers outlived a SIGKILLed benchbench"
     run = read_journal(results.with_name("cells.jsonl"))  # the groups finished before the kill
     assert run.cells and all(c.status == "ok" for c in run.cells)
+    # the killed run could not remove its log folders; the next benchbench removes them (it calls this once)
+    root = Path(tempfile.gettempdir())
+    left = set(root.glob(f"bb-forkserver-{proc.pid}-*")) | set(root.glob(f"bb-worker-{proc.pid}-*"))
+    assert left, "the killed run's log folders are named after its pid"
+    assert left <= set(_remove_orphans(root)) and not any(f.exists() for f in left)
+
+
+def test_only_the_folders_of_dead_processes_are_removed(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    mine, orphan, other = (tmp_path / f"bb-worker-{os.getpid()}-a", tmp_path / f"bb-forkserver-{dead.pid}-b",
+                           tmp_path / "bb-worker-x1y2")
+    for folder in (mine, orphan, other):
+        folder.mkdir()
+        (folder / "worker.log").write_text("log")
+    assert _remove_orphans(tmp_path) == [orphan]
+    assert mine.exists() and other.exists() and not orphan.exists()

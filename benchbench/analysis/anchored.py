@@ -4,6 +4,12 @@ Absolute latencies on a shared machine drift by 8-21% between sweeps; a ratio to
 same group and round (``lab_anchor``, ``benchbench.core.labpoints``) cancels most of that drift. The kernel
 sweep and the predictor's zoo check measure every group with its own copy of the anchor, and read both: the
 ratio (``t_rel``, the median over rounds of the per-round ratios) and the absolute median.
+
+A ratio cancels drift that slows the anchor and the cell alike; it does not cancel a disturbance that slows a
+large, memory-bound cell far more than the small, cache-resident anchor (another process streaming memory: the
+anchor 1.36x slower, resnet18 2.7x, in one sweep here). The anchor still shows it: a round whose anchor is more
+than ``DISTURBED`` slower than the sweep's median anchor is left out of the ratio, and a cell with no round left
+is marked ``disturbed`` (the predictor's commands measure those again).
 """
 
 from __future__ import annotations
@@ -16,37 +22,69 @@ from benchbench.core.labpoints import ANCHOR_NAME
 
 from .correlate import target_name
 
-__all__ = ["anchored_cells"]
+__all__ = ["DISTURBED", "anchored_cells"]
+
+DISTURBED = 0.15
 
 
 def _pos(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and math.isfinite(v)
 
 
-def anchored_cells(results: Iterable[Mapping], keep: Callable[[Mapping], bool]) -> dict[str, dict[tuple, dict]]:
+def _rounds(stats: Mapping) -> list[float]:
+    per = [v for v in stats.get("round_medians_ms") or [] if _pos(v)]
+    return per or ([float(stats["median_ms"])] if _pos(stats.get("median_ms")) else [])
+
+
+def anchored_cells(results: Iterable[Mapping], keep: Callable[[Mapping], bool],
+                   disturbed: float = DISTURBED) -> dict[str, dict[tuple, dict]]:
     """Per target (``ort``, ``ort int8``), per (model, variant) of the ok cells ``keep`` selects: ``t_rel``,
-    ``t_ms`` (the cell's median), ``anchor_ms`` (its group's anchor's median), ``executed_ops`` and the
-    cell's ``model`` record. A cell whose group has no anchor measured ok is left out."""
-    cells = [c for res in results for c in res.get("cells", []) if c.get("status") == "ok"]
-    anchors = {(c.get("group"), c["spec"]["backend"], c["spec"].get("device")): c for c in cells
-               if c["spec"]["model"] == ANCHOR_NAME}
+    ``t_ms`` (the cell's median), ``anchor_ms`` (its group's anchor's median), ``executed_ops``, the cell's
+    ``model`` record, ``rounds`` (the rounds
+    whose ratio counts) and ``disturbed`` (every round's anchor was more than ``disturbed`` slower than the
+    median anchor of its target: the ratio is that of all rounds, and not to be trusted). A cell whose group
+    has no anchor measured ok is left out.
+
+    A cell measured in several results (a retake, or sweeps refitted together) pools its quiet rounds' ratios;
+    its other figures are those of its latest quiet measurement."""
+    results = list(results)
+    anchors: dict[tuple, Mapping] = {}
+    for i, res in enumerate(results):  # group ids restart in every result file: the file is part of the key
+        for c in res.get("cells", []):
+            if c.get("status") == "ok" and c["spec"]["model"] == ANCHOR_NAME:
+                anchors[(i, c.get("group"), c["spec"]["backend"], c["spec"].get("device"))] = c
+    typical: dict[str, list[float]] = {}
+    for (_, _, backend, _), a in anchors.items():
+        typical.setdefault(target_name(backend, a["spec"].get("variant")), []).extend(_rounds(a.get("stats") or {}))
+    median_anchor = {t: statistics.median(v) for t, v in typical.items() if v}
+    seen: dict[tuple, dict] = {}  # per (target, model, variant): its quiet and its disturbed ratios, its last cell
+    for i, res in enumerate(results):
+        for c in res.get("cells", []):
+            spec, stats = c["spec"], c.get("stats") or {}
+            if c.get("status") != "ok" or spec["model"] == ANCHOR_NAME or not keep(c):
+                continue
+            anchor = anchors.get((i, c.get("group"), spec["backend"], spec.get("device")))
+            if anchor is None or not _pos(stats.get("median_ms")):
+                continue
+            target = target_name(spec["backend"], spec.get("variant"))
+            a_stats = anchor.get("stats") or {}
+            mine, theirs = _rounds(stats), _rounds(a_stats)
+            if len(mine) != len(theirs):  # rounds that do not pair up: the medians only
+                mine, theirs = [float(stats["median_ms"])], [float(a_stats["median_ms"])]
+            limit = median_anchor.get(target, math.inf) * (1 + disturbed)
+            entry = seen.setdefault((target, spec["model"], spec["variant"]), {"quiet": [], "loud": []})
+            for x, y in zip(mine, theirs):
+                entry["quiet" if y <= limit else "loud"].append(x / y)
+            quiet = any(y <= limit for y in theirs)
+            if quiet or not entry.get("quiet_cell", False):  # the latest quiet measurement describes the cell
+                entry.update(cell=c, quiet_cell=quiet, anchor_ms=float(a_stats["median_ms"]))
     out: dict[str, dict[tuple, dict]] = {}
-    for c in cells:
-        spec, stats = c["spec"], c.get("stats") or {}
-        if spec["model"] == ANCHOR_NAME or not keep(c):
-            continue
-        anchor = anchors.get((c.get("group"), spec["backend"], spec.get("device")))
-        if anchor is None or not _pos(stats.get("median_ms")):
-            continue
-        a_stats = anchor.get("stats") or {}
-        mine, theirs = stats.get("round_medians_ms") or [], a_stats.get("round_medians_ms") or []
-        ratios = [x / y for x, y in zip(mine, theirs) if _pos(x) and _pos(y)]
-        if not ratios and _pos(a_stats.get("median_ms")):
-            ratios = [stats["median_ms"] / a_stats["median_ms"]]
-        if not ratios:
-            continue
-        executed = ((c.get("backend") or {}).get("executed_ops") or {}).get("count")
-        out.setdefault(target_name(spec["backend"], spec.get("variant")), {})[(spec["model"], spec["variant"])] = {
-            "t_rel": float(statistics.median(ratios)), "t_ms": float(stats["median_ms"]),
-            "anchor_ms": float(a_stats["median_ms"]), "executed_ops": executed, "model": c.get("model") or {}}
+    for (target, model, variant), entry in seen.items():
+        c, ratios = entry["cell"], entry["quiet"] or entry["loud"]
+        t_rel = float(statistics.median(ratios))
+        out.setdefault(target, {})[(model, variant)] = {
+            "t_rel": t_rel, "t_ms": float(c["stats"]["median_ms"]), "anchor_ms": entry["anchor_ms"],
+            "rounds": len(ratios), "disturbed": not entry["quiet"],
+            "executed_ops": ((c.get("backend") or {}).get("executed_ops") or {}).get("count"),
+            "model": c.get("model") or {}}
     return out

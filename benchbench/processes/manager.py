@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -94,6 +95,41 @@ class WorkerLost(Exception):
         self.outcome, self.reason = outcome, reason
 
 
+_TMP_PREFIXES = ("bb-forkserver-", "bb-worker-")
+_swept = False
+
+
+def _private_tmp(prefix: str) -> tempfile.TemporaryDirectory:
+    """A temporary folder for a worker's or server's log, named after this process (``<prefix><pid>-...``).
+
+    A harness killed with SIGKILL cannot remove its folders; the name lets the next harness on the machine
+    remove them (once per process, the folders of processes no longer alive), so a killed run litters nothing
+    for long."""
+    global _swept
+    if not _swept:
+        _swept = True
+        _remove_orphans(Path(tempfile.gettempdir()))
+    return tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-")
+
+
+def _remove_orphans(root: Path) -> list[Path]:
+    """Remove this user's benchbench temporary folders whose creating process is gone; returns them."""
+    removed = []
+    for prefix in _TMP_PREFIXES:
+        for folder in root.glob(prefix + "*"):
+            pid = folder.name[len(prefix):].split("-", 1)[0]
+            try:
+                if not pid.isdigit() or folder.stat().st_uid != os.getuid():
+                    continue
+                os.kill(int(pid), 0)  # raises if no such process: then the folder is an orphan
+            except ProcessLookupError:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+            except OSError:  # gone meanwhile, or a process we may not signal (alive)
+                continue
+    return removed
+
+
 def _tail(path: Path, lines: int = 3) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
@@ -112,7 +148,7 @@ class ForkServer:
     def __init__(self, backend: str, threads: int):
         self.backend, self.threads = backend, threads
         self._asking = threading.Lock()
-        self._tmp = tempfile.TemporaryDirectory(prefix="bb-forkserver-")
+        self._tmp = _private_tmp("bb-forkserver-")
         ctrl, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # one record per message
         self.ctrl = ctrl
         try:
@@ -202,7 +238,7 @@ class Worker:
 
     def __init__(self, threads: int, label: str = "worker", server: ForkServer | None = None):
         self.label = label
-        self._tmp = tempfile.TemporaryDirectory(prefix="bb-worker-")
+        self._tmp = _private_tmp("bb-worker-")
         self.log_path = Path(self._tmp.name) / "worker.log"
         parent, child = socket.socketpair()
         self.sock = parent
