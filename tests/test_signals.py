@@ -117,5 +117,8 @@ def test_only_the_folders_of_dead_processes_are_removed(tmp_path):
     for folder in (mine, orphan, other):
         folder.mkdir()
         (folder / "worker.log").write_text("log")
+    link = tmp_path / f"bb-worker-{dead.pid}-c"  # a dead pid's name on a link: never followed, never removed
+    link.symlink_to(other)
     assert _remove_orphans(tmp_path) == [orphan]
-    assert mine.exists() and other.exists() and not orphan.exists()
+    assert mine.exists() and other.exists() and (other / "worker.log").exists() and link.is_symlink()
+    assert not orphan.exists()

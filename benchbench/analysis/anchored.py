@@ -40,10 +40,9 @@ def anchored_cells(results: Iterable[Mapping], keep: Callable[[Mapping], bool],
                    disturbed: float = DISTURBED) -> dict[str, dict[tuple, dict]]:
     """Per target (``ort``, ``ort int8``), per (model, variant) of the ok cells ``keep`` selects: ``t_rel``,
     ``t_ms`` (the cell's median), ``anchor_ms`` (its group's anchor's median), ``executed_ops``, the cell's
-    ``model`` record, ``rounds`` (the rounds
-    whose ratio counts) and ``disturbed`` (every round's anchor was more than ``disturbed`` slower than the
-    median anchor of its target: the ratio is that of all rounds, and not to be trusted). A cell whose group
-    has no anchor measured ok is left out.
+    ``model`` record, ``rounds`` (the rounds whose ratio counts) and ``disturbed`` (every round's anchor was
+    more than ``disturbed`` slower than the median anchor of its target: the ratio is that of all rounds, and
+    not to be trusted). A cell whose group has no anchor measured ok is left out.
 
     A cell measured in several results (a retake, or sweeps refitted together) pools its quiet rounds' ratios;
     its other figures are those of its latest quiet measurement."""
@@ -73,11 +72,11 @@ def anchored_cells(results: Iterable[Mapping], keep: Callable[[Mapping], bool],
                 mine, theirs = [float(stats["median_ms"])], [float(a_stats["median_ms"])]
             limit = median_anchor.get(target, math.inf) * (1 + disturbed)
             entry = seen.setdefault((target, spec["model"], spec["variant"]), {"quiet": [], "loud": []})
-            for x, y in zip(mine, theirs):
-                entry["quiet" if y <= limit else "loud"].append(x / y)
-            quiet = any(y <= limit for y in theirs)
-            if quiet or not entry.get("quiet_cell", False):  # the latest quiet measurement describes the cell
-                entry.update(cell=c, quiet_cell=quiet, anchor_ms=float(a_stats["median_ms"]))
+            quiet = [y <= limit for y in theirs]
+            for x, y, ok in zip(mine, theirs, quiet):
+                entry["quiet" if ok else "loud"].append(x / y)
+            if any(quiet) or not entry.get("quiet_cell", False):  # the latest quiet measurement describes the cell
+                entry.update(cell=c, quiet_cell=any(quiet), anchor_ms=float(a_stats["median_ms"]))
     out: dict[str, dict[tuple, dict]] = {}
     for (target, model, variant), entry in seen.items():
         c, ratios = entry["cell"], entry["quiet"] or entry["loud"]

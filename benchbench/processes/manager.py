@@ -14,6 +14,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -113,13 +114,15 @@ def _private_tmp(prefix: str) -> tempfile.TemporaryDirectory:
 
 
 def _remove_orphans(root: Path) -> list[Path]:
-    """Remove this user's benchbench temporary folders whose creating process is gone; returns them."""
+    """Remove this user's benchbench temporary folders whose creating process is gone; returns them. Only real
+    folders (``lstat``: a link of that name, whatever it points at, is left alone)."""
     removed = []
     for prefix in _TMP_PREFIXES:
         for folder in root.glob(prefix + "*"):
             pid = folder.name[len(prefix):].split("-", 1)[0]
             try:
-                if not pid.isdigit() or folder.stat().st_uid != os.getuid():
+                info = folder.lstat()
+                if not pid.isdigit() or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
                     continue
                 os.kill(int(pid), 0)  # raises if no such process: then the folder is an orphan
             except ProcessLookupError:
