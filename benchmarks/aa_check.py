@@ -8,7 +8,7 @@ cached for this machine (else ``benchbench.results.estimates.PROCESS_SD``). Also
 the trials show: the spread of their log-ratios beyond what their own within-trial intervals explain.
 
     benchbench doctor   # measures and caches the between-process term
-    python benchmarks/aa_check.py --model resnet18 --backend ort --trials 20 --sessions 4 --max-time 4
+    python benchmarks/aa_check.py --model resnet18 --backend ort --trials 20 --sessions 4 --max-time 4 --target-ci 0.01
 """
 
 from __future__ import annotations
@@ -37,32 +37,49 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-time", type=float, default=5.0, help="sampling cap per worker per trial, all sessions (s)")
     ap.add_argument("--sessions", type=int, default=MeasureConfig().sessions,
                     help="pairs of fresh workers per trial, the time split among them")
+    ap.add_argument("--target-ci", type=float, default=MeasureConfig().target_ci,
+                    help="stop a trial once its interval is this narrow (fraction), as a run's --target-ci")
     ap.add_argument("--block-s", type=float, default=MeasureConfig().block_s, help="one block's length (s)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     spec = CellSpec(args.model, args.variant, args.backend, threads=args.threads or physical_cores())
     config = MeasureConfig(max_s=args.max_time, sessions=args.sessions, process_sd=process_sd_for(spec.threads),
-                           block_s=args.block_s)
+                           block_s=args.block_s, target_ci=args.target_ci)
     term = (f"the doctor's {100 * config.process_sd:.2f}%" if config.process_sd is not None
             else f"the constant {100 * PROCESS_SD:.2f}% (no doctor measurement cached)")
     print(f"{spec.label()}: {args.sessions} session(s), {args.max_time:g} s per worker; between-process term {term}")
     results = []
-    for i in range(args.trials):
-        t0 = time.perf_counter()
-        r = aa_check(spec, config)
-        wall = time.perf_counter() - t0
-        if r.estimate is None:
-            sys.exit(f"trial {i + 1}: {r.reason}")
-        e = r.estimate
-        results.append({"ratio": e.value, "low": e.low, "high": e.high, "half_width": e.half_width,
-                        "within_half_width": r.within.half_width,
-                        "units": e.units, "dropped": e.dropped, "median_ms": r.median_ms, "wait_share": r.wait_share,
-                        "holds_one": r.contains_one, "wall_s": wall,
-                        "sessions": len({b.get("session", 1) for b in r.cells[0].blocks})})
-        print(f"trial {i + 1}: {e.value:.4f} [{e.low:.4f}, {e.high:.4f}] ±{100 * e.half_width:.2f}% over {e.units} "
-              f"rounds ({e.dropped} dropped) in {results[-1]['sessions']} session(s), {wall:.1f} s wall, "
-              f"{r.median_ms:.3f} ms, waited {100 * (r.wait_share or 0):.0f}%"
-              + ("" if r.contains_one else "  <- excludes 1.00"), flush=True)
+    servers: dict = {}  # one fork server for all trials, as a sweep keeps one for all its groups
+    try:
+        for i in range(args.trials):
+            results.append(_trial(i, spec, config, servers))
+    finally:
+        for server in servers.values():
+            server.close()
+    _summary(args, spec, results, term)
+    return 0
+
+
+def _trial(i: int, spec: CellSpec, config: MeasureConfig, servers: dict) -> dict:
+    t0 = time.perf_counter()
+    r = aa_check(spec, config, servers)
+    wall = time.perf_counter() - t0
+    if r.estimate is None:
+        sys.exit(f"trial {i + 1}: {r.reason}")
+    e = r.estimate
+    out = {"ratio": e.value, "low": e.low, "high": e.high, "half_width": e.half_width,
+           "within_half_width": r.within.half_width,
+           "units": e.units, "dropped": e.dropped, "median_ms": r.median_ms, "wait_share": r.wait_share,
+           "holds_one": r.contains_one, "wall_s": wall,
+           "sessions": len({b.get("session", 1) for b in r.cells[0].blocks})}
+    print(f"trial {i + 1}: {e.value:.4f} [{e.low:.4f}, {e.high:.4f}] ±{100 * e.half_width:.2f}% over {e.units} "
+          f"rounds ({e.dropped} dropped) in {out['sessions']} session(s), {wall:.1f} s wall, "
+          f"{r.median_ms:.3f} ms, waited {100 * (r.wait_share or 0):.0f}%"
+          + ("" if r.contains_one else "  <- excludes 1.00"), flush=True)
+    return out
+
+
+def _summary(args, spec: CellSpec, results: list[dict], term: str) -> None:
     held = sum(r["holds_one"] for r in results)
     half = statistics.median(r["half_width"] for r in results)
     print(f"\n{spec.label()}: intervals holding 1.00: {held}/{len(results)} (goal >= 95%); median half-width "
@@ -78,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
               f"(the intervals used {term})")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
-    return 0
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ class Runner:
     # imports: nothing that starts threads or a device, which a fork would not carry over.
     preload: ClassVar[tuple[str, ...] | None] = None
     extra: ClassVar[str] = ""  # pip extra providing them: pip install 'benchbench[extra]'
+    # Whether two of its workers may load and warm up at the same time (a group's later sessions, a sweep's
+    # later rounds: ``benchbench.measure.group``), or must take turns because their thread pools slow each
+    # other down far beyond sharing the CPUs.
+    starts_side_by_side: ClassVar[bool] = True
     description: ClassVar[str] = ""
     # Options a user may pass with --option KEY=VALUE: key → allowed values (empty: any value).
     OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {}

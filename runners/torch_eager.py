@@ -32,6 +32,9 @@ class TorchRunner(Runner):
     packages = ("torch",)
     versions = ("torch",)
     preload = ("torch", "benchbench.models")  # the zoo too: every torch worker rebuilds its model from it
+    # OpenMP threads busy-wait at their barriers: two torch workers warming up side by side on two cores took
+    # 1.1-2x as long as one after the other (benchmarks/later_rounds.py), where the other runtimes gained.
+    starts_side_by_side = False
     description = "PyTorch eager, CPU"
     device = "cpu"
 

@@ -18,18 +18,20 @@ from benchbench.results.schema import validate_document
 def test_local_executor_measures_lazily_in_order_and_closes_its_servers(monkeypatch):
     calls = []
 
-    def measure_group(specs, config, builds, servers, profile=None):
-        calls.append([s.model for s in specs])
+    def measure_group(specs, config, builds, servers, profile=None, blocks_only=False):
+        calls.append([s.model for s in specs] + (["blocks only"] if blocks_only else []))
         servers[len(calls)] = type("S", (), {"close": lambda self: calls.append("closed")})()
         return [CellResult(s, "ok") for s in specs], {"rounds": len(calls)}
 
     monkeypatch.setattr(executor, "measure_group", measure_group)
     ex = LocalExecutor()
-    units = ex.measure([(3, [CellSpec("a", "train", "null")]), (5, [CellSpec("b", "train", "null")])], None, None)
+    units = ex.measure([(3, [CellSpec("a", "train", "null")]), (5, [CellSpec("b", "train", "null")])], None, None,
+                       repeats={5})
     assert calls == []  # nothing measured before the sweep asks
     first = next(units)
     assert (first.index, calls) == (3, [["a"]])
-    assert [u.index for u in units] == [5] and calls == [["a"], ["b"]]
+    # a group measured again keeps only its blocks: the sweep's repeats reach measure_group
+    assert [u.index for u in units] == [5] and calls == [["a"], ["b", "blocks only"]]
     ex.close()
     assert calls.count("closed") == 2
 

@@ -203,6 +203,19 @@ def test_sessions_measure_a_group_in_fresh_workers_and_stop_once_pinned(cache_di
         # each session got its share: at most 0.2 s per arm, and at least 3 rounds
         per_session = [sum(1 for b in cells[0].blocks if b["session"] == s) for s in (1, 2, 3)]
         assert min(per_session) >= 3
+        # the last session's workers report parity, memory and metadata; the first's, the start-up times
+        assert all(c.parity and c.memory.get("load_mib") is not None and c.backend for c in cells)
+        assert all(c.timing["init_ms"] > 0 and c.timing["first_ms"] > 0 for c in cells)
+        # a sweep's later round keeps only blocks: workers (forked from servers) start side by side, report nothing
+        servers = {}
+        try:
+            again, record = measure_group(specs, wide, builds, servers, blocks_only=True)
+        finally:
+            for server in servers.values():
+                server.close()
+        assert record["sessions"] == 3 and all(c.ok for c in again)
+        assert all({b["session"] for b in c.blocks} == {1, 2, 3} for c in again)
+        assert all(not c.parity and not c.memory and not c.backend for c in again)
         pinned = dataclasses.replace(wide, process_sd=0.0, target_ci=0.5)
         cells, record = measure_group(specs, pinned, builds)
         assert "sessions" not in record and record["stop_reason"] == "converged"

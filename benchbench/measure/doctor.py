@@ -52,17 +52,26 @@ class AAResult:
         return self.estimate is not None and self.estimate.low <= 1.0 <= self.estimate.high
 
 
-def aa_check(spec: CellSpec, config: MeasureConfig) -> AAResult:
-    """Measure ``spec`` against itself in two lockstep workers; the ratio's interval should hold 1."""
+def aa_check(spec: CellSpec, config: MeasureConfig, servers: dict | None = None) -> AAResult:
+    """Measure ``spec`` against itself in two lockstep workers; the ratio's interval should hold 1.
+
+    ``servers`` (a dict the caller owns and closes, as a sweep's) holds the fork servers the workers start
+    from, so a session's workers start in milliseconds, as a sweep's do; repeated checks share them. None:
+    a dict for this call, closed at its end."""
     from benchbench.build.builds import Builds
 
     from .group import measure_group
 
+    own = servers is None
+    servers = {} if own else servers
     builds = Builds(config, [spec])
     try:
-        cells, _ = measure_group([spec, spec], config, builds)
+        cells, _ = measure_group([spec, spec], config, builds, servers)
     finally:
         builds.close()
+        if own:
+            for server in servers.values():
+                server.close()
     a, b = cells
     if not (a.ok and b.ok):
         bad = a if not a.ok else b

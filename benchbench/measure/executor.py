@@ -13,7 +13,7 @@ This module imports nothing of Dask: ``import benchbench`` and local runs never 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from benchbench.build.builds import Builds
@@ -51,12 +51,15 @@ class Executor:
     """Measures comparison groups. ``measure`` takes (group index, specs) pairs and yields a ``GroupDone``
     for each, as each finishes; ``builds`` (the sweep's one build step) holds the record of every build made,
     for the sweep's metrics; ``profile`` (``measure_group``'s) asks for per-op profiles, which only an executor
-    measuring on this machine takes. ``close`` releases what it holds."""
+    measuring on this machine takes. ``repeats``: the indices of groups measured again, whose cells keep only
+    this measurement's blocks (``measure_group``'s ``blocks_only``; an executor may measure them in full).
+    ``close`` releases what it holds."""
 
     remote = False  # True: cells are measured on other hosts (each cell records its host)
 
     def measure(self, items: Sequence[tuple[int, list[CellSpec]]], config: MeasureConfig,
-                builds: Builds, profile: Callable[[CellSpec], int] | None = None) -> Iterator[GroupDone]:
+                builds: Builds, profile: Callable[[CellSpec], int] | None = None,
+                repeats: Collection[int] = ()) -> Iterator[GroupDone]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -77,10 +80,11 @@ class LocalExecutor(Executor):
     def __init__(self, fork_servers: bool = True):
         self.servers: dict | None = {} if fork_servers else None
 
-    def measure(self, items, config, builds, profile=None):
+    def measure(self, items, config, builds, profile=None, repeats=()):
         for index, specs in items:
             t0 = time.perf_counter()
-            cells, record = measure_group(specs, config, builds, self.servers, profile)
+            cells, record = measure_group(specs, config, builds, self.servers, profile,
+                                          blocks_only=index in repeats)
             yield GroupDone(index, cells, record, time.perf_counter() - t0)
 
     def close(self) -> None:

@@ -77,16 +77,26 @@ def _preflight(spec: CellSpec, builds: Builds):
     return artifact, build, model_record, artifact_record
 
 
-def _prepare(index: int, spec: CellSpec, pre: tuple, config: MeasureConfig,
-             servers: dict | None) -> _Prepared | CellResult:
+def _start(spec: CellSpec, pre: tuple, config: MeasureConfig, servers: dict | None) -> Worker | CellResult:
+    """A worker for the cell, asked to prepare it (the reply is :func:`_ready`'s to read)."""
     artifact, build, model_record, artifact_record = pre
     try:
         worker = Worker(spec.threads, f"measure worker of {spec.label()}", server=_server(servers, spec))
     except WorkerLost as lost:
         return CellResult(spec, lost.outcome, lost.reason, model=model_record, artifact=artifact_record)
     try:
-        reply = worker.request(Prepare(spec, config, artifact, build["input_path"], build["reference_path"]),
-                               config.cell_timeout_s)
+        worker.send(Prepare(spec, config, artifact, build["input_path"], build["reference_path"]))
+    except WorkerLost as lost:
+        worker.close()
+        return CellResult(spec, lost.outcome, lost.reason, model=model_record, artifact=artifact_record)
+    return worker
+
+
+def _ready(index: int, spec: CellSpec, pre: tuple, worker: Worker, config: MeasureConfig) -> _Prepared | CellResult:
+    """The started worker's answer to its Prepare: ready to time blocks, or the cell's failure."""
+    _, _, model_record, artifact_record = pre
+    try:
+        reply = worker.recv(config.cell_timeout_s)
     except WorkerLost as lost:
         worker.close()
         return CellResult(spec, lost.outcome, lost.reason, model=model_record, artifact=artifact_record)
@@ -94,6 +104,32 @@ def _prepare(index: int, spec: CellSpec, pre: tuple, config: MeasureConfig,
         worker.close()
         return CellResult(spec, reply.status, reply.reason, model=model_record, artifact=artifact_record)
     return _Prepared(index, spec, worker, reply, model_record, artifact_record)
+
+
+def _side_by_side(specs: Sequence[CellSpec]) -> bool:
+    """Whether the group's workers may start side by side: every backend's runner allows it."""
+    from benchbench.runners import get_runner
+
+    return all(get_runner(spec.backend).starts_side_by_side for spec in specs)
+
+
+def _prepare_session(order: Sequence[tuple[int, tuple]], specs: Sequence[CellSpec], config: MeasureConfig,
+                     servers: dict | None, side_by_side: bool) -> list[_Prepared | CellResult]:
+    """Start and prepare a session's workers in ``order``: one after the other, or all side by side.
+
+    The first session's are prepared one at a time, because their load and first-inference times are the
+    cells' reported start-up figures (``timing.init_ms``, ``first_ms``) and must not share the CPUs. A later
+    session's start-up times are not reported, so its workers load and warm up side by side: a session then
+    costs about one worker's start-up, not one per cell (a warm-up needs no quiet machine; no block is timed
+    before every worker is ready)."""
+    if not side_by_side:
+        out: list[_Prepared | CellResult] = []
+        for i, pre in order:
+            started = _start(specs[i], pre, config, servers)
+            out.append(started if isinstance(started, CellResult) else _ready(i, specs[i], pre, started, config))
+        return out
+    started = [(i, pre, _start(specs[i], pre, config, servers)) for i, pre in order]
+    return [w if isinstance(w, CellResult) else _ready(i, specs[i], pre, w, config) for i, pre, w in started]
 
 
 def _server(servers: dict | None, spec: CellSpec) -> ForkServer | None:
@@ -125,12 +161,14 @@ def _block_runner(cell: _Prepared, timeout_s: float) -> Callable[[int, bool], di
     return run_block
 
 
-def _end(cell: _Prepared, config: MeasureConfig, profile_runs: int) -> Finished | tuple[str, str]:
-    """The worker's closing record (parity, memory, metadata, a profile if asked), or (status, reason)."""
+def _end(cell: _Prepared, config: MeasureConfig, profile_runs: int, report: bool = True
+         ) -> Finished | tuple[str, str]:
+    """The worker's closing record (parity, memory, metadata, a profile if asked; empty ones unless
+    ``report``: a group keeps only its last session's), or (status, reason)."""
     if cell.lost:
         return cell.lost
     try:
-        reply = cell.worker.request(Finish(profile_runs), config.cell_timeout_s)
+        reply = cell.worker.request(Finish(profile_runs, report), config.cell_timeout_s)
     except WorkerLost as lost:
         return lost.outcome, lost.reason
     if isinstance(reply, Failed):
@@ -196,7 +234,8 @@ def session_config(config: MeasureConfig) -> MeasureConfig:
 
 def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, builds: Builds,
                   servers: dict | None = None,
-                  profile: Callable[[CellSpec], int] | None = None) -> tuple[list[CellResult], dict]:
+                  profile: Callable[[CellSpec], int] | None = None,
+                  blocks_only: bool = False) -> tuple[list[CellResult], dict]:
     """Measure one comparison group in lockstep; returns its cells (in ``specs`` order) and the
     scheduler's record (rounds, sessions, stop reason, sampling time, idle CPU of the waiting workers).
 
@@ -209,7 +248,11 @@ def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, builds: Buil
     fork servers per backend and threads, so workers start with their runtime imported; None starts every
     worker as a fresh interpreter. ``profile(spec)``: how many inferences to profile per op in the cell's
     own worker in the last session, once the group's timed blocks are done (0: none;
-    ``benchbench.measure.profile``), so a profile costs no second process and no second load of the runtime."""
+    ``benchbench.measure.profile``), so a profile costs no second process and no second load of the runtime.
+
+    ``blocks_only``: the caller keeps only the cells' blocks and samples (a sweep's later round of a group
+    already measured, ``CellResult.add_round``), so every session's workers start side by side and none
+    checks parity or reads memory; the cells' start-up times, memory, parity and metadata are then empty."""
     results: list[CellResult | None] = [None] * len(specs)
     builds_ok = {}
     for i, spec in enumerate(specs):
@@ -224,6 +267,7 @@ def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, builds: Buil
     ends: dict[int, Finished] = {}
     cells: dict[int, _Prepared] = {}
     schedules: list[Schedule] = []
+    together = _side_by_side(specs)
     for session in range(1, max(1, config.sessions) + 1):
         prepared: list[_Prepared] = []
         # Every other session starts its workers, and its lockstep rounds, in the opposite order: whatever a
@@ -234,10 +278,10 @@ def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, builds: Buil
         if session % 2 == 0:
             order.reverse()
         try:
-            for i, pre in order:
-                if results[i] is not None:  # failed in an earlier session
-                    continue
-                outcome = _prepare(i, specs[i], pre, part, servers)
+            live_order = [(i, pre) for i, pre in order if results[i] is None]  # not failed in an earlier session
+            outcomes = _prepare_session(live_order, specs, part, servers,
+                                        side_by_side=(session > 1 or blocks_only) and together)
+            for (i, _), outcome in zip(live_order, outcomes):
                 if isinstance(outcome, CellResult):
                     results[i] = outcome
                 else:
@@ -256,7 +300,7 @@ def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, builds: Buil
             schedules.append(schedule)
             last = session >= config.sessions or schedule.stop_reason in ("converged", "lost")
             for p in prepared:
-                end = _end(p, config, profile(p.spec) if profile and last else 0)
+                end = _end(p, config, profile(p.spec) if profile and last else 0, report=last and not blocks_only)
                 if isinstance(end, tuple):
                     results[p.index] = p.failed(*end)
                 else:

@@ -221,7 +221,11 @@ class Sweep:
         # its lockstep rounds begin, in the opposite order to the round before: the worker started second ran
         # about 0.3% faster in doctor's A/A sessions, an edge that must not go to one form in every round.
         items = [(g, _in_round_order([self.cells[i] for i in self.groups[g]], r)) for g in todo]
-        pending = self.executor.measure(items, self.config, self.builds, profile=self.profile if r == 1 else None)
+        # A later round of a group whose cells are all measured keeps only its blocks (``CellResult.add_round``),
+        # so its workers may start side by side and skip their closing checks (``measure_group``'s blocks_only).
+        repeats = {g for g in todo if r > 1 and all(c.ok for c in self._group_cells(g))}
+        pending = self.executor.measure(items, self.config, self.builds, profile=self.profile if r == 1 else None,
+                                        repeats=repeats)
         done = 0
         # Round 1 runs forward over every group: one finished earlier takes its place unmeasured, so the
         # cells stand in the order of a run that was never interrupted.

@@ -59,7 +59,8 @@ __all__ = [
     "decode",
 ]
 
-PROTOCOL_VERSION = 3  # 2: typed records (CellSpec, MeasureConfig) and one record type per job; 3: profiles in Finish
+# 2: typed records (CellSpec, MeasureConfig) and one record type per job; 3: profiles in Finish; 4: Finish.report
+PROTOCOL_VERSION = 4
 
 
 class ProtocolError(RuntimeError):
@@ -104,9 +105,11 @@ class BlockDone:
 class Finish:
     """Check parity, read memory and metadata; then, if ``profile_runs``, take the backend's per-op profile
     over that many inferences (after every timed block of the group, and after memory is read, so no
-    profiler touches a sample or a peak); tear down."""
+    profiler touches a sample or a peak); tear down. ``report=False`` (a session whose worker's closing
+    record nobody reads: not a group's last) skips parity, memory and metadata, and answers empty ones."""
 
     profile_runs: int = 0
+    report: bool = True
 
 
 @dataclass(frozen=True)

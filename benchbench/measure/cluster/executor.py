@@ -115,7 +115,8 @@ class DaskExecutor(Executor):
         self.futures: dict = {}  # future -> (group index, specs, resources, submitted at)
         self._stranded_since: dict = {}  # future -> when its resources were last seen on no live worker
 
-    def measure(self, items, config, builds, profile=None):
+    def measure(self, items, config, builds, profile=None, repeats=()):
+        # ``repeats`` are measured in full: a remote group's closing records are cheap beside its transfer
         if profile is not None:  # run refuses --profile with --scheduler; a caller that asks anyway is a bug
             raise ValueError("per-op profiles are taken on this machine only, not on a cluster")
         self.builds = builds
