@@ -8,7 +8,7 @@ cached for this machine (else ``benchbench.results.estimates.PROCESS_SD``). Also
 the trials show: the spread of their log-ratios beyond what their own within-trial intervals explain.
 
     benchbench doctor   # measures and caches the between-process term
-    python benchmarks/aa_check.py --model resnet18 --backend ort --trials 20 --sessions 4 --max-time 4 --target-ci 0.01
+    python benchmarks/aa_check.py --model resnet18 --backend ort --trials 20 --sessions 8 --max-time 3 --target-ci 0.01
 """
 
 from __future__ import annotations
