@@ -9,6 +9,7 @@ the trials show: the spread of their log-ratios beyond what their own within-tri
 
     benchbench doctor   # measures and caches the between-process term
     python benchmarks/aa_check.py --model resnet18 --backend ort --trials 20 --sessions 8 --max-time 3 --target-ci 0.01
+    python benchmarks/aa_check.py --trials 20 --sessions 8 --max-time 3 --target-ci 0.01 --load-procs 1  # under load
 """
 
 from __future__ import annotations
@@ -16,10 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import random
+import signal
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+from noise_robustness import LOAD  # the same on/off load (this folder is on the path of a script run from it)
 
 from benchbench.cli.cells import process_sd_for
 from benchbench.core.spec import CellSpec, MeasureConfig, physical_cores
@@ -40,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--target-ci", type=float, default=MeasureConfig().target_ci,
                     help="stop a trial once its interval is this narrow (fraction), as a run's --target-ci")
     ap.add_argument("--block-s", type=float, default=MeasureConfig().block_s, help="one block's length (s)")
+    ap.add_argument("--load-procs", type=int, default=0,
+                    help="background processes burning a CPU on and off meanwhile (noise_robustness.py's load)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     spec = CellSpec(args.model, args.variant, args.backend, threads=args.threads or physical_cores())
@@ -48,12 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     term = (f"the doctor's {100 * config.process_sd:.2f}%" if config.process_sd is not None
             else f"the constant {100 * PROCESS_SD:.2f}% (no doctor measurement cached)")
     print(f"{spec.label()}: {args.sessions} session(s), {args.max_time:g} s per worker; between-process term {term}")
+    if args.load_procs:
+        print(f"under load: {args.load_procs} process(es) burning a CPU in random phases of 0.2-2 s on, 0.2-2 s off")
     results = []
     servers: dict = {}  # one fork server for all trials, as a sweep keeps one for all its groups
+    # the load ends by itself within an hour even if this script is killed
+    loads = [subprocess.Popen([sys.executable, "-c", LOAD, str(3600), str(random.randrange(1 << 30))],
+                              start_new_session=True) for _ in range(args.load_procs)]
     try:
         for i in range(args.trials):
             results.append(_trial(i, spec, config, servers))
     finally:
+        for p in loads:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
         for server in servers.values():
             server.close()
     _summary(args, spec, results, term)
