@@ -31,7 +31,8 @@ class TorchRunner(Runner):
     artifact = "torch"
     packages = ("torch",)
     versions = ("torch",)
-    preload = ("torch", "benchbench.models")  # the zoo too: every torch worker rebuilds its model from it
+    # The zoo too: every torch worker rebuilds its model from it. And torch._dynamo: see load_runtime.
+    preload = ("torch", "torch._dynamo", "benchbench.models")
     # OpenMP threads busy-wait at their barriers: two torch workers warming up side by side on two cores took
     # 1.1-2x as long as one after the other (benchmarks/later_rounds.py), where the other runtimes gained.
     starts_side_by_side = False
@@ -47,6 +48,13 @@ class TorchRunner(Runner):
             torch.set_num_interop_threads(1)
         except RuntimeError:  # already set in this process
             pass
+        # prepare() builds the model on the meta device, and a deploy form's reparameterization computes there:
+        # torch's first meta arithmetic imports its Python reference kernels and torch._dynamo (~800 modules,
+        # ~1 s, ~70 MiB). Paid here, before the memory baseline (a fork server has imported them already), it
+        # is no cell's load time or memory; paid in prepare, it was charged to deploy forms only (resnet18 on
+        # torch: load 159 MiB and 0.96 s for the deploy form against 87 MiB and 0.05 s for the train form).
+        with torch.device("meta"):
+            torch.zeros(1) + 1
 
     def prepare(self, artifact: dict, inputs):
         """The build's model: its structure from the registry, built without initializing it (on the meta

@@ -1,7 +1,8 @@
 """Worker memory figures (docs/metrics.md): they follow the weights and charge nothing else to the model.
 
 Two user models with the same graph and 9.9x the weights (tests/data/weights.py) run through the real
-harness on ort; the extra resident memory after load must match the extra weight bytes.
+harness on ort; the extra resident memory after load must match the extra weight bytes. On torch, a zoo
+model's deploy form (fewer weights: its branches fused) must not load more than its train form.
 """
 
 from pathlib import Path
@@ -50,3 +51,17 @@ def test_load_memory_follows_the_weights_on_ort(cache_dir, tmp_path):
         # Inference allocates a few KiB of activations here: anything more is charged wrongly (before
         # the fix, scipy's first import in the sampling loop added ~60 MiB to infer_peak_mib).
         assert m["infer_peak_mib"] - m["load_mib"] < 8, m
+
+
+@pytest.mark.slow
+def test_a_torch_deploy_form_is_charged_its_weights_not_torch_s_lazy_imports(cache_dir, tmp_path):
+    """A deploy form is built on the meta device and reparameterized there; torch's first meta arithmetic
+    imports ~70 MiB of modules. Before the fix that landed in the deploy form's load memory (and load time)
+    alone: RepVGG's deploy form read far more than its train form, though it holds fewer weights."""
+    pytest.importorskip("torch", reason="the test measures the real torch backend")
+    cells = [CellSpec("repvgg_a0", v, "torch", input_size=(64, 64), threads=1) for v in ("train", "deploy")]
+    run = run_sweep(cells, FAST, RunResult(meta={}, path=tmp_path / "results.json"), progress=lambda m: None)
+    train, deploy = run.cells
+    assert train.ok and deploy.ok, (train.reason, deploy.reason)
+    assert deploy.model["params"] < train.model["params"]
+    assert deploy.memory["load_mib"] < train.memory["load_mib"] + 8, (train.memory, deploy.memory)
