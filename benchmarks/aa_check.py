@@ -17,16 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import random
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from noise_robustness import LOAD  # the same on/off load (this folder is on the path of a script run from it)
+# the same on/off load (this folder is on the path of a script run from it)
+from noise_robustness import start_load, stop_load
 
 from benchbench.cli.cells import process_sd_for
 from benchbench.core.spec import CellSpec, MeasureConfig, physical_cores
@@ -61,16 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"under load: {args.load_procs} process(es) burning a CPU in random phases of 0.2-2 s on, 0.2-2 s off")
     results = []
     servers: dict = {}  # one fork server for all trials, as a sweep keeps one for all its groups
-    # the load ends by itself within an hour even if this script is killed
-    loads = [subprocess.Popen([sys.executable, "-c", LOAD, str(3600), str(random.randrange(1 << 30))],
-                              start_new_session=True) for _ in range(args.load_procs)]
+    loads = start_load(args.load_procs)
     try:
         for i in range(args.trials):
             results.append(_trial(i, spec, config, servers))
     finally:
-        for p in loads:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+        stop_load(loads)
         for server in servers.values():
             server.close()
     _summary(args, spec, results, term)

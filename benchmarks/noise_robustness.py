@@ -43,6 +43,19 @@ while time.monotonic() < end:
 """
 
 
+def start_load(procs: int) -> list[subprocess.Popen]:
+    """``procs`` background processes, each burning a CPU in random phases (LOAD); each ends by itself within
+    an hour even if the caller is killed. End them with :func:`stop_load`."""
+    return [subprocess.Popen([sys.executable, "-c", LOAD, str(60 * 60), str(random.randrange(1 << 30))],
+                             start_new_session=True) for _ in range(procs)]
+
+
+def stop_load(loads: list[subprocess.Popen]) -> None:
+    for p in loads:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
 def run_once(args, out: Path, lockstep: str) -> dict:
     cmd = module_command("benchbench", "run", "--model", args.model, "--backend", args.backend, "--out", str(out),
                          "--roofline", "off", "--lockstep", lockstep, *args.extra)
@@ -76,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"quiet machine: speedup {quiet['speedup']:.3f} [{quiet['low']:.3f}, {quiet['high']:.3f}], "
               f"waited {100 * quiet['wait_share']:.0f}%", flush=True)
         modes = ["auto"] + ([] if args.no_sequential else ["off"])
-        budget = 60 * 60  # the load ends by itself within an hour even if this script is killed
-        loads = [subprocess.Popen([sys.executable, "-c", LOAD, str(budget), str(random.randrange(1 << 30))],
-                                  start_new_session=True) for _ in range(args.load_procs)]
+        loads = start_load(args.load_procs)
         try:
             for mode in modes:
                 figures[mode] = []
@@ -90,9 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"[{r['low']:.3f}, {r['high']:.3f}] ({'holds' if r['holds_quiet'] else 'MISSES'} the quiet "
                           f"{quiet['speedup']:.3f}); waited up to {100 * r['wait_share']:.0f}%; {r['rule']}", flush=True)
         finally:
-            for p in loads:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+            stop_load(loads)
     for mode in modes:
         values = [r["speedup"] for r in figures[mode]]
         med = statistics.median(values)

@@ -180,13 +180,13 @@ def _measure(channel: Channel, prep: Prepare) -> None:
             memory["peak_reset"] = _reset_peak_rss()
             channel.send(Ready((t1 - t0) / 1e6, (t2 - t1) / 1e6, warm.count, warm.seconds, warm.estimate_ns))
             finish = _blocks(channel, runner)
-            if not finish.report:  # an earlier session's worker: only its blocks are kept (measure.group)
-                channel.send(Finished({}, {}, {}))
-                return
-            memory["infer_peak"] = _peak_rss()
-            result = _finished(runner, prep, memory)
-            if finish.profile_runs:
-                result = dataclasses.replace(result, profile=_profile_here(runner, finish.profile_runs))
+            if finish.report:
+                memory["infer_peak"] = _peak_rss()
+                result = _finished(runner, prep, memory)
+                if finish.profile_runs:
+                    result = dataclasses.replace(result, profile=_profile_here(runner, finish.profile_runs))
+            else:  # an earlier session's worker: only its blocks are kept (measure.group)
+                result = Finished({}, {}, {})
     except ProtocolError:
         raise
     except Exception as exc:
