@@ -19,6 +19,7 @@ from benchbench.core.kernelpoints import (
     FUSION_PATTERNS,
     KernelPoint,
     chain_points,
+    dispatch_points,
     fusion_points,
     parse_kernel_name,
     point_flops,
@@ -159,13 +160,16 @@ def _base(k) -> float:
 BOUNDARY = 1.5e-7  # a one-kernel net's convolution pays this per element in and out (its layout reorders)
 
 
-def _synthetic_sweep(noise: float, seed: int = 1, boundary: float = 0.0) -> dict:
+def _synthetic_sweep(noise: float, seed: int = 1, boundary: float = 0.0, dispatch: float = 0.0) -> dict:
+    """The sweep's nets on the synthetic backend. ``dispatch``: what each kernel of a chain after the first costs
+    beyond its marginal (a one-kernel net's base holds one dispatch already, so its marginal does not show it)."""
     rng = np.random.default_rng(seed)
-    points = probe_points() + fusion_points() + sample_points(SWEEP, seed=0) + (chain_points() if boundary else [])
+    points = probe_points() + fusion_points() + dispatch_points() + sample_points(SWEEP, seed=0) + (
+        chain_points() if boundary else [])
     out = {}
     for p in points:
         k = point_kernel(p)
-        t = _base(k) + _true_marginal(k) * p.repeat
+        t = _base(k) + _true_marginal(k) * p.repeat + dispatch * (p.repeat - 1)
         if k["kind"] in ("conv", "dwconv", "gconv"):
             t += boundary * (k["in_elems"] + k["out_elems"])
         executed = 1
@@ -192,8 +196,9 @@ def test_a_synthetic_backends_fusion_rules_are_recovered():
     assert abs(doc["base"]["a"] - BASE_A) / BASE_A < 0.1
 
 
-def _unseen_models(n: int, seed: int) -> list[tuple[list[dict], dict, float]]:
-    """Models of kernels the sweep never measured (another seed), with their true latency."""
+def _unseen_models(n: int, seed: int, dispatch: float = 0.0) -> list[tuple[list[dict], dict, float]]:
+    """Models of kernels the sweep never measured (another seed), with their true latency (each kernel pays the
+    ``dispatch`` too)."""
     rng = np.random.default_rng(seed)
     pool = [point_kernel(p) for p in sample_points({"conv": 60, "dwconv": 30, "gconv": 10, "gemm": 10,
                                                     "eltwise": 40, "pool": 10, "move": 10}, seed=seed)]
@@ -201,7 +206,7 @@ def _unseen_models(n: int, seed: int) -> list[tuple[list[dict], dict, float]]:
     for _ in range(n):
         kernels = [dict(pool[i], nodes=[]) for i in rng.choice(len(pool), size=int(rng.integers(15, 60)))]
         io = {"in_elems": 3 * 224 * 224, "out_elems": 1000}
-        models.append((kernels, io, _base(io) + sum(_true_marginal(k) for k in kernels)))
+        models.append((kernels, io, _base(io) + sum(_true_marginal(k) + dispatch for k in kernels)))
     return models
 
 
@@ -297,6 +302,22 @@ def test_the_boundary_a_lone_convolution_pays_is_read_from_chains_and_kept_out_o
     predictor = Predictor(doc)
     errors = [predictor.predict(kernels, io)["t_rel"] / truth - 1 for kernels, io, truth in _unseen_models(30, 7)]
     assert np.mean(np.abs(errors) <= 0.10) >= 0.9  # the models' inner convolutions pay no boundary
+
+
+def test_the_dispatch_a_model_pays_per_kernel_is_read_from_chains_of_tiny_kernels():
+    # planted: every kernel of a model pays 0.01 anchors beyond its one-kernel net's marginal (about a dispatch);
+    # a predictor that missed it would under-predict each model by its kernel count times that
+    dispatch = 0.01
+    doc = fit_document(_synthetic_sweep(0.005, boundary=BOUNDARY, dispatch=dispatch), "synthetic", {"anchor_ms": 0.1})
+    assert abs(doc["base"]["dispatch"] / dispatch - 1) < 0.15
+    assert abs(doc["base"]["boundary"]["dwconv"] / BOUNDARY - 1) < 0.25  # read together with the dispatch
+    predictor = Predictor(doc)
+    models = _unseen_models(30, 7, dispatch=dispatch)
+    errors = np.array([predictor.predict(kernels, io)["t_rel"] / truth - 1 for kernels, io, truth in models])
+    assert np.mean(np.abs(errors) <= 0.10) >= 0.9
+    blind = Predictor({**doc, "base": {**doc["base"], "dispatch": 0.0}})
+    missed = np.array([blind.predict(kernels, io)["t_rel"] / truth - 1 for kernels, io, truth in models])
+    assert np.median(missed) < -0.10  # without it every model comes out low
 
 
 def _cell(model, group, rounds_ms, backend="ort"):

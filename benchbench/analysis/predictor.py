@@ -10,8 +10,9 @@ output (ORT and OpenVINO hand numpy arrays; TFLite's NCHW signature adds a trans
 kernel. The ``reshape`` probes (``core.kernelpoints.probe_points``) run no kernel worth the name: a line through
 them, ``base = a + b x (input + output elements) / 2``, is that overhead. A kernel's **marginal** cost is the
 net's latency minus its base, and for a convolution minus its boundary too: the layout reorders ORT and
-OpenVINO wrap a lone convolution in, read from chains of two (``boundary_fit``). A model's prediction is the base
-of the model's own input and output plus the sum of its kernels' marginal costs.
+OpenVINO wrap a lone convolution in, read from chains (``chain_fit``). A model's prediction is the base of the
+model's own input and output plus, for each kernel, its marginal cost and the **dispatch** every kernel of a model
+pays and a one-kernel net does not show (its base holds one already), read from chains of tiny kernels.
 
 **Regressors** (one per class: conv, dwconv, gconv, gemm, eltwise, pool, move): a non-negative line in the
 kernel's physical columns (fixed cost, MACs, elements in and out, weights; fitted for relative error with
@@ -35,11 +36,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from benchbench.core.kernelpoints import CLASSES, KERNEL_OPS, KernelPoint
+from benchbench.core.kernelpoints import CLASSES, KERNEL_OPS, OP_CLASS, KernelPoint
 
 from .kernel_graph import kernel_macs, kernel_weights, point_kernel
 
-__all__ = ["PREDICTOR_SCHEMA", "Predictor", "base_fit", "cross_validate", "features", "fit_document"]
+__all__ = ["PREDICTOR_SCHEMA", "Predictor", "base_fit", "chain_fit", "cross_validate", "features", "fit_document"]
 
 PREDICTOR_SCHEMA = "benchbench.predictor/1"
 _OP_CODE = {op: i for i, op in enumerate(KERNEL_OPS)}
@@ -84,75 +85,133 @@ def _base(base: Mapping, k: Mapping) -> float:
 
 def _net_base(base: Mapping, k: Mapping) -> float:
     """What a one-kernel net costs besides its kernel: the base, and for a convolution its boundary (the
-    layout reorders a model's inner convolutions do not pay; ``boundary_fit``)."""
+    layout reorders a model's inner convolutions do not pay; ``chain_fit``)."""
     beta = (base.get("boundary") or {}).get("dwconv" if k["kind"] == "dwconv" else "conv", 0.0)
     extra = beta * (k["in_elems"] + k["out_elems"]) if k["kind"] in ("conv", "dwconv", "gconv") else 0.0
     return _base(base, k) + extra
 
 
-def boundary_fit(pairs: list[tuple[Mapping, float, float]], base: Mapping) -> float:
-    """β, per element in and out, of a convolution's boundary cost, from (kernel, t alone, t twice in a chain):
-    the kernel costs ``t2 - t1``, so ``t1 - base - (t2 - t1)`` is the boundary (non-negative least squares on
-    relative error; 0 without pairs)."""
-    from scipy.optimize import nnls
+def chain_fit(pairs: list[tuple[Mapping, float, float, int]], base: Mapping) -> dict:
+    """What chains tell that a lone kernel's net does not, from (kernel, t alone, t in a chain of ``r``): each
+    copy after the first costs ``c = (t_r - t_1) / (r - 1)``, the kernel as a model's inner kernels run it.
 
-    rows = [(k["in_elems"] + k["out_elems"], t1 - _base(base, k) - (t2 - t1), t1) for k, t1, t2 in pairs]
-    if not rows:
-        return 0.0
-    x = np.array([[e / t] for e, _, t in rows])
-    y = np.array([b / t for _, b, t in rows])
-    return float(nnls(x, y)[0][0])
+    * The **dispatch** δ, from the dispatch probes' chains of ``DISPATCH_REPEAT`` tiny kernels: what a kernel
+      costs inside a model beyond its one-kernel net's marginal, ``c - (t_1 - base)`` (the net's base, read from
+      the reshape probes, holds one dispatch already). Their mean, kept only when a t-test at 95% sets it apart
+      from 0 (a model pays it once per kernel, so noise read as a dispatch would add up); else 0.
+    * The **boundary** of a lone convolution (the layout reorders ORT and OpenVINO wrap it in), from the
+      boundary probes' chains of two: ``t_1 - base - c + δ = β x (input + output elements)``, per class (dense,
+      depthwise), non-negative least squares on relative error.
+
+    Returns ``{"conv": β, "dwconv": β, "dispatch": δ}``; 0 where no pairs were measured."""
+    from scipy.optimize import nnls
+    from scipy.stats import t as student_t
+
+    from benchbench.core.kernelpoints import DISPATCH_REPEAT
+
+    tiny = [(tr - t1) / (r - 1) - (t1 - _base(base, k)) for k, t1, tr, r in pairs if r == DISPATCH_REPEAT]
+    dispatch = 0.0
+    if len(tiny) >= 2:
+        mean, se = float(np.mean(tiny)), float(np.std(tiny, ddof=1) / math.sqrt(len(tiny)))
+        dispatch = mean if mean > student_t.ppf(0.975, len(tiny) - 1) * se else 0.0
+    fit = {"conv": 0.0, "dwconv": 0.0, "dispatch": dispatch}
+    for kind in ("conv", "dwconv"):
+        rows = [(k["in_elems"] + k["out_elems"], t1 - _base(base, k) - (tr - t1) / (r - 1) + dispatch, t1)
+                for k, t1, tr, r in pairs if k["kind"] == kind and 1 < r < DISPATCH_REPEAT]
+        if rows:
+            x = np.array([[e / t] for e, _, t in rows])
+            y = np.array([b / t for _, b, t in rows])
+            fit[kind] = float(nnls(x, y)[0][0])
+    return fit
 
 
 _CHEAP = frozenset({"relu", "add", "mul", "mulbc", "bn"})
 _REDUCING = frozenset({"softmax", "layernorm"})
+# The operators of the classes whose kernels are told apart by operator (a stand-in for one never measured).
+_CLASS_OPS = {kind: tuple(op for op in KERNEL_OPS if OP_CLASS[op] == kind and op != "reshape")
+              for kind in ("eltwise", "pool", "move")}
+
+
+def _cost_group(op: str) -> int:
+    return 0 if op in _CHEAP else 2 if op in _REDUCING else 1
 
 
 def physical(k: Mapping) -> list[float]:
-    """A kernel's physical cost columns (millions): a fixed cost, then its MACs and the elements it reads and
-    writes; element-wise ops split by cost group (cheap, transcendental, reducing), as their rates differ."""
+    """A kernel's physical cost columns (millions): a fixed cost, then its MACs (pointwise and k x k apart) and the
+    elements it reads and writes; element-wise ops split by cost group (cheap, transcendental, reducing), as
+    their rates differ."""
     m = 1e-6
     kind = k["kind"]
     if kind in ("conv", "dwconv", "gconv", "gemm"):
-        return [1.0, kernel_macs(k) * m, k["in_elems"] * m, k["out_elems"] * m, kernel_weights(k) * m]
+        # a pointwise convolution is a matrix product, a k x k one is not: their MACs are priced apart
+        macs, pointwise = kernel_macs(k) * m, kind == "gemm" or k["k"] == 1
+        return [1.0, macs if pointwise else 0.0, 0.0 if pointwise else macs, k["in_elems"] * m, k["out_elems"] * m,
+                kernel_weights(k) * m]
     if kind == "eltwise":
         e = max(k["in_elems"], k["out_elems"]) * m
-        group = 0 if k["op"] in _CHEAP else 2 if k["op"] in _REDUCING else 1
-        return [1.0] + [e if g == group else 0.0 for g in range(3)]
+        return [1.0] + [e if g == _cost_group(k["op"]) else 0.0 for g in range(3)]
     return [1.0, k["in_elems"] * m, k["out_elems"] * m]
 
 
+def _stand_in(k: Mapping, seen: set[str]) -> Mapping:
+    """A kernel whose operator the sweep did not measure, priced as a measured one of its class: of the same cost
+    group for element-wise ops (silu as sigmoid or gelu), else the first measured."""
+    if k["op"] in seen or not seen or k["kind"] not in _CLASS_OPS:
+        return k
+    same = [op for op in _CLASS_OPS[k["kind"]] if op in seen and (k["kind"] != "eltwise"
+                                                                   or _cost_group(op) == _cost_group(k["op"]))]
+    return {**k, "op": (same or sorted(seen))[0]}
+
+
 class _ClassModel:
-    """A class's marginal cost: a non-negative line in the physical columns (fitted for relative error: it
-    extrapolates the way cost scales, linearly in work), times a random forest's correction read from the
-    log features (the efficiency cliffs a line misses: kernel size, stride, channel alignment, cache fit).
+    """A class's marginal cost: a non-negative line in the physical columns (each point's error relative to its
+    net's time: the line extrapolates the way cost scales, linearly in work), times a random forest's
+    correction read from the log features (the efficiency cliffs a line misses: kernel size, stride, channel
+    alignment, cache fit). With fewer than ``_MIN_FOREST`` points the MACs are one column and there is no forest.
 
     The forest only corrects, within the range of corrections it saw, and only with ``_MIN_FOREST`` points or
     more; its features are clipped to the training range widened by ``_REACH`` (log2: a factor of 4)."""
 
-    def __init__(self, kernels: list[Mapping], y: np.ndarray, seed: int = 0):
+    def __init__(self, kernels: list[Mapping], y: np.ndarray, seed: int = 0, scale: np.ndarray | None = None):
         from scipy.optimize import nnls
         from sklearn.ensemble import RandomForestRegressor
 
-        cols = np.array([physical(k) for k in kernels], float)
+        self.ops = {k["op"] for k in kernels}
+        self.pooled = len(y) < _MIN_FOREST  # too few points to price pointwise and k x k MACs apart
+        cols = self._columns(kernels)
         target = np.exp(y)
-        self.coef, _ = nnls(cols / target[:, None], np.ones(len(target)))
-        resid = y - np.log(np.maximum(cols @ self.coef, 1e-12))
-        self.r_low, self.r_high = resid.min(), resid.max()
+        # Each point weighs by what its error is relative to: its net's time (``scale``), as a measurement errs in
+        # proportion to the whole net. Weighing by the marginal itself would let a small kernel whose marginal
+        # came out near zero by noise outweigh every other point.
+        w = 1.0 / (target if scale is None else np.maximum(scale, target))
+        self.coef, _ = nnls(cols * w[:, None], target * w)
+        line = np.maximum(cols @ self.coef, 1e-12)
+        # The forest learns the ratio to the line: a ratio averages without bias, where a log ratio would return
+        # the geometric mean of a small kernel's noisy marginals, which is low.
+        ratio = target / line
+        self.r_low, self.r_high = max(ratio.min(), 1e-3), ratio.max()
         self.forest = None
         x = np.array([features(k) for k in kernels], float)
         self.x_low, self.x_high = x.min(axis=0) - _REACH, x.max(axis=0) + _REACH
         if len(y) >= _MIN_FOREST:
             self.forest = RandomForestRegressor(n_estimators=_TREES, min_samples_leaf=2, random_state=seed,
-                                                n_jobs=1).fit(x, resid)
+                                                n_jobs=1).fit(x, ratio)
+
+    def _columns(self, kernels: list[Mapping]) -> np.ndarray:
+        cols = np.array([physical(k) for k in kernels], float)
+        if self.pooled and cols.shape[1] == 6:
+            cols[:, 1] += cols[:, 2]
+            cols[:, 2] = 0.0
+        return cols
 
     def predict(self, kernels: list[Mapping]) -> np.ndarray:
         """The log marginal cost of each kernel."""
-        cols = np.array([physical(k) for k in kernels], float)
+        kernels = [_stand_in(k, self.ops) for k in kernels]
+        cols = self._columns(kernels)
         y = np.log(np.maximum(cols @ self.coef, 1e-12))
         if self.forest is not None:
             x = np.clip(np.array([features(k) for k in kernels], float), self.x_low, self.x_high)
-            y = y + np.clip(self.forest.predict(x), self.r_low, self.r_high)
+            y = y + np.log(np.clip(self.forest.predict(x), self.r_low, self.r_high))
         return y
 
 
@@ -193,7 +252,7 @@ def cross_validate(points: list[Mapping], base: Mapping, folds: int = 5, seed: i
         for f in range(min(folds, len(y))):
             test = order[f::min(folds, len(y))]
             train = np.setdiff1d(order, test)
-            pred[test] = _ClassModel([x[i] for i in train], y[train], seed).predict([x[i] for i in test])
+            pred[test] = _ClassModel([x[i] for i in train], y[train], seed, t[train]).predict([x[i] for i in test])
         rows = _rows(points, kind)
         bases = np.array([_net_base(base, p["kernel"]) for p in rows])
         net = bases + np.exp(pred)
@@ -215,26 +274,30 @@ class Predictor:
         self.rules = doc["rules"]
         self.models: dict[str, _ClassModel] = {}
         for kind in CLASSES:
-            x, y, _ = _training(doc["points"], self.base, kind)
+            x, y, t = _training(doc["points"], self.base, kind)
             if len(y) >= 2:
-                self.models[kind] = _ClassModel(x, y)
+                self.models[kind] = _ClassModel(x, y, scale=t)
         self.residuals = {k: np.array(v["log_residuals"]) for k, v in (doc.get("cv") or {}).items()}
 
     def marginal(self, kernels: list[Mapping]) -> np.ndarray:
-        """Each kernel's predicted marginal cost (anchor-relative), a fused chain's extra included."""
+        """Each kernel's predicted cost inside a model (anchor-relative): its marginal cost, the dispatch
+        (``chain_fit``), and a fused chain's extra. A view (Reshape, Flatten) costs the dispatch where the
+        backend executes the reshape probes' node, else a floor."""
         out = np.zeros(len(kernels))
         by_kind: dict[str, list[int]] = {}
         for i, k in enumerate(kernels):
             by_kind.setdefault(k["kind"], []).append(i)
+        dispatch = self.base.get("dispatch", 0.0)
+        view = dispatch if self.base.get("views_execute") else 0.0
         for kind, idx in by_kind.items():
             views = [i for i in idx if kernels[i]["op"] == "reshape"]
-            out[views] = _floor(self.base)
+            out[views] = max(_floor(self.base), view)
             idx = [i for i in idx if kernels[i]["op"] != "reshape"]
             model = self.models.get(kind) or self.models.get("eltwise")
             if model is None or not idx:
                 continue
             ks = [kernels[i] if kind in self.models else {**kernels[i], "kind": "eltwise", "op": "relu"} for i in idx]
-            out[idx] = np.exp(model.predict(ks))
+            out[idx] = np.exp(model.predict(ks)) + dispatch
         for i, k in enumerate(kernels):
             if k.get("fusion"):
                 out[i] *= 1.0 + self.rules.get(k["fusion"], {}).get("extra", 0.0)
@@ -288,15 +351,18 @@ def fit_document(measured: Mapping[str, Mapping], backend: str, meta: Mapping) -
         raise ValueError(f"{backend}: fewer than two reshape probes measured ok; no base to subtract")
     base = base_fit(probes)
     t_of = {e["name"]: e["t_rel"] for e in points}
-    base["boundary"] = {}
-    for kind in ("conv", "dwconv"):
-        pairs = []
-        for e in points:
-            if e["repeat"] == 2 and e["kernel"]["kind"] == kind:
-                alone = replace(parsed[e["name"]], repeat=1).name
-                if alone in t_of:
-                    pairs.append((e["kernel"], t_of[alone], e["t_rel"]))
-        base["boundary"][kind] = boundary_fit(pairs, base)
+    pairs = []
+    for e in points:
+        if e["repeat"] > 1:
+            alone = replace(parsed[e["name"]], repeat=1).name
+            if alone in t_of:
+                pairs.append((e["kernel"], t_of[alone], e["t_rel"], e["repeat"]))
+    chains = chain_fit(pairs, base)
+    base["boundary"] = {"conv": chains["conv"], "dwconv": chains["dwconv"]}
+    base["dispatch"] = chains["dispatch"]
+    # a view is a kernel of its own where the backend executes the reshape probes' node (ORT, TFLite)
+    base["views_execute"] = bool(np.median([e["executed_ops"] or 0 for e in points
+                                            if e["kernel"]["op"] == "reshape"]) >= 1)
     rules = fusion_rules(measured, lambda p: _net_base(base, point_kernel(p)))
     anchors = [rec["anchor_ms"] for rec in measured.values()]
     cv = cross_validate(points, base)

@@ -31,10 +31,10 @@ from .run import measure, run_dir
 __all__ = ["cmd_predict", "SWEEP", "SWEEP_QUICK", "predictor_path", "load_predictor", "model_kernels"]
 
 # Points per kernel class in the first round of the sweep (the adaptive round adds up to half as many again).
-SWEEP = {"conv": 30, "dwconv": 14, "gconv": 8, "gemm": 12, "eltwise": 20, "pool": 8, "move": 8}
+SWEEP = {"conv": 30, "dwconv": 14, "gconv": 12, "gemm": 12, "eltwise": 33, "pool": 9, "move": 12}
 SWEEP_QUICK = {"conv": 4, "dwconv": 2, "gconv": 2, "gemm": 2, "eltwise": 3, "pool": 2, "move": 2}
 ADAPT_BELOW = 0.9  # a class whose cross-validated share within ±10% is under this gets more points
-PREDICTOR_VERSION = 1
+PREDICTOR_VERSION = 2
 
 
 def _stderr(msg: str) -> None:
@@ -267,7 +267,7 @@ def _measure_anchored(args, names: list[str], folder: Path, keep, evaluate: bool
 
 def _fit(args) -> int:
     from benchbench.build.cache import seal, write_json
-    from benchbench.core.kernelpoints import chain_points, fusion_points, probe_points, sample_points
+    from benchbench.core.kernelpoints import chain_points, dispatch_points, fusion_points, probe_points, sample_points
     from benchbench.core.spec import physical_cores
     from benchbench.runners import resolve_backends
 
@@ -283,7 +283,7 @@ def _fit(args) -> int:
         docs = _fit_all(runs, backends, threads, start)
         extra = []
     else:
-        probes = probe_points() + fusion_points() + ([] if args.quick else chain_points())
+        probes = probe_points() + fusion_points() + dispatch_points() + ([] if args.quick else chain_points())
         first = list(dict.fromkeys(p.name for p in probes + sample_points(counts, args.seed)))
         code, runs = _measure_anchored(args, first, folder, _is_kernel)
         if code >= 128:

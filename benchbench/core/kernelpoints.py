@@ -47,6 +47,7 @@ __all__ = [
     "KernelPoint",
     "fusion_points",
     "chain_points",
+    "dispatch_points",
     "parse_kernel_name",
     "point_flops",
     "probe_points",
@@ -93,7 +94,7 @@ class KernelPoint:
     groups: int = 1
     rows: int = 1
     post: str = ""
-    repeat: int = 1  # a chain of this many copies of the kernel (the boundary probes: see chain_points)
+    repeat: int = 1  # a chain of this many copies of the kernel (see chain_points and dispatch_points)
 
     def __post_init__(self):
         if self.op not in OP_CLASS:
@@ -180,7 +181,13 @@ def _conv_point(op: str, rng: np.random.Generator) -> KernelPoint:
     return KernelPoint("conv", cin, cout, size, k, stride)
 
 
-def _one(op_class: str, rng: np.random.Generator) -> KernelPoint:
+# The operators of the classes whose regressor prices each operator apart (a rate per element per operator):
+# the sweep draws them in turn, so that every operator has points (``sample_points``).
+STRATIFIED = {"eltwise": _ELT_OPS, "pool": ("maxpool", "avgpool", "gap"),
+              "move": ("concat", "split", "transpose", "slice")}
+
+
+def _one(op_class: str, rng: np.random.Generator, op: str | None = None) -> KernelPoint:
     if op_class in ("conv", "dwconv", "gconv"):
         return _conv_point(op_class, rng)
     if op_class == "gemm":
@@ -189,13 +196,13 @@ def _one(op_class: str, rng: np.random.Generator) -> KernelPoint:
     c = _pick(rng, _CHANNELS, 8, 1024)
     size = _pick(rng, _SIZES, 1, 112)
     if op_class == "eltwise":
-        return KernelPoint(str(rng.choice(_ELT_OPS)), c, c, size)
+        return KernelPoint(op or str(rng.choice(_ELT_OPS)), c, c, size)
     if op_class == "pool":
-        op = str(rng.choice(("maxpool", "avgpool", "gap"), p=(0.35, 0.15, 0.5)))
+        op = op or str(rng.choice(("maxpool", "avgpool", "gap"), p=(0.35, 0.15, 0.5)))
         if op == "gap":
             return KernelPoint("gap", c, c, max(size, 2))
         return KernelPoint(op, c, c, max(size, 4), k=int(rng.choice((2, 3))), stride=2)
-    op = str(rng.choice(("concat", "split", "transpose", "slice")))
+    op = op or str(rng.choice(("concat", "split", "transpose", "slice")))
     c += c % 2
     return KernelPoint(op, c, 2 * c if op == "concat" else c // 2 if op == "slice" else c, size)
 
@@ -216,17 +223,20 @@ def _fits(p: KernelPoint) -> bool:
 
 
 def sample_points(counts: dict[str, int], seed: int) -> list[KernelPoint]:
-    """``counts[class]`` distinct points of each regressor class, drawn with ``seed`` (deterministic)."""
+    """``counts[class]`` distinct points of each regressor class, drawn with ``seed`` (deterministic). The
+    operators of a ``STRATIFIED`` class take turns (in an order drawn with the seed), so that each has
+    ``n // len(ops)`` points or one more."""
     rng = np.random.default_rng(seed)
     out: list[KernelPoint] = []
     for op_class, n in counts.items():
         if op_class not in CLASSES:
             raise ValueError(f"unknown kernel class {op_class!r}")
+        ops = [str(o) for o in rng.permutation(STRATIFIED[op_class])] if op_class in STRATIFIED else [None]
         seen: set[KernelPoint] = set()
         tries = 0
         while len(seen) < n and tries < 200 * max(n, 1):
             tries += 1
-            p = _one(op_class, rng)
+            p = _one(op_class, rng, ops[len(seen) % len(ops)])
             if p not in seen and _fits(p):
                 seen.add(p)
                 out.append(p)
@@ -246,13 +256,31 @@ def chain_points() -> list[KernelPoint]:
     """The boundary probes: shape-keeping convolutions alone and twice in a chain. A one-kernel net's convolution
     pays for what a model's inner kernels do not (ORT and OpenVINO reorder its input and output to and from their
     blocked layouts); the second copy costs only the kernel, so ``t(2) - t(1)`` is the kernel and the rest of
-    ``t(1)`` over the base is that boundary (``analysis.predictor.boundary_fit``)."""
+    ``t(1)`` over the base is that boundary (``analysis.predictor.chain_fit``)."""
     out = []
     for c, s, k in ((32, 56, 3), (64, 28, 3), (128, 14, 3), (256, 7, 3), (64, 56, 1), (128, 28, 1), (256, 14, 1),
                     (512, 7, 1), (32, 112, 1), (96, 56, 1)):
         out += [KernelPoint("conv", c, c, s, k), KernelPoint("conv", c, c, s, k, repeat=2)]
     for c, s in ((32, 112), (96, 56), (144, 28), (384, 14), (960, 7)):
         out += [KernelPoint("dwconv", c, c, s, 3, groups=c), KernelPoint("dwconv", c, c, s, 3, groups=c, repeat=2)]
+    return out
+
+
+# The dispatch probes' tiny depthwise convolutions (channels, size), and their chain's length.
+DISPATCH_SIZES = ((16, 4), (32, 4), (16, 8), (32, 8))
+DISPATCH_REPEAT = 16
+
+
+def dispatch_points() -> list[KernelPoint]:
+    """The dispatch probes: tiny depthwise convolutions (16-32 channels on 4x4 to 8x8, a few thousand MACs)
+    alone and in a chain of ``DISPATCH_REPEAT``. Each copy after the first costs what a kernel with next to no
+    work costs inside a model: its dispatch. A one-kernel net does not show it (its base, read from the reshape
+    probes, holds one dispatch already), so ``analysis.predictor.chain_fit`` reads it from these chains, and every
+    kernel of a model is charged it."""
+    out = []
+    for c, s in DISPATCH_SIZES:
+        out += [KernelPoint("dwconv", c, c, s, 3, groups=c),
+                KernelPoint("dwconv", c, c, s, 3, groups=c, repeat=DISPATCH_REPEAT)]
     return out
 
 
