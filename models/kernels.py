@@ -91,7 +91,9 @@ class KernelNet(nn.Module):
             return self.head(x.flatten(1) if p.rows == 1 else x)
         simple = {"relu": F.relu, "sigmoid": torch.sigmoid, "hswish": F.hardswish, "gelu": F.gelu, "silu": F.silu}
         if op in simple:
-            return simple[op](x)
+            for _ in range(p.repeat):  # a chain of the op (the I/O probes)
+                x = simple[op](x)
+            return x
         if op == "add":  # two full tensors, one Add (the second a weight of the input's shape)
             return x + self.other
         if op == "mul":

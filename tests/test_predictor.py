@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from benchbench.analysis.anchored import anchored_cells
 from benchbench.analysis.kernel_graph import fuse, onnx_kernels, point_kernel
-from benchbench.analysis.predictor import Predictor, fit_document
+from benchbench.analysis.predictor import Predictor, cross_validate, fit_document
 from benchbench.analysis.predictor_report import evaluation, evaluation_markdown, predictor_markdown
 from benchbench.cli.predict import SWEEP
 from benchbench.core.kernelpoints import (
@@ -21,6 +21,7 @@ from benchbench.core.kernelpoints import (
     chain_points,
     dispatch_points,
     fusion_points,
+    io_points,
     parse_kernel_name,
     point_flops,
     probe_points,
@@ -160,19 +161,24 @@ def _base(k) -> float:
 BOUNDARY = 1.5e-7  # a one-kernel net's convolution pays this per element in and out (its layout reorders)
 
 
-def _synthetic_sweep(noise: float, seed: int = 1, boundary: float = 0.0, dispatch: float = 0.0) -> dict:
+def _synthetic_sweep(noise: float, seed: int = 1, boundary: float = 0.0, dispatch: float = 0.0,
+                     probe_copy: float = 0.0) -> dict:
     """The sweep's nets on the synthetic backend. ``dispatch``: what each kernel of a chain after the first costs
-    beyond its marginal (a one-kernel net's base holds one dispatch already, so its marginal does not show it)."""
+    beyond its marginal (a one-kernel net's base holds one dispatch already, so its marginal does not show it).
+    ``probe_copy``: what a reshape probe's own copy costs per element it writes (a net of any other kernel
+    does not pay it)."""
     rng = np.random.default_rng(seed)
-    points = probe_points() + fusion_points() + dispatch_points() + sample_points(SWEEP, seed=0) + (
+    points = probe_points() + fusion_points() + dispatch_points() + io_points() + sample_points(SWEEP, seed=0) + (
         chain_points() if boundary else [])
     out = {}
     for p in points:
         k = point_kernel(p)
         t = _base(k) + _true_marginal(k) * p.repeat + dispatch * (p.repeat - 1)
+        if p.op == "reshape":
+            t += probe_copy * k["out_elems"]
         if k["kind"] in ("conv", "dwconv", "gconv"):
             t += boundary * (k["in_elems"] + k["out_elems"])
-        executed = 1
+        executed = p.repeat  # a chain executes each of its kernels (no synthetic rule fuses one)
         if p.post:
             head = point_kernel(p.without_post())
             key = f"{p.op}+{p.post}"
@@ -249,6 +255,7 @@ def test_the_evaluation_reports_both_readings_and_flops_only_beside():
     ev = evaluation({"synthetic": rows}, {"synthetic": doc})
     s = ev["backends"]["synthetic"]
     assert s["within_10pct_rel"] >= 0.9 and s["within_10pct_abs"] <= 0.1
+    assert s["interval_coverage"] >= 0.9  # the 95% intervals hold the measured latencies
     assert math.isclose(s["anchor_ms_now"], 0.12)
     md = evaluation_markdown(ev)
     assert "| synthetic | 10 |" in md and "FLOPs-only" in md
@@ -318,6 +325,22 @@ def test_the_dispatch_a_model_pays_per_kernel_is_read_from_chains_of_tiny_kernel
     blind = Predictor({**doc, "base": {**doc["base"], "dispatch": 0.0}})
     missed = np.array([blind.predict(kernels, io)["t_rel"] / truth - 1 for kernels, io, truth in models])
     assert np.median(missed) < -0.10  # without it every model comes out low
+
+
+def test_a_base_that_over_prices_io_is_corrected_from_chains_of_element_wise_kernels():
+    # planted: the reshape probes pay for their own copy, so their line over-prices a net's I/O; a memory-bound
+    # kernel's net then reads cheaper than its base, and without the correction its marginal is lost
+    copy = 2 * BASE_B
+    doc = fit_document(_synthetic_sweep(0.005, boundary=BOUNDARY, probe_copy=copy), "synthetic", {"anchor_ms": 0.1})
+    assert doc["base"]["boundary"]["io"] < 0
+    assert abs(doc["base"]["boundary"]["io"] / (-copy / 2) - 1) < 0.25
+    predictor = Predictor(doc)
+    models = _unseen_models(30, 7)
+    errors = np.array([predictor.predict(kernels, io)["t_rel"] / truth - 1 for kernels, io, truth in models])
+    assert np.mean(np.abs(errors) <= 0.10) >= 0.9
+    # without the correction the memory-bound kernels' marginals are lost and the element-wise class misses
+    blind = {**doc["base"], "boundary": {**doc["base"]["boundary"], "io": 0.0}}
+    assert cross_validate(doc["points"], blind)["eltwise"]["within_10pct"] < doc["cv"]["eltwise"]["within_10pct"]
 
 
 def _cell(model, group, rounds_ms, backend="ort"):

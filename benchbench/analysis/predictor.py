@@ -83,40 +83,61 @@ def _base(base: Mapping, k: Mapping) -> float:
     return base["a"] + base["b"] * (k["in_elems"] + k["out_elems"]) / 2
 
 
+def _io_base(base: Mapping, k: Mapping) -> float:
+    """The base with the I/O correction (``chain_fit``), of either sign, never under the fixed cost."""
+    io = (base.get("boundary") or {}).get("io", 0.0)
+    return max(_base(base, k) + io * (k["in_elems"] + k["out_elems"]), base["a"])
+
+
 def _net_base(base: Mapping, k: Mapping) -> float:
-    """What a one-kernel net costs besides its kernel: the base, and for a convolution its boundary (the
-    layout reorders a model's inner convolutions do not pay; ``chain_fit``)."""
-    beta = (base.get("boundary") or {}).get("dwconv" if k["kind"] == "dwconv" else "conv", 0.0)
-    extra = beta * (k["in_elems"] + k["out_elems"]) if k["kind"] in ("conv", "dwconv", "gconv") else 0.0
-    return _base(base, k) + extra
+    """What a one-kernel net costs besides its kernel: the base with its I/O correction, and for a convolution its
+    boundary (the layout reorders a model's inner convolutions do not pay; ``chain_fit``)."""
+    out = _io_base(base, k)
+    if k["kind"] in ("conv", "dwconv", "gconv"):
+        beta = (base.get("boundary") or {}).get("dwconv" if k["kind"] == "dwconv" else "conv", 0.0)
+        out += beta * (k["in_elems"] + k["out_elems"])
+    return out
 
 
 def chain_fit(pairs: list[tuple[Mapping, float, float, int]], base: Mapping) -> dict:
-    """What chains tell that a lone kernel's net does not, from (kernel, t alone, t in a chain of ``r``): each
-    copy after the first costs ``c = (t_r - t_1) / (r - 1)``, the kernel as a model's inner kernels run it.
+    """What chains tell that a lone kernel's net does not, from (kernel, t alone, t in a chain of ``r``; the caller
+    leaves out chains the backend fused into one kernel): each copy after the first costs
+    ``c = (t_r - t_1) / (r - 1)``, the kernel as a model's inner kernels run it. In turn:
 
     * The **dispatch** δ, from the dispatch probes' chains of ``DISPATCH_REPEAT`` tiny kernels: what a kernel
       costs inside a model beyond its one-kernel net's marginal, ``c - (t_1 - base)`` (the net's base, read from
-      the reshape probes, holds one dispatch already). Their mean, kept only when a t-test at 95% sets it apart
-      from 0 (a model pays it once per kernel, so noise read as a dispatch would add up); else 0.
+      the reshape probes, holds one dispatch already).
+    * The **I/O correction** γ, from the I/O probes' chains of element-wise kernels:
+      ``t_1 - base - c + δ = γ x (input + output elements)``, of either sign.
+      The reshape probes' line prices a net's I/O with the Reshape's own copy in it; γ is what that gets wrong.
     * The **boundary** of a lone convolution (the layout reorders ORT and OpenVINO wrap it in), from the
-      boundary probes' chains of two: ``t_1 - base - c + δ = β x (input + output elements)``, per class (dense,
-      depthwise), non-negative least squares on relative error.
+      boundary probes' chains of two: ``t_1 - base - γ e - c + δ = β e``, e the input and output elements, per
+      class (dense, depthwise), non-negative least squares on relative error.
 
-    Returns ``{"conv": β, "dwconv": β, "dispatch": δ}``; 0 where no pairs were measured."""
+    δ and γ are the means over their probes, kept only where a t-test at 95% sets them apart from 0 (a model pays
+    them once per kernel or per element, so noise read as a cost would add up); else 0. Returns
+    ``{"conv": β, "dwconv": β, "io": γ, "dispatch": δ}``; 0 where no pairs were measured."""
     from scipy.optimize import nnls
     from scipy.stats import t as student_t
 
     from benchbench.core.kernelpoints import DISPATCH_REPEAT
 
-    tiny = [(tr - t1) / (r - 1) - (t1 - _base(base, k)) for k, t1, tr, r in pairs if r == DISPATCH_REPEAT]
-    dispatch = 0.0
-    if len(tiny) >= 2:
-        mean, se = float(np.mean(tiny)), float(np.std(tiny, ddof=1) / math.sqrt(len(tiny)))
-        dispatch = mean if mean > student_t.ppf(0.975, len(tiny) - 1) * se else 0.0
-    fit = {"conv": 0.0, "dwconv": 0.0, "dispatch": dispatch}
+    def significant(values: list[float]) -> float:
+        # the mean, where a t-test at 95% sets it apart from 0: a model pays these once per kernel or per element,
+        # so noise read as a cost would add up over its kernels
+        if len(values) < 2:
+            return 0.0
+        mean, se = float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(len(values)))
+        return mean if abs(mean) > student_t.ppf(0.975, len(values) - 1) * se else 0.0
+
+    dispatch = max(significant([(tr - t1) / (r - 1) - (t1 - _base(base, k))
+                                for k, t1, tr, r in pairs if r == DISPATCH_REPEAT]), 0.0)
+    io = significant([(t1 - _base(base, k) - (tr - t1) / (r - 1) + dispatch) / (k["in_elems"] + k["out_elems"])
+                      for k, t1, tr, r in pairs if k["kind"] == "eltwise" and r > 1])
+    fit = {"conv": 0.0, "dwconv": 0.0, "io": io, "dispatch": dispatch}
+    corrected = {**base, "boundary": {"io": fit["io"]}}
     for kind in ("conv", "dwconv"):
-        rows = [(k["in_elems"] + k["out_elems"], t1 - _base(base, k) - (tr - t1) / (r - 1) + dispatch, t1)
+        rows = [(k["in_elems"] + k["out_elems"], t1 - _io_base(corrected, k) - (tr - t1) / (r - 1) + dispatch, t1)
                 for k, t1, tr, r in pairs if k["kind"] == kind and 1 < r < DISPATCH_REPEAT]
         if rows:
             x = np.array([[e / t] for e, _, t in rows])
@@ -259,8 +280,17 @@ def cross_validate(points: list[Mapping], base: Mapping, folds: int = 5, seed: i
         err = net / t - 1
         out[kind] = {"n": int(len(y)), "median_abs_error": float(np.median(np.abs(err))),
                      "within_10pct": float(np.mean(np.abs(err) <= 0.10)), "errors": [float(e) for e in err],
-                     "log_residuals": [float(r) for r in (y - pred)], "names": [p["name"] for p in rows]}
+                     "log_residuals": [float(r) for r in (y - pred)], "names": [p["name"] for p in rows],
+                     "shares": [float(v) for v in np.clip(np.exp(y) / t, 0.0, 1.0)]}
     return out
+
+
+def _weights(cv: Mapping) -> np.ndarray:
+    """The interval's weight of each cross-validated residual: its marginal's share of its net (all 1 for a
+    predictor stored before shares were)."""
+    n = len(cv["log_residuals"])
+    w = np.array(cv.get("shares") or [1.0] * n, float)
+    return w if w.sum() > 0 else np.ones(n)
 
 
 class Predictor:
@@ -277,7 +307,9 @@ class Predictor:
             x, y, t = _training(doc["points"], self.base, kind)
             if len(y) >= 2:
                 self.models[kind] = _ClassModel(x, y, scale=t)
-        self.residuals = {k: np.array(v["log_residuals"]) for k, v in (doc.get("cv") or {}).items()}
+        # A kernel's residual says as much about its class as its marginal is a share of its net (a marginal lost in
+        # its net's fixed cost is mostly noise): the interval draws residuals with those weights.
+        self.residuals = {k: (np.array(v["log_residuals"]), _weights(v)) for k, v in (doc.get("cv") or {}).items()}
 
     def marginal(self, kernels: list[Mapping]) -> np.ndarray:
         """Each kernel's predicted cost inside a model (anchor-relative): its marginal cost, the dispatch
@@ -309,17 +341,18 @@ class Predictor:
         anchor units and ms, a 95% interval (each class's cross-validated residuals resampled, one draw per class
         and simulation: errors of one class's kernels move together), and the per-kernel breakdown."""
         m = self.marginal(kernels)
-        fixed = _base(self.base, io)
+        fixed = _io_base(self.base, io)
         total = fixed + float(m.sum())
         rng = np.random.default_rng(seed)
         kinds = sorted({k["kind"] for k in kernels})
         sims = np.full(_INTERVAL_DRAWS, fixed)
         for kind in kinds:
             idx = [i for i, k in enumerate(kernels) if k["kind"] == kind]
-            resid = self.residuals.get(kind)
+            resid, weights = self.residuals.get(kind) or (None, None)
             if resid is None or not len(resid):
-                resid = np.concatenate(list(self.residuals.values())) if self.residuals else np.zeros(1)
-            draws = np.exp(rng.choice(resid, _INTERVAL_DRAWS))
+                resid = np.concatenate([r for r, _ in self.residuals.values()]) if self.residuals else np.zeros(1)
+                weights = np.concatenate([w for _, w in self.residuals.values()]) if self.residuals else np.ones(1)
+            draws = np.exp(rng.choice(resid, _INTERVAL_DRAWS, p=weights / weights.sum()))
             sims += m[idx].sum() * draws
         low, high = np.percentile(sims, [2.5, 97.5])
         anchor = self.doc["anchor_ms"]
@@ -351,14 +384,16 @@ def fit_document(measured: Mapping[str, Mapping], backend: str, meta: Mapping) -
         raise ValueError(f"{backend}: fewer than two reshape probes measured ok; no base to subtract")
     base = base_fit(probes)
     t_of = {e["name"]: e["t_rel"] for e in points}
+    executed = {e["name"]: e["executed_ops"] for e in points}
     pairs = []
     for e in points:
         if e["repeat"] > 1:
             alone = replace(parsed[e["name"]], repeat=1).name
-            if alone in t_of:
-                pairs.append((e["kernel"], t_of[alone], e["t_rel"], e["repeat"]))
+            ran, ran_alone = executed[e["name"]], executed.get(alone)
+            if alone in t_of and not (ran is not None and ran_alone is not None and ran <= ran_alone):
+                pairs.append((e["kernel"], t_of[alone], e["t_rel"], e["repeat"]))  # not a chain fused into one
     chains = chain_fit(pairs, base)
-    base["boundary"] = {"conv": chains["conv"], "dwconv": chains["dwconv"]}
+    base["boundary"] = {"conv": chains["conv"], "dwconv": chains["dwconv"], "io": chains["io"]}
     base["dispatch"] = chains["dispatch"]
     # a view is a kernel of its own where the backend executes the reshape probes' node (ORT, TFLite)
     base["views_execute"] = bool(np.median([e["executed_ops"] or 0 for e in points

@@ -66,6 +66,8 @@ def evaluation(rows: Mapping[str, list[dict]], docs: Mapping[str, Mapping]) -> d
             "median_error_rel": float(np.median([r["error_rel"] for r in cells])) if cells else float("nan"),
             "within_10pct_abs": _share([r["error_abs"] for r in cells]),
             "median_abs_error_abs": _median([r["error_abs"] for r in cells]),
+            "interval_coverage": float(np.mean([r["t_rel_low"] <= r["measured_rel"] <= r["t_rel_high"]
+                                                for r in cells])) if cells else float("nan"),
             "flops_only_within_10pct_rel": _share([r["flops_only_error_rel"] for r in cells]),
             "flops_only_median_abs_error_rel": _median([r["flops_only_error_rel"] for r in cells]),
             "worst_cells_time_by_kind": dict(sorted(miss.items(), key=lambda kv: -kv[1])),
@@ -88,12 +90,14 @@ def evaluation_markdown(doc: Mapping, level: int = 1) -> str:
              "Each model predicted from its kernels alone (no measured model in the fit), compared with its "
              "measurement beside the lab anchor: anchor-relative (drift cancels) and absolute (ms, with the anchor's "
              "ms at fit time). FLOPs-only: `c + FLOPs x s` fitted on the same kernel sweep.", "",
-             "| backend | cells | within ±10% (anchor-relative) | median abs error | median signed error | within ±10% "
-             "(absolute) | median abs error | FLOPs-only within ±10% | FLOPs-only median error | anchor ms fit → now |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| backend | cells | within ±10% (anchor-relative) | median abs error | median signed error | 95% interval "
+             "holds it | within ±10% (absolute) | median abs error | FLOPs-only within ±10% | FLOPs-only median error "
+             "| anchor ms fit → now |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for b, s in doc["backends"].items():
         lines.append(f"| {b} | {s['n']} | {_pct(s['within_10pct_rel'])} | {_pct(s['median_abs_error_rel'])} | "
-                     f"{s['median_error_rel']:+.0%} | {_pct(s['within_10pct_abs'])} | "
+                     f"{s['median_error_rel']:+.0%} | {_pct(s.get('interval_coverage', float('nan')))} | "
+                     f"{_pct(s['within_10pct_abs'])} | "
                      f"{_pct(s['median_abs_error_abs'])} "
                      f"| {_pct(s['flops_only_within_10pct_rel'])} | {_pct(s['flops_only_median_abs_error_rel'])} | "
                      f"{s['anchor_ms_fit']:.3g} → {s['anchor_ms_now']:.3g} |")
@@ -128,6 +132,8 @@ def predictor_markdown(docs: list[Mapping]) -> str:
         lines += [f"## {d['backend']} ({d.get('runtime') or 'runtime unknown'})", "",
                   f"{len(d['points'])} kernel nets; anchor {d['anchor_ms']:.3g} ms; one-kernel net's fixed cost "
                   f"{d['base']['a']:.3g} x anchor + {d['base']['b'] * 1e6:.3g} x anchor per million I/O elements; "
+                  f"dispatch per kernel in a model {d['base'].get('dispatch', 0.0):.3g} x anchor "
+                  f"({d['base'].get('dispatch', 0.0) * d['anchor_ms'] * 1e3:.3g} µs); "
                   f"fit in {d.get('fit_s', 0):.0f} s of wall time.", "",
                   "| fusion experiment | executed kernels (head, pattern) | fused | extra |", "|---|---|---|---|"]
         for key, r in d["rules"].items():

@@ -267,7 +267,14 @@ def _measure_anchored(args, names: list[str], folder: Path, keep, evaluate: bool
 
 def _fit(args) -> int:
     from benchbench.build.cache import seal, write_json
-    from benchbench.core.kernelpoints import chain_points, dispatch_points, fusion_points, probe_points, sample_points
+    from benchbench.core.kernelpoints import (
+        chain_points,
+        dispatch_points,
+        fusion_points,
+        io_points,
+        probe_points,
+        sample_points,
+    )
     from benchbench.core.spec import physical_cores
     from benchbench.runners import resolve_backends
 
@@ -283,7 +290,8 @@ def _fit(args) -> int:
         docs = _fit_all(runs, backends, threads, start)
         extra = []
     else:
-        probes = probe_points() + fusion_points() + dispatch_points() + ([] if args.quick else chain_points())
+        probes = probe_points() + fusion_points() + dispatch_points() + ([] if args.quick else
+                                                                          chain_points() + io_points())
         first = list(dict.fromkeys(p.name for p in probes + sample_points(counts, args.seed)))
         code, runs = _measure_anchored(args, first, folder, _is_kernel)
         if code >= 128:

@@ -48,6 +48,7 @@ __all__ = [
     "fusion_points",
     "chain_points",
     "dispatch_points",
+    "io_points",
     "parse_kernel_name",
     "point_flops",
     "probe_points",
@@ -64,6 +65,8 @@ OP_CLASS = {
 }
 KERNEL_OPS = tuple(OP_CLASS)
 CLASSES = tuple(dict.fromkeys(OP_CLASS.values()))
+# Element-wise ops a chain may repeat (``KernelPoint.repeat``; the I/O probes).
+CHAIN_OPS = ("relu", "sigmoid")
 # Post chains a fusion experiment puts behind a head: each a '+'-free token of the name.
 POSTS = ("bn", "relu", "bnrelu", "sigmoid", "hswish", "gelu", "add", "addrelu")
 # The fusion experiments: (head op, post chain). Heads at a mid-sized configuration (see fusion_points).
@@ -107,9 +110,10 @@ class KernelPoint:
             raise ValueError(f"groups {self.groups} must divide cin {self.cin} and cout {self.cout}")
         if self.op == "dwconv" and not (self.groups == self.cin == self.cout):
             raise ValueError("a depthwise kernel has groups = cin = cout")
-        if self.repeat > 1 and not (self.kind in ("conv", "dwconv") and self.cin == self.cout and self.stride == 1
-                                    and not self.post):
-            raise ValueError("a repeated kernel is a convolution keeping its tensor's shape, without a post chain")
+        if self.repeat > 1 and not ((self.kind in ("conv", "dwconv") and self.cin == self.cout and self.stride == 1
+                                     or self.op in CHAIN_OPS) and not self.post):
+            raise ValueError("a repeated kernel is a convolution keeping its tensor's shape or a unary element-wise "
+                             f"op ({', '.join(CHAIN_OPS)}), without a post chain")
         if self.op in ("concat", "split", "transpose", "slice") and self.cin % 2:
             raise ValueError(f"{self.op} needs an even channel count")
 
@@ -281,6 +285,23 @@ def dispatch_points() -> list[KernelPoint]:
     for c, s in DISPATCH_SIZES:
         out += [KernelPoint("dwconv", c, c, s, 3, groups=c),
                 KernelPoint("dwconv", c, c, s, 3, groups=c, repeat=DISPATCH_REPEAT)]
+    return out
+
+
+# The I/O probes' tensors (channels, size): 100K to 1M elements.
+IO_SIZES = ((32, 56), (64, 64), (128, 64), (64, 128))
+IO_REPEAT = 4
+
+
+def io_points() -> list[KernelPoint]:
+    """The I/O probes: sigmoids on 100K to 1M elements, alone and in a chain of ``IO_REPEAT``. The reshape probes'
+    line prices a net's input and output copies with the Reshape's own copy in them, so it over-prices them: on
+    ORT a ReLU on 400K elements measured faster than that base. A chain's later copies cost the sigmoid alone,
+    so ``t(1) - base - (t(r) - t(1)) / (r - 1)`` is what the base gets wrong for a memory-bound kernel's net
+    (``analysis.predictor.chain_fit``; not where the backend fuses the chain into one kernel)."""
+    out = []
+    for c, s in IO_SIZES:
+        out += [KernelPoint("sigmoid", c, c, s), KernelPoint("sigmoid", c, c, s, repeat=IO_REPEAT)]
     return out
 
 
