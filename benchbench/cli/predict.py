@@ -400,6 +400,9 @@ def _evaluate(args) -> int:
     write_atomic(folder / "predictor_eval.json", strictjson.dumps(doc, indent=1, default=str))
     write_atomic(folder / "predictor_eval.md", evaluation_markdown(doc))
     for backend, s in doc["backends"].items():
+        if not s["n"]:
+            print(f"{backend}: no zoo or plugin model measured ok, nothing to check")
+            continue
         print(f"{backend}: {s['n']} cells; within ±10% anchor-relative {s['within_10pct_rel']:.0%} (median error "
               f"{s['median_abs_error_rel']:.0%}), absolute {s['within_10pct_abs']:.0%} "
               f"({s['median_abs_error_abs']:.0%}); "

@@ -71,7 +71,8 @@ def sign_autocorrelation(series, segments=None) -> float:
     pairs = owner[:-1] == owner[1:]  # neighbours in time within one segment
     if s.size < 8 or s.std() == 0 or pairs.sum() < 6:
         return 0.0
-    rho = float(np.corrcoef(s[:-1][pairs], s[1:][pairs])[0, 1])
+    with np.errstate(invalid="ignore", divide="ignore"):  # neighbours that never vary: no correlation to read
+        rho = float(np.corrcoef(s[:-1][pairs], s[1:][pairs])[0, 1])
     return min(max(rho, 0.0), 0.9) if rho == rho else 0.0
 
 
