@@ -10,9 +10,9 @@ output (ORT and OpenVINO hand numpy arrays; TFLite's NCHW signature adds a trans
 kernel. The ``reshape`` probes (``core.kernelpoints.probe_points``) run no kernel worth the name: a line through
 them, ``base = a + b x (input + output elements) / 2``, is that overhead. A kernel's **marginal** cost is the
 net's latency minus its base, and for a convolution minus its boundary too: the layout reorders ORT and
-OpenVINO wrap a lone convolution in, read from chains (``chain_fit``). A model's prediction is the base of the
-model's own input and output plus, for each kernel, its marginal cost and the **dispatch** every kernel of a model
-pays and a one-kernel net does not show (its base holds one already), read from chains of tiny kernels.
+OpenVINO wrap a lone convolution in, read from chains (``chain_fit``), which also correct the base's I/O pricing.
+A model's prediction is the base of the model's own input and output plus, for each kernel, its marginal cost and
+a **dispatch** where chains of tiny kernels measure one that a one-kernel net does not show.
 
 **Regressors** (one per class: conv, dwconv, gconv, gemm, eltwise, pool, move): a non-negative line in the
 kernel's physical columns (fixed cost, MACs, elements in and out, weights; fitted for relative error with
@@ -36,7 +36,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from benchbench.core.kernelpoints import CLASSES, KERNEL_OPS, OP_CLASS, KernelPoint
+from benchbench.core.kernelpoints import CLASSES, KERNEL_OPS, STRATIFIED, KernelPoint
 
 from .kernel_graph import kernel_macs, kernel_weights, point_kernel
 
@@ -130,15 +130,15 @@ def chain_fit(pairs: list[tuple[Mapping, float, float, int]], base: Mapping) -> 
         mean, se = float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(len(values)))
         return mean if abs(mean) > student_t.ppf(0.975, len(values) - 1) * se else 0.0
 
-    dispatch = max(significant([(tr - t1) / (r - 1) - (t1 - _base(base, k))
-                                for k, t1, tr, r in pairs if r == DISPATCH_REPEAT]), 0.0)
-    io = significant([(t1 - _base(base, k) - (tr - t1) / (r - 1) + dispatch) / (k["in_elems"] + k["out_elems"])
-                      for k, t1, tr, r in pairs if k["kind"] == "eltwise" and r > 1])
+    chains = [(k, t1, (tr - t1) / (r - 1), r, k["in_elems"] + k["out_elems"]) for k, t1, tr, r in pairs if r > 1]
+    dispatch = max(significant([c - (t1 - _base(base, k)) for k, t1, c, r, _ in chains if r == DISPATCH_REPEAT]),
+                   0.0)
+    io = significant([(t1 - _base(base, k) - c + dispatch) / e for k, t1, c, _, e in chains if k["kind"] == "eltwise"])
     fit = {"conv": 0.0, "dwconv": 0.0, "io": io, "dispatch": dispatch}
-    corrected = {**base, "boundary": {"io": fit["io"]}}
+    corrected = {**base, "boundary": {"io": io}}
     for kind in ("conv", "dwconv"):
-        rows = [(k["in_elems"] + k["out_elems"], t1 - _io_base(corrected, k) - (tr - t1) / (r - 1) + dispatch, t1)
-                for k, t1, tr, r in pairs if k["kind"] == kind and 1 < r < DISPATCH_REPEAT]
+        rows = [(e, t1 - _io_base(corrected, k) - c + dispatch, t1)
+                for k, t1, c, r, e in chains if k["kind"] == kind and r < DISPATCH_REPEAT]
         if rows:
             x = np.array([[e / t] for e, _, t in rows])
             y = np.array([b / t for _, b, t in rows])
@@ -148,9 +148,6 @@ def chain_fit(pairs: list[tuple[Mapping, float, float, int]], base: Mapping) -> 
 
 _CHEAP = frozenset({"relu", "add", "mul", "mulbc", "bn"})
 _REDUCING = frozenset({"softmax", "layernorm"})
-# The operators of the classes whose kernels are told apart by operator (a stand-in for one never measured).
-_CLASS_OPS = {kind: tuple(op for op in KERNEL_OPS if OP_CLASS[op] == kind and op != "reshape")
-              for kind in ("eltwise", "pool", "move")}
 
 
 def _cost_group(op: str) -> int:
@@ -177,9 +174,9 @@ def physical(k: Mapping) -> list[float]:
 def _stand_in(k: Mapping, seen: set[str]) -> Mapping:
     """A kernel whose operator the sweep did not measure, priced as a measured one of its class: of the same cost
     group for element-wise ops (silu as sigmoid or gelu), else the first measured."""
-    if k["op"] in seen or not seen or k["kind"] not in _CLASS_OPS:
+    if k["op"] in seen or not seen or k["kind"] not in STRATIFIED:
         return k
-    same = [op for op in _CLASS_OPS[k["kind"]] if op in seen and (k["kind"] != "eltwise"
+    same = [op for op in STRATIFIED[k["kind"]] if op in seen and (k["kind"] != "eltwise"
                                                                    or _cost_group(op) == _cost_group(k["op"]))]
     return {**k, "op": (same or sorted(seen))[0]}
 
@@ -395,7 +392,7 @@ def fit_document(measured: Mapping[str, Mapping], backend: str, meta: Mapping) -
     chains = chain_fit(pairs, base)
     base["boundary"] = {"conv": chains["conv"], "dwconv": chains["dwconv"], "io": chains["io"]}
     base["dispatch"] = chains["dispatch"]
-    # a view is a kernel of its own where the backend executes the reshape probes' node (ORT, TFLite)
+    # a view is a kernel of its own where the backend executes the reshape probes' node
     base["views_execute"] = bool(np.median([e["executed_ops"] or 0 for e in points
                                             if e["kernel"]["op"] == "reshape"]) >= 1)
     rules = fusion_rules(measured, lambda p: _net_base(base, point_kernel(p)))

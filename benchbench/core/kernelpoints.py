@@ -65,6 +65,10 @@ OP_CLASS = {
 }
 KERNEL_OPS = tuple(OP_CLASS)
 CLASSES = tuple(dict.fromkeys(OP_CLASS.values()))
+# The operators of the eltwise, pool and move classes (a reshape is a view, not a sampled kernel). The sweep
+# draws them in turn, so that every operator has points (``sample_points``).
+STRATIFIED = {kind: tuple(op for op in KERNEL_OPS if OP_CLASS[op] == kind and op != "reshape")
+              for kind in ("eltwise", "pool", "move")}
 # Element-wise ops a chain may repeat (``KernelPoint.repeat``; the I/O probes).
 CHAIN_OPS = ("relu", "sigmoid")
 # Post chains a fusion experiment puts behind a head: each a '+'-free token of the name.
@@ -97,7 +101,7 @@ class KernelPoint:
     groups: int = 1
     rows: int = 1
     post: str = ""
-    repeat: int = 1  # a chain of this many copies of the kernel (see chain_points and dispatch_points)
+    repeat: int = 1  # a chain of this many copies of the kernel (chain_points, dispatch_points, io_points)
 
     def __post_init__(self):
         if self.op not in OP_CLASS:
@@ -159,7 +163,6 @@ def parse_kernel_name(name: str) -> KernelPoint:
 # regressors interpolate where models live. No measurement of any zoo model is used.
 _CHANNELS = (8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 2048)
 _SIZES = (1, 2, 4, 7, 8, 14, 16, 28, 32, 56, 64, 112, 128, 224)
-_ELT_OPS = ("relu", "sigmoid", "hswish", "gelu", "silu", "bn", "add", "mul", "mulbc", "softmax", "layernorm")
 _MAX_FLOPS = 2.5e9  # one kernel's FLOPs (a 3x3 conv 256 -> 256 on 56 x 56 is 3.7 GFLOP: above what the zoo has)
 _MAX_TENSOR = 4 * 1024 * 1024  # elements of one activation (16 MiB)
 
@@ -185,13 +188,8 @@ def _conv_point(op: str, rng: np.random.Generator) -> KernelPoint:
     return KernelPoint("conv", cin, cout, size, k, stride)
 
 
-# The operators of the classes whose regressor prices each operator apart (a rate per element per operator):
-# the sweep draws them in turn, so that every operator has points (``sample_points``).
-STRATIFIED = {"eltwise": _ELT_OPS, "pool": ("maxpool", "avgpool", "gap"),
-              "move": ("concat", "split", "transpose", "slice")}
-
-
 def _one(op_class: str, rng: np.random.Generator, op: str | None = None) -> KernelPoint:
+    """One point of ``op_class``; ``op``, the operator, for a ``STRATIFIED`` class."""
     if op_class in ("conv", "dwconv", "gconv"):
         return _conv_point(op_class, rng)
     if op_class == "gemm":
@@ -200,13 +198,11 @@ def _one(op_class: str, rng: np.random.Generator, op: str | None = None) -> Kern
     c = _pick(rng, _CHANNELS, 8, 1024)
     size = _pick(rng, _SIZES, 1, 112)
     if op_class == "eltwise":
-        return KernelPoint(op or str(rng.choice(_ELT_OPS)), c, c, size)
+        return KernelPoint(op, c, c, size)
     if op_class == "pool":
-        op = op or str(rng.choice(("maxpool", "avgpool", "gap"), p=(0.35, 0.15, 0.5)))
         if op == "gap":
             return KernelPoint("gap", c, c, max(size, 2))
         return KernelPoint(op, c, c, max(size, 4), k=int(rng.choice((2, 3))), stride=2)
-    op = op or str(rng.choice(("concat", "split", "transpose", "slice")))
     c += c % 2
     return KernelPoint(op, c, 2 * c if op == "concat" else c // 2 if op == "slice" else c, size)
 
@@ -278,9 +274,9 @@ DISPATCH_REPEAT = 16
 def dispatch_points() -> list[KernelPoint]:
     """The dispatch probes: tiny depthwise convolutions (16-32 channels on 4x4 to 8x8, a few thousand MACs)
     alone and in a chain of ``DISPATCH_REPEAT``. Each copy after the first costs what a kernel with next to no
-    work costs inside a model: its dispatch. A one-kernel net does not show it (its base, read from the reshape
-    probes, holds one dispatch already), so ``analysis.predictor.chain_fit`` reads it from these chains, and every
-    kernel of a model is charged it."""
+    work costs inside a model. Where that exceeds the lone net's marginal (whose base, read from the reshape
+    probes, holds one dispatch already), ``analysis.predictor.chain_fit`` reads the difference as a dispatch and
+    every kernel of a model is charged it."""
     out = []
     for c, s in DISPATCH_SIZES:
         out += [KernelPoint("dwconv", c, c, s, 3, groups=c),
