@@ -2,8 +2,8 @@
 
 Each build records the seconds of each format's export or quantization (``artifacts.<fmt>.export_s`` in its
 build.json, ``benchbench.build.export``). This script finds the build of every cell ``claim --reference``
-measures (the zoo in train, deploy and int8 forms, and the guideline nets) in the artifact cache and sums
-those seconds per format, so a cold reference's export time can be read without a cold cache. What the
+measures (the zoo's train and deploy builds, the deploy build holding the int8 forms, and the guideline nets) in
+the artifact cache and sums those seconds per format, so a cold reference's export time can be read without a cold cache. What the
 manifests do not hold (a build worker's start and torch import, the eager model, its counts and reference
 outputs) is the rest of ``meta.sweep.build_s`` of a cold run.
 
@@ -98,7 +98,9 @@ def main() -> int:
     per_format: dict[str, list[float]] = defaultdict(list)
     missing, builds, slowest = [], 0, []
     for name in names:
-        variants = ("deploy",) if name.startswith("g") and "_x" in name else ("train", "deploy", "int8")
+        # a deploy build holds the int8 forms too (build_variant): they are its onnx_int8, openvino_int8 and
+        # tflite_int8 rows
+        variants = ("deploy",) if name.startswith("g") and "_x" in name else ("train", "deploy")
         for variant in variants:
             spec = CellSpec(name, variant, "ort")
             try:

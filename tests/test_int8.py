@@ -76,6 +76,9 @@ def test_int8_forms_measure_beside_the_float_ones(cache_dir, tmp_path, capsys):
         n for t, n in int8["backend"]["executed_ops"]["by_type"].items() if t in ("QuantizeLinear", "DequantizeLinear"))
     # train, deploy and int8 of one model on one backend are one lockstep group
     assert int8["group"] == cells[("ort", "deploy")]["group"] == cells[("ort", "train")]["group"]
+    # the int8 form is quantized in the deploy form's build, from its float export (no second export)
+    assert Path(int8["artifact"]["path"]).parent == Path(cells[("ort", "deploy")]["artifact"]["path"]).parent \
+        != Path(cells[("ort", "train")]["artifact"]["path"]).parent
     ov_int8 = cells[("openvino", "int8")]
     try:
         import nncf  # noqa: F401
@@ -191,3 +194,34 @@ def test_the_report_names_an_int8_fidelity_failure_apart_from_a_parity_failure()
     fidelity_line = next(ln for ln in text.splitlines() if "FIDELITY FAILURES" in ln)
     assert "m [deploy]" in parity_line and "int8" not in parity_line
     assert "m [int8]" in fidelity_line and "SQNR" in fidelity_line
+
+
+def test_an_int8_form_lives_in_its_deploy_build_and_a_quantizer_change_remakes_only_it(tmp_path, monkeypatch):
+    """The deploy form is exported once for its float and int8 cells: an int8 cell's build is the deploy build,
+    and a change of quantizer (its settings or versions) quantizes again without exporting the float file again."""
+    pytest.importorskip("onnxruntime")
+    from benchbench.build import export, quantize
+    from benchbench.build.builds import build_group, input_shape
+    from benchbench.core.spec import CellSpec
+    from benchbench.processes.protocol import BuildJob
+
+    int8, deploy = CellSpec(TINY, "int8", "ort"), CellSpec(TINY, "deploy", "ort")
+    shape = input_shape(deploy)
+    assert build_group(int8) == build_group(deploy) != build_group(CellSpec(TINY, "train", "ort"))
+    assert export.build_key(TINY, "int8", shape, 0) == export.build_key(TINY, "deploy", shape, 0)
+    job = BuildJob(deploy, shape, ["onnx", "onnx_int8"], str(tmp_path / "build"))
+    first = export.build(job)
+    assert first["variant"] == "deploy" and first["artifacts"]["onnx_int8"]["status"] == "ok"
+    assert export.missing_formats(first, {"onnx", "onnx_int8"}) == set()
+    float_file, int8_file = tmp_path / "build" / "model.onnx", tmp_path / "build" / "model_int8.onnx"
+    float_stat, int8_stat = float_file.stat(), int8_file.stat()
+
+    monkeypatch.setitem(quantize.INT8_SETTINGS, "planted", "another quantizer setting")
+    assert export.missing_formats(first, {"onnx", "onnx_int8"}) == {"onnx_int8"}
+    second = export.build(job)
+    assert second["artifacts"]["onnx"] == first["artifacts"]["onnx"]  # not exported again
+    assert (float_file.stat().st_ino, float_file.stat().st_mtime_ns) == (float_stat.st_ino, float_stat.st_mtime_ns)
+    assert int8_file.stat().st_ino != int8_stat.st_ino  # written again, atomically
+    assert second["artifacts"]["onnx_int8"]["identity"] == export.artifact_identity("onnx_int8") \
+        != first["artifacts"]["onnx_int8"]["identity"]
+    assert export.missing_formats(second, {"onnx", "onnx_int8"}) == set()

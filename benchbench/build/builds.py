@@ -17,6 +17,7 @@ re-check run under the build key's lock, so two benchbench processes wanting one
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -31,7 +32,7 @@ from benchbench.processes.protocol import BuildJob
 
 from . import cache
 from .cache import build_record
-from .export import FORMATS, INT8_FORMATS, INT8_VARIANT, build_key, cache_root
+from .export import FORMATS, INT8_FORMATS, INT8_VARIANT, build_key, build_variant, cache_root, missing_formats
 
 # Each backend's int8 artifact (benchbench.build.quantize), made by its own runtime's quantizer from the deploy form's
 # float export: ORT's static QDQ quantization for ort, NNCF's for openvino, ai-edge-quantizer's for tflite (its NCHW
@@ -57,12 +58,13 @@ def input_shape(spec: CellSpec) -> list[int]:
 
 
 def build_group(spec: CellSpec) -> tuple:
-    """Cells sharing a model, variant and input share one build (each backend's artifact in it)."""
+    """Cells sharing a model, variant and input share one build (each backend's artifact in it); an int8 cell
+    shares its deploy form's build, whose float files its int8 artifact is quantized from."""
     if spec.source is not None:
         from .file_builds import artifact_group
 
         return artifact_group(spec)
-    return (spec.model, spec.variant, spec.input_size, spec.batch, spec.seed)
+    return (spec.model, build_variant(spec.variant), spec.input_size, spec.batch, spec.seed)
 
 
 def formats_for(spec: CellSpec) -> set[str]:
@@ -200,8 +202,7 @@ class Builds:
         manifest = cache.read_json(cache_root() / build_key(spec.model, spec.variant, input_shape(spec), spec.seed)
                                    / "build.json")
         wanted = self.formats.get(build_group(spec)) or formats_for(spec)
-        return isinstance(manifest, dict) and isinstance(manifest.get("artifacts"), dict) \
-            and wanted <= set(manifest["artifacts"])
+        return isinstance(manifest, dict) and not missing_formats(manifest, wanted)
 
     def _make(self, spec: CellSpec, group: tuple, threads: int | None = None) -> dict:
         if spec.source is not None:
@@ -359,6 +360,7 @@ def ensure_build(spec: CellSpec, formats: set[str], config: MeasureConfig, threa
     needed: with ``threads``, default every CPU; forked by ``servers``' build server, else a fresh process).
     Returns ``{"status": "ok", "manifest", "dir", "cached"}`` or ``{"status", "reason"}`` (and
     ``fault: "user"`` for a model that fails in eager); an unwritable cache is ``env-error``."""
+    spec = dataclasses.replace(spec, variant=build_variant(spec.variant))  # an int8 cell's build is its deploy build
     shape = input_shape(spec)
     key = build_key(spec.model, spec.variant, shape, spec.seed)
     root = cache_root()
@@ -368,7 +370,7 @@ def ensure_build(spec: CellSpec, formats: set[str], config: MeasureConfig, threa
     try:
         with cache.key_lock(root, key, on_wait=waiting):
             manifest, problem = _check(build_dir, formats)
-            if manifest is not None and formats <= set(manifest["artifacts"]):
+            if manifest is not None and not missing_formats(manifest, formats):
                 return build_record(manifest, build_dir, cached=True)
             if problem:
                 print(f"note: cached build of {spec.model} ({spec.variant}) was corrupt ({problem}); rebuilding",

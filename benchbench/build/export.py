@@ -3,8 +3,8 @@
 A *build* is keyed by everything that determines its bytes: the model name, variant, input shape,
 seed, the zoo's source, and the exporter versions. Its directory under the cache holds ``input.npy``,
 ``reference.npz`` (PyTorch eager float32 outputs, the parity reference), one file per exported format
-(``model.onnx``, ``model.tflite``) and ``build.json`` describing them. A second run with the same key
-builds nothing. Builds run in a worker subprocess (``benchbench.measure.worker``, a build job), so a converter
+(``model.onnx``, ``model.tflite``) and ``build.json`` describing them. A deploy build also holds the int8
+forms quantized from its float files (``build_variant``). A second run with the same key builds nothing. Builds run in a worker subprocess (``benchbench.measure.worker``, a build job), so a converter
 that crashes takes down only that build.
 """
 
@@ -27,7 +27,8 @@ from benchbench.processes.protocol import BuildJob
 
 from .cache import LAYOUT, atomic_path, cache_root, file_record, read_json, seal, write_json
 
-__all__ = ["FORMATS", "INT8_FORMATS", "INT8_VARIANT", "cache_root", "build_key", "build", "short_reason", "artifact_files", "artifact_bytes"]
+__all__ = ["FORMATS", "INT8_FORMATS", "INT8_VARIANT", "cache_root", "build_variant", "build_key", "artifact_identity",
+           "missing_formats", "build", "short_reason", "artifact_files", "artifact_bytes"]
 
 # artifact format → file name; "torch" and "none" need no file.
 FORMATS = {"onnx": "model.onnx", "tflite": "model.tflite", "tflite_nhwc": "model_nhwc.tflite",
@@ -72,10 +73,21 @@ def _zoo_digest(model: str) -> str:
     return h.hexdigest()[:16]
 
 
+def build_variant(variant: str) -> str:
+    """The build a variant's artifacts live in: an int8 form is quantized from the deploy form's float export,
+    so it lives in the deploy build, beside the float files it is made from (no second export of the same
+    model); every other variant is its own build."""
+    return "deploy" if variant == INT8_VARIANT else variant
+
+
 def build_key(model: str, variant: str, input_shape: list[int], seed: int) -> str:
+    """The cache folder of a model's build (``build_variant``: an int8 cell's is its deploy build's). The key
+    holds what determines the float files' bytes; an int8 artifact records its quantizer's identity in its own
+    entry instead (``artifact_identity``), so a quantizer change remakes the int8 files only."""
     from benchbench.metrics import METRICS_VERSION
     from benchbench.models import model_info
 
+    variant = build_variant(variant)
     ident = {
         "model": model,
         "variant": variant,
@@ -87,15 +99,31 @@ def build_key(model: str, variant: str, input_shape: list[int], seed: int) -> st
         "opset": ONNX_OPSET,
         "metrics": METRICS_VERSION,  # a build's counts change when a metric's definition does
     }
-    if variant == INT8_VARIANT:  # the quantizer and its settings decide the int8 artifact's bytes
-        from .quantize import INT8_SETTINGS, NNCF_SETTINGS, QUANTIZER_PACKAGES, TFLITE_SETTINGS
-
-        ident["quantizer"] = {"onnx_int8": INT8_SETTINGS, "openvino_int8": NNCF_SETTINGS,
-                              "tflite_int8": TFLITE_SETTINGS,
-                              **package_versions(QUANTIZER_PACKAGES)}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
     safe = "".join(c if c.isalnum() or c in "_-" else "_" for c in model)[:40]
     return f"{safe}-{variant}-{digest}"
+
+
+def artifact_identity(fmt: str) -> str | None:
+    """What decides an int8 artifact's bytes beyond its build's key: its quantizer's settings and the quantizer
+    packages' versions, as a digest (None for a float format, which the key decides)."""
+    if fmt not in INT8_FORMATS:
+        return None
+    from .quantize import INT8_SETTINGS, NNCF_SETTINGS, QUANTIZER_PACKAGES, TFLITE_SETTINGS
+
+    settings = {"onnx_int8": INT8_SETTINGS, "openvino_int8": NNCF_SETTINGS, "tflite_int8": TFLITE_SETTINGS}[fmt]
+    ident = {"settings": settings, "packages": package_versions(QUANTIZER_PACKAGES)}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def missing_formats(manifest: dict, formats) -> set[str]:
+    """The ``formats`` a build's manifest lacks: never made, or an int8 artifact made by another quantizer
+    (``artifact_identity``), to be made again."""
+    artifacts = manifest.get("artifacts") if isinstance(manifest, dict) else None
+    if not isinstance(artifacts, dict):
+        return set(formats)
+    return {f for f in formats if not isinstance(artifacts.get(f), dict)
+            or artifacts[f].get("identity") != artifact_identity(f)}
 
 
 def short_reason(exc: BaseException, limit: int = 300) -> str:
@@ -278,7 +306,8 @@ def build(job: BuildJob) -> dict:
     manifest_path = out_dir / "build.json"
     manifest = read_json(manifest_path)
     if not manifest or manifest.get("layout") != LAYOUT or not isinstance(manifest.get("files"), dict):
-        manifest = {"layout": LAYOUT, "variant": job.spec.variant, "files": {}, "artifacts": {}, "warnings": []}
+        manifest = {"layout": LAYOUT, "variant": build_variant(job.spec.variant), "files": {}, "artifacts": {},
+                    "warnings": []}
 
     def save():
         write_json(manifest_path, seal(manifest))
@@ -290,10 +319,10 @@ def build(job: BuildJob) -> dict:
     if "torch_weights" not in manifest:
         _weights(manifest, out_dir, model)
         save()
-    for fmt in sorted(job.formats, key=lambda f: f in INT8_FORMATS):  # float first: int8 quantizes it
-        if fmt not in manifest["artifacts"]:
-            manifest["artifacts"][fmt] = _export(manifest, out_dir, fmt, model, x, seed=job.spec.seed)
-            save()  # after each format: nothing lost
+    missing = missing_formats(manifest, job.formats)
+    for fmt in sorted(missing, key=lambda f: f in INT8_FORMATS):  # float first: int8 quantizes it
+        manifest["artifacts"][fmt] = _export(manifest, out_dir, fmt, model, x, seed=job.spec.seed)
+        save()  # after each format: nothing lost
     onnx_entry = manifest["artifacts"].get("onnx", {})
     if "graph" not in manifest and onnx_entry.get("status") == "ok":
         manifest["graph"] = _graph_metrics(str(out_dir / onnx_entry["file"]))
@@ -375,4 +404,6 @@ def _export(manifest: dict, out_dir: Path, fmt: str, model, x, seed: int = 0) ->
             raise  # not the model's fault, and nothing is cached: the next run tries again
         entry = {"status": "unsupported", "reason": short_reason(exc), "traceback": traceback.format_exc(limit=3)}
     entry["export_s"] = round(time.perf_counter() - t0, 3)
+    if artifact_identity(fmt) is not None:
+        entry["identity"] = artifact_identity(fmt)
     return entry
