@@ -6,6 +6,7 @@ gets the ratio wrong under drift; lockstep gets it right, and its intervals hold
 """
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,6 +192,41 @@ def test_only_a_block_followed_by_another_arm_settles():
     lone.run_block = lambda count, settle: seen.append(settle) or inner(count)
     run_lockstep([lone], MeasureConfig(**{**SETTINGS, "max_s": 0.1, "min_blocks": 3, "target_ci": 0.0}), clock=m.clock)
     assert seen and not any(seen)  # nobody to protect
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread states are read from /proc (Linux)")
+def test_settling_waits_while_a_thread_spins_and_not_once_it_sleeps():
+    """A pool thread that spins is running (``others_running`` counts it) and the worker's settle waits it
+    out; once it sleeps, nothing is counted and the settle ends in a few polls, not two 5 ms windows."""
+    import hashlib
+    import threading
+    import time
+
+    from benchbench.measure.interference import others_running
+    from benchbench.measure.worker import _settle
+
+    buffer, stop = bytes(1 << 16), threading.Event()
+    spin_until = [time.perf_counter() + 3600]
+
+    def pool_thread():  # spins without the GIL (hashing a large buffer releases it), then sleeps
+        while not stop.is_set():
+            while time.perf_counter() < spin_until[0] and not stop.is_set():
+                hashlib.sha256(buffer).digest()
+            stop.wait(0.01)
+
+    thread = threading.Thread(target=pool_thread, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.02)
+        assert others_running() >= 1
+        spin_until[0] = time.perf_counter() + 0.15
+        waited = _settle(max_s=2.0) / 1e9
+        assert waited >= 0.1 and time.perf_counter() >= spin_until[0]  # waited out the spin
+        assert others_running() == 0
+        assert _settle(max_s=2.0) / 1e9 < 0.05  # asleep already: a few polls
+    finally:
+        stop.set()
+        thread.join()
 
 
 def test_serial_correlation_widens_the_median_interval_to_its_coverage():

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Snapshot", "snapshot", "runnable_ns", "block_interference"]
+__all__ = ["Snapshot", "snapshot", "runnable_ns", "others_running", "block_interference"]
 
 _TICK_NS = 1e9 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 1e7
 _CPUS = os.cpu_count() or 1
@@ -73,6 +73,27 @@ def runnable_ns() -> int:
     threshold a settling worker looks for. Without schedstat: the process's CPU time."""
     run, wait = _schedstat(skip=str(threading.get_native_id()))
     return run + wait if run is not None else time.process_time_ns()
+
+
+def others_running() -> int | None:
+    """How many of this process's *other* threads are running or waiting for a CPU right now (state ``R`` in
+    ``/proc/self/task/<tid>/stat``): a thread pool that spins is ``R``, one asleep on its futex is ``S``. An
+    instant reading, where schedstat's CPU time moves only at scheduler ticks. None without ``/proc``."""
+    me = str(threading.get_native_id())
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    running = 0
+    for tid in tasks:
+        if tid == me:
+            continue
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text(encoding="utf-8")
+        except OSError:  # a thread that ended between listdir and read
+            continue
+        running += stat[stat.rindex(")") + 2] == "R"  # the state follows the parenthesised name
+    return running
 
 
 def snapshot() -> Snapshot:
