@@ -21,20 +21,24 @@ from benchbench.analysis.claim import analyze
 from benchbench.results.load import load_run
 
 
-def first_sessions(run, keep: int, share: float = 1.0):
+def first_sessions(run, keep: int, share: float = 1.0, zoo_only: bool = False):
     """A copy of ``run`` whose cells hold only the blocks (and samples) of sessions 1..``keep``, and of each
-    session only its first ``share`` of lockstep rounds (as if its time cap had been that much shorter)."""
+    session only its first ``share`` of lockstep rounds (as if its time cap had been that much shorter; with
+    ``zoo_only``, for the zoo's cells only, the guideline nets keeping every round)."""
+    from benchbench.models import model_info
+
     out = copy.deepcopy(run)
     for cell in out.cells:
         if not cell.blocks:
             continue
+        cut = share if not zoo_only or model_info(cell.spec.model).kind == "zoo" else 1.0
         rounds: dict[int, int] = {}
         for b in cell.blocks:
             rounds[b.get("session", 1)] = max(rounds.get(b.get("session", 1), 0), b["round"] + 1)
         blocks, samples, offset = [], [], 0
         for b in cell.blocks:
             session = b.get("session", 1)
-            if session <= keep and b["round"] < max(1, math.ceil(share * rounds[session])):
+            if session <= keep and b["round"] < max(1, math.ceil(cut * rounds[session])):
                 blocks.append(b)
                 samples += cell.samples_ns[offset: offset + b["n"]]
             offset += b["n"]
@@ -52,17 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("results", help="a reference run's results.json (cells measured in several sessions)")
     ap.add_argument("--share", type=float, default=1.0,
                     help="keep only this share of each session's lockstep rounds (a shorter time cap), in (0, 1]")
+    ap.add_argument("--zoo-only", action="store_true",
+                    help="apply --share to the zoo's cells only; the guideline nets keep every round")
     args = ap.parse_args(argv)
     run = load_run(args.results)
     most = max((b.get("session", 1) for c in run.cells for b in c.blocks), default=1)
     full = analyze([run])
     full_guides = _guideline_codes(full)
     print(f"{args.results}: {len(run.cells)} cells, up to {most} sessions each; keeping {args.share:.0%} of each "
-          "session's rounds")
+          "session's rounds" + (" (zoo cells only)" if args.zoo_only else ""))
     print(f"{'backend':<10} {'sessions':>8} {'verdict':<14} {'CR2 95% interval':<18} {'width':>8} {'vs all':>7} "
           f"{'noise share':>11}")
     for keep in range(1, most + 1):
-        result = full if keep == most and args.share == 1 else analyze([first_sessions(run, keep, args.share)])
+        result = full if keep == most and args.share == 1 else analyze([first_sessions(run, keep, args.share, args.zoo_only)])
         for backend, a in sorted(result["per_backend"].items()):
             e, f = a["effect"], full["per_backend"][backend]["effect"]
             if not e or not f:

@@ -166,6 +166,27 @@ def test_allocation_gives_later_rounds_only_to_groups_that_are_not_settled(cache
     assert len(seen) == 3 + 3  # rounds 3 and 4 ask every group not yet finished
 
 
+def test_allocation_caps_the_sampling_of_the_groups_it_names(cache_dir, tmp_path):
+    """A group whose answer needs less gets its own time cap (``Allocation.max_s``, the largest over its cells),
+    recorded on each of its rounds; the other groups sample to the sweep's cap. Planted: a target no interval
+    reaches, so every group samples to its cap."""
+    import dataclasses
+
+    from benchbench.measure.sweep import Allocation
+
+    capped = [dataclasses.replace(s, seed=3) for s in (_null(variant="train"), _null())]
+    run = RunResult(meta={}, path=tmp_path / "results.json")
+    config = FAST.replace(min_s=0.05, max_s=0.8, target_ci=1e-9, min_blocks=3)
+    run_sweep([_null(variant="train"), _null(), *capped], config, run,
+              rounds=Allocation(2, 2, max_s=lambda spec: 0.2 if spec.seed == 3 else 10.0))
+    by_seed = {run.cells[g["cells"][0]].spec.seed: g["rounds"] for g in run.groups}
+    assert all(r["stop_reason"] == "max_time" for rounds in by_seed.values() for r in rounds)
+    assert [r.get("max_s") for r in by_seed[3]] == [0.2, 0.2] and all("max_s" not in r for r in by_seed[0])
+    # a group of 2 cells samples for about 2 x its cap: the capped group's rounds are a quarter as long
+    assert all(0.4 <= r["sampling_s"] < 0.9 for r in by_seed[3])
+    assert all(r["sampling_s"] >= 1.6 for r in by_seed[0])
+
+
 def test_alternate_rounds_and_sessions_start_the_other_cell_first(cache_dir, tmp_path):
     """Whatever a worker gains by being started, or timed, first goes to each cell in turn (doctor's A/A read
     the worker started second 0.3% faster): a sweep's second round, and a group's second session, start their

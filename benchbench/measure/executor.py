@@ -13,7 +13,7 @@ This module imports nothing of Dask: ``import benchbench`` and local runs never 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from benchbench.build.builds import Builds
@@ -53,13 +53,15 @@ class Executor:
     for the sweep's metrics; ``profile`` (``measure_group``'s) asks for per-op profiles, which only an executor
     measuring on this machine takes. ``repeats``: the indices of groups measured again, whose cells keep only
     this measurement's blocks (``measure_group``'s ``blocks_only``; an executor may measure them in full).
+    ``configs``: a group's own sampling, where it differs from ``config`` (``sweep.group_config``).
     ``close`` releases what it holds."""
 
     remote = False  # True: cells are measured on other hosts (each cell records its host)
 
     def measure(self, items: Sequence[tuple[int, list[CellSpec]]], config: MeasureConfig,
                 builds: Builds, profile: Callable[[CellSpec], int] | None = None,
-                repeats: Collection[int] = ()) -> Iterator[GroupDone]:
+                repeats: Collection[int] = (), configs: Mapping[int, MeasureConfig] | None = None
+                ) -> Iterator[GroupDone]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -80,10 +82,10 @@ class LocalExecutor(Executor):
     def __init__(self, fork_servers: bool = True):
         self.servers: dict | None = {} if fork_servers else None
 
-    def measure(self, items, config, builds, profile=None, repeats=()):
+    def measure(self, items, config, builds, profile=None, repeats=(), configs=None):
         for index, specs in items:
             t0 = time.perf_counter()
-            cells, record = measure_group(specs, config, builds, self.servers, profile,
+            cells, record = measure_group(specs, (configs or {}).get(index, config), builds, self.servers, profile,
                                           blocks_only=index in repeats)
             yield GroupDone(index, cells, record, time.perf_counter() - t0)
 

@@ -93,12 +93,25 @@ class Allocation:
     """How many rounds a comparison group gets (sequential allocation): at most ``most``, of which the
     first ``least`` always; past those, another only while ``settled(cells)`` says the group's intervals
     are still too wide for what the report decides with them. ``most`` and ``least`` are numbers, or one
-    per cell spec (a group takes its largest). The default: every group ``most`` rounds."""
+    per cell spec (a group takes its largest). The default: every group ``most`` rounds. ``max_s`` (one per
+    cell spec; a group takes its largest) caps a group's sampling time per cell and round below the sweep's
+    ``MeasureConfig.max_s``, for groups whose answer needs less (``group_config``); None: every group the
+    sweep's."""
 
     most: int | Callable[[CellSpec], int] = 1
     least: int | Callable[[CellSpec], int] | None = None  # None: ``most``
     settled: Callable[[Sequence[CellResult]], bool] | None = None
     note: str = ""  # the rule in words, for the run's meta
+    max_s: Callable[[CellSpec], float] | None = None
+
+
+def group_config(config: MeasureConfig, specs: Sequence[CellSpec], allocation: Allocation) -> MeasureConfig:
+    """The sampling a group gets: the sweep's ``config``, its time cap lowered to what ``allocation.max_s``
+    gives the group's cells (their largest), and its minimum time with it."""
+    if allocation.max_s is None:
+        return config
+    cap = min(config.max_s, max(allocation.max_s(spec) for spec in specs))
+    return config if cap >= config.max_s else config.replace(max_s=cap, min_s=min(config.min_s, cap))
 
 
 def needs_round(r: int, wanted: tuple[int, int], cells: Sequence[CellResult],
@@ -224,8 +237,9 @@ class Sweep:
         # A later round of a group whose cells are all measured keeps only its blocks (``CellResult.add_round``),
         # so its workers may start side by side and skip their closing checks (``measure_group``'s blocks_only).
         repeats = {g for g in todo if r > 1 and all(c.ok for c in self._group_cells(g))}
+        configs = {g: group_config(self.config, specs, self.allocation) for g, specs in items}
         pending = self.executor.measure(items, self.config, self.builds, profile=self.profile if r == 1 else None,
-                                        repeats=repeats)
+                                        repeats=repeats, configs={g: c for g, c in configs.items() if c != self.config})
         done = 0
         # Round 1 runs forward over every group: one finished earlier takes its place unmeasured, so the
         # cells stand in the order of a run that was never interrupted.
@@ -235,6 +249,8 @@ class Sweep:
                 continue
             unit = next(pending)
             done += 1
+            if unit.index in configs and configs[unit.index] != self.config:  # its own cap: on its record
+                unit.record["max_s"] = configs[unit.index].max_s
             self._file(unit, r)
             where = f"{done}/{len(todo)}" + (f", round {r}" if self._most() > 1 else "")
             self.reporter.group_done(self._group_cells(unit.index), where, unit.took_s, r)

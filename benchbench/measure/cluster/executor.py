@@ -115,7 +115,7 @@ class DaskExecutor(Executor):
         self.futures: dict = {}  # future -> (group index, specs, resources, submitted at)
         self._stranded_since: dict = {}  # future -> when its resources were last seen on no live worker
 
-    def measure(self, items, config, builds, profile=None, repeats=()):
+    def measure(self, items, config, builds, profile=None, repeats=(), configs=None):
         # ``repeats`` are measured in full: a remote group's closing records are cheap beside its transfer
         if profile is not None:  # run refuses --profile with --scheduler; a caller that asks anyway is a bug
             raise ValueError("per-op profiles are taken on this machine only, not on a cluster")
@@ -136,7 +136,7 @@ class DaskExecutor(Executor):
                 payloads[group] = ship.payload(builds.ensure(spec), formats, source)
             resources = {"measure": 1, **({device_resource(specs[0].device): 1} if specs[0].device else {})}
             future = self.client.submit(
-                _measure_remote, [s.to_dict() for s in specs], config.to_dict(),
+                _measure_remote, [s.to_dict() for s in specs], (configs or {}).get(index, config).to_dict(),
                 {g: builds.formats.get(g, set()) for g in payloads}, payloads, resources=resources, pure=False,
                 key=f"benchbench-group-{index}-{uuid.uuid4().hex[:8]}")
             self.futures[future] = (index, specs, resources, time.monotonic())
