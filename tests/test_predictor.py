@@ -230,6 +230,17 @@ def test_unseen_models_are_predicted_within_the_planted_noise():
     assert covered >= 36  # the intervals hold the truth for at least 90% of the models
 
 
+def test_the_interval_holds_the_prediction_when_the_kernels_fit_exactly():
+    """Residuals of 0 (a backend the regressors fit exactly, such as the null one) leave the interval at the
+    prediction itself; summed in another order it must not miss it by a rounding."""
+    predictor = Predictor(fit_document(_synthetic_sweep(0.02), "synthetic", {"anchor_ms": 0.1}))
+    predictor.residuals = {kind: (np.zeros(3), np.ones(3)) for kind in predictor.residuals}
+    for kernels, io, _ in _unseen_models(20, seed=3):
+        p = predictor.predict(kernels, io)
+        assert p["t_rel_low"] <= p["t_rel"] <= p["t_rel_high"] and p["ms_low"] <= p["ms"] <= p["ms_high"]
+        assert p["t_rel_high"] - p["t_rel_low"] < 1e-9 * p["t_rel"]
+
+
 def test_a_predictor_that_never_saw_a_class_still_predicts_and_a_wrong_document_is_refused():
     sweep = {k: v for k, v in _synthetic_sweep(0.02).items() if not parse_kernel_name(k).kind == "pool"}
     predictor = Predictor(fit_document(sweep, "synthetic", {}))

@@ -352,6 +352,9 @@ class Predictor:
             draws = np.exp(rng.choice(resid, _INTERVAL_DRAWS, p=weights / weights.sum()))
             sims += m[idx].sum() * draws
         low, high = np.percentile(sims, [2.5, 97.5])
+        # residuals of about 0 (a backend the kernels fit exactly) leave every draw at the total, summed in
+        # another order: the interval must still hold the prediction, not miss it by a rounding
+        low, high = min(low, total), max(high, total)
         anchor = self.doc["anchor_ms"]
         return {"t_rel": total, "t_rel_low": float(low), "t_rel_high": float(high), "ms": total * anchor,
                 "ms_low": float(low) * anchor, "ms_high": float(high) * anchor, "fixed_rel": fixed,
