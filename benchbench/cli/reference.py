@@ -7,7 +7,7 @@ from pathlib import Path
 from .errors import UsageError
 
 __all__ = ["REFERENCE_MODELS", "REFERENCE_BACKENDS", "REFERENCE_DIR", "REFERENCE_MARKER", "reference_allocation",
-           "reference_settled", "reference_args", "check_reference_dest", "publish_reference"]
+           "reference_settled", "reference_profiled", "reference_args", "check_reference_dest", "publish_reference"]
 
 # `benchbench claim --reference`: what the committed reference report measures, and where it lands.
 REFERENCE_MODELS = "*"  # the whole zoo and the guideline nets
@@ -84,10 +84,10 @@ def reference_args(args) -> None:
     args.html = True  # report.html, claim.html and the published folder's index.html
     # profile the zoo cells after the sweep (time shares, kernel-sum predictor); the guideline nets need none
     args.profile, args.profile_runs = True, REFERENCE_PROFILE_RUNS
-    args.profile_select = _reference_profiled
+    args.profile_select = reference_profiled
 
 
-def _reference_profiled(spec) -> bool:
+def reference_profiled(spec) -> bool:
     """The reference profiles zoo cells on backends with a per-op timer (the claim's time shares and kernel
     sums need times; an untimed op list adds nothing to the executed-op counts every cell has)."""
     from benchbench.runners import get_runner
