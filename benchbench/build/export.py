@@ -4,8 +4,9 @@ A *build* is keyed by everything that determines its bytes: the model name, vari
 seed, the zoo's source, and the exporter versions. Its directory under the cache holds ``input.npy``,
 ``reference.npz`` (PyTorch eager float32 outputs, the parity reference), one file per exported format
 (``model.onnx``, ``model.tflite``) and ``build.json`` describing them. A deploy build also holds the int8
-forms quantized from its float files (``build_variant``). A second run with the same key builds nothing. Builds run in a worker subprocess (``benchbench.measure.worker``, a build job), so a converter
-that crashes takes down only that build.
+forms quantized from its float files (``build_variant``). A second run with the same key builds nothing.
+Builds run in a worker subprocess (``benchbench.measure.worker``, a build job), so a converter that crashes
+takes down only that build.
 """
 
 from __future__ import annotations
@@ -404,6 +405,7 @@ def _export(manifest: dict, out_dir: Path, fmt: str, model, x, seed: int = 0) ->
             raise  # not the model's fault, and nothing is cached: the next run tries again
         entry = {"status": "unsupported", "reason": short_reason(exc), "traceback": traceback.format_exc(limit=3)}
     entry["export_s"] = round(time.perf_counter() - t0, 3)
-    if artifact_identity(fmt) is not None:
-        entry["identity"] = artifact_identity(fmt)
+    identity = artifact_identity(fmt)
+    if identity is not None:
+        entry["identity"] = identity
     return entry
