@@ -3,8 +3,8 @@
 Each build records the seconds of each format's export or quantization (``artifacts.<fmt>.export_s`` in its
 build.json, ``benchbench.build.export``). This script finds the build of every cell ``claim --reference``
 measures (the zoo's train and deploy builds, the deploy build holding the int8 forms, and the guideline nets) in
-the artifact cache and sums those seconds per format, so a cold reference's export time can be read without a cold cache. What the
-manifests do not hold (a build worker's start and torch import, the eager model, its counts and reference
+the artifact cache and sums those seconds per format, so a cold reference's export time can be read without a
+cold cache. What the manifests do not hold (a build worker's start and torch import, the eager model, its counts and reference
 outputs) is the rest of ``meta.sweep.build_s`` of a cold run.
 
     python benchmarks/build_time.py
@@ -24,12 +24,22 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from benchbench.models import resolve_models
-
-from benchbench.build.builds import input_shape
+from benchbench.build.builds import build_group, input_shape
 from benchbench.build.cache import cache_root, read_json
-from benchbench.build.export import build_key
+from benchbench.build.export import build_key, build_variant
 from benchbench.core.spec import CellSpec
+
+
+def reference_builds() -> tuple[list[CellSpec], list[CellSpec]]:
+    """The cells ``claim --reference`` measures, and one of them per build they share (``build_group``)."""
+    from benchbench.cli.cells import cells_from
+    from benchbench.cli.parser import build_parser
+    from benchbench.cli.reference import REFERENCE_BACKENDS, REFERENCE_MODELS
+
+    args = build_parser().parse_args(["run", "--model", REFERENCE_MODELS, "--backend", REFERENCE_BACKENDS,
+                                      "--variant", "all"])
+    cells, _ = cells_from(args)
+    return cells, list({build_group(c): c for c in cells}.values())
 
 
 def cold(folder: Path, jobs: int, chunk: int, limit: int | None, fresh: bool) -> int:
@@ -37,19 +47,14 @@ def cold(folder: Path, jobs: int, chunk: int, limit: int | None, fresh: bool) ->
     import os
     import shutil
 
-    from benchbench.build.builds import Builds, BuildServers, build_group
-    from benchbench.cli.cells import cells_from
-    from benchbench.cli.parser import build_parser
-    from benchbench.cli.reference import REFERENCE_BACKENDS, REFERENCE_MODELS
+    from benchbench.build.builds import Builds, BuildServers
     from benchbench.core.spec import REFERENCE
 
     if folder.exists() and any(folder.iterdir()):
         raise SystemExit(f"--cold {folder}: not empty; give a new folder (each chunk's builds are deleted)")
     os.environ["BENCHBENCH_CACHE"] = str(folder)
-    args = build_parser().parse_args(["run", "--model", REFERENCE_MODELS, "--backend", REFERENCE_BACKENDS,
-                                      "--variant", "all"])
-    cells, _ = cells_from(args)
-    groups = list({build_group(c): c for c in cells}.values())[:limit]
+    cells, groups = reference_builds()
+    groups = groups[:limit]
     wanted = {build_group(c) for c in groups}
     cells = [c for c in cells if build_group(c) in wanted]
     config = REFERENCE.replace(build_jobs=jobs)
@@ -94,30 +99,22 @@ def main() -> int:
     args = ap.parse_args()
     if args.cold is not None:
         return cold(args.cold, args.jobs, args.chunk, args.limit, args.fresh)
-    names, _ = resolve_models("*")
     per_format: dict[str, list[float]] = defaultdict(list)
     missing, builds, slowest = [], 0, []
-    for name in names:
-        # a deploy build holds the int8 forms too (build_variant): they are its onnx_int8, openvino_int8 and
-        # tflite_int8 rows
-        variants = ("deploy",) if name.startswith("g") and "_x" in name else ("train", "deploy")
-        for variant in variants:
-            spec = CellSpec(name, variant, "ort")
-            try:
-                key = build_key(name, variant, input_shape(spec), spec.seed)
-            except KeyError:
-                continue
-            manifest = read_json(cache_root() / key / "build.json")
-            if not manifest:
-                missing.append(f"{name} [{variant}]")
-                continue
-            builds += 1
-            total = 0.0
-            for fmt, entry in (manifest.get("artifacts") or {}).items():
-                if isinstance(entry.get("export_s"), (int, float)):
-                    per_format[fmt].append(entry["export_s"])
-                    total += entry["export_s"]
-            slowest.append((total, f"{name} [{variant}]"))
+    for spec in reference_builds()[1]:
+        name = f"{spec.model} [{build_variant(spec.variant)}]"  # a deploy build holds the int8 forms too
+        manifest = read_json(cache_root() / build_key(spec.model, spec.variant, input_shape(spec), spec.seed)
+                             / "build.json")
+        if not manifest:
+            missing.append(name)
+            continue
+        builds += 1
+        total = 0.0
+        for fmt, entry in (manifest.get("artifacts") or {}).items():
+            if isinstance(entry.get("export_s"), (int, float)):
+                per_format[fmt].append(entry["export_s"])
+                total += entry["export_s"]
+        slowest.append((total, name))
     grand = sum(sum(v) for v in per_format.values())
     print(f"{builds} builds of the reference found in {cache_root()}; {len(missing)} not built"
           + (f" ({', '.join(missing[:5])}{' …' if len(missing) > 5 else ''})" if missing else ""))

@@ -18,20 +18,18 @@ import math
 import sys
 
 from benchbench.analysis.claim import analyze
-from benchbench.results.load import load_run
+from benchbench.results.load import load_run, model_kind
 
 
 def first_sessions(run, keep: int, share: float = 1.0, zoo_only: bool = False):
     """A copy of ``run`` whose cells hold only the blocks (and samples) of sessions 1..``keep``, and of each
     session only its first ``share`` of lockstep rounds (as if its time cap had been that much shorter; with
     ``zoo_only``, for the zoo's cells only, the guideline nets keeping every round)."""
-    from benchbench.models import model_info
-
     out = copy.deepcopy(run)
     for cell in out.cells:
         if not cell.blocks:
             continue
-        cut = share if not zoo_only or model_info(cell.spec.model).kind == "zoo" else 1.0
+        cut = share if not zoo_only or model_kind(cell.model) == "zoo" else 1.0
         rounds: dict[int, int] = {}
         for b in cell.blocks:
             rounds[b.get("session", 1)] = max(rounds.get(b.get("session", 1), 0), b["round"] + 1)
@@ -68,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'backend':<10} {'sessions':>8} {'verdict':<14} {'CR2 95% interval':<18} {'width':>8} {'vs all':>7} "
           f"{'noise share':>11}")
     for keep in range(1, most + 1):
-        result = full if keep == most and args.share == 1 else analyze([first_sessions(run, keep, args.share, args.zoo_only)])
+        result = full if keep == most and args.share == 1 else \
+            analyze([first_sessions(run, keep, args.share, args.zoo_only)])
         for backend, a in sorted(result["per_backend"].items()):
             e, f = a["effect"], full["per_backend"][backend]["effect"]
             if not e or not f:

@@ -40,19 +40,30 @@ class Snapshot:
     steal_ns: int | None  # machine-wide (all CPUs) VM steal
 
 
-def _schedstat(skip: str | None = None) -> tuple[int | None, int | None]:
-    run = wait = 0
+def _task_files(name: str, skip: str | None = None) -> list[str] | None:
+    """``/proc/self/task/<tid>/<name>`` of each of this process's threads but ``skip``; None without ``/proc``."""
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:
-        return None, None
+        return None
+    out = []
     for tid in tasks:
         if tid == skip:
             continue
         try:
-            fields = Path(f"/proc/self/task/{tid}/schedstat").read_text(encoding="utf-8").split()
+            out.append(Path(f"/proc/self/task/{tid}/{name}").read_text(encoding="utf-8"))
         except OSError:  # a thread that ended between listdir and read
             continue
+    return out
+
+
+def _schedstat(skip: str | None = None) -> tuple[int | None, int | None]:
+    texts = _task_files("schedstat", skip)
+    if texts is None:
+        return None, None
+    run = wait = 0
+    for text in texts:
+        fields = text.split()
         run += int(fields[0])
         wait += int(fields[1])
     return run, wait
@@ -79,21 +90,10 @@ def others_running() -> int | None:
     """How many of this process's *other* threads are running or waiting for a CPU right now (state ``R`` in
     ``/proc/self/task/<tid>/stat``): a thread pool that spins is ``R``, one asleep on its futex is ``S``. An
     instant reading, where schedstat's CPU time moves only at scheduler ticks. None without ``/proc``."""
-    me = str(threading.get_native_id())
-    try:
-        tasks = os.listdir("/proc/self/task")
-    except OSError:
+    texts = _task_files("stat", skip=str(threading.get_native_id()))
+    if texts is None:
         return None
-    running = 0
-    for tid in tasks:
-        if tid == me:
-            continue
-        try:
-            stat = Path(f"/proc/self/task/{tid}/stat").read_text(encoding="utf-8")
-        except OSError:  # a thread that ended between listdir and read
-            continue
-        running += stat[stat.rindex(")") + 2] == "R"  # the state follows the parenthesised name
-    return running
+    return sum(text[text.rindex(")") + 2] == "R" for text in texts)  # the state follows the parenthesised name
 
 
 def snapshot() -> Snapshot:

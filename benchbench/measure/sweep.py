@@ -237,9 +237,10 @@ class Sweep:
         # A later round of a group whose cells are all measured keeps only its blocks (``CellResult.add_round``),
         # so its workers may start side by side and skip their closing checks (``measure_group``'s blocks_only).
         repeats = {g for g in todo if r > 1 and all(c.ok for c in self._group_cells(g))}
-        configs = {g: group_config(self.config, specs, self.allocation) for g, specs in items}
+        # the groups the allocation gives a sampling of their own (a shorter cap)
+        configs = {g: c for g, specs in items if (c := group_config(self.config, specs, self.allocation)) != self.config}
         pending = self.executor.measure(items, self.config, self.builds, profile=self.profile if r == 1 else None,
-                                        repeats=repeats, configs={g: c for g, c in configs.items() if c != self.config})
+                                        repeats=repeats, configs=configs)
         done = 0
         # Round 1 runs forward over every group: one finished earlier takes its place unmeasured, so the
         # cells stand in the order of a run that was never interrupted.
@@ -249,7 +250,7 @@ class Sweep:
                 continue
             unit = next(pending)
             done += 1
-            if unit.index in configs and configs[unit.index] != self.config:  # its own cap: on its record
+            if unit.index in configs:  # its own cap: on its record
                 unit.record["max_s"] = configs[unit.index].max_s
             self._file(unit, r)
             where = f"{done}/{len(todo)}" + (f", round {r}" if self._most() > 1 else "")

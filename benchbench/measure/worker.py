@@ -160,12 +160,14 @@ def _settle(poll_s: float = 0.0005, max_s: float = 0.2) -> int:
     start = time.perf_counter_ns()
     deadline = start + max_s * 1e9
     quiet = 0
-    if others_running() is not None:
-        while quiet < 2 and time.perf_counter_ns() < deadline:
-            quiet = quiet + 1 if others_running() == 0 else 0
-            if quiet < 2:
-                time.sleep(poll_s)
-        return time.perf_counter_ns() - start
+    running = others_running()
+    if running is not None:
+        while True:
+            quiet = quiet + 1 if running == 0 else 0
+            if quiet == 2 or time.perf_counter_ns() >= deadline:
+                return time.perf_counter_ns() - start
+            time.sleep(poll_s)
+            running = others_running()
     while quiet < 2 and time.perf_counter_ns() < deadline:
         before = runnable_ns()
         time.sleep(0.005)
