@@ -1,7 +1,8 @@
 """A backend that runs nothing: it tests the harness without a runtime (tinygrad's NULL device).
 
 Options make it misbehave on purpose, so tests can prove a sweep survives: ``latency_ms`` (sleep per
-inference), ``fail`` = ``crash`` (hard exit in prepare), ``hang`` (sleep forever), ``raise`` (an
+inference; the environment's ``BENCHBENCH_NULL_SLOWDOWN`` multiplies it, so that two loopback cluster
+workers can play machines of different speeds), ``fail`` = ``crash`` (hard exit in prepare), ``hang`` (sleep forever), ``raise`` (an
 ordinary exception), ``unsupported`` (reject the model), ``crash_later`` (hard exit at the 40th
 inference: in the middle of the timed blocks, after warm-up).
 """
@@ -32,7 +33,8 @@ class NullRunner(Runner):
             raise RuntimeError("null runner asked to fail")
         if fail == "unsupported":
             raise UnsupportedModel("null runner rejects every model when asked to")
-        self.latency_s = float(self.options.get("latency_ms", 0.2)) / 1e3
+        slowdown = float(os.environ.get("BENCHBENCH_NULL_SLOWDOWN", "1"))
+        self.latency_s = float(self.options.get("latency_ms", 0.2)) / 1e3 * slowdown
         self.runs = 0
 
     def run(self):

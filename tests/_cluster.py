@@ -89,14 +89,14 @@ class Cluster:
                                           "--no-dashboard", *tls])
         return self.address
 
-    def worker(self, name: str, resources: str, nthreads: int = 1):
+    def worker(self, name: str, resources: str, nthreads: int = 1, env: dict | None = None):
         host = self.root / name
         host.mkdir(exist_ok=True)
         tls = self.certs.dask_flags("worker") if self.certs else []
         self._start(name, [*DASK, "worker", self.address, "--host", "127.0.0.1", "--nthreads", str(nthreads),
                            "--no-nanny", "--no-dashboard", "--resources", resources, "--name", name,
                            "--death-timeout", "60", *tls],
-                    env={"BENCHBENCH_CACHE": str(host / "cache"), "BENCHBENCH_LOCK": str(host / "lock")})
+                    env={"BENCHBENCH_CACHE": str(host / "cache"), "BENCHBENCH_LOCK": str(host / "lock"), **(env or {})})
 
     def client(self, workers: int):
         """A client once ``workers`` workers have joined (bounded wait)."""

@@ -28,6 +28,7 @@ from benchbench.results.load import load_run
 distributed = pytest.importorskip("distributed", reason="the cluster extra (distributed) is not installed")
 
 DATA = Path(__file__).parent / "data"
+TWO_CONV = f"{DATA / 'two_conv.py'}:two_conv"
 MODELS = f"{DATA / 'tiny.py'}:tiny,{DATA / 'two_conv.py'}:two_conv"  # 4 cells, each its own group
 FAST = ["--backend", "null", "--option", "latency_ms=1", "--quick", "--min-time", "0.3", "--max-time", "0.6",
         "--roofline", "off", "--lockstep", "off", "--threads", "1"]
@@ -207,3 +208,38 @@ def test_local_runs_never_import_dask(cache_dir, tmp_path):
     proc = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "BENCHBENCH_LOCK": str(tmp_path / "lock")})
     assert proc.stdout.strip().splitlines()[-1] == "0 []", proc.stdout[-500:] + proc.stderr[-1500:]
+
+
+def test_predict_fits_one_predictor_per_device_and_predicts_with_each(cluster, cache_dir, tmp_path, capsys):
+    address = cluster.scheduler()
+    cluster.worker("fast", "measure=1,device:fast=1")
+    cluster.worker("slow", "measure=1,device:slow=1", env={"BENCHBENCH_NULL_SLOWDOWN": "3"})  # 3x the sleep
+    cluster.client(2).close()
+    null = ["--backend", "null", "--threads", "1"]
+    rc = main(["predict", "--fit", "--quick", "--no-adapt", *null, "--sampling", "quick", "--scheduler", address,
+               "--device", "fast,slow", "--out", str(tmp_path / "fit")])
+    assert rc == 0, capsys.readouterr().err[-2000:]
+    (folder,) = (tmp_path / "fit").glob("*_predict_null")
+    docs = {d: json.loads(next(folder.glob(f"predictor_null@{d}-*.json")).read_text()) for d in ("fast", "slow")}
+    for device, doc in docs.items():
+        assert doc["device"] == doc["identity"]["device"] == device and doc["identity"]["host"]
+        assert doc["identity"]["packages"] and len(doc["points"]) >= 30
+    # each device's anchor is its own machine's: the slow worker sleeps three times as long
+    assert docs["slow"]["anchor_ms"] > 1.8 * docs["fast"]["anchor_ms"]
+    assert len(list((Path(cache_dir) / "predictors").glob("null-t1-device-*.json"))) == 2
+    assert "## null on device slow" in (folder / "predictor.md").read_text()
+    capsys.readouterr()
+
+    # predicting needs no cluster: each device's stored predictor
+    assert main(["predict", "--model", TWO_CONV, *null, "--device", "slow,fast", "--json"]) == 0
+    predicted = {p["device"]: p["ms"] for p in json.loads(capsys.readouterr().out)}
+    assert predicted["slow"] > 1.8 * predicted["fast"] > 0
+    assert main(["predict", "--model", TWO_CONV, *null, "--device", "gpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no predictor for null with 1 threads on device gpu" in err[0] and "--device gpu" in err[0]
+    assert main(["predict", "--model", TWO_CONV, *null, "--scheduler", address]) == 2  # measures nothing
+    assert "--scheduler measures on a cluster" in capsys.readouterr().err
+    # a device's predictor is not taken for this machine's
+    assert main(["predict", "--model", TWO_CONV, *null, "--predictor", str(next(folder.glob("predictor_null@slow-*"))),
+                 "--json"]) == 2
+    assert "the predictor of null @ slow, not of null" in capsys.readouterr().err

@@ -8,12 +8,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from _sweeping import groups_in, wait_for
 
 from benchbench.cli.cells import predict_cells
 from benchbench.cli.parser import build_parser
 from benchbench.core.labpoints import ANCHOR_NAME
 from benchbench.measure.sweep import comparison_groups
 from benchbench.processes.manager import module_command
+from benchbench.results.journal import read_journal
 
 TWO_CONV = str(Path(__file__).parent / "data" / "two_conv.py") + ":two_conv"
 
@@ -82,3 +84,35 @@ def test_fit_stores_a_predictor_that_predicts_and_checks_models(cache_dir, tmp_p
     stored[0].write_text(stored[0].read_text().replace('"anchor_ms": ', '"anchor_ms": 1'))
     r = _run(cache_dir, "predict", "--model", TWO_CONV, "--backend", "null")
     assert r.returncode == 2 and "checksum" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_killed_fit_resumes_its_sweep_and_stores_the_predictor(cache_dir, tmp_path):
+    # the quick sweep on the null backend: 12 anchored groups in one sweep folder; killed after 3 are journaled
+    env = {**os.environ, "BENCHBENCH_CACHE": str(cache_dir)}
+    fit = ["predict", "--fit", "--quick", "--no-adapt", "--backend", "null", "--sampling", "quick"]
+    proc = subprocess.Popen(module_command("benchbench", *fit, "--out", str(tmp_path)), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    wait_for(lambda: sum(groups_in(f) for f in tmp_path.iterdir()) >= 3, proc)  # groups in the sweep folder
+    proc.kill()
+    proc.wait(30)
+    (folder,) = tmp_path.glob("*_predict_null")
+    (sweep,) = [p for p in folder.iterdir() if p.is_dir()]
+    kept = read_journal(sweep / "cells.jsonl")
+    if len(kept.cells) == 59 or (folder / "predictor_null.json").exists():
+        pytest.fail("the fit finished before the kill: nothing left to resume")
+
+    r = _run(cache_dir, "predict", "--resume", str(folder), "--backend", "tflite")
+    assert r.returncode == 2 and "--backend tflite conflicts with the run's (null)" in r.stderr
+    r = _run(cache_dir, "predict", "--resume", str(tmp_path))  # a folder with no sweep in it
+    assert r.returncode == 2 and "holds no sweep of benchbench predict" in r.stderr and "Traceback" not in r.stderr
+
+    r = _run(cache_dir, "predict", "--resume", str(folder))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resuming" in r.stderr and sorted(p for p in folder.iterdir() if p.is_dir())[0] == sweep
+    doc = json.loads((sweep / "results.json").read_text())
+    assert len(doc["cells"]) == 59 and all(c["status"] == "ok" for c in doc["cells"])
+    for cell in kept.cells:  # the cells measured before the kill are kept, not measured again
+        (same,) = [c for c in doc["cells"] if c["spec"] == cell.spec.to_dict()]
+        assert same["samples_ns"] == cell.samples_ns
+    predictor = json.loads((folder / "predictor_null.json").read_text())
+    assert len(predictor["points"]) >= 30 and list((Path(cache_dir) / "predictors").glob("null-t*.json"))

@@ -129,7 +129,8 @@ def predictor_markdown(docs: list[Mapping]) -> str:
              "*extra* is what the fused chain still adds to the head's time.", ""]
     for d in docs:
         cv = d["cv"]
-        lines += [f"## {d['backend']} ({d.get('runtime') or 'runtime unknown'})", "",
+        where = f" on device {d['device']}" if d.get("device") is not None else ""
+        lines += [f"## {d['backend']}{where} ({d.get('runtime') or 'runtime unknown'})", "",
                   f"{len(d['points'])} kernel nets; anchor {d['anchor_ms']:.3g} ms; one-kernel net's fixed cost "
                   f"{d['base']['a']:.3g} x anchor + {d['base']['b'] * 1e6:.3g} x anchor per million I/O elements; "
                   f"dispatch per kernel in a model {d['base'].get('dispatch', 0.0):.3g} x anchor "

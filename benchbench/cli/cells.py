@@ -43,11 +43,19 @@ def process_sd_for(threads: int | None) -> float | None:
 
 
 def cells_from(args):
-    """The cells asked for (zoo models and model files, on every backend and device) and the model names."""
-    if args.command == "lab":
-        return lab_cells(args)
-    if args.command == "predict":
-        return predict_cells(args)
+    """The cells asked for (zoo models and model files, or the lab's or predict's designed nets, on every backend
+    and device) and the model names."""
+    maker = {"lab": lab_cells, "predict": predict_cells}.get(args.command, _run_cells)
+    cells, names = maker(args)
+    if devices := getattr(args, "device", None):  # one copy of every cell per cluster target
+        from benchbench.core.spec import CellSpec
+
+        cells = [CellSpec(**{**c.__dict__, "device": d}) for d in dict.fromkeys(devices.split(",")) for c in cells]
+    return cells, names
+
+
+def _run_cells(args):
+    """``run``'s cells: zoo models and model files on every backend (``cells_from`` adds the devices)."""
     from benchbench.build.files import file_cells, is_artifact
     from benchbench.core.spec import CellSpec, physical_cores
     from benchbench.models import VARIANTS, model_info, resolve_models
@@ -92,8 +100,6 @@ def cells_from(args):
                                             quantize=quantize, calibration_data=calibration)
         cells += file_specs
         names += file_names
-    if devices := getattr(args, "device", None):  # one copy of every cell per cluster target
-        cells = [CellSpec(**{**c.__dict__, "device": d}) for d in dict.fromkeys(devices.split(",")) for c in cells]
     return cells, names
 
 
@@ -150,7 +156,7 @@ def anchored_blocks(args, names: list[str], variants: tuple[str, ...], per_block
     from benchbench.runners import resolve_backends
 
     backends = resolve_backends(args.backend)
-    _available(backends, cluster=False)
+    _available(backends, cluster=bool(getattr(args, "scheduler", None)))
     threads = args.threads or physical_cores()
     n_blocks = max(1, -(-len(names) // per_block))
     blocks = [names[b::n_blocks] for b in range(n_blocks)]

@@ -132,6 +132,31 @@ def add_measure_args(p: argparse.ArgumentParser, resumable: bool = False) -> Non
                    help="exit 0 even if a cell's outputs disagree with PyTorch eager (they are still flagged)")
 
 
+def add_cluster_flags(p: argparse.ArgumentParser, device_help: str) -> None:
+    """``--scheduler``, how this machine reaches it (TLS files, ``--insecure``, ``--connect-timeout``) and
+    ``--device`` (whose help, ``device_help``, says what picking devices does for the command)."""
+    p.add_argument("--scheduler", metavar="tls://HOST:PORT", default=None,
+                   help="measure on the Dask cluster of this scheduler: one group at a time on each worker with "
+                        "the resource measure=1 (pip install 'benchbench[cluster]'; see the README's Many machines). "
+                        "tls:// needs --tls-ca-file, --tls-cert and --tls-key; plain tcp:// is for loopback only, "
+                        "unless --insecure")
+    p.add_argument("--tls-ca-file", metavar="FILE", default=None,
+                   help="with a tls:// --scheduler: the cluster's CA certificate (PEM), which signed the scheduler's "
+                        "and the workers' certificates")
+    p.add_argument("--tls-cert", metavar="FILE", default=None,
+                   help="with a tls:// --scheduler: this machine's certificate (PEM), signed by that CA")
+    p.add_argument("--tls-key", metavar="FILE", default=None,
+                   help="with a tls:// --scheduler: this machine's private key (PEM, without a passphrase)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow --scheduler tcp:// to a host other than loopback: unencrypted and unauthenticated, so "
+                        "whoever can reach the scheduler can run code on every measuring worker")
+    p.add_argument("--connect-timeout", type=_SECONDS, default=10.0, metavar="SECONDS",
+                   help="with --scheduler: the longest each step of connecting (TCP, TLS, Dask's handshake, the "
+                        "client's registration) may take")
+    p.add_argument("--device", type=name_list, default=None, metavar="NAME[,NAME]",
+                   help=device_help)
+
+
 def _backend_options_text() -> str:
     """The --option keys each backend takes, from the runner classes (their modules import no runtime)."""
     from benchbench.runners import get_runner, list_runners
@@ -184,27 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="finish an interrupted run in its folder DIR: measure only the comparison groups not "
                         "finished there, with the run's own command line (give no other option)")
     p.add_argument("--no-wait", action="store_true", help=WAIT_HELP)
-    p.add_argument("--scheduler", metavar="tls://HOST:PORT", default=None,
-                   help="measure on the Dask cluster of this scheduler: one group at a time on each worker with "
-                        "the resource measure=1 (pip install 'benchbench[cluster]'; see the README's Many machines). "
-                        "tls:// needs --tls-ca-file, --tls-cert and --tls-key; plain tcp:// is for loopback only, "
-                        "unless --insecure")
-    p.add_argument("--tls-ca-file", metavar="FILE", default=None,
-                   help="with a tls:// --scheduler: the cluster's CA certificate (PEM), which signed the scheduler's "
-                        "and the workers' certificates")
-    p.add_argument("--tls-cert", metavar="FILE", default=None,
-                   help="with a tls:// --scheduler: this machine's certificate (PEM), signed by that CA")
-    p.add_argument("--tls-key", metavar="FILE", default=None,
-                   help="with a tls:// --scheduler: this machine's private key (PEM, without a passphrase)")
-    p.add_argument("--insecure", action="store_true",
-                   help="allow --scheduler tcp:// to a host other than loopback: unencrypted and unauthenticated, so "
-                        "whoever can reach the scheduler can run code on every measuring worker")
-    p.add_argument("--connect-timeout", type=_SECONDS, default=10.0, metavar="SECONDS",
-                   help="with --scheduler: the longest each step of connecting (TCP, TLS, Dask's handshake, the "
-                        "client's registration) may take")
-    p.add_argument("--device", type=name_list, default=None, metavar="NAME[,NAME]",
-                   help="with --scheduler: measure every cell on the workers with the resource device:NAME=1, once "
-                        "per NAME (compare --pivot device compares them)")
+    add_cluster_flags(p, "with --scheduler: measure every cell on the workers with the resource device:NAME=1, "
+                         "once per NAME (compare --pivot device compares them)")
     p.add_argument("--roofline", choices=["auto", "cached", "fresh", "off"], default="auto",
                    help="place cells on this machine's roofline (peak GFLOP/s, bandwidth): auto uses a calibration "
                         "under 24 h old if one is cached and never measures one; cached reuses one or calibrates "
@@ -411,8 +417,14 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
     add_spec_flags(p, only=("threads", "seed"))
     _add_block_sampling(p, rounds=1)
     p.add_argument("--out", default=DEFAULT_OUT, type=new_folder_base, help=OUT_HELP)
+    p.add_argument("--resume", metavar="DIR", default=None,
+                   help="finish an interrupted predict --fit or --evaluate in its folder DIR: its sweeps measure "
+                        "only the groups not finished there, then it fits or checks (give no other option)")
     p.add_argument("--no-wait", action="store_true", help=WAIT_HELP)
     p.add_argument("--html", action="store_true", help=HTML_HELP + ": each sweep's report.html")
+    add_cluster_flags(p, "with --fit or --evaluate and --scheduler: measure on the workers with the resource "
+                         "device:NAME=1, one predictor per NAME; without them: predict with each NAME's stored "
+                         "predictor")
     p.set_defaults(handler="predict", vs=None, input_shape=[], input_data=None, batch=1, input_size=None,
                    options=[], lockstep="auto", roofline="off", profile=False, allow_parity_fail=True,
                    sweep_names=())

@@ -11,12 +11,15 @@ sweep that trains the predictor, ``--evaluate`` checks it against the zoo measur
 * ``predict --evaluate --backend B``: the zoo (or ``--model``) measured in anchored blocks (or read from
   ``--results``), each cell predicted; the share within ±10%, anchor-relative and absolute, beside a FLOPs-only
   fit of the same sweep, in ``predictor_eval.json`` and ``.md``.
+
+With ``--scheduler`` and ``--device``, ``--fit`` and ``--evaluate`` measure on a Dask cluster's devices, and each
+device gets its own predictor (its anchor, fusion rules and kernel costs are that machine's), stored under the
+device's name; ``predict --device NAME`` then predicts with it, without the cluster.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -26,63 +29,27 @@ from pathlib import Path
 from benchbench.core.atomic import write_atomic
 
 from .errors import UsageError, one_line
+from .predictors import (
+    device_identity,
+    load_predictor,
+    predictor_file_name,
+    predictor_identity,
+    predictor_path,
+    target_label,
+)
+from .resume import resumed_predict, sweep_folders
 from .run import measure, run_dir
 
-__all__ = ["cmd_predict", "SWEEP", "SWEEP_QUICK", "predictor_path", "load_predictor", "model_kernels"]
+__all__ = ["cmd_predict", "SWEEP", "SWEEP_QUICK", "model_kernels"]
 
 # Points per kernel class in the first round of the sweep (the adaptive round adds up to half as many again).
 SWEEP = {"conv": 30, "dwconv": 14, "gconv": 12, "gemm": 12, "eltwise": 33, "pool": 9, "move": 12}
 SWEEP_QUICK = {"conv": 4, "dwconv": 2, "gconv": 2, "gemm": 2, "eltwise": 3, "pool": 2, "move": 2}
 ADAPT_BELOW = 0.9  # a class whose cross-validated share within ±10% is under this gets more points
-PREDICTOR_VERSION = 2
 
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-# -- the store ---------------------------------------------------------------------------------------------
-
-def predictor_identity(backend: str, threads: int) -> dict:
-    """What a predictor is valid for: this machine (host, CPU), the backend's runner and package versions, the
-    threads, and the predictor's own version."""
-    from benchbench.measure.calibration import runtime_identity
-
-    return {**runtime_identity(backend, threads), "version": PREDICTOR_VERSION}
-
-
-def predictor_path(backend: str, threads: int) -> Path:
-    from benchbench.build.cache import cache_root
-
-    ident = predictor_identity(backend, threads)
-    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-    return cache_root() / "predictors" / f"{backend}-t{threads}-{digest}.json"
-
-
-def load_predictor(backend: str, threads: int, path: str | None = None):
-    """The stored predictor (``path``, else the cache's for this machine), as ``analysis.predictor.Predictor``.
-    A missing one is a one-line usage error that says how to fit it."""
-    from benchbench.analysis.predictor import Predictor
-    from benchbench.build.cache import read_json, sealed
-
-    if path:  # the user's file, read with the result files' checks (never a FIFO, never unbounded)
-        from .claim import read_json_file
-
-        where, doc = read_json_file(path, f"predictor_{backend}.json", "--predictor", "predictor file")
-        if not isinstance(doc, dict):
-            raise UsageError(f"--predictor {path}: no predictor for {backend} there")
-    else:  # the cache's own: a file that cannot be read counts as absent
-        where = predictor_path(backend, threads)
-        doc = read_json(where)
-    if doc is None:
-        raise UsageError(f"no predictor for {backend} with {threads} threads on this machine and these versions: "
-                         f"run benchbench predict --fit --backend {backend} (about 10 minutes per backend)")
-    if not sealed(doc):
-        raise UsageError(f"{where}: the predictor's checksum does not match (a damaged file); fit it again")
-    try:
-        return Predictor(doc)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise UsageError(f"{where}: not a usable predictor ({exc})") from None
 
 
 # -- a model's kernels ---------------------------------------------------------------------------------------
@@ -187,15 +154,17 @@ def _predict(args) -> int:
     names = (resolve_models(",".join(p for p in parts if p not in files))[0] if len(files) < len(parts) else []) + files
     rows, details = [], []
     variants = ("train", "deploy") if args.variant == "both" else (args.variant,)
-    for backend in backends:
-        predictor = load_predictor(backend, threads, args.predictor)
+    devices = _devices(args)
+    predictors = {(b, d): load_predictor(b, threads, args.predictor, d) for b in backends for d in devices}
+    for (backend, device), predictor in predictors.items():
         for name in names:
             for variant in variants if not _is_onnx_file(name) else ("deploy",):
                 kernels, io = model_kernels(name, variant, backend, predictor.rules, PROFILES["default"], args.seed)
                 p = predictor.predict(kernels, io)
-                rows.append([name, variant, backend, f"{p['ms']:.3g}", f"[{p['ms_low']:.3g}, {p['ms_high']:.3g}]",
-                             f"{p['t_rel']:.3g}", len(kernels)])
-                details.append({"model": name, "variant": variant, "backend": backend, **p})
+                rows.append([name, variant, target_label(backend, device), f"{p['ms']:.3g}",
+                             f"[{p['ms_low']:.3g}, {p['ms_high']:.3g}]", f"{p['t_rel']:.3g}", len(kernels)])
+                details.append({"model": name, "variant": variant, "backend": backend,
+                                **({"device": device} if device is not None else {}), **p})
     if args.json:
         print(json.dumps(details, indent=1))
         return 0
@@ -204,7 +173,8 @@ def _predict(args) -> int:
     for d in details:
         top = sorted(d["kernels"], key=lambda k: -k["t_rel"])[:args.top]
         total = d["t_rel"] or 1.0
-        print(f"\n{d['model']} ({d['variant']}) on {d['backend']}: fixed cost {d['fixed_rel'] / total:.0%}; "
+        print(f"\n{d['model']} ({d['variant']}) on {target_label(d['backend'], d.get('device'))}: fixed cost "
+              f"{d['fixed_rel'] / total:.0%}; "
               f"the {len(top)} costliest of {len(d['kernels'])} kernels:")
         print(tabulate([[k["op"], k["kind"], f"{k['t_rel'] / total:.1%}", f"{k['t_rel'] * d['ms'] / total:.3g}",
                          ", ".join(k["nodes"])] for k in top], ["kernel", "class", "share", "ms", "ONNX nodes"],
@@ -213,21 +183,45 @@ def _predict(args) -> int:
     return 0
 
 
+def _devices(args, runs=()) -> list:
+    """The cluster devices named (``--device``), else those ``runs`` were measured on, else ``[None]``: this
+    machine."""
+    if getattr(args, "device", None):
+        return list(dict.fromkeys(args.device.split(",")))
+    found = {c.spec.device for r in runs for c in r.cells}
+    return sorted(found, key=lambda d: (d is not None, d or "")) or [None]
+
+
+def _folder(args, slug: str) -> tuple[Path, list[Path]]:
+    """The command's folder, and the sweeps an interrupted run of it left there to finish (``--resume``: the
+    folder given; otherwise a new one, and none)."""
+    if not getattr(args, "resume", None):
+        return run_dir(Path(args.out), slug), []
+    return Path(args.resume), sweep_folders(Path(args.resume))
+
+
 # -- fit ---------------------------------------------------------------------------------------------------
 
-def _sub_args(args, names: list[str], out: Path, evaluate: bool = False):
-    """The namespace ``measure`` takes for one sweep of ``names`` (kernel nets, or zoo models to check)."""
+def _sub_args(args, names: list[str], out: Path, evaluate: bool = False, resume: Path | None = None):
+    """The namespace ``measure`` takes for one sweep of ``names`` (kernel nets, or zoo models to check), in a
+    new folder under ``out`` or, to finish it, in the sweep folder ``resume``."""
     ns = argparse.Namespace(**vars(args))
     ns.sweep_names, ns.evaluate, ns.out = list(names), evaluate, str(out)
+    ns.resume = str(resume) if resume is not None else None
     ns.model = ",".join(names[:3]) + ("..." if len(names) > 3 else "")
     ns.argv = [*getattr(args, "argv", sys.argv[1:])]
     return ns
 
 
-def _measured(runs, keep) -> dict:
+def _measured(runs, keep, device: str | None = None) -> dict:
+    """The anchored cells ``keep`` selects among those measured on ``device`` (None: this machine). Each
+    device's cells are read apart: their anchor's typical latency, by which a disturbed round is told, is that
+    machine's own."""
     from benchbench.analysis.anchored import anchored_cells
 
-    return anchored_cells([r.to_dict() for r in runs], keep)
+    docs = [r.to_dict() for r in runs]
+    return anchored_cells([{**d, "cells": [c for c in d.get("cells", []) if c["spec"].get("device") == device]}
+                           for d in docs], keep)
 
 
 def _is_kernel(cell) -> bool:
@@ -240,24 +234,29 @@ def _is_zoo(cell) -> bool:
     return model_kind(cell.get("model") or {}) not in DESIGNED_KINDS
 
 
-def _measure_anchored(args, names: list[str], folder: Path, keep, evaluate: bool = False):
+def _measure_anchored(args, names: list[str], folder: Path, keep, evaluate: bool = False, earlier=None):
     """(exit code, runs): ``names`` measured in anchored blocks; then, once, the cells every round of which ran
     while their group's anchor read disturbed (``analysis.anchored.DISTURBED``), on the backends that had any.
-    A cell's quiet rounds count, from both measurements (``anchored_cells``)."""
+    A cell's quiet rounds count, from both measurements (``anchored_cells``). ``earlier``: the sweep folders of
+    an interrupted command, in order (``--resume``); each sweep finishes the next of them, if any, instead of
+    starting a folder of its own."""
     from benchbench.analysis.anchored import DISTURBED
 
-    code, run = measure(_sub_args(args, names, folder, evaluate))
+    earlier = earlier if earlier is not None else []
+    code, run = measure(_sub_args(args, names, folder, evaluate, earlier.pop(0) if earlier else None))
     runs = [run]
     if code >= 128:
         return code, runs
-    again = {backend: sorted({name for (name, _), rec in cells.items() if rec["disturbed"]})
-             for backend, cells in _measured(runs, keep).items()}
+    again: dict[str, set] = {}
+    for device in _devices(args):
+        for backend, cells in _measured(runs, keep, device).items():
+            again.setdefault(backend, set()).update(name for (name, _), rec in cells.items() if rec["disturbed"])
     again = {b: n for b, n in again.items() if n}
     if again:
         names = sorted({n for ns in again.values() for n in ns})
         _stderr(f"benchbench: {len(names)} nets on {', '.join(again)} ran while their anchor read more than "
                 f"{DISTURBED:.0%} slower than the sweep's median (disturbed): measuring them again, once")
-        sub = _sub_args(args, names, folder, evaluate)
+        sub = _sub_args(args, names, folder, evaluate, earlier.pop(0) if earlier else None)
         sub.backend = ",".join(again)
         retake, run = measure(sub)
         runs.append(run)
@@ -282,66 +281,74 @@ def _fit(args) -> int:
     backends = resolve_backends(args.backend)
     threads = args.threads or physical_cores()
     counts = SWEEP_QUICK if args.quick else SWEEP
-    folder = run_dir(Path(args.out), f"predict_{'+'.join(backends)}")
+    folder, earlier = _folder(args, f"predict_{'+'.join(backends)}")
     if args.results:  # refit from sweeps measured before: nothing is measured
         from benchbench.results.load import load_run
 
         runs, code = [load_run(p) for p in args.results], 0
-        docs = _fit_all(runs, backends, threads, start)
+        devices = _devices(args, runs)
+        docs = _fit_all(runs, backends, threads, start, devices)
         extra = []
     else:
         probes = probe_points() + fusion_points() + dispatch_points() + ([] if args.quick else
                                                                           chain_points() + io_points())
         first = list(dict.fromkeys(p.name for p in probes + sample_points(counts, args.seed)))
-        code, runs = _measure_anchored(args, first, folder, _is_kernel)
+        code, runs = _measure_anchored(args, first, folder, _is_kernel, earlier=earlier)
         if code >= 128:
             return code
-        docs = _fit_all(runs, backends, threads, start)
+        devices = _devices(args)
+        docs = _fit_all(runs, backends, threads, start, devices)
         extra = _adaptive_points(docs, counts, args.seed + 1, exclude=set(first))
     if extra and not args.no_adapt:
         _stderr(f"benchbench: adaptive round: {len(extra)} more kernel nets where cross-validated error is high")
-        code, more = _measure_anchored(args, extra, folder, _is_kernel)
+        code, more = _measure_anchored(args, extra, folder, _is_kernel, earlier=earlier)
         runs += more
         if code >= 128:
             return code
-        docs = _fit_all(runs, backends, threads, start)
+        docs = _fit_all(runs, backends, threads, start, devices)
     if not docs:
         _stderr("benchbench: error: no backend has enough kernel nets measured ok to fit a predictor")
         return 1
     from benchbench.analysis.predictor_report import predictor_markdown
 
-    for backend, doc in docs.items():
+    for (backend, device), doc in docs.items():
         seal(doc)
-        write_json(predictor_path(backend, threads), doc)
-        write_json(folder / f"predictor_{backend}.json", doc)
+        write_json(predictor_path(backend, threads, device), doc)
+        write_json(folder / predictor_file_name(backend, device), doc)
     write_atomic(folder / "predictor.md", predictor_markdown(list(docs.values())))
-    for backend, doc in docs.items():
+    for (backend, device), doc in docs.items():
         cv = doc["cv"]
         worst = sorted(cv.items(), key=lambda kv: kv[1]["within_10pct"])[:2]
-        _stderr(f"{backend}: {len(doc['points'])} kernel nets; fused chains: "
+        _stderr(f"{target_label(backend, device)}: {len(doc['points'])} kernel nets; fused chains: "
                 f"{', '.join(k for k, r in doc['rules'].items() if r['fused']) or 'none'}; cross-validated within "
                 f"±10%: " + ", ".join(f"{k} {v['within_10pct']:.0%}" for k, v in worst) + " (the two lowest)")
     print(f"\nwrote {folder / 'predictor.md'}\n      " + "\n      ".join(
-        str(predictor_path(b, threads)) for b in docs))
+        str(predictor_path(b, threads, d)) for b, d in docs))
     return code
 
 
-def _fit_all(runs, backends, threads, start) -> dict:
+def _fit_all(runs, backends, threads, start, devices) -> dict:
+    """(backend, device) → the predictor document fitted on that device's kernel nets (device None: this
+    machine's); a backend and device without enough nets measured ok is said on stderr and left out."""
     from benchbench.analysis.predictor import fit_document
 
-    measured = _measured(runs, _is_kernel)
     docs = {}
-    for backend in backends:
-        cells = {name: rec for (name, _), rec in measured.get(backend, {}).items()}
-        runtime = next((c.backend.get("runtime") for r in runs for c in r.cells
-                        if c.spec.backend == backend and c.ok and c.backend), None)
-        meta = {"identity": predictor_identity(backend, threads), "runtime": runtime,
-                "runs": [str(r.path) for r in runs], "fit_s": round(time.monotonic() - start, 1),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        try:
-            docs[backend] = fit_document(cells, backend, meta)
-        except ValueError as exc:
-            _stderr(f"benchbench: {one_line(str(exc))}")
+    for device in devices:
+        measured = _measured(runs, _is_kernel, device)
+        for backend in backends:
+            cells = {name: rec for (name, _), rec in measured.get(backend, {}).items()}
+            runtime = next((c.backend.get("runtime") for r in runs for c in r.cells
+                            if c.spec.backend == backend and c.spec.device == device and c.ok and c.backend), None)
+            identity = (predictor_identity(backend, threads) if device is None
+                        else device_identity(runs, backend, threads, device))
+            meta = {"identity": identity, **({"device": device} if device is not None else {}), "runtime": runtime,
+                    "runs": [str(r.path) for r in runs], "fit_s": round(time.monotonic() - start, 1),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            try:
+                docs[(backend, device)] = fit_document(cells, backend, meta)
+            except ValueError as exc:
+                where = "" if device is None else f" (device {device})"
+                _stderr(f"benchbench: {one_line(str(exc))}{where}")
     return docs
 
 
@@ -370,32 +377,35 @@ def _evaluate(args) -> int:
 
     backends = resolve_backends(args.backend)
     threads = args.threads or physical_cores()
-    predictors = {b: load_predictor(b, threads, args.predictor) for b in backends}  # before measuring anything
-    folder = run_dir(Path(args.out), f"predict_eval_{'+'.join(backends)}")
+    runs = [load_run(p) for p in args.results] if args.results else []
+    devices = _devices(args, runs)
+    predictors = {(b, d): load_predictor(b, threads, args.predictor, d)  # before measuring anything
+                  for b in backends for d in devices}
+    folder, earlier = _folder(args, f"predict_eval_{'+'.join(backends)}")
     if args.results:
-        runs, code = [load_run(p) for p in args.results], 0
+        code = 0
     else:
         names = resolve_models(args.model)[0] if args.model else list_models("*", kind="zoo")
-        code, runs = _measure_anchored(args, names, folder, _is_zoo, evaluate=True)
+        code, runs = _measure_anchored(args, names, folder, _is_zoo, evaluate=True, earlier=earlier)
         if code >= 128:
             return code
-    measured = _measured(runs, _is_zoo)
     rows = {}
-    for backend, predictor in predictors.items():
-        rows[backend] = []
-        for (name, variant), rec in sorted(measured.get(backend, {}).items()):
+    for (backend, device), predictor in predictors.items():
+        label = target_label(backend, device)
+        rows[label] = []
+        for (name, variant), rec in sorted(_measured(runs, _is_zoo, device).get(backend, {}).items()):
             try:
                 kernels, io = model_kernels(name, variant, backend, predictor.rules, PROFILES["default"], args.seed)
             except UsageError as exc:
                 _stderr(f"benchbench: {name} ({variant}) not predicted: {exc}")
                 continue
             p = predictor.predict(kernels, io)
-            rows[backend].append({"model": name, "variant": variant, "family": rec["model"].get("family"),
+            rows[label].append({"model": name, "variant": variant, "family": rec["model"].get("family"),
                                   "flops": rec["model"].get("flops"), "measured_rel": rec["t_rel"],
                                   "measured_ms": rec["t_ms"], "anchor_ms": rec["anchor_ms"], **{
                                       k: p[k] for k in ("t_rel", "t_rel_low", "t_rel_high", "ms")},
                                   "by_kind": _by_kind(p["kernels"])})
-    doc = evaluation(rows, {b: p.doc for b, p in predictors.items()})
+    doc = evaluation(rows, {target_label(b, d): p.doc for (b, d), p in predictors.items()})
     doc["runs"] = [str(r.path) for r in runs]
     write_atomic(folder / "predictor_eval.json", strictjson.dumps(doc, indent=1, default=str))
     write_atomic(folder / "predictor_eval.md", evaluation_markdown(doc))
@@ -426,8 +436,19 @@ def cmd_predict(args) -> int:
         if importlib.util.find_spec(module) is None:
             raise UsageError(f"benchbench predict needs {package}: pip install -c constraints.txt "
                              "'benchbench[predict]'")
+    if args.resume:
+        args = resumed_predict(args)
     if args.fit and args.evaluate:
         raise UsageError("--fit and --evaluate are two steps: fit first, then evaluate")
+    if args.scheduler and not (args.fit or args.evaluate):
+        raise UsageError("--scheduler measures on a cluster: it goes with --fit or --evaluate (predicting measures "
+                         "nothing; --device alone picks a device's stored predictor)")
+    if args.scheduler and not args.device:
+        raise UsageError("a predictor is one machine's: with --scheduler, name the devices to measure on with "
+                         "--device NAME[,NAME] (one predictor each)")
+    if args.device and (args.fit or args.evaluate) and not (args.scheduler or args.results):
+        raise UsageError("--device with --fit or --evaluate measures on a cluster's devices: it needs --scheduler "
+                         "tls://HOST:PORT (or --results of a cluster sweep)")
     if args.fit:
         return _fit(args)
     if args.evaluate:

@@ -10,7 +10,8 @@ from .cells import cells_from
 from .errors import UsageError
 from .parser import flag_for_dest
 
-__all__ = ["ACCESS_FLAGS", "resumed_args", "plugin_hashes"]
+__all__ = ["ACCESS_FLAGS", "resumed_args", "resumed_sweep", "resumed_predict", "sweep_folders", "stored_command",
+           "plugin_hashes"]
 
 # --scheduler's companions: how this machine reaches the scheduler (taken from the command line on --resume).
 ACCESS_FLAGS = {"tls_ca_file": "--tls-ca-file", "tls_cert": "--tls-cert", "tls_key": "--tls-key",
@@ -28,13 +29,23 @@ def resumed_args(args):
     command line laid over them), the cells they give, and the folder's run as read (and from which file)."""
     from benchbench.results.journal import load_results
 
-    from .parser import build_parser
-
     folder = Path(args.resume)
     prior, source = load_results(folder)
-    argv = prior.meta.get("argv") or []
-    if len(argv) < 2 or argv[1] not in ("run", "profile", "lab"):
-        raise UsageError(f"--resume: {folder} was not written by benchbench run, profile or lab "
+    stored = stored_command(args, folder, prior.meta, ("run", "profile", "lab"))
+    _check_plugins(folder, stored.model, args.model, prior.meta.get("plugins") or {})
+    cells, _ = cells_from(stored)  # imports the run's plugins: only now, once the user has vouched for them
+    return stored, cells, prior, source
+
+
+def stored_command(args, folder: Path, meta: dict, commands: tuple[str, ...]):
+    """The command line a run folder recorded (``meta["argv"]``), parsed, with the options --resume takes from
+    this command line laid over it. Any other option given must agree with the stored one (one-line error)."""
+    from .parser import build_parser
+
+    argv = meta.get("argv") or []
+    if len(argv) < 2 or argv[1] not in commands:
+        raise UsageError(f"--resume: {folder} was not written by benchbench {', '.join(commands[:-1])}"
+                         f"{' or ' if len(commands) > 1 else ''}{commands[-1]} "
                          f"(its command: {' '.join(map(str, argv[:2])) or 'not recorded'})")
     try:
         stored = build_parser().parse_args([str(a) for a in argv[1:]])
@@ -53,9 +64,52 @@ def resumed_args(args):
         setattr(stored, dest, getattr(args, dest, None))
     if args.out != defaults.out:
         raise UsageError("--resume writes into the run's own folder; leave out --out")
-    _check_plugins(folder, stored.model, args.model, prior.meta.get("plugins") or {})
-    cells, _ = cells_from(stored)  # imports the run's plugins: only now, once the user has vouched for them
-    return stored, cells, prior, source
+    return stored
+
+
+def resumed_sweep(args):
+    """A sweep of ``benchbench predict`` to finish in its folder ``args.resume``: its cells are those ``args``
+    give (the names predict computed again from its stored command line and its earlier sweeps), not those of
+    a command line. Returns what ``resumed_args`` returns."""
+    from benchbench.results.journal import load_results
+
+    prior, source = load_results(Path(args.resume))
+    cells, _ = cells_from(args)
+    return args, cells, prior, source
+
+
+def sweep_folders(folder: Path) -> list[Path]:
+    """The sweeps' run folders in a predict folder, in the order they were made (their names start with the
+    time they were made: ``run_dir``)."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()
+                  and ((p / "cells.jsonl").is_file() or (p / "results.json").is_file()))
+
+
+def resumed_predict(args):
+    """``predict --resume DIR``: the command line the interrupted --fit or --evaluate recorded in its first
+    sweep (the options --resume takes from this command line laid over it), to run again in DIR: the sweeps
+    it made are finished in order (their cells computed again from that command line and the sweeps before),
+    the rest measured anew."""
+    from benchbench.core.files import PathError, check_folder
+    from benchbench.results.journal import load_results
+
+    folder = Path(args.resume)
+    try:
+        check_folder(folder, "--resume folder")
+    except PathError as exc:
+        if exc.exit_code != 2:
+            raise
+        raise UsageError(str(exc)) from None
+    sweeps = sweep_folders(folder)
+    if not sweeps:
+        raise UsageError(f"--resume: {folder} holds no sweep of benchbench predict (interrupted before its first "
+                         "cell was measured?): start it again")
+    prior, _ = load_results(sweeps[0])
+    stored = stored_command(args, folder, prior.meta, ("predict",))
+    if not (stored.fit or stored.evaluate):
+        raise UsageError(f"--resume: {folder} was not written by benchbench predict --fit or --evaluate")
+    stored.resume, stored.argv = str(folder), prior.meta["argv"][1:]
+    return stored
 
 
 def plugin_hashes(model_arg: str) -> dict[str, str]:

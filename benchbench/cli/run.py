@@ -15,7 +15,7 @@ from benchbench import __version__
 
 from .cells import cells_from, config_from
 from .errors import Terminated, UsageError, one_line
-from .resume import ACCESS_FLAGS, plugin_hashes, resumed_args
+from .resume import ACCESS_FLAGS, plugin_hashes, resumed_args, resumed_sweep
 
 __all__ = ["cmd_run", "measure", "run_dir", "write_views", "wrote_text"]
 
@@ -75,7 +75,8 @@ class _Session:
         _check_recordable(_argv(args))
         self.finished = {}
         if getattr(args, "resume", None):
-            args, cells, prior, source = resumed_args(args)
+            # a predict sweep's cells are the names predict gives it; a run's, its stored command line's
+            args, cells, prior, source = (resumed_sweep if getattr(args, "sweep_names", ()) else resumed_args)(args)
             self.config = MeasureConfig.from_dict(prior.meta.get("settings") or {})
             self.rounds = args.rounds
             self.executor = _executor(args, cells, self.rounds)
