@@ -268,9 +268,38 @@ def test_the_evaluation_reports_both_readings_and_flops_only_beside():
     assert s["within_10pct_rel"] >= 0.9 and s["within_10pct_abs"] <= 0.1
     assert s["interval_coverage"] >= 0.9  # the 95% intervals hold the measured latencies
     assert math.isclose(s["anchor_ms_now"], 0.12)
+    # the anchor moved with the models: the ratio cancels it, and the check says nothing of it
+    assert s["anchor"]["steady"] and math.isclose(s["anchor"]["shift"], 0.2, abs_tol=1e-9)
     md = evaluation_markdown(ev)
-    assert "| synthetic | 10 |" in md and "FLOPs-only" in md
+    assert "| synthetic | 10 |" in md and "FLOPs-only" in md and "not steady" not in md
     assert "conv+bnrelu" in predictor_markdown([doc])
+
+
+def test_an_anchor_that_moves_alone_or_in_two_states_is_reported():
+    doc = fit_document(_synthetic_sweep(0.0), "synthetic", {})
+    fit_anchor = float(np.median([p["t_ms"] / p["t_rel"] for p in doc["points"]]))
+    predictor = Predictor(doc)
+
+    def check(anchor_of):  # the models measured as at fit time; each group's anchor from ``anchor_of(i)``
+        rows = []
+        for i, (kernels, io, truth) in enumerate(_unseen_models(12, seed=3)):
+            p = predictor.predict(kernels, io)
+            anchor = anchor_of(i)
+            rows.append({"model": f"m{i}", "variant": "deploy", "family": "f", "flops": 1e9,
+                         "measured_rel": truth * fit_anchor / anchor, "measured_ms": truth * fit_anchor,
+                         "anchor_ms": anchor, "by_kind": {"conv": 1.0},
+                         **{k: p[k] for k in ("t_rel", "t_rel_low", "t_rel_high", "ms")}})
+        return evaluation({"synthetic": rows}, {"synthetic": doc})
+
+    steady = check(lambda i: fit_anchor)["backends"]["synthetic"]["anchor"]
+    assert steady["steady"] and abs(steady["shift"]) < 1e-9 and abs(steady["cells_shift"]) < 0.05
+    alone = check(lambda i: 1.47 * fit_anchor)  # the anchor alone 47% slower, as OpenVINO's was in one check here
+    a = alone["backends"]["synthetic"]["anchor"]
+    assert not a["steady"] and math.isclose(a["shift"], 0.47, abs_tol=1e-9) and abs(a["cells_shift"]) < 0.05
+    assert alone["backends"]["synthetic"]["within_10pct_rel"] <= 0.1  # what the report warns of
+    assert "**The anchor was not steady** on synthetic" in evaluation_markdown(alone)
+    two = check(lambda i: fit_anchor * (1.6 if i % 2 else 1.0))["backends"]["synthetic"]["anchor"]  # two states
+    assert not two["steady"] and two["now"]["p90"] / two["now"]["p10"] > 1.5
 
 
 def test_the_claim_reads_a_predictor_check_and_shows_it_beside_the_other_predictors(tmp_path):

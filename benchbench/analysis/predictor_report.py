@@ -41,6 +41,38 @@ def _median(errors) -> float:
     return float(np.median(e)) if len(e) else float("nan")
 
 
+# The anchor's latency is read as steady: a shift of its median between the fit and the check, or a spread of its
+# groups' medians within either, beyond this fraction (analysis.anchored's disturbance threshold) is reported.
+ANCHOR_STEADY = 0.15
+
+
+def _spread(values) -> dict:
+    """The median of the anchor's group medians and their 10th-90th percentile range."""
+    v = np.asarray([x for x in values if x and x > 0], float)
+    if not len(v):
+        return {"median": float("nan"), "p10": float("nan"), "p90": float("nan")}
+    return {"median": float(np.median(v)), "p10": float(np.quantile(v, 0.1)), "p90": float(np.quantile(v, 0.9))}
+
+
+def anchor_check(doc: Mapping, cells: list[dict]) -> dict:
+    """Whether the anchor could cancel drift here. The anchor at fit time (from the training points: each net's
+    ms over its ratio is its group's anchor) and now (the checked cells' groups), each as ``_spread``;
+    ``shift``: the anchor's median now over at fit, less 1; ``cells_shift``: the cells' median measured over
+    predicted ms, less 1 (how far the models moved, prediction errors included); ``steady``: false when either
+    spread (p90 over p10, less 1), or the gap between the two shifts, exceeds ``ANCHOR_STEADY``. A machine that
+    slows everything moves both shifts alike, which the ratio cancels; an anchor that moves alone (or in some
+    groups) makes the anchor-relative figures compare its states as much as the models."""
+    fit = _spread([p["t_ms"] / p["t_rel"] for p in doc.get("points", []) if p.get("t_rel")])
+    now = _spread([r["anchor_ms"] for r in cells])
+    shift = now["median"] / fit["median"] - 1 if fit["median"] > 0 else float("nan")
+    moved = [r["measured_ms"] / r["ms"] for r in cells if r.get("ms") and r.get("measured_ms")]
+    cells_shift = float(np.median(moved)) - 1 if moved else float("nan")
+    wide = [x["p90"] / x["p10"] - 1 for x in (fit, now) if x["p10"] > 0]
+    gap = abs((1 + shift) / (1 + cells_shift) - 1) if moved and shift == shift else 0.0
+    steady = gap <= ANCHOR_STEADY and all(w <= ANCHOR_STEADY for w in wide)
+    return {"fit": fit, "now": now, "shift": shift, "cells_shift": cells_shift, "steady": bool(steady)}
+
+
 def evaluation(rows: Mapping[str, list[dict]], docs: Mapping[str, Mapping]) -> dict:
     """Per backend: each cell's errors, and the summary (shares within ±10%, median errors, FLOPs-only beside,
     and the kernel classes of the cells that miss most)."""
@@ -75,6 +107,7 @@ def evaluation(rows: Mapping[str, list[dict]], docs: Mapping[str, Mapping]) -> d
                           for k, v in doc.get("cv", {}).items()},
             "anchor_ms_fit": doc["anchor_ms"],
             "anchor_ms_now": float(np.median([r["anchor_ms"] for r in cells])) if cells else float("nan"),
+            "anchor": anchor_check(doc, cells),
             "cells": cells,
         }
     return out
@@ -101,6 +134,18 @@ def evaluation_markdown(doc: Mapping, level: int = 1) -> str:
                      f"{_pct(s['median_abs_error_abs'])} "
                      f"| {_pct(s['flops_only_within_10pct_rel'])} | {_pct(s['flops_only_median_abs_error_rel'])} | "
                      f"{s['anchor_ms_fit']:.3g} → {s['anchor_ms_now']:.3g} |")
+    unsteady = {b: s["anchor"] for b, s in doc["backends"].items() if not s.get("anchor", {}).get("steady", True)}
+    if unsteady:
+        lines += ["", "**The anchor was not steady** on " + ", ".join(unsteady) + ": its groups' medians spread, or "
+                  "its median moved apart from the models', by more than "
+                  f"{ANCHOR_STEADY:.0%}, so the anchor-relative figures there compare the anchor's states as much as "
+                  "the models (the absolute ones do not depend on it). Anchor ms, median [10th-90th percentile of its "
+                  "groups]:", ""]
+        for b, a in unsteady.items():
+            f, n = a["fit"], a["now"]
+            lines.append(f"- {b}: at fit {f['median']:.3g} [{f['p10']:.3g}, {f['p90']:.3g}], now {n['median']:.3g} "
+                         f"[{n['p10']:.3g}, {n['p90']:.3g}]: the anchor {a['shift']:+.0%}, the models "
+                         f"{a['cells_shift']:+.0%} (measured over predicted ms, median)")
     lines += ["", f"{h}# Where it misses", "",
               "The kernel classes' share of predicted time in the fifth of cells with the largest errors, and each "
               "class's cross-validated accuracy on the kernel sweep (one-kernel nets held out in 5 folds).", ""]

@@ -417,6 +417,12 @@ def _evaluate(args) -> int:
               f"{s['median_abs_error_rel']:.0%}), absolute {s['within_10pct_abs']:.0%} "
               f"({s['median_abs_error_abs']:.0%}); "
               f"FLOPs-only {s['flops_only_within_10pct_rel']:.0%}")
+        if not s["anchor"]["steady"]:
+            a = s["anchor"]
+            print(f"  {backend}: the anchor was not steady ({a['fit']['median']:.3g} ms at fit, {a['now']['median']:.3g} "
+                  f"now: {a['shift']:+.0%} where the models moved {a['cells_shift']:+.0%}; its groups "
+                  f"{a['now']['p10']:.3g}-{a['now']['p90']:.3g} ms now): the anchor-relative figures compare its "
+                  "states as much as the models")
     print(f"\nwrote {folder / 'predictor_eval.md'}\n      {folder / 'predictor_eval.json'}")
     return code
 
