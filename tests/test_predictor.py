@@ -9,10 +9,15 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from benchbench.analysis.anchored import anchored_cells
+from benchbench.analysis.anchored import anchored_cells, quiet_anchor_ms
 from benchbench.analysis.kernel_graph import fuse, onnx_kernels, point_kernel
 from benchbench.analysis.predictor import Predictor, cross_validate, fit_document
-from benchbench.analysis.predictor_report import evaluation, evaluation_markdown, predictor_markdown
+from benchbench.analysis.predictor_report import (
+    evaluation,
+    evaluation_markdown,
+    fit_quiet_anchor_ms,
+    predictor_markdown,
+)
 from benchbench.cli.predict import SWEEP
 from benchbench.core.kernelpoints import (
     CLASSES,
@@ -413,3 +418,49 @@ def test_anchor_ratios_pair_each_file_s_groups_and_leave_out_disturbed_rounds():
     assert cells[("w", "deploy")]["t_rel"] == pytest.approx(1.6) and cells[("w", "deploy")]["rounds"] == 4
     # with the screen off, the disturbed round pulls x's ratio up
     assert anchored_cells([first], lambda c: True, disturbed=10.0)["ort"][("x", "deploy")]["t_rel"] > 2.5
+
+
+def test_an_anchor_in_its_slow_state_is_told_from_its_quiet_latency_not_its_median():
+    # planted: the anchor's quiet latency is 1.0 ms and x costs 2 anchors. For most of the first sweep the anchor
+    # sits in a slow state, 1.5 ms, where x barely moves (2.1 ms): its median is the slow state, so a threshold
+    # over the median calls those groups quiet and reads x at 1.4 anchors. The quiet latency is a low quantile.
+    slow = [_cell("lab_anchor", g, [1.5, 1.52]) for g in range(7)] + [_cell("x", g, [2.1, 2.1]) for g in range(7)]
+    fast = [_cell("lab_anchor", g, [1.0, 1.01]) for g in range(7, 10)] + [_cell("y", g, [3.0, 3.03])
+                                                                           for g in range(7, 10)]
+    sweep = {"cells": slow + fast}
+    assert quiet_anchor_ms([1.5] * 14 + [1.0, 1.01] * 3) == pytest.approx(1.0, abs=0.011)
+    read = anchored_cells([sweep], lambda c: True)["ort"]
+    assert read[("x", "deploy")]["disturbed"] and read[("y", "deploy")]["t_rel"] == pytest.approx(3.0)
+    retake = {"cells": [_cell("lab_anchor", 0, [1.0, 1.0]), _cell("x", 0, [2.0, 2.0])]}  # the state passed
+    both = anchored_cells([sweep, retake], lambda c: True)["ort"][("x", "deploy")]
+    assert not both["disturbed"] and both["t_rel"] == pytest.approx(2.0)
+    # a sweep spent entirely in the slow state shows nothing by itself; the fit's quiet anchor tells it
+    all_slow = {"cells": slow}
+    assert not anchored_cells([all_slow], lambda c: True)["ort"][("x", "deploy")]["disturbed"]
+    assert anchored_cells([all_slow], lambda c: True, quiet={"ort": 1.0})["ort"][("x", "deploy")]["disturbed"]
+    # a reference above the sweep's own quiet latency changes nothing
+    assert not anchored_cells([sweep], lambda c: True, quiet={"ort": 9.0})["ort"][("y", "deploy")]["disturbed"]
+
+
+def test_the_check_leaves_disturbed_cells_out_of_the_anchor_relative_figures_only():
+    doc = fit_document(_synthetic_sweep(0.0), "synthetic", {})
+    fit_anchor = float(np.median([p["t_ms"] / p["t_rel"] for p in doc["points"]]))
+    assert fit_quiet_anchor_ms(doc) == pytest.approx(fit_anchor, rel=0.05)
+    predictor = Predictor(doc)
+    rows = []
+    for i, (kernels, io, truth) in enumerate(_unseen_models(10, seed=5)):
+        p = predictor.predict(kernels, io)
+        loud = i < 4  # four cells' anchor in its slow state: their ratio reads 1.5x too low, their ms is right
+        anchor = fit_anchor * (1.5 if loud else 1.0)
+        rows.append({"model": f"m{i}", "variant": "deploy", "family": "f", "flops": 1e9, "disturbed": loud,
+                     "measured_rel": truth * fit_anchor / anchor, "measured_ms": truth * fit_anchor,
+                     "anchor_ms": anchor, "by_kind": {"conv": 1.0},
+                     **{k: p[k] for k in ("t_rel", "t_rel_low", "t_rel_high", "ms")}})
+    ev = evaluation({"synthetic": rows}, {"synthetic": doc})
+    s = ev["backends"]["synthetic"]
+    assert s["n"] == 10 and s["n_disturbed"] == 4
+    assert s["within_10pct_rel"] >= 0.9 and s["within_10pct_rel_all"] <= 0.7  # the quiet six, then all ten
+    assert s["within_10pct_abs"] >= 0.9  # the absolute reading keeps every cell
+    md = evaluation_markdown(ev)
+    assert "| synthetic | 10 (4 disturbed) |" in md and "**Disturbed cells**: on synthetic, 4 of 10" in md
+    assert md.count("(disturbed) |") == 4

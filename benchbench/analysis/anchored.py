@@ -7,9 +7,15 @@ ratio (``t_rel``, the median over rounds of the per-round ratios) and the absolu
 
 A ratio cancels drift that slows the anchor and the cell alike; it does not cancel a disturbance that slows a
 large, memory-bound cell far more than the small, cache-resident anchor (another process streaming memory: the
-anchor 1.36x slower, resnet18 2.7x, in one sweep here). The anchor still shows it: a round whose anchor is more
-than ``DISTURBED`` slower than the sweep's median anchor is left out of the ratio, and a cell with no round left
-is marked ``disturbed`` (the predictor's commands measure those again).
+anchor 1.36x slower, resnet18 2.7x, in one sweep here). Nor does it cancel the anchor's own slow state: on these
+VMs the anchor (a fraction of a millisecond) ran about 1.5x slower for minutes at a time, with no other process
+waiting for a CPU, while the zoo's models (milliseconds) barely moved: in one check on ORT the anchor read 0.080
+against 0.050 ms, and the models' absolute errors stayed where they were. Both show in the anchor: a round whose
+anchor is more than ``DISTURBED`` slower than its *quiet* latency is left out of the ratio, and a cell with no
+round left is marked ``disturbed`` (the predictor's commands measure those again). The quiet latency is a low
+quantile (``QUIET_QUANTILE``) of the anchor's round medians, not their median, which a sweep spent mostly in the
+slow state would set at the slow state; a caller can lower it further with a reference of its own (the check
+passes the fit's), so that a sweep spent entirely in the slow state is told too.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ from benchbench.core.labpoints import ANCHOR_NAME
 
 from .correlate import target_name
 
-__all__ = ["DISTURBED", "anchored_cells"]
+__all__ = ["DISTURBED", "QUIET_QUANTILE", "anchored_cells", "quiet_anchor_ms"]
 
 DISTURBED = 0.15
+QUIET_QUANTILE = 0.10
 
 
 def _pos(v) -> bool:
@@ -36,13 +43,26 @@ def _rounds(stats: Mapping) -> list[float]:
     return per or ([float(stats["median_ms"])] if _pos(stats.get("median_ms")) else [])
 
 
+def quiet_anchor_ms(values: Iterable[float]) -> float:
+    """The anchor's quiet latency among ``values`` (its round or group medians, ms): their ``QUIET_QUANTILE``
+    quantile, nan when there are none. A low quantile, because the anchor's disturbances only slow it."""
+    v = sorted(float(x) for x in values if _pos(x))
+    if not v:
+        return math.nan
+    pos = QUIET_QUANTILE * (len(v) - 1)  # linear interpolation between the two nearest ranks
+    lo = math.floor(pos)
+    return v[lo] + (v[min(lo + 1, len(v) - 1)] - v[lo]) * (pos - lo)
+
+
 def anchored_cells(results: Iterable[Mapping], keep: Callable[[Mapping], bool],
-                   disturbed: float = DISTURBED) -> dict[str, dict[tuple, dict]]:
+                   disturbed: float = DISTURBED,
+                   quiet: Mapping[str, float] | None = None) -> dict[str, dict[tuple, dict]]:
     """Per target (``ort``, ``ort int8``), per (model, variant) of the ok cells ``keep`` selects: ``t_rel``,
     ``t_ms`` (the cell's median), ``anchor_ms`` (its group's anchor's median), ``executed_ops``, the cell's
     ``model`` record, ``rounds`` (the rounds whose ratio counts) and ``disturbed`` (every round's anchor was
-    more than ``disturbed`` slower than the median anchor of its target: the ratio is that of all rounds, and
-    not to be trusted). A cell whose group has no anchor measured ok is left out.
+    more than ``disturbed`` slower than the quiet anchor of its target: the ratio is that of all rounds, and
+    not to be trusted). The quiet anchor is ``quiet_anchor_ms`` of the target's anchor rounds in ``results``,
+    or ``quiet[target]`` where that is lower. A cell whose group has no anchor measured ok is left out.
 
     A cell measured in several results (a retake, or sweeps refitted together) pools its quiet rounds' ratios;
     its other figures are those of its latest quiet measurement."""
@@ -55,7 +75,7 @@ def anchored_cells(results: Iterable[Mapping], keep: Callable[[Mapping], bool],
     typical: dict[str, list[float]] = {}
     for (_, _, backend, _), a in anchors.items():
         typical.setdefault(target_name(backend, a["spec"].get("variant")), []).extend(_rounds(a.get("stats") or {}))
-    median_anchor = {t: statistics.median(v) for t, v in typical.items() if v}
+    quiet_anchor = {t: min(quiet_anchor_ms(v), (quiet or {}).get(t, math.inf)) for t, v in typical.items() if v}
     seen: dict[tuple, dict] = {}  # per (target, model, variant): its quiet and its disturbed ratios, its last cell
     for i, res in enumerate(results):
         for c in res.get("cells", []):
@@ -70,7 +90,7 @@ def anchored_cells(results: Iterable[Mapping], keep: Callable[[Mapping], bool],
             mine, theirs = _rounds(stats), _rounds(a_stats)
             if len(mine) != len(theirs):  # rounds that do not pair up: the medians only
                 mine, theirs = [float(stats["median_ms"])], [float(a_stats["median_ms"])]
-            limit = median_anchor.get(target, math.inf) * (1 + disturbed)
+            limit = quiet_anchor.get(target, math.inf) * (1 + disturbed)
             entry = seen.setdefault((target, spec["model"], spec["variant"]), {"quiet": [], "loud": []})
             quiet = [y <= limit for y in theirs]
             for x, y, ok in zip(mine, theirs, quiet):

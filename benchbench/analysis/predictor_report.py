@@ -14,7 +14,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["evaluation", "evaluation_markdown", "flops_only_fit", "predictor_markdown"]
+from .anchored import DISTURBED, quiet_anchor_ms
+
+__all__ = ["evaluation", "evaluation_markdown", "fit_quiet_anchor_ms", "flops_only_fit", "predictor_markdown"]
 
 
 def flops_only_fit(doc: Mapping) -> tuple[float, float]:
@@ -54,6 +56,18 @@ def _spread(values) -> dict:
     return {"median": float(np.median(v)), "p10": float(np.quantile(v, 0.1)), "p90": float(np.quantile(v, 0.9))}
 
 
+def _fit_anchors(doc: Mapping) -> list[float]:
+    """The anchor's ms in the fit's groups: each training net's ms over its ratio is its group's anchor."""
+    return [p["t_ms"] / p["t_rel"] for p in doc.get("points", []) if p.get("t_rel")]
+
+
+def fit_quiet_anchor_ms(doc: Mapping) -> float:
+    """The anchor's quiet latency when the predictor was fitted (``analysis.anchored.quiet_anchor_ms`` of its
+    groups' anchors): a check whose groups' anchor reads more than ``DISTURBED`` above it is disturbed, even when
+    all of them are."""
+    return quiet_anchor_ms(_fit_anchors(doc))
+
+
 def anchor_check(doc: Mapping, cells: list[dict]) -> dict:
     """Whether the anchor could cancel drift here. The anchor at fit time (from the training points: each net's
     ms over its ratio is its group's anchor) and now (the checked cells' groups), each as ``_spread``;
@@ -62,7 +76,7 @@ def anchor_check(doc: Mapping, cells: list[dict]) -> dict:
     spread (p90 over p10, less 1), or the gap between the two shifts, exceeds ``ANCHOR_STEADY``. A machine that
     slows everything moves both shifts alike, which the ratio cancels; an anchor that moves alone (or in some
     groups) makes the anchor-relative figures compare its states as much as the models."""
-    fit = _spread([p["t_ms"] / p["t_rel"] for p in doc.get("points", []) if p.get("t_rel")])
+    fit = _spread(_fit_anchors(doc))
     now = _spread([r["anchor_ms"] for r in cells])
     shift = now["median"] / fit["median"] - 1 if fit["median"] > 0 else float("nan")
     moved = [r["measured_ms"] / r["ms"] for r in cells if r.get("ms") and r.get("measured_ms")]
@@ -75,7 +89,12 @@ def anchor_check(doc: Mapping, cells: list[dict]) -> dict:
 
 def evaluation(rows: Mapping[str, list[dict]], docs: Mapping[str, Mapping]) -> dict:
     """Per backend: each cell's errors, and the summary (shares within ±10%, median errors, FLOPs-only beside,
-    and the kernel classes of the cells that miss most)."""
+    and the kernel classes of the cells that miss most).
+
+    The anchor-relative figures are over the cells whose anchor was quiet in at least one round (a cell's
+    ``disturbed`` false): a ratio to an anchor in its slow state is not the quantity the predictor was fitted on.
+    ``n_disturbed`` counts the others, and ``within_10pct_rel_all`` gives the share over every cell. The absolute
+    figures are over every cell: they do not depend on the anchor's state."""
     out = {"backends": {}}
     for backend, cells in rows.items():
         c, s = flops_only_fit(docs[backend])
@@ -84,7 +103,8 @@ def evaluation(rows: Mapping[str, list[dict]], docs: Mapping[str, Mapping]) -> d
             r["error_abs"] = r["ms"] / r["measured_ms"] - 1
             r["flops_only_rel"] = c + s * (r.get("flops") or 0) / 1e9
             r["flops_only_error_rel"] = r["flops_only_rel"] / r["measured_rel"] - 1
-        worst = sorted(cells, key=lambda r: -abs(r["error_rel"]))[: max(1, len(cells) // 5)]
+        quiet = [r for r in cells if not r.get("disturbed")]
+        worst = sorted(quiet, key=lambda r: -abs(r["error_rel"]))[: max(1, len(quiet) // 5)]
         miss: dict[str, float] = {}
         for r in worst:
             total = sum(r["by_kind"].values()) or 1.0
@@ -93,15 +113,17 @@ def evaluation(rows: Mapping[str, list[dict]], docs: Mapping[str, Mapping]) -> d
         doc = docs[backend]
         out["backends"][backend] = {
             "n": len(cells),
-            "within_10pct_rel": _share([r["error_rel"] for r in cells]),
-            "median_abs_error_rel": _median([r["error_rel"] for r in cells]),
-            "median_error_rel": float(np.median([r["error_rel"] for r in cells])) if cells else float("nan"),
+            "n_disturbed": len(cells) - len(quiet),
+            "within_10pct_rel": _share([r["error_rel"] for r in quiet]),
+            "within_10pct_rel_all": _share([r["error_rel"] for r in cells]),
+            "median_abs_error_rel": _median([r["error_rel"] for r in quiet]),
+            "median_error_rel": float(np.median([r["error_rel"] for r in quiet])) if quiet else float("nan"),
             "within_10pct_abs": _share([r["error_abs"] for r in cells]),
             "median_abs_error_abs": _median([r["error_abs"] for r in cells]),
             "interval_coverage": float(np.mean([r["t_rel_low"] <= r["measured_rel"] <= r["t_rel_high"]
-                                                for r in cells])) if cells else float("nan"),
-            "flops_only_within_10pct_rel": _share([r["flops_only_error_rel"] for r in cells]),
-            "flops_only_median_abs_error_rel": _median([r["flops_only_error_rel"] for r in cells]),
+                                                for r in quiet])) if quiet else float("nan"),
+            "flops_only_within_10pct_rel": _share([r["flops_only_error_rel"] for r in quiet]),
+            "flops_only_median_abs_error_rel": _median([r["flops_only_error_rel"] for r in quiet]),
             "worst_cells_time_by_kind": dict(sorted(miss.items(), key=lambda kv: -kv[1])),
             "kernel_cv": {k: {"n": v["n"], "within_10pct": v["within_10pct"], "median_abs_error": v["median_abs_error"]}
                           for k, v in doc.get("cv", {}).items()},
@@ -128,12 +150,21 @@ def evaluation_markdown(doc: Mapping, level: int = 1) -> str:
              "| anchor ms fit → now |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for b, s in doc["backends"].items():
-        lines.append(f"| {b} | {s['n']} | {_pct(s['within_10pct_rel'])} | {_pct(s['median_abs_error_rel'])} | "
+        cells = f"{s['n']} ({s['n_disturbed']} disturbed)" if s.get("n_disturbed") else f"{s['n']}"
+        lines.append(f"| {b} | {cells} | {_pct(s['within_10pct_rel'])} | {_pct(s['median_abs_error_rel'])} | "
                      f"{s['median_error_rel']:+.0%} | {_pct(s.get('interval_coverage', float('nan')))} | "
                      f"{_pct(s['within_10pct_abs'])} | "
                      f"{_pct(s['median_abs_error_abs'])} "
                      f"| {_pct(s['flops_only_within_10pct_rel'])} | {_pct(s['flops_only_median_abs_error_rel'])} | "
                      f"{s['anchor_ms_fit']:.3g} → {s['anchor_ms_now']:.3g} |")
+    loud = {b: s for b, s in doc["backends"].items() if s.get("n_disturbed")}
+    if loud:
+        lines += ["", "**Disturbed cells**: " + "; ".join(
+            f"on {b}, {s['n_disturbed']} of {s['n']} (every cell: {_pct(s['within_10pct_rel_all'])} within ±10% "
+            "anchor-relative)" for b, s in loud.items()) + ". Their anchor read more than "
+            f"{DISTURBED:.0%} above its quiet latency (the lower of the fit's and the check's) in every round, "
+            "the retake's included, so their ratio is to the anchor's slow state: they are left out of the "
+            "anchor-relative figures and kept in the absolute ones."]
     unsteady = {b: s["anchor"] for b, s in doc["backends"].items() if not s.get("anchor", {}).get("steady", True)}
     if unsteady:
         lines += ["", "**The anchor was not steady** on " + ", ".join(unsteady) + ": its groups' medians spread, or "
@@ -159,8 +190,9 @@ def evaluation_markdown(doc: Mapping, level: int = 1) -> str:
               "---|---|---|"]
     for b, s in doc["backends"].items():
         for r in sorted(s["cells"], key=lambda r: -abs(r["error_rel"])):
+            mark = " (disturbed)" if r.get("disturbed") else ""
             lines.append(f"| {b} | {r['model']} | {r['variant']} | {r['measured_rel']:.3g} | {r['t_rel']:.3g} "
-                         f"[{r['t_rel_low']:.3g}, {r['t_rel_high']:.3g}] | {r['error_rel']:+.0%} | "
+                         f"[{r['t_rel_low']:.3g}, {r['t_rel_high']:.3g}] | {r['error_rel']:+.0%}{mark} | "
                          f"{r['measured_ms']:.3g} | {r['ms']:.3g} | {r['error_abs']:+.0%} | "
                          f"{r['flops_only_error_rel']:+.0%} |")
     return "\n".join(lines) + "\n"

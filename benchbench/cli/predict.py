@@ -24,6 +24,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from benchbench.core.atomic import write_atomic
@@ -213,15 +214,17 @@ def _sub_args(args, names: list[str], out: Path, evaluate: bool = False, resume:
     return ns
 
 
-def _measured(runs, keep, device: str | None = None) -> dict:
+def _measured(runs, keep, device: str | None = None, quiet: Mapping | None = None) -> dict:
     """The anchored cells ``keep`` selects among those measured on ``device`` (None: this machine). Each
-    device's cells are read apart: their anchor's typical latency, by which a disturbed round is told, is that
-    machine's own."""
+    device's cells are read apart: their anchor's quiet latency, by which a disturbed round is told, is that
+    machine's own. ``quiet``: per (backend, device), a quiet anchor (ms) known from elsewhere (the fit's, for a
+    check), used where it is lower than the one these runs show."""
     from benchbench.analysis.anchored import anchored_cells
 
     docs = [r.to_dict() for r in runs]
     return anchored_cells([{**d, "cells": [c for c in d.get("cells", []) if c["spec"].get("device") == device]}
-                           for d in docs], keep)
+                           for d in docs], keep,
+                          quiet={b: ms for (b, d), ms in (quiet or {}).items() if d == device})
 
 
 def _is_kernel(cell) -> bool:
@@ -234,12 +237,14 @@ def _is_zoo(cell) -> bool:
     return model_kind(cell.get("model") or {}) not in DESIGNED_KINDS
 
 
-def _measure_anchored(args, names: list[str], folder: Path, keep, evaluate: bool = False, earlier=None):
+def _measure_anchored(args, names: list[str], folder: Path, keep, evaluate: bool = False, earlier=None,
+                      quiet: Mapping | None = None):
     """(exit code, runs): ``names`` measured in anchored blocks; then, once, the cells every round of which ran
-    while their group's anchor read disturbed (``analysis.anchored.DISTURBED``), on the backends that had any.
-    A cell's quiet rounds count, from both measurements (``anchored_cells``). ``earlier``: the sweep folders of
-    an interrupted command, in order (``--resume``); each sweep finishes the next of them, if any, instead of
-    starting a folder of its own."""
+    while their group's anchor read disturbed (``analysis.anchored.DISTURBED`` above its quiet latency, or
+    above ``quiet``'s where lower: see ``_measured``), on the backends that had any. A cell's quiet rounds
+    count, from both measurements (``anchored_cells``). ``earlier``: the sweep folders of an interrupted
+    command, in order (``--resume``); each sweep finishes the next of them, if any, instead of starting a
+    folder of its own."""
     from benchbench.analysis.anchored import DISTURBED
 
     earlier = earlier if earlier is not None else []
@@ -249,13 +254,13 @@ def _measure_anchored(args, names: list[str], folder: Path, keep, evaluate: bool
         return code, runs
     again: dict[str, set] = {}
     for device in _devices(args):
-        for backend, cells in _measured(runs, keep, device).items():
+        for backend, cells in _measured(runs, keep, device, quiet).items():
             again.setdefault(backend, set()).update(name for (name, _), rec in cells.items() if rec["disturbed"])
     again = {b: n for b, n in again.items() if n}
     if again:
         names = sorted({n for ns in again.values() for n in ns})
         _stderr(f"benchbench: {len(names)} nets on {', '.join(again)} ran while their anchor read more than "
-                f"{DISTURBED:.0%} slower than the sweep's median (disturbed): measuring them again, once")
+                f"{DISTURBED:.0%} slower than its quiet latency (disturbed): measuring them again, once")
         sub = _sub_args(args, names, folder, evaluate, earlier.pop(0) if earlier else None)
         sub.backend = ",".join(again)
         retake, run = measure(sub)
@@ -368,7 +373,7 @@ def _adaptive_points(docs: dict, counts: dict, seed: int, exclude: set) -> list[
 # -- evaluate ----------------------------------------------------------------------------------------------
 
 def _evaluate(args) -> int:
-    from benchbench.analysis.predictor_report import evaluation, evaluation_markdown
+    from benchbench.analysis.predictor_report import evaluation, evaluation_markdown, fit_quiet_anchor_ms
     from benchbench.core import strictjson
     from benchbench.core.spec import PROFILES, physical_cores
     from benchbench.models import list_models, resolve_models
@@ -382,18 +387,20 @@ def _evaluate(args) -> int:
     predictors = {(b, d): load_predictor(b, threads, args.predictor, d)  # before measuring anything
                   for b in backends for d in devices}
     folder, earlier = _folder(args, f"predict_eval_{'+'.join(backends)}")
+    # the anchor's quiet latency at fit time: a check spent entirely in the anchor's slow state is told by it
+    quiet = {key: fit_quiet_anchor_ms(p.doc) for key, p in predictors.items()}
     if args.results:
         code = 0
     else:
         names = resolve_models(args.model)[0] if args.model else list_models("*", kind="zoo")
-        code, runs = _measure_anchored(args, names, folder, _is_zoo, evaluate=True, earlier=earlier)
+        code, runs = _measure_anchored(args, names, folder, _is_zoo, evaluate=True, earlier=earlier, quiet=quiet)
         if code >= 128:
             return code
     rows = {}
     for (backend, device), predictor in predictors.items():
         label = target_label(backend, device)
         rows[label] = []
-        for (name, variant), rec in sorted(_measured(runs, _is_zoo, device).get(backend, {}).items()):
+        for (name, variant), rec in sorted(_measured(runs, _is_zoo, device, quiet).get(backend, {}).items()):
             try:
                 kernels, io = model_kernels(name, variant, backend, predictor.rules, PROFILES["default"], args.seed)
             except UsageError as exc:
@@ -402,7 +409,8 @@ def _evaluate(args) -> int:
             p = predictor.predict(kernels, io)
             rows[label].append({"model": name, "variant": variant, "family": rec["model"].get("family"),
                                   "flops": rec["model"].get("flops"), "measured_rel": rec["t_rel"],
-                                  "measured_ms": rec["t_ms"], "anchor_ms": rec["anchor_ms"], **{
+                                  "measured_ms": rec["t_ms"], "anchor_ms": rec["anchor_ms"],
+                                  "disturbed": rec["disturbed"], **{
                                       k: p[k] for k in ("t_rel", "t_rel_low", "t_rel_high", "ms")},
                                   "by_kind": _by_kind(p["kernels"])})
     doc = evaluation(rows, {target_label(b, d): p.doc for (b, d), p in predictors.items()})
@@ -413,7 +421,9 @@ def _evaluate(args) -> int:
         if not s["n"]:
             print(f"{backend}: no zoo or plugin model measured ok, nothing to check")
             continue
-        print(f"{backend}: {s['n']} cells; within ±10% anchor-relative {s['within_10pct_rel']:.0%} (median error "
+        loud = (f" ({s['n_disturbed']} disturbed, left out of the anchor-relative figures: with them "
+                f"{s['within_10pct_rel_all']:.0%})") if s["n_disturbed"] else ""
+        print(f"{backend}: {s['n']} cells{loud}; within ±10% anchor-relative {s['within_10pct_rel']:.0%} (median error "
               f"{s['median_abs_error_rel']:.0%}), absolute {s['within_10pct_abs']:.0%} "
               f"({s['median_abs_error_abs']:.0%}); "
               f"FLOPs-only {s['flops_only_within_10pct_rel']:.0%}")
