@@ -91,3 +91,13 @@ def test_sign_autocorrelation_within_segments_ignores_offsets_between_them():
     for i in range(1, 48):
         ar[i] = 0.9 * ar[i - 1] + rng.standard_normal()
     assert sign_autocorrelation(ar, segments) > 0.3
+
+
+def test_student_t_quantile_matches_scipy():
+    from scipy.stats import t
+
+    from benchbench.core.stats import student_t_quantile
+
+    for df in (1, 2, 3, 4, 7, 15, 63, 500):
+        for p in (0.9, 0.975, 0.995):
+            assert abs(student_t_quantile(p, df) / t.ppf(p, df) - 1) < 1e-6, (p, df)

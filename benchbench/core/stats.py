@@ -7,11 +7,13 @@ is a fresh process). ``tests/test_timing.py`` checks them against ``scipy.stats`
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
-__all__ = ["summarize", "median_ci", "serial_median_ci", "sign_autocorrelation", "mann_whitney", "geometric_mean"]
+__all__ = ["summarize", "median_ci", "serial_median_ci", "sign_autocorrelation", "student_t_quantile", "mann_whitney",
+           "geometric_mean"]
 
 # 1 / Phi^-1(3/4): scales the median absolute deviation to a normal distribution's sigma.
 _MAD_TO_SIGMA = 1.482602218505602
@@ -106,6 +108,24 @@ def _normal_quantile(p: float) -> float:
             lo = mid
         else:
             hi = mid
+    return (lo + hi) / 2
+
+
+@functools.lru_cache(maxsize=256)  # a sweep asks the same few, every round
+def student_t_quantile(p: float, df: int) -> float:
+    """Student's t quantile at ``p`` (> 0.5) with ``df`` degrees of freedom: bisection on the CDF, the density
+    integrated by Simpson's rule (numpy only; see the module note on scipy)."""
+    scale = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+
+    def cdf(x: float) -> float:
+        grid = np.linspace(0.0, x, 2001)
+        y = scale * (1 + grid * grid / df) ** (-(df + 1) / 2)
+        return 0.5 + (x / 2000 / 3) * float(y[0] + y[-1] + 4 * y[1:-1:2].sum() + 2 * y[2:-1:2].sum())
+
+    lo, hi = 0.0, 1000.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
     return (lo + hi) / 2
 
 

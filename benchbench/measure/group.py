@@ -296,7 +296,7 @@ def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, builds: Buil
                 else:
                     arms[p.index] = Arm(_block_runner(p, config.cell_timeout_s), p.ready.estimate_ns)
             live = [arms[p.index] for p in prepared]
-            schedule = run_lockstep(live, part, session=session)
+            schedule = run_lockstep(live, part, session=session, min_total_rounds=config.min_blocks)
             schedules.append(schedule)
             last = session >= config.sessions or schedule.stop_reason in ("converged", "lost")
             for p in prepared:

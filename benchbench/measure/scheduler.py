@@ -59,6 +59,7 @@ def run_lockstep(
     wait_limit: float = WAIT_SHARE_LIMIT,
     clock: Callable[[], int] = time.perf_counter_ns,
     session: int = 1,
+    min_total_rounds: int = 0,
 ) -> Schedule:
     """Drive ``arms`` round by round until every ratio to arm 0 (or, alone, the arm's own median) is
     pinned down to ``config.target_ci`` (relative half-width), or the time is up.
@@ -67,7 +68,9 @@ def run_lockstep(
     K·max_s, in at least ``min_blocks`` and at most ``max_blocks`` rounds. Each arm's block holds enough
     inferences for about ``block_s`` seconds (at most ``max_count``). Blocks are tagged with ``session``; an
     arm's blocks of earlier sessions (other workers) count towards the interval, whose between-process term
-    is ``config.process_sd`` (``benchbench.results.estimates.ratio``).
+    is ``config.process_sd`` (``benchbench.results.estimates.ratio``). ``min_total_rounds``: the least rounds
+    over this session and the earlier ones before the interval may stop it (a session's own ``min_blocks`` is
+    its share of the group's): three rounds of one session cannot show the spread between sessions.
     """
     min_blocks, min_s, max_s, target_ci = config.min_blocks, config.min_s, config.max_s, config.target_ci
     max_rounds = config.max_blocks
@@ -100,7 +103,8 @@ def run_lockstep(
         if elapsed >= k * max_s:
             stop = "max_time"
             break
-        if rounds >= min_blocks and elapsed >= k * min_s and _pinned(arms, target_ci, wait_limit, config.process_sd):
+        if (rounds >= min_blocks and elapsed >= k * min_s and max(len(a.blocks) for a in arms) >= min_total_rounds
+                and _pinned(arms, target_ci, wait_limit, config.process_sd)):
             stop = "converged"
             break
     return Schedule(rounds, stop, (clock() - start) / 1e9)

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchbench.core.stats import serial_median_ci
+from benchbench.core.stats import serial_median_ci, student_t_quantile
 
 __all__ = [
     "MIN_UNITS",
     "PROCESS_SD",
+    "SESSION_SPREAD_MIN",
     "WAIT_SHARE_LIMIT",
     "RatioEstimate",
     "SPEEDUP_PAIRS",
@@ -39,6 +40,7 @@ __all__ = [
     "kept_blocks",
     "ratio",
     "round_log_ratios",
+    "session_spread",
 ]
 
 # (baseline, candidate) variants whose ratio is a speedup: a zoo model's two forms, its int8 form against its float
@@ -61,6 +63,9 @@ WAIT_SHARE_LIMIT = 0.10
 # from before, or a machine the doctor has not measured).
 PROCESS_SD = 0.0065
 _Z95 = 1.959963984540054
+# Sessions from which their own spread bounds a ratio's interval (``ratio``): from fewer, the sd of their means is
+# too rough, and t (4.3 at two degrees of freedom) would widen a quiet interval on a chance spread.
+SESSION_SPREAD_MIN = 4
 
 
 def disturbed(block: dict, limit: float = WAIT_SHARE_LIMIT) -> bool:
@@ -173,7 +178,14 @@ def ratio(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float 
     The interval is the median's, over rounds in time order, widened for serial correlation between
     neighbouring rounds (``stats.serial_median_ci``), then for the difference between worker processes
     (``process_sd`` in quadrature, shrinking with the number of sessions: the term ``benchbench doctor``
-    measured on the machine, recorded with the cells, or ``PROCESS_SD`` when None)."""
+    measured on the machine, recorded with the cells, or ``PROCESS_SD`` when None).
+
+    With ``SESSION_SPREAD_MIN`` sessions or more, the interval is at least the t interval of the sessions' mean
+    log-ratios (``session_spread``): each session is a fresh pair of processes, so their spread
+    holds every source of variation at once, whatever the machine does meanwhile. On a quiet machine it is the
+    narrower one; under a load whose phases outlast a session, each session sits in its own phase, and the
+    doctor's term, measured quiet, no longer covers that (20 A/A trials of 8 sessions under an on/off load
+    here: 15 of 20 intervals held 1.00 without it, 18 of 20 with it)."""
     process_sd = PROCESS_SD if process_sd is None else process_sd
     paired = round_log_ratios(blocks_b, blocks_a, wait_limit, samples_b, samples_a)
     if not paired:
@@ -188,7 +200,24 @@ def ratio(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float 
     between = (_Z95 * process_sd) ** 2 / sessions
     low = centre - math.sqrt((centre - low) ** 2 + between)
     high = centre + math.sqrt((high - centre) ** 2 + between)
+    spread = session_spread([r[0] for r in used], logs)
+    if spread is not None:  # the t interval is the mean's, about the mean of the sessions' means
+        mean, half = spread
+        low, high = min(low, mean - half), max(high, mean + half)
     return RatioEstimate(math.exp(centre), math.exp(low), math.exp(high), len(logs), dropped, rule)
+
+
+def session_spread(sessions: Sequence, logs: Sequence[float]) -> tuple[float, float] | None:
+    """(mean, half-width) of the 95% t interval of the mean over sessions of each session's mean log-ratio
+    (``logs`` tagged by ``sessions``), or None with fewer than ``SESSION_SPREAD_MIN`` sessions."""
+    by: dict = {}
+    for session, log in zip(sessions, logs):
+        by.setdefault(session, []).append(log)
+    if len(by) < SESSION_SPREAD_MIN:
+        return None
+    means = [float(np.mean(v)) for v in by.values()]
+    half = student_t_quantile(0.975, len(means) - 1) * float(np.std(means, ddof=1)) / math.sqrt(len(means))
+    return float(np.mean(means)), half
 
 
 def cell_stats(samples_ns: Sequence[int], blocks: Sequence[dict], noisy_ci: float = 0.05,
