@@ -146,12 +146,11 @@ def lab_cells(args):
     return anchored_blocks(args, points, (variant,), BLOCK_POINTS), [ANCHOR_NAME, *points]
 
 
-def anchored_blocks(args, names: list[str], variants: tuple[str, ...], per_block: int,
-                    anchor_threads: dict | None = None) -> list:
+def anchored_blocks(args, names: list[str], variants: tuple[str, ...], per_block: int) -> list:
     """Cells of ``names`` (each in every one of ``variants``) on every backend of ``args.backend``, in lockstep
     blocks of ``per_block`` names, each block led by its own copy of the anchor net (in the one variant, else
     deploy). Names go to blocks in turn (name i to block i mod the block count), so that each block mixes kinds
-    and sizes. ``anchor_threads``: per backend, the anchor's own thread count (default: the cells')."""
+    and sizes."""
     from benchbench.core.labpoints import ANCHOR_NAME
     from benchbench.core.spec import CellSpec, physical_cores
     from benchbench.runners import resolve_backends
@@ -161,18 +160,16 @@ def anchored_blocks(args, names: list[str], variants: tuple[str, ...], per_block
     threads = args.threads or physical_cores()
     n_blocks = max(1, -(-len(names) // per_block))
     blocks = [names[b::n_blocks] for b in range(n_blocks)]
-    anchor = ANCHOR_NAME, variants[0] if len(variants) == 1 else "deploy"
-    return [CellSpec(name, variant, backend, 1, None,
-                     (anchor_threads or {}).get(backend, threads) if name == ANCHOR_NAME else threads,
-                     args.seed, (), block=b)
+    return [CellSpec(name, variant, backend, 1, None, threads, args.seed, (), block=b)
             for backend in backends for b, members in enumerate(blocks)
-            for name, variant in [anchor] + [(m, v) for m in members for v in variants]]
+            for name, variant in [(ANCHOR_NAME, variants[0] if len(variants) == 1 else "deploy")]
+            + [(m, v) for m in members for v in variants]]
 
 
 def predict_cells(args):
     """``benchbench predict --fit`` and ``--evaluate``: the names the command put in ``args.sweep_names`` (kernel
     nets, or the zoo models to check), in anchored blocks of four nets (two models in both forms with
-    ``--variant both``), the anchor at the threads ``args.anchor_threads`` gives per backend (``cli.predict``)."""
+    ``--variant both``)."""
     from benchbench.core.labpoints import ANCHOR_NAME
 
     names = list(args.sweep_names)
@@ -180,5 +177,4 @@ def predict_cells(args):
         variants = ("deploy",)  # a kernel net's forms are one network
     else:
         variants = ("train", "deploy") if args.variant == "both" else (args.variant,)
-    return (anchored_blocks(args, names, variants, 4 // len(variants), getattr(args, "anchor_threads", None)),
-            [ANCHOR_NAME, *names])
+    return anchored_blocks(args, names, variants, 4 // len(variants)), [ANCHOR_NAME, *names]

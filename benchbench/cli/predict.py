@@ -47,11 +47,6 @@ __all__ = ["cmd_predict", "SWEEP", "SWEEP_QUICK", "model_kernels"]
 SWEEP = {"conv": 30, "dwconv": 14, "gconv": 12, "gemm": 12, "eltwise": 33, "pool": 9, "move": 12}
 SWEEP_QUICK = {"conv": 4, "dwconv": 2, "gconv": 2, "gemm": 2, "eltwise": 3, "pool": 2, "move": 2}
 ADAPT_BELOW = 0.9  # a class whose cross-validated share within ±10% is under this gets more points
-# The anchor's own thread count in the sweep and the check. At the cells' two threads the anchor (0.05 ms) ran in
-# two states 1.55x apart, switching every few seconds to minutes with the machine (its parallel speedup comes and
-# goes; the models, milliseconds long, hardly move); on one thread it held 0.082-0.086 ms through both states
-# (benchmarks/anchor_threads.py). A unit should not move on its own.
-ANCHOR_THREADS = 1
 
 
 def _stderr(msg: str) -> None:
@@ -291,7 +286,6 @@ def _fit(args) -> int:
     backends = resolve_backends(args.backend)
     threads = args.threads or physical_cores()
     counts = SWEEP_QUICK if args.quick else SWEEP
-    args.anchor_threads = {b: ANCHOR_THREADS for b in backends}
     folder, earlier = _folder(args, f"predict_{'+'.join(backends)}")
     if args.results:  # refit from sweeps measured before: nothing is measured
         from benchbench.results.load import load_run
@@ -338,31 +332,6 @@ def _fit(args) -> int:
     return code
 
 
-def _anchor_threads(predictors: dict, threads: int) -> dict[str, int]:
-    """Per backend, the anchor's thread count the predictors were fitted with (a check measures its anchor the
-    same way, or its ratios would be to another unit). A predictor from before the count was recorded had its
-    anchor at the cells' ``threads``."""
-    out: dict[str, int] = {}
-    for (backend, device), predictor in predictors.items():
-        n = int(predictor.doc.get("anchor_threads", threads))
-        if out.setdefault(backend, n) != n:
-            raise UsageError(f"the {backend} predictors of the devices asked for were fitted with the anchor at "
-                             f"{out[backend]} and {n} threads: fit them again together (predict --fit)")
-    return out
-
-
-def _fitted_anchor_threads(runs, backend: str, device, threads: int) -> int:
-    """The anchor's thread count in the runs a predictor is fitted on: one count, or a one-line error."""
-    from benchbench.core.labpoints import ANCHOR_NAME
-
-    counts = {c.spec.threads for r in runs for c in r.cells
-              if c.spec.model == ANCHOR_NAME and c.spec.backend == backend and c.spec.device == device}
-    if len(counts) > 1:
-        raise UsageError(f"the {backend} sweeps to fit measured the anchor at {sorted(counts)} threads: their ratios "
-                         "are to different units; fit from sweeps of one kind")
-    return counts.pop() if counts else threads
-
-
 def _fit_all(runs, backends, threads, start, devices) -> dict:
     """(backend, device) → the predictor document fitted on that device's kernel nets (device None: this
     machine's); a backend and device without enough nets measured ok is said on stderr and left out."""
@@ -378,7 +347,6 @@ def _fit_all(runs, backends, threads, start, devices) -> dict:
             identity = (predictor_identity(backend, threads) if device is None
                         else device_identity(runs, backend, threads, device))
             meta = {"identity": identity, **({"device": device} if device is not None else {}), "runtime": runtime,
-                    "anchor_threads": _fitted_anchor_threads(runs, backend, device, threads),
                     "runs": [str(r.path) for r in runs], "fit_s": round(time.monotonic() - start, 1),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             try:
@@ -421,7 +389,6 @@ def _evaluate(args) -> int:
     folder, earlier = _folder(args, f"predict_eval_{'+'.join(backends)}")
     # the anchor's quiet latency at fit time: a check spent entirely in the anchor's slow state is told by it
     quiet = {key: fit_quiet_anchor_ms(p.doc) for key, p in predictors.items()}
-    args.anchor_threads = _anchor_threads(predictors, threads)
     if args.results:
         code = 0
     else:
