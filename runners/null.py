@@ -2,9 +2,9 @@
 
 Options make it misbehave on purpose, so tests can prove a sweep survives: ``latency_ms`` (sleep per
 inference; the environment's ``BENCHBENCH_NULL_SLOWDOWN`` multiplies it, so that two loopback cluster
-workers can play machines of different speeds), ``fail`` = ``crash`` (hard exit in prepare), ``hang`` (sleep forever), ``raise`` (an
-ordinary exception), ``unsupported`` (reject the model), ``crash_later`` (hard exit at the 40th
-inference: in the middle of the timed blocks, after warm-up).
+workers can play machines of different speeds), ``fail`` = ``crash`` (hard exit in prepare), ``hang``
+(sleep forever), ``raise`` (an ordinary exception), ``unsupported`` (reject the model), ``crash_later``
+(hard exit at the 40th inference: in the middle of the timed blocks, after warm-up).
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping
 
+import numpy as np
+
 from benchbench.core.labpoints import ANCHOR_NAME
 
 from .correlate import target_name
@@ -46,12 +48,8 @@ def _rounds(stats: Mapping) -> list[float]:
 def quiet_anchor_ms(values: Iterable[float]) -> float:
     """The anchor's quiet latency among ``values`` (its round or group medians, ms): their ``QUIET_QUANTILE``
     quantile, nan when there are none. A low quantile, because the anchor's disturbances only slow it."""
-    v = sorted(float(x) for x in values if _pos(x))
-    if not v:
-        return math.nan
-    pos = QUIET_QUANTILE * (len(v) - 1)  # linear interpolation between the two nearest ranks
-    lo = math.floor(pos)
-    return v[lo] + (v[min(lo + 1, len(v) - 1)] - v[lo]) * (pos - lo)
+    v = [float(x) for x in values if _pos(x)]
+    return float(np.quantile(v, QUIET_QUANTILE)) if v else math.nan
 
 
 def anchored_cells(results: Iterable[Mapping], keep: Callable[[Mapping], bool],

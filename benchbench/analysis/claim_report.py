@@ -27,6 +27,7 @@ from .claim_tables import (
     zoo_sentence,
 )
 from .latency_models import FORMS
+from .predictor_report import cells_label
 from .verdict_text import VERDICT_METHOD, pct_interval
 
 __all__ = ["claim_markdown", "guideline_tables", "backend_summary", "THREATS"]
@@ -55,8 +56,7 @@ def predictor_section(analysis: dict) -> list[str]:
         ks = ((analysis.get("per_backend") or {}).get(backend) or {}).get("kernel_sum") or {}
         lab_share = (lab.get(backend) or {}).get("zoo_within_10pct")
         worst = ", ".join(f"{k} {v:.0%}" for k, v in list(s.get("worst_cells_time_by_kind", {}).items())[:3])
-        cells = f"{s['n']} ({s['n_disturbed']} disturbed)" if s.get("n_disturbed") else f"{s['n']}"
-        lines.append(f"| {backend} | {cells} | {s['within_10pct_rel']:.0%} | {s['median_abs_error_rel']:.0%} | "
+        lines.append(f"| {backend} | {cells_label(s)} | {s['within_10pct_rel']:.0%} | {s['median_abs_error_rel']:.0%} | "
                      f"{s['within_10pct_abs']:.0%} | {s['flops_only_within_10pct_rel']:.0%} | "
                      f"{_share(lab_share)} | "
                      f"{_share(ks.get('within_10pct'))} | {worst or '—'} |")

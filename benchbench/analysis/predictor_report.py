@@ -16,7 +16,8 @@ import numpy as np
 
 from .anchored import DISTURBED, quiet_anchor_ms
 
-__all__ = ["evaluation", "evaluation_markdown", "fit_quiet_anchor_ms", "flops_only_fit", "predictor_markdown"]
+__all__ = ["cells_label", "evaluation", "evaluation_markdown", "fit_quiet_anchor_ms", "flops_only_fit",
+           "predictor_markdown"]
 
 
 def flops_only_fit(doc: Mapping) -> tuple[float, float]:
@@ -135,6 +136,12 @@ def evaluation(rows: Mapping[str, list[dict]], docs: Mapping[str, Mapping]) -> d
     return out
 
 
+def cells_label(summary: Mapping) -> str:
+    """A backend's checked cells for a table: their count, and how many of them were disturbed."""
+    n, loud = summary["n"], summary.get("n_disturbed")
+    return f"{n} ({loud} disturbed)" if loud else f"{n}"
+
+
 def _pct(x: float) -> str:
     return "n/a" if x != x else f"{x:.0%}"
 
@@ -150,8 +157,7 @@ def evaluation_markdown(doc: Mapping, level: int = 1) -> str:
              "| anchor ms fit → now |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for b, s in doc["backends"].items():
-        cells = f"{s['n']} ({s['n_disturbed']} disturbed)" if s.get("n_disturbed") else f"{s['n']}"
-        lines.append(f"| {b} | {cells} | {_pct(s['within_10pct_rel'])} | {_pct(s['median_abs_error_rel'])} | "
+        lines.append(f"| {b} | {cells_label(s)} | {_pct(s['within_10pct_rel'])} | {_pct(s['median_abs_error_rel'])} | "
                      f"{s['median_error_rel']:+.0%} | {_pct(s.get('interval_coverage', float('nan')))} | "
                      f"{_pct(s['within_10pct_abs'])} | "
                      f"{_pct(s['median_abs_error_abs'])} "

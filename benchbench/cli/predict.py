@@ -396,11 +396,12 @@ def _evaluate(args) -> int:
         code, runs = _measure_anchored(args, names, folder, _is_zoo, evaluate=True, earlier=earlier, quiet=quiet)
         if code >= 128:
             return code
+    measured = {d: _measured(runs, _is_zoo, d, quiet) for d in devices}  # each device's cells, read once
     rows = {}
     for (backend, device), predictor in predictors.items():
         label = target_label(backend, device)
         rows[label] = []
-        for (name, variant), rec in sorted(_measured(runs, _is_zoo, device, quiet).get(backend, {}).items()):
+        for (name, variant), rec in sorted(measured[device].get(backend, {}).items()):
             try:
                 kernels, io = model_kernels(name, variant, backend, predictor.rules, PROFILES["default"], args.seed)
             except UsageError as exc:
