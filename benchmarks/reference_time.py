@@ -6,6 +6,14 @@ which ``claim --reference`` times apart (``meta.claim``). Missing builds are mad
 from it afterwards (``benchbench claim OUT/results.json``).
 
     python benchmarks/reference_time.py /tmp/reference-sweep
+
+It ends with where the sweep's time went, per round, backend and kind of group (zoo or guideline table): the
+groups' wall time (``wall_s`` of each group's round record), their lockstep sampling and the part of it spent
+settling, the first round's start-ups one worker at a time (load, first inference, warm-up), the profiles taken in
+the measuring workers, and the rest (a later round's workers starting side by side, closing checks, process
+exits). ``--read`` prints that table for a finished sweep's results.json.
+
+    python benchmarks/reference_time.py --read /tmp/reference-sweep/results.json
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 from benchbench.cli.cells import cells_from
@@ -26,13 +35,58 @@ from benchbench.cli.reference import (
 )
 from benchbench.core.spec import REFERENCE
 from benchbench.measure.sweep import run_sweep
+from benchbench.results.load import load_run, model_kind
 from benchbench.results.record import RunResult
+
+_COLUMNS = ("wall", "sampling", "settle", "start-up", "profiles", "rest")
+
+
+def time_breakdown(run: RunResult) -> list[str]:
+    """Where a sweep's group time went, one line per (round, backend, kind of group), in seconds (see the module's
+    docstring); an empty list for a run whose round records hold no ``wall_s`` (written before it was recorded)."""
+    rows: dict[tuple, dict] = defaultdict(lambda: defaultdict(float))
+    for group in run.groups:
+        cells = [run.cells[i] for i in group["cells"]]
+        kind = "guideline" if model_kind(cells[0].model) == "guideline" else "zoo"
+        for r, rec in enumerate(group.get("rounds") or [], start=1):
+            if "wall_s" not in rec:
+                return []
+            row = rows[(r, cells[0].spec.backend, kind)]
+            row["groups"] += 1
+            row["wall"] += rec["wall_s"]
+            row["sampling"] += rec.get("sampling_s") or 0.0
+            row["settle"] += (rec.get("sampling_s") or 0.0) * (rec.get("settle_share") or 0.0)
+            if r == 1:  # the first round's start-up times are each cell's own (later rounds' are not kept)
+                for c in cells:
+                    row["start-up"] += ((c.timing.get("init_ms") or 0.0) + (c.timing.get("first_ms") or 0.0)) / 1e3 \
+                        + (c.timing.get("warmup_s") or 0.0)
+                    row["profiles"] += ((c.metrics.get("profile") or {}).get("took_s") or 0.0)
+    lines = [f"{'round':>5} {'backend':<9} {'groups':<10} {'n':>4} " + " ".join(f"{c:>9}" for c in _COLUMNS)]
+    total = defaultdict(float)
+    for (r, backend, kind), row in sorted(rows.items()):
+        row["rest"] = row["wall"] - row["sampling"] - row["start-up"] - row["profiles"]
+        for c in _COLUMNS:
+            total[c] += row[c]
+        lines.append(f"{r:>5} {backend:<9} {kind:<10} {row['groups']:>4.0f} " + " ".join(f"{row[c]:>9.0f}" for c in _COLUMNS))
+    lines.append(f"{'all':>5} {'':<9} {'':<10} {sum(r['groups'] for r in rows.values()):>4.0f} "
+                 + " ".join(f"{total[c]:>9.0f}" for c in _COLUMNS))
+    lines.append("seconds of wall time (absolute, this machine); settle is part of sampling; start-up and profiles "
+                 "are the first round's")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out", type=Path, help="an empty folder for results.json and progress.log")
+    ap.add_argument("out", type=Path, nargs="?", help="an empty folder for results.json and progress.log")
+    ap.add_argument("--read", type=Path, help="print where a finished sweep's time went (its results.json) instead")
     args = ap.parse_args(argv)
+    if args.read is not None:
+        lines = time_breakdown(load_run(args.read))
+        print("\n".join(lines) if lines else f"{args.read}: its group records hold no wall_s (written before "
+              "benchbench recorded it)")
+        return 0
+    if args.out is None:
+        ap.error("give an empty folder for the sweep, or --read RESULTS")
     if args.out.exists() and any(args.out.iterdir()):
         raise SystemExit(f"{args.out}: not empty")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -55,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
           f"group-rounds: {wall / 60:.1f} min of wall time, of which builds {builds / 60:.1f} min "
           f"({sweep.get('builds_run', 0)} made) and profiles {sweep.get('profile_s', 0.0) / 60:.1f} min; "
           f"the sweep with every build cached: {(wall - builds) / 60:.1f} min (absolute, this machine)")
+    print("\n".join(time_breakdown(run)))
     return 0
 
 

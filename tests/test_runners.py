@@ -167,3 +167,37 @@ def test_tflite_runtime_under_numpy2_is_reported_not_crashed(monkeypatch):
     assert not ok and "NumPy" in why and "ai-edge-litert" in why
     fake["numpy"] = "1.26.4"
     assert litert.LiteRtRunner.is_available() == (True, "")
+
+
+def test_ort_measured_session_writes_no_optimized_graph(tmp_path, monkeypatch):
+    """The measured session is created without ``optimized_model_filepath`` (its load time, init_ms, holds no file
+    write of benchbench's own); the executed-op count still comes from the optimized graph, written by a second
+    session into a temporary folder that is removed."""
+    _needs("ort")
+    import tempfile
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], np.ones(4 * 27, np.float32).tolist())
+    b = helper.make_tensor("b", TensorProto.FLOAT, [4], [0.0] * 4)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])],
+        "conv_relu", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])], [w, b])
+    path = tmp_path / "conv_relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+    made = []
+    real_mkdtemp = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *a, **k: made.append(real_mkdtemp(*a, **k)) or made[-1])
+    runner = get_runner("ort")(1)
+    runner.load_runtime()
+    runner.prepare(path, np.zeros((1, 3, 8, 8), np.float32))
+    runner.run()
+    assert made == []  # nothing written for the measured session
+    ops = runner.executed_ops()
+    assert ops["source"] == "ORT optimized graph" and ops["count"] >= 1
+    assert "Relu" not in ops["by_type"]  # fused into the conv: the count is the optimized graph's, not the file's
+    assert len(made) == 1 and not Path(made[0]).exists()

@@ -252,6 +252,9 @@ class Sweep:
             done += 1
             if unit.index in configs:  # its own cap: on its record
                 unit.record["max_s"] = configs[unit.index].max_s
+            # the round's whole time where it ran (workers' start-up, sampling, closing checks, profiles), so a
+            # run shows where its time went beside the sampling_s of its lockstep rounds
+            unit.record["wall_s"] = round(unit.took_s, 3)
             self._file(unit, r)
             where = f"{done}/{len(todo)}" + (f", round {r}" if self._most() > 1 else "")
             self.reporter.group_done(self._group_cells(unit.index), where, unit.took_s, r)
