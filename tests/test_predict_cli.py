@@ -116,3 +116,17 @@ def test_a_killed_fit_resumes_its_sweep_and_stores_the_predictor(cache_dir, tmp_
         assert same["samples_ns"] == cell.samples_ns
     predictor = json.loads((folder / "predictor_null.json").read_text())
     assert len(predictor["points"]) >= 30 and list((Path(cache_dir) / "predictors").glob("null-t*.json"))
+
+
+def test_a_predictor_file_from_another_machine_is_noted(capsys):
+    """A user's --predictor file fitted on another CPU or host gets one line on stderr (its milliseconds are that
+    machine's); one fitted here gets none."""
+    from benchbench.cli.predictors import _note_other_machine
+    from benchbench.core.env import host_identity
+
+    _note_other_machine("p.json", {"identity": {**host_identity(), "backend": "ort"}})
+    assert capsys.readouterr().err == ""
+    _note_other_machine("p.json", {"identity": {"host": "elsewhere", "cpu": "Some Other CPU", "backend": "ort"}})
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "p.json was fitted on Some Other CPU (host elsewhere)" in err
+    assert host_identity()["cpu"] in err

@@ -93,7 +93,24 @@ def load_predictor(backend: str, threads: int, path: str | None = None, device: 
     if doc.get("device") != device:
         raise UsageError(f"{where}: the predictor of {target_label(backend, doc.get('device'))}, not of "
                          f"{target_label(backend, device)}")
+    if path and device is None:
+        _note_other_machine(where, doc)
     try:
         return Predictor(doc)
     except (KeyError, ValueError, TypeError) as exc:
         raise UsageError(f"{where}: not a usable predictor ({exc})") from None
+
+
+def _note_other_machine(where, doc: dict) -> None:
+    """One line on stderr when a user's predictor file was fitted on another machine: its milliseconds are that
+    machine's (these VMs' latencies differed 1.5x from one day's CPU type to the next's), and only a predictor
+    fitted here, which the cache keys by this machine, is checked against it."""
+    import sys
+
+    from benchbench.core.env import host_identity
+
+    fitted = doc.get("identity") or {}
+    here = host_identity()
+    if (fitted.get("host"), fitted.get("cpu")) != (here["host"], here["cpu"]):
+        print(f"note: {where} was fitted on {fitted.get('cpu') or 'an unknown CPU'} (host {fitted.get('host')}); "
+              f"this is {here['cpu']} (host {here['host']}): its milliseconds are that machine's", file=sys.stderr)
