@@ -5,7 +5,10 @@ machine), their median half-width, the smallest difference the machine resolves 
 models of 5 ms or more), and each trial's wall time (goal: <= 10 s). Each trial measures in up to
 ``--sessions`` pairs of fresh workers, and its interval adds the between-process term ``benchbench doctor``
 cached for this machine (else ``benchbench.results.estimates.PROCESS_SD``). Also the between-process term
-the trials show: the spread of their log-ratios beyond what their own within-trial intervals explain.
+the trials show: the spread of their log-ratios beyond what their own within-trial intervals explain. And what
+sets the intervals' width, as medians over the trials of their quiet rounds' log-ratios: their sd per round, the
+half-width of their median's interval (``stats.serial_median_ci``), of the sessions' t interval
+(``estimates.session_spread``) and of a mean's interval (1.96 sd / sqrt(rounds)), for comparison.
 
     benchbench doctor   # measures and caches the between-process term
     python benchmarks/aa_check.py --model resnet18 --backend ort --trials 20 --sessions 8 --max-time 3 --target-ci 0.01
@@ -27,8 +30,9 @@ from noise_robustness import start_load, stop_load
 
 from benchbench.cli.cells import process_sd_for
 from benchbench.core.spec import CellSpec, MeasureConfig, physical_cores
+from benchbench.core.stats import serial_median_ci
 from benchbench.measure.doctor import aa_check
-from benchbench.results.estimates import PROCESS_SD
+from benchbench.results.estimates import PROCESS_SD, round_log_ratios, session_spread
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,12 +85,27 @@ def _trial(i: int, spec: CellSpec, config: MeasureConfig, servers: dict) -> dict
            "within_half_width": r.within.half_width,
            "units": e.units, "dropped": e.dropped, "median_ms": r.median_ms, "wait_share": r.wait_share,
            "holds_one": r.contains_one, "wall_s": wall,
-           "sessions": len({b.get("session", 1) for b in r.cells[0].blocks})}
+           "sessions": len({b.get("session", 1) for b in r.cells[0].blocks}), **_parts(r.cells)}
     print(f"trial {i + 1}: {e.value:.4f} [{e.low:.4f}, {e.high:.4f}] ±{100 * e.half_width:.2f}% over {e.units} "
           f"rounds ({e.dropped} dropped) in {out['sessions']} session(s), {wall:.1f} s wall, "
           f"{r.median_ms:.3f} ms, waited {100 * (r.wait_share or 0):.0f}%"
           + ("" if r.contains_one else "  <- excludes 1.00"), flush=True)
     return out
+
+
+def _parts(cells) -> dict:
+    """What sets a trial's width, from its quiet rounds' log-ratios (B over A; relative half-widths)."""
+    a, b = cells
+    quiet = [(unit, log) for unit, log, ok in round_log_ratios(b.blocks, a.blocks, samples_b=b.samples_ns,
+                                                                 samples_a=a.samples_ns) if ok]
+    if len(quiet) < 3:
+        return {}
+    logs = [log for _, log in quiet]
+    low, high, rho = serial_median_ci(logs, segments=[unit[0] for unit, _ in quiet])
+    spread = session_spread([unit[0] for unit, _ in quiet], logs)
+    sd = statistics.stdev(logs)
+    return {"round_sd": sd, "rho": rho, "median_half": (high - low) / 2, "t_half": spread[1] if spread else None,
+            "mean_half": 1.96 * sd / math.sqrt(len(logs))}
 
 
 def _summary(args, spec: CellSpec, results: list[dict], term: str) -> None:
@@ -103,6 +122,14 @@ def _summary(args, spec: CellSpec, results: list[dict], term: str) -> None:
         print(f"between trials: sd of log-ratio {100 * statistics.stdev(logs):.2f}%, of which within-trial sampling "
               f"explains {100 * math.sqrt(within):.2f}%; between-process term {100 * math.sqrt(between):.2f}% "
               f"(the intervals used {term})")
+    parts = {k: [r[k] for r in results if r.get(k) is not None]
+             for k in ("round_sd", "median_half", "t_half", "mean_half")}
+    if all(parts.values()):
+        print("what sets the width (medians over the trials): sd of a round's log-ratio "
+              f"{100 * statistics.median(parts['round_sd']):.2f}%; half-widths: the median's interval "
+              f"±{100 * statistics.median(parts['median_half']):.2f}%, the sessions' t interval "
+              f"±{100 * statistics.median(parts['t_half']):.2f}% (a mean's would be "
+              f"±{100 * statistics.median(parts['mean_half']):.2f}%)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
