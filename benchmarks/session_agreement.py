@@ -1,7 +1,7 @@
 """How far one measurement of a cell is from the next: what bounds any latency predictor judged within ±10%.
 
 A run measured in several rounds (``--rounds``, ``claim --reference``) times each cell in fresh workers minutes apart.
-For each cell measured in two rounds or more, this compares its second round's median with its first's, per
+For each cell measured in two rounds or more, this compares its second round's latency with its first's, per
 backend: the share of cells within ±5%, ±10% and ±14.1% of each other, and the median difference. A perfect
 predictor of a cell's typical latency misses one round by that round's own deviation, about 1/sqrt(2) of the
 difference between two independent rounds; so it is within ±10% of one round about as often as two rounds are
@@ -20,17 +20,19 @@ import statistics
 import sys
 from collections import defaultdict
 
+from benchbench.results.estimates import cell_latency
 from benchbench.results.load import load_run, model_kind
 
 
-def round_medians(cell) -> dict[int, float]:
-    """The median sample of each round (session) of the cell's blocks, in ms."""
-    by: dict[int, list[int]] = defaultdict(list)
+def round_latencies(cell) -> dict[int, float]:
+    """Each round's (session's) latency of the cell in ms, read as the cell's own is (``estimates.cell_latency``:
+    the median of its quiet blocks' medians), from that round's blocks alone."""
+    by: dict[int, list[dict]] = defaultdict(list)
     offset = 0
-    for block in cell.blocks:
-        by[block.get("session", 1)] += cell.samples_ns[offset: offset + block["n"]]
+    for block in cell.blocks:  # each block with its own samples, so a round's blocks stand alone
+        by[block.get("session", 1)].append({**block, "samples_ns": cell.samples_ns[offset: offset + block["n"]]})
         offset += block["n"]
-    return {s: statistics.median(v) / 1e6 for s, v in by.items() if v}
+    return {s: est.value for s, blocks in by.items() if (est := cell_latency(blocks)) is not None}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     for cell in run.cells:
         if not cell.ok or (not args.all and (model_kind(cell.model) != "zoo" or cell.spec.variant == "int8")):
             continue
-        medians = round_medians(cell)
-        if 1 in medians and 2 in medians:
-            diffs[cell.spec.backend].append(medians[2] / medians[1] - 1)
+        latency = round_latencies(cell)
+        if 1 in latency and 2 in latency:
+            diffs[cell.spec.backend].append(latency[2] / latency[1] - 1)
     if not diffs:
         print(f"{args.results}: no cell was measured in two rounds")
         return 1
