@@ -130,3 +130,9 @@ def test_a_predictor_file_from_another_machine_is_noted(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "p.json was fitted on Some Other CPU (host elsewhere)" in err
     assert host_identity()["cpu"] in err
+    # a hostile file: an escape sequence in its CPU name is shown escaped; an identity that is no record is unknown
+    _note_other_machine("p.json", {"identity": {"host": "h", "cpu": "X\x1b]0;owned\x07"}})
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\\x1b]0;owned\\x07" in err
+    _note_other_machine("p.json", {"identity": ["not", "a", "record"]})
+    assert "fitted on an unknown CPU" in capsys.readouterr().err

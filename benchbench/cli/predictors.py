@@ -108,9 +108,12 @@ def _note_other_machine(where, doc: dict) -> None:
     import sys
 
     from benchbench.core.env import host_identity
+    from benchbench.core.text import one_line
 
-    fitted = doc.get("identity") or {}
+    fitted = doc.get("identity") if isinstance(doc.get("identity"), dict) else {}
     here = host_identity()
     if (fitted.get("host"), fitted.get("cpu")) != (here["host"], here["cpu"]):
-        print(f"note: {where} was fitted on {fitted.get('cpu') or 'an unknown CPU'} (host {fitted.get('host')}); "
-              f"this is {here['cpu']} (host {here['host']}): its milliseconds are that machine's", file=sys.stderr)
+        # the file's names are the user's data: escaped, as every name read from a file is before it is printed
+        print(one_line(f"note: {where} was fitted on {fitted.get('cpu') or 'an unknown CPU'} (host "
+                       f"{fitted.get('host')}); this is {here['cpu']} (host {here['host']}): its milliseconds are "
+                       "that machine's"), file=sys.stderr)
