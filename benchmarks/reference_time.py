@@ -34,6 +34,7 @@ from benchbench.cli.reference import (
     reference_profiled,
 )
 from benchbench.core.spec import REFERENCE
+from benchbench.core.text import one_line
 from benchbench.measure.sweep import run_sweep
 from benchbench.results.load import load_run, model_kind
 from benchbench.results.record import RunResult
@@ -67,7 +68,8 @@ def time_breakdown(run: RunResult) -> list[str]:
         row["rest"] = row["wall"] - row["sampling"] - row["start-up"] - row["profiles"]
         for c in _COLUMNS:
             total[c] += row[c]
-        lines.append(f"{r:>5} {backend:<9} {kind:<10} {row['groups']:>4.0f} " + " ".join(f"{row[c]:>9.0f}" for c in _COLUMNS))
+        lines.append(f"{r:>5} {one_line(backend):<9} {kind:<10} {row['groups']:>4.0f} "
+                     + " ".join(f"{row[c]:>9.0f}" for c in _COLUMNS))  # the file's names, escaped
     lines.append(f"{'all':>5} {'':<9} {'':<10} {sum(r['groups'] for r in rows.values()):>4.0f} "
                  + " ".join(f"{total[c]:>9.0f}" for c in _COLUMNS))
     lines.append("seconds of wall time (absolute, this machine); settle is part of sampling; start-up and profiles "

@@ -20,6 +20,7 @@ import statistics
 import sys
 from collections import defaultdict
 
+from benchbench.core.text import one_line
 from benchbench.results.estimates import cell_latency
 from benchbench.results.load import load_run, model_kind
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{'median |diff|':>14}")
     for backend, d in sorted(diffs.items()):
         share = {limit: sum(abs(x) <= limit for x in d) / len(d) for limit in (0.05, 0.10, 0.10 * math.sqrt(2))}
-        print(f"{backend:<10} {len(d):>5} {share[0.05]:>11.0%} {share[0.10]:>12.0%} "
+        print(f"{one_line(backend):<10} {len(d):>5} {share[0.05]:>11.0%} {share[0.10]:>12.0%} "
               f"{share[0.10 * math.sqrt(2)]:>14.0%} {statistics.median(abs(x) for x in d):>14.1%}")
     print("a cell's second round against its first (fresh workers, minutes apart; absolute latency, this machine); "
           "within ±14.1%: about how often a perfect predictor would be within ±10% of one round")
