@@ -7,8 +7,9 @@ models of 5 ms or more), and each trial's wall time (goal: <= 10 s). Each trial 
 cached for this machine (else ``benchbench.results.estimates.PROCESS_SD``). Also the between-process term
 the trials show: the spread of their log-ratios beyond what their own within-trial intervals explain. And what
 sets the intervals' width, as medians over the trials of their quiet rounds' log-ratios: their sd per round, the
-half-width of their median's interval (``stats.serial_median_ci``), of the sessions' t interval
-(``estimates.session_spread``) and of a mean's interval (1.96 sd / sqrt(rounds)), for comparison.
+half-width of their Hodges-Lehmann interval (``stats.hodges_lehmann``, which a ratio starts from), of the sessions'
+t interval (``estimates.session_spread``, its floor from 4 sessions), and, for comparison, of the median's
+interval (``stats.serial_median_ci``, what a ratio started from before) and of a mean's (1.96 sd / sqrt(rounds)).
 
     benchbench doctor   # measures and caches the between-process term
     python benchmarks/aa_check.py --model resnet18 --backend ort --trials 20 --sessions 8 --max-time 3 --target-ci 0.01
@@ -30,7 +31,7 @@ from noise_robustness import start_load, stop_load
 
 from benchbench.cli.cells import process_sd_for
 from benchbench.core.spec import CellSpec, MeasureConfig, physical_cores
-from benchbench.core.stats import serial_median_ci
+from benchbench.core.stats import hodges_lehmann, serial_median_ci
 from benchbench.measure.doctor import aa_check
 from benchbench.results.estimates import PROCESS_SD, round_log_ratios, session_spread
 
@@ -101,11 +102,13 @@ def _parts(cells) -> dict:
     if len(quiet) < 3:
         return {}
     logs = [log for _, log in quiet]
-    low, high, rho = serial_median_ci(logs, segments=[unit[0] for unit, _ in quiet])
-    spread = session_spread([unit[0] for unit, _ in quiet], logs)
+    segments = [unit[0] for unit, _ in quiet]
+    _, hl_low, hl_high, rho = hodges_lehmann(logs, segments=segments)
+    low, high, _ = serial_median_ci(logs, segments=segments)
+    spread = session_spread(segments, logs)
     sd = statistics.stdev(logs)
-    return {"round_sd": sd, "rho": rho, "median_half": (high - low) / 2, "t_half": spread[1] if spread else None,
-            "mean_half": 1.96 * sd / math.sqrt(len(logs))}
+    return {"round_sd": sd, "rho": rho, "hl_half": (hl_high - hl_low) / 2, "median_half": (high - low) / 2,
+            "t_half": spread[1] if spread else None, "mean_half": 1.96 * sd / math.sqrt(len(logs))}
 
 
 def _summary(args, spec: CellSpec, results: list[dict], term: str) -> None:
@@ -123,12 +126,13 @@ def _summary(args, spec: CellSpec, results: list[dict], term: str) -> None:
               f"explains {100 * math.sqrt(within):.2f}%; between-process term {100 * math.sqrt(between):.2f}% "
               f"(the intervals used {term})")
     parts = {k: [r[k] for r in results if r.get(k) is not None]
-             for k in ("round_sd", "median_half", "t_half", "mean_half")}
+             for k in ("round_sd", "hl_half", "t_half", "median_half", "mean_half")}
     if all(parts.values()):
         print("what sets the width (medians over the trials): sd of a round's log-ratio "
-              f"{100 * statistics.median(parts['round_sd']):.2f}%; half-widths: the median's interval "
-              f"±{100 * statistics.median(parts['median_half']):.2f}%, the sessions' t interval "
-              f"±{100 * statistics.median(parts['t_half']):.2f}% (a mean's would be "
+              f"{100 * statistics.median(parts['round_sd']):.2f}%; half-widths: the Hodges-Lehmann interval "
+              f"±{100 * statistics.median(parts['hl_half']):.2f}%, the sessions' t interval "
+              f"±{100 * statistics.median(parts['t_half']):.2f}% (the median's would be "
+              f"±{100 * statistics.median(parts['median_half']):.2f}%, a mean's "
               f"±{100 * statistics.median(parts['mean_half']):.2f}%)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

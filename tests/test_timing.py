@@ -101,3 +101,73 @@ def test_student_t_quantile_matches_scipy():
     for df in (1, 2, 3, 4, 7, 15, 63, 500):
         for p in (0.9, 0.975, 0.995):
             assert abs(student_t_quantile(p, df) / t.ppf(p, df) - 1) < 1e-6, (p, df)
+
+
+def test_hodges_lehmann_is_the_median_of_walsh_averages_with_the_signed_rank_interval():
+    """Against its definition and scipy: the estimate is the median of all (x_i + x_j) / 2, i <= j; the exact
+    signed-rank distribution is the one counted by brute force; and the interval is the set of centres that
+    scipy's exact two-sided Wilcoxon test does not reject at 5% (just inside each end: kept; just outside:
+    rejected)."""
+    import itertools
+
+    import numpy as np
+    from scipy.stats import wilcoxon
+
+    from benchbench.core.stats import _signed_rank_cdf, hodges_lehmann
+
+    for n in (1, 4, 9):
+        sums = [sum(c) for r in range(n + 1) for c in itertools.combinations(range(1, n + 1), r)]
+        brute = np.cumsum(np.bincount(sums, minlength=n * (n + 1) // 2 + 1)) / 2 ** n
+        assert np.allclose(_signed_rank_cdf(n), brute)
+    rng = np.random.default_rng(11)
+    for n in (6, 9, 15, 30, 60):
+        x = rng.standard_t(3, n)
+        estimate, low, high, rho = hodges_lehmann(x)
+        walsh = [(x[i] + x[j]) / 2 for i in range(n) for j in range(i, n)]
+        assert estimate == np.median(walsh) and low < estimate < high
+        if rho == 0.0:
+            eps = 1e-9
+            assert wilcoxon(x - (low + eps), method="exact").pvalue > 0.05, n
+            assert wilcoxon(x - (high - eps), method="exact").pvalue > 0.05, n
+            if n > 6:  # at six values even the extremes are not rejected: the interval is the range
+                assert wilcoxon(x - (low - eps), method="exact").pvalue <= 0.05, n
+                assert wilcoxon(x - (high + eps), method="exact").pvalue <= 0.05, n
+    assert hodges_lehmann([3.0, 1.0, 2.0])[1:3] == (1.0, 3.0)  # too few values: the range
+
+
+def test_hodges_lehmann_covers_like_the_median_from_fewer_values_and_shrugs_off_outliers():
+    """Planted truths (centre 0), 400 trials of 60 values each: on heavy-tailed independent values (t, 3 degrees of
+    freedom) and on an AR(1) series (rho 0.5), the interval holds the centre in about 95% of trials (the series
+    through its serial widening, as the median's: from 40 values both read rho low, and HL held 90%); on normal values it is narrower than the median's interval by about the square root
+    of their efficiencies (0.64 / 0.95); a tenth of the values a hundred times wilder moves it little."""
+    import math
+
+    import numpy as np
+
+    from benchbench.core.stats import hodges_lehmann, serial_median_ci
+
+    rng = np.random.default_rng(5)
+    trials, n = 400, 60
+    held_t3 = held_ar = 0
+    widths = []
+    for _ in range(trials):
+        _, low, high, _ = hodges_lehmann(rng.standard_t(3, n))
+        held_t3 += low <= 0 <= high
+        e = rng.standard_normal(n)
+        ar = np.empty(n)
+        ar[0] = e[0]
+        for i in range(1, n):
+            ar[i] = 0.5 * ar[i - 1] + math.sqrt(1 - 0.25) * e[i]
+        _, low, high, _ = hodges_lehmann(ar)
+        held_ar += low <= 0 <= high
+        normal = rng.standard_normal(n)
+        _, low, high, _ = hodges_lehmann(normal)
+        m_low, m_high, _ = serial_median_ci(normal)
+        widths.append((high - low) / (m_high - m_low))
+    assert held_t3 >= 0.93 * trials, f"{held_t3}/{trials}"
+    assert held_ar >= 0.92 * trials, f"{held_ar}/{trials}"
+    assert 0.7 < np.median(widths) < 0.92, np.median(widths)
+    x = rng.standard_normal(200)
+    wild = x.copy()
+    wild[::10] *= 100
+    assert abs(hodges_lehmann(wild)[0] - hodges_lehmann(x)[0]) < 0.15

@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-__all__ = ["summarize", "median_ci", "serial_median_ci", "sign_autocorrelation", "student_t_quantile", "mann_whitney",
-           "geometric_mean"]
+__all__ = ["summarize", "median_ci", "serial_median_ci", "hodges_lehmann", "sign_autocorrelation", "student_t_quantile",
+           "mann_whitney", "geometric_mean"]
 
 # 1 / Phi^-1(3/4): scales the median absolute deviation to a normal distribution's sigma.
 _MAD_TO_SIGMA = 1.482602218505602
@@ -97,6 +97,56 @@ def serial_median_ci(series, confidence: float = 0.95, segments=None) -> tuple[f
     low_index = max(0, int(math.floor(n / 2 - spread)) - 1)
     high_index = min(n - 1, int(math.ceil(n / 2 + spread)))
     return float(x[low_index]), float(x[high_index]), rho
+
+
+@functools.lru_cache(maxsize=512)  # a sweep asks for the same few n, every round
+def _signed_rank_cdf(n: int) -> np.ndarray:
+    """CDF of the Wilcoxon signed-rank statistic T+ (0..n(n+1)/2) for n untied, symmetric, independent values:
+    the counts of the subsets of {1..n} by their sum, over 2^n."""
+    counts = np.zeros(n * (n + 1) // 2 + 1)
+    counts[0] = 1.0
+    for k in range(1, n + 1):
+        counts[k:] = counts[k:] + counts[:-k].copy()  # subsets that hold k: each sum moves up by k
+    return np.cumsum(counts) / 2.0 ** n
+
+
+def hodges_lehmann(series, confidence: float = 0.95, segments=None) -> tuple[float, float, float, float]:
+    """The Hodges-Lehmann estimate of ``series``' centre (the median of its Walsh averages, (x_i + x_j) / 2 for
+    i <= j) and its distribution-free interval (the Walsh averages at the signed-rank test's critical ranks),
+    widened for serial correlation as :func:`serial_median_ci` widens the median's. Returns (estimate, low,
+    high, rho).
+
+    It assumes the values spread symmetrically about their centre, as a log-ratio of two arms timed in turn
+    does (an A/A one by construction). For such data it is nearly as efficient as the mean (95% for normal
+    values, where the median is 64%: the same interval from about two thirds of the rounds) and, like the
+    median, not moved by a few outliers (up to 29% of the values). The interval is exact from the signed-rank
+    distribution for up to ``_EXACT_RANKS`` values, a normal approximation beyond, and under serial correlation
+    (its variance times the AR(1) inflation (1 + rho) / (1 - rho), where rho is the values' lag-1 correlation
+    read from their signs' (:func:`sign_autocorrelation`, r_s) as sin(pi r_s / 2), at most 0.9)."""
+    x = np.asarray(series, dtype=float)
+    n = x.size
+    i, j = np.triu_indices(n)
+    walsh = np.sort((x[i] + x[j]) / 2)
+    total = walsh.size
+    estimate = float(np.median(walsh))
+    if n < 6:  # too few for a 95% interval: the extremes, as median_ci gives
+        return estimate, float(x.min()), float(x.max()), 0.0
+    # The signed-rank statistic moves with the values, not only their signs: its serial correlation is the
+    # values' own, which the signs' understate (2/pi arcsin rho for normal pairs); invert that relation.
+    rho = min(math.sin(math.pi / 2 * sign_autocorrelation(x, segments)), 0.9)
+    alpha = (1 - confidence) / 2
+    if rho <= 0.0 and n <= _EXACT_RANKS:
+        # the interval from the i-th smallest to the i-th largest Walsh average (0-based) misses the centre on
+        # each side with probability P(T+ <= i): the largest i with that at most alpha
+        outside = int(np.searchsorted(_signed_rank_cdf(n), alpha * (1 + 1e-12), side="right")) - 1
+    else:
+        sd = math.sqrt(n * (n + 1) * (2 * n + 1) / 24 * (1 + rho) / (1 - rho))
+        outside = int(math.floor(total / 2 - 0.5 - _normal_quantile(1 - alpha) * sd))
+    outside = min(max(outside, 0), (total - 1) // 2)
+    return estimate, float(walsh[outside]), float(walsh[total - 1 - outside]), rho
+
+
+_EXACT_RANKS = 120  # values up to which the signed-rank distribution is counted exactly (a few ms)
 
 
 def _normal_quantile(p: float) -> float:

@@ -5,9 +5,9 @@ sliced by each block's ``n``), when a run is measured and again whenever a file 
 estimator can re-read old runs (``shared/MEASUREMENT.md``, docs/measurement.md).
 
 * **A ratio** between two arms measured in lockstep is estimated from one log-ratio per round (the two
-  arms' block medians of that round); its 95% interval is the distribution-free interval of the median of
-  those log-ratios (binomial order statistics), widened for serial correlation and for the difference
-  between worker processes. Rounds, not inferences, are the independent units.
+  arms' block medians of that round): the Hodges-Lehmann estimate of their centre, with its distribution-free
+  95% interval (signed-rank), widened for serial correlation and for the difference between worker
+  processes. Rounds, not inferences, are the independent units.
 * **A cell's latency** is the median of its blocks' medians, with the same kind of interval over blocks.
 * **The filter rule**: a *disturbed* block (its threads waited for a CPU more than ``WAIT_SHARE_LIMIT`` of
   their runnable time, or VM steal took that share; ``benchbench.measure.interference`` records both) is
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchbench.core.stats import serial_median_ci, student_t_quantile
+from benchbench.core.stats import hodges_lehmann, serial_median_ci, student_t_quantile
 
 __all__ = [
     "MIN_UNITS",
@@ -105,7 +105,8 @@ def kept_blocks(blocks: Sequence[dict], wait_limit: float = WAIT_SHARE_LIMIT) ->
 
 @dataclass(frozen=True)
 class RatioEstimate:
-    """A median with its 95% interval, from ``units`` independent units (rounds or blocks)."""
+    """A centre (a cell's median latency, or a ratio's Hodges-Lehmann estimate) with its 95% interval, from
+    ``units`` independent units (blocks or rounds)."""
 
     value: float
     low: float
@@ -175,8 +176,9 @@ def ratio(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float 
     """Latency ratio B / A of two arms measured in lockstep: one log-ratio per round in which both ran,
     a round dropped when either block was disturbed (unless too few would remain).
 
-    The interval is the median's, over rounds in time order, widened for serial correlation between
-    neighbouring rounds (``stats.serial_median_ci``), then for the difference between worker processes
+    The estimate is the Hodges-Lehmann centre of the rounds' log-ratios and the interval its signed-rank
+    interval, over rounds in time order, widened for serial correlation between neighbouring rounds
+    (``stats.hodges_lehmann``), then for the difference between worker processes
     (``process_sd`` in quadrature, shrinking with the number of sessions: the term ``benchbench doctor``
     measured on the machine, recorded with the cells, or ``PROCESS_SD`` when None).
 
@@ -193,9 +195,11 @@ def ratio(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float 
     keep, dropped, rule = _filter([quiet for _, _, quiet in paired], "round", "a block waited", wait_limit)
     used = [r for (r, _, _), k in zip(paired, keep) if k]
     logs = [log for (_, log, _), k in zip(paired, keep) if k]
-    centre = float(np.median(logs))
-    # serial correlation within each session only: an offset between sessions is the between-process term
-    low, high, _ = serial_median_ci(logs, segments=[r[0] for r in used])
+    # Hodges-Lehmann, not the median: a round's log-ratio spreads symmetrically (the arms take turns), and for
+    # such values it needs about two thirds of the median's rounds for the same interval, while a few wild
+    # rounds still move it no more than they move the median (docs/measurement.md §2).
+    # Serial correlation within each session only: an offset between sessions is the between-process term.
+    centre, low, high, _ = hodges_lehmann(logs, segments=[r[0] for r in used])
     sessions = len({r[0] for r in used})
     between = (_Z95 * process_sd) ** 2 / sessions
     low = centre - math.sqrt((centre - low) ** 2 + between)
