@@ -207,7 +207,8 @@ def test_alternate_rounds_and_sessions_start_the_other_cell_first(cache_dir, tmp
 def test_sessions_measure_a_group_in_fresh_workers_and_stop_once_pinned(cache_dir, tmp_path):
     """--sessions N: up to N sets of fresh workers, each with 1/N of the time, blocks tagged by session; the
     cell records the between-process term it was measured with. A term too large to pin under the target
-    uses every session; a negligible one lets the first session that pins the ratio end the group."""
+    uses every session; a negligible one lets the first session that pins the ratio end the group, or, of 4
+    sessions or more, the fourth."""
     import dataclasses
 
     from benchbench.build.builds import Builds
@@ -241,6 +242,11 @@ def test_sessions_measure_a_group_in_fresh_workers_and_stop_once_pinned(cache_di
         cells, record = measure_group(specs, pinned, builds)
         assert "sessions" not in record and record["stop_reason"] == "converged"
         assert {b["session"] for b in cells[0].blocks} == {1}
+        # asked for 4 sessions or more, a group measures 4 before it may stop: the sessions' own spread bounds
+        # the interval only from there (estimates.SESSION_SPREAD_MIN)
+        cells, record = measure_group(specs, dataclasses.replace(pinned, sessions=6), builds)
+        assert record["sessions"] == 4 and record["stop_reason"] == "converged"
+        assert {b["session"] for b in cells[0].blocks} == {1, 2, 3, 4}
     finally:
         builds.close()
 

@@ -20,6 +20,7 @@ from benchbench.core.spec import CellSpec, MeasureConfig
 from benchbench.core.status import Status
 from benchbench.processes.manager import ForkServer, Worker, WorkerLost
 from benchbench.processes.protocol import Block, BlockDone, Failed, Finish, Finished, Prepare, Ready
+from benchbench.results.estimates import SESSION_SPREAD_MIN
 from benchbench.results.record import CellResult
 
 from .scheduler import Arm, Schedule, run_lockstep
@@ -220,6 +221,15 @@ def _schedule_record(schedules: Sequence[Schedule], arms: Sequence[Arm]) -> dict
             "settle_share": settle / span if span > 0 else None}
 
 
+def _least_sessions(config: MeasureConfig) -> int:
+    """The sessions a group measures before a pinned interval may end it. Asked for ``SESSION_SPREAD_MIN`` sessions or
+    more, it measures that many first: from there on the interval is at least the sessions' own t interval
+    (``estimates.ratio``), and before it only the between-process term guards against sessions that differ (in 20
+    quiet A/A trials of 8 sessions here, the one interval that missed 1.00 was a group pinned after 3 sessions).
+    Asked for fewer, that guard never comes, and the first session that pins the interval ends the group."""
+    return SESSION_SPREAD_MIN if config.sessions >= SESSION_SPREAD_MIN else 1
+
+
 def session_config(config: MeasureConfig) -> MeasureConfig:
     """One session's share of the sampling policy: the time bounds, the least rounds (at least 3 each, so a
     session's blocks alternate both ways) and the warm-up time (at least 0.1 s, the reference profile's)
@@ -298,7 +308,8 @@ def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, builds: Buil
             live = [arms[p.index] for p in prepared]
             schedule = run_lockstep(live, part, session=session, min_total_rounds=config.min_blocks)
             schedules.append(schedule)
-            last = session >= config.sessions or schedule.stop_reason in ("converged", "lost")
+            last = (session >= config.sessions or schedule.stop_reason == "lost"
+                    or (schedule.stop_reason == "converged" and session >= _least_sessions(config)))
             for p in prepared:
                 end = _end(p, config, profile(p.spec) if profile and last else 0, report=last and not blocks_only)
                 if isinstance(end, tuple):
