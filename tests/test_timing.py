@@ -171,3 +171,23 @@ def test_hodges_lehmann_covers_like_the_median_from_fewer_values_and_shrugs_off_
     wild = x.copy()
     wild[::10] *= 100
     assert abs(hodges_lehmann(wild)[0] - hodges_lehmann(x)[0]) < 0.15
+
+
+def test_walsh_averages_selected_past_the_sorting_limit_are_the_sorted_ones():
+    """Past ``_SORTED_WALSH`` values the Walsh averages are selected by bisection instead of sorted (a sweep asks
+    after every round); on data with many ties, and on values so close that 2t - x rounds, every order statistic
+    asked for is the one a full sort gives."""
+    import numpy as np
+
+    from benchbench.core.stats import _SORTED_WALSH, _walsh_order_statistics
+
+    rng = np.random.default_rng(2)
+    for trial in range(40):
+        n = int(rng.integers(_SORTED_WALSH + 1, 2 * _SORTED_WALSH))
+        x = np.round(rng.standard_t(2, n), trial % 4) if trial % 3 else 5 + 1e-3 * rng.standard_normal(n)
+        x = np.sort(x)
+        i, j = np.triu_indices(n)
+        walsh = np.sort((x[i] + x[j]) / 2)
+        select = _walsh_order_statistics(x)
+        for k in [0, walsh.size // 2, walsh.size - 1, *rng.integers(0, walsh.size, 6)]:
+            assert select(int(k)) == walsh[k], (trial, k)

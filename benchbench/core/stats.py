@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -123,17 +124,16 @@ def hodges_lehmann(series, confidence: float = 0.95, segments=None) -> tuple[flo
     distribution for up to ``_EXACT_RANKS`` values, a normal approximation beyond, and under serial correlation
     (its variance times the AR(1) inflation (1 + rho) / (1 - rho), where rho is the values' lag-1 correlation
     read from their signs' (:func:`sign_autocorrelation`, r_s) as sin(pi r_s / 2), at most 0.9)."""
-    x = np.asarray(series, dtype=float)
+    x = np.sort(np.asarray(series, dtype=float))
     n = x.size
-    i, j = np.triu_indices(n)
-    walsh = np.sort((x[i] + x[j]) / 2)
-    total = walsh.size
-    estimate = float(np.median(walsh))
+    total = n * (n + 1) // 2
+    walsh = _walsh_order_statistics(x)
+    estimate = (walsh(total // 2) + walsh((total - 1) // 2)) / 2
     if n < 6:  # too few for a 95% interval: the extremes, as median_ci gives
-        return estimate, float(x.min()), float(x.max()), 0.0
+        return estimate, float(x[0]), float(x[-1]), 0.0
     # The signed-rank statistic moves with the values, not only their signs: its serial correlation is the
     # values' own, which the signs' understate (2/pi arcsin rho for normal pairs); invert that relation.
-    rho = min(math.sin(math.pi / 2 * sign_autocorrelation(x, segments)), 0.9)
+    rho = min(math.sin(math.pi / 2 * sign_autocorrelation(np.asarray(series, dtype=float), segments)), 0.9)
     alpha = (1 - confidence) / 2
     if rho <= 0.0 and n <= _EXACT_RANKS:
         # the interval from the i-th smallest to the i-th largest Walsh average (0-based) misses the centre on
@@ -143,10 +143,61 @@ def hodges_lehmann(series, confidence: float = 0.95, segments=None) -> tuple[flo
         sd = math.sqrt(n * (n + 1) * (2 * n + 1) / 24 * (1 + rho) / (1 - rho))
         outside = int(math.floor(total / 2 - 0.5 - _normal_quantile(1 - alpha) * sd))
     outside = min(max(outside, 0), (total - 1) // 2)
-    return estimate, float(walsh[outside]), float(walsh[total - 1 - outside]), rho
+    return estimate, walsh(outside), walsh(total - 1 - outside), rho
 
 
 _EXACT_RANKS = 120  # values up to which the signed-rank distribution is counted exactly (a few ms)
+_SORTED_WALSH = 300  # values up to which all Walsh averages are sorted; past that, selected (see below)
+
+
+def _walsh_order_statistics(x: np.ndarray) -> Callable[[int], float]:
+    """For ``x`` sorted: a function giving the k-th smallest (0-based) of its Walsh averages (x_i + x_j) / 2, i <= j.
+
+    Up to ``_SORTED_WALSH`` values, by sorting all n(n+1)/2 of them. Past that, by selection, because a sweep asks
+    for a ratio's interval after every round and sorting costs O(n^2 log n) (75 ms at 1000 rounds, 0.7 s at 4000):
+    bisect on the value t, counting the averages <= t in O(n log n) (for each i, the j >= i with x_j <= 2t - x_i),
+    until at most 4n averages lie between the bounds, then sort only those."""
+    n = x.size
+    if n <= _SORTED_WALSH:
+        i, j = np.triu_indices(n)
+        walsh = np.sort((x[i] + x[j]) / 2)
+        return lambda k: float(walsh[k])
+    index = np.arange(n)
+
+    def upto(t: float) -> np.ndarray:  # per i, one past the last j with (x_i + x_j) / 2 <= t
+        cut = np.searchsorted(x, 2 * t - x, side="right")
+        # 2t - x_i is rounded: settle the boundary by the averages themselves, as computed where they are sorted
+        # (rounding is monotone, so the j that pass form a prefix; a run of equal x_j passes or fails as one)
+        for _ in range(n):
+            up = (cut < n) & ((x + x[np.minimum(cut, n - 1)]) / 2 <= t)
+            down = (cut > 0) & ((x + x[np.maximum(cut - 1, 0)]) / 2 > t)
+            if not (up.any() or down.any()):
+                break
+            cut = np.where(up, np.searchsorted(x, x[np.minimum(cut, n - 1)], side="right"), cut)
+            cut = np.where(down, np.searchsorted(x, x[np.maximum(cut - 1, 0)], side="left"), cut)
+        return np.maximum(cut, index)
+
+    def select(k: int) -> float:
+        lo, hi = x[0] - 1.0, x[-1]  # no average is <= lo; all are <= hi
+        below, upto_hi = 0, upto(hi)
+        while int((upto_hi - index).sum()) - below > 4 * n:
+            mid = (lo + hi) / 2
+            if not lo < mid < hi:  # the bounds met in floating point: enumerate what lies between
+                break
+            upto_mid = upto(mid)
+            count = int((upto_mid - index).sum())
+            if count > k:
+                hi, upto_hi = mid, upto_mid
+            else:
+                lo, below = mid, count
+        start = upto(lo)
+        lengths = upto_hi - start
+        rows = np.repeat(index, lengths)
+        cols = np.repeat(start - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
+        between = np.sort((x[rows] + x[cols]) / 2)  # the averages in (lo, hi]
+        return float(between[k - below])
+
+    return select
 
 
 def _normal_quantile(p: float) -> float:
