@@ -120,7 +120,7 @@ def hodges_lehmann(series, confidence: float = 0.95, segments=None) -> tuple[flo
     It assumes the values spread symmetrically about their centre, as a log-ratio of two arms timed in turn
     does (an A/A one by construction). For such data it is nearly as efficient as the mean (95% for normal
     values, where the median is 64%: the same interval from about two thirds of the rounds) and, like the
-    median, not moved by a few outliers (up to 29% of the values). The interval is exact from the signed-rank
+    median, not carried away by outliers while they are fewer than 29% of the values (the median holds to 50%). The interval is exact from the signed-rank
     distribution for up to ``_EXACT_RANKS`` values, a normal approximation beyond, and under serial correlation
     (its variance times the AR(1) inflation (1 + rho) / (1 - rho), where rho is the values' lag-1 correlation
     read from their signs' (:func:`sign_autocorrelation`, r_s) as sin(pi r_s / 2), at most 0.9)."""
@@ -178,7 +178,7 @@ def _walsh_order_statistics(x: np.ndarray) -> Callable[[int], float]:
         return np.maximum(cut, index)
 
     def select(k: int) -> float:
-        lo, hi = x[0] - 1.0, x[-1]  # no average is <= lo; all are <= hi
+        lo, hi = float(np.nextafter(x[0], -np.inf)), float(x[-1])  # no average is <= lo; all are <= hi
         below, upto_hi = 0, upto(hi)
         while int((upto_hi - index).sum()) - below > 4 * n:
             mid = (lo + hi) / 2

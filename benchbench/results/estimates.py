@@ -196,8 +196,8 @@ def ratio(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float 
     used = [r for (r, _, _), k in zip(paired, keep) if k]
     logs = [log for (_, log, _), k in zip(paired, keep) if k]
     # Hodges-Lehmann, not the median: a round's log-ratio spreads symmetrically (the arms take turns), and for
-    # such values it needs about two thirds of the median's rounds for the same interval, while a few wild
-    # rounds still move it no more than they move the median (docs/measurement.md §2).
+    # such values it needs about two thirds of the median's rounds for the same interval, and wild rounds
+    # cannot carry it away while they are under 29% of them (the median's limit: 50%; docs/measurement.md §2).
     # Serial correlation within each session only: an offset between sessions is the between-process term.
     centre, low, high, _ = hodges_lehmann(logs, segments=[r[0] for r in used])
     sessions = len({r[0] for r in used})
