@@ -124,16 +124,18 @@ def hodges_lehmann(series, confidence: float = 0.95, segments=None) -> tuple[flo
     distribution for up to ``_EXACT_RANKS`` values, a normal approximation beyond, and under serial correlation
     (its variance times the AR(1) inflation (1 + rho) / (1 - rho), where rho is the values' lag-1 correlation
     read from their signs' (:func:`sign_autocorrelation`, r_s) as sin(pi r_s / 2), at most 0.9)."""
-    x = np.sort(np.asarray(series, dtype=float))
+    values = np.asarray(series, dtype=float)  # in time order, for the serial correlation
+    x = np.sort(values)
     n = x.size
     total = n * (n + 1) // 2
     walsh = _walsh_order_statistics(x)
-    estimate = (walsh(total // 2) + walsh((total - 1) // 2)) / 2
+    middle = walsh(total // 2)  # past _SORTED_WALSH each order statistic is a selection: ask for each one once
+    estimate = middle if total % 2 else (middle + walsh(total // 2 - 1)) / 2
     if n < 6:  # too few for a 95% interval: the extremes, as median_ci gives
         return estimate, float(x[0]), float(x[-1]), 0.0
     # The signed-rank statistic moves with the values, not only their signs: its serial correlation is the
     # values' own, which the signs' understate (2/pi arcsin rho for normal pairs); invert that relation.
-    rho = min(math.sin(math.pi / 2 * sign_autocorrelation(np.asarray(series, dtype=float), segments)), 0.9)
+    rho = min(math.sin(math.pi / 2 * sign_autocorrelation(values, segments)), 0.9)
     alpha = (1 - confidence) / 2
     if rho <= 0.0 and n <= _EXACT_RANKS:
         # the interval from the i-th smallest to the i-th largest Walsh average (0-based) misses the centre on
