@@ -21,19 +21,14 @@ import sys
 from collections import defaultdict
 
 from benchbench.core.text import one_line
-from benchbench.results.estimates import cell_latency
+from benchbench.results.estimates import session_latencies
 from benchbench.results.load import load_run, model_kind
 
 
 def round_latencies(cell) -> dict[int, float]:
-    """Each round's (session's) latency of the cell in ms, read as the cell's own is (``estimates.cell_latency``:
-    the median of its quiet blocks' medians), from that round's blocks alone."""
-    by: dict[int, list[dict]] = defaultdict(list)
-    offset = 0
-    for block in cell.blocks:  # each block with its own samples, so a round's blocks stand alone
-        by[block.get("session", 1)].append({**block, "samples_ns": cell.samples_ns[offset: offset + block["n"]]})
-        offset += block["n"]
-    return {s: est.value for s, blocks in by.items() if (est := cell_latency(blocks)) is not None}
+    """Each round's (session's) latency of the cell in ms, read as the cell's own is
+    (``estimates.session_latencies``: the median of its quiet blocks' medians, from that round's blocks alone)."""
+    return session_latencies(cell.blocks, cell.samples_ns)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,15 @@ import pytest
 from benchbench.core.spec import MeasureConfig
 from benchbench.measure.interference import Snapshot, block_interference
 from benchbench.measure.scheduler import Arm, run_lockstep
-from benchbench.results.estimates import WAIT_SHARE_LIMIT, cell_latency, cell_stats, disturbed, kept_blocks, ratio
+from benchbench.results.estimates import (
+    WAIT_SHARE_LIMIT,
+    cell_latency,
+    cell_stats,
+    disturbed,
+    kept_blocks,
+    ratio,
+    session_latencies,
+)
 
 
 class FakeMachine:
@@ -145,6 +153,30 @@ def test_filter_keeps_everything_when_too_few_quiet_blocks_remain():
     assert all(keep) and "not applied" in rule
     keep, rule = kept_blocks([{"wait_share": 0.5}] * 2 + [{"wait_share": 0.01}] * 7)
     assert keep == [False, False] + [True] * 7 and "2 of 9" in rule
+
+
+def test_a_sessions_latency_leaves_out_its_disturbed_blocks_as_the_cells_does():
+    """Two sessions at 1.0 and 1.1 ms, the second with six disturbed 3x blocks among six quiet ones: each
+    session reads its own latency with the cell's filter, and ``round_medians_ms`` is that reading."""
+    rng = np.random.default_rng(3)
+    blocks, samples = [], []
+    for session, ms, slow in ((1, 1.0, ()), (2, 1.1, (1, 3, 4, 7, 9, 10))):
+        for i in range(10 if session == 1 else 12):
+            factor = 3.0 if i in slow else 1.0
+            block = [int(ms * factor * 1e6 * (1 + 0.01 * rng.standard_normal())) for _ in range(5)]
+            samples += block
+            blocks.append({"n": 5, "session": session, "round": i + 1, "wait_share": 0.5 if i in slow else 0.0,
+                           "wall_ns": sum(block), "run_ns": sum(block), "wait_ns": 0})
+    per = session_latencies(blocks, samples)
+    assert per == {1: cell_latency(blocks[:10], samples_ns=samples[:50]).value,
+                   2: cell_latency(blocks[10:], samples_ns=samples[50:]).value}
+    assert per[1] == pytest.approx(1.0, rel=0.01) and per[2] == pytest.approx(1.1, rel=0.01)
+    # without the filter, half the second session's blocks are 3x: its median of block medians moves to 2x
+    unfiltered = session_latencies(blocks, samples, wait_limit=1.0)
+    assert unfiltered[2] == pytest.approx(2.2, rel=0.02)
+    stats = cell_stats(samples, blocks)
+    assert stats["round_medians_ms"] == [per[1], per[2]]
+    assert stats["round_spread"] == pytest.approx(per[2] / per[1] - 1)
 
 
 def test_block_interference_shares():

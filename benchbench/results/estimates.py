@@ -40,6 +40,7 @@ __all__ = [
     "kept_blocks",
     "ratio",
     "round_log_ratios",
+    "session_latencies",
     "session_spread",
 ]
 
@@ -152,6 +153,22 @@ def cell_latency(blocks: Sequence[dict], wait_limit: float = WAIT_SHARE_LIMIT,
     return RatioEstimate(float(np.median(medians)), low, high, len(medians), len(blocks) - sum(keep), rule)
 
 
+def session_latencies(blocks: Sequence[dict], samples_ns: Sequence[int] | None = None,
+                      wait_limit: float = WAIT_SHARE_LIMIT) -> dict[int, float]:
+    """Each session's (``--rounds`` round's) latency in ms, read from its own blocks as the whole cell's is
+    (:func:`cell_latency`: the median of the kept blocks' medians). Sessions with no usable block are absent."""
+    by: dict[int, list[dict]] = {}
+    offset = 0
+    for b in blocks:  # each block with its own samples, so a session's blocks stand alone
+        if "samples_ns" in b:
+            own = b
+        else:
+            own = {**b, "samples_ns": samples_ns[offset: offset + b["n"]]}
+            offset += b["n"]
+        by.setdefault(b.get("session", 1), []).append(own)
+    return {s: est.value for s, bs in sorted(by.items()) if (est := cell_latency(bs, wait_limit)) is not None}
+
+
 def _unit(block: dict) -> tuple[int, int]:
     """A block's pairing unit: (session, round). Sessions are ``--rounds``, each in fresh workers."""
     return block.get("session", 1), block["round"]
@@ -258,10 +275,9 @@ def cell_stats(samples_ns: Sequence[int], blocks: Sequence[dict], noisy_ci: floa
         # noisy is a measured fact: the window lost too much to other processes, or the blocks disagree
         noisy=bool((wait_share or 0) > wait_limit or ci_rel > noisy_ci),
     )
-    sessions = sorted({b.get("session", 1) for b in blocks})
-    if len(sessions) > 1:
-        medians = block_medians_ms(blocks, samples_ns)
-        per = [float(np.median([m for m, b in zip(medians, blocks) if b.get("session", 1) == s])) for s in sessions]
+    per_session = session_latencies(blocks, samples_ns, wait_limit)
+    if len(per_session) > 1:
+        per = [per_session[s] for s in sorted(per_session)]
         stats["round_medians_ms"] = per
         stats["round_spread"] = max(per) / min(per) - 1
     return stats
