@@ -100,6 +100,12 @@ class Runner:
         """Operators the backend really executes after its own fusions: {"count": n, "by_type": {...}}."""
         return None
 
+    def layout_reorders(self) -> list[int] | None:
+        """The elements each layout reorder moves that the backend inserts into the prepared model: kernels it runs
+        that the model's ONNX graph does not hold (ONNX Runtime's NCHWc reorders around the operators its blocked
+        layout does not cover). None where the backend inserts none, or they cannot be read."""
+        return None
+
     def metadata(self) -> dict:
         return {"threads": self.threads, **({"options": self.options} if self.options else {})}
 

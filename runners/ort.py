@@ -56,11 +56,12 @@ class OrtRunner(Runner):
     def outputs(self):
         return self.session.run(None, self.feed)
 
-    def executed_ops(self):
-        """The nodes of the graph ORT runs, after its fusions, written by a second session with the measured one's
-        options. Only here, after the timed blocks: a session that writes its optimized graph takes 20-30 ms longer
-        to create (resnet18 91 against 65 ms here), which the measured session's load time (``init_ms``) must not
-        hold, and which a later round's worker, keeping only its blocks, never pays."""
+    def _optimized_graph(self):
+        """The graph ORT runs, after its fusions and layout passes, written by a second session with the measured
+        one's options (None if it cannot be written). Only after the timed blocks: a session that writes its
+        optimized graph takes 20-30 ms longer to create (resnet18 91 against 65 ms here), which the measured
+        session's load time (``init_ms``) must not hold, and which a later round's worker, keeping only its
+        blocks, never pays."""
         import shutil
 
         import onnx
@@ -70,15 +71,47 @@ class OrtRunner(Runner):
             so = self._session_options()
             so.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
             self.ort.InferenceSession(self._artifact_path, so, providers=list(self.providers))
-            graph = onnx.load(so.optimized_model_filepath, load_external_data=False).graph
+            return onnx.load(so.optimized_model_filepath, load_external_data=False).graph
         except Exception:
             return None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def executed_ops(self):
+        """The nodes of the graph ORT runs, after its fusions (``_optimized_graph``)."""
+        graph = self._optimized_graph()
+        if graph is None:
+            return None
         by_type: dict[str, int] = {}
         for node in graph.node:
             by_type[node.op_type] = by_type.get(node.op_type, 0) + 1
         return {"count": len(graph.node), "by_type": dict(sorted(by_type.items())), "source": "ORT optimized graph"}
+
+    def layout_reorders(self):
+        """The elements of each ``ReorderInput`` and ``ReorderOutput`` in the optimized graph: its NCHW side is a
+        tensor of the model's own graph, whose shape ONNX's shape inference gives (a reorder of a tensor it
+        cannot size is left out)."""
+        import math
+
+        import onnx
+
+        graph = self._optimized_graph()
+        if graph is None:
+            return None
+        try:
+            model = onnx.shape_inference.infer_shapes(onnx.load(self._artifact_path, load_external_data=False))
+        except Exception:
+            return None
+        shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+                  for v in [*model.graph.value_info, *model.graph.input, *model.graph.output]}
+        out = []
+        for node in graph.node:
+            if node.op_type in ("ReorderInput", "ReorderOutput"):
+                tensor = node.input[0] if node.op_type == "ReorderInput" else node.output[0]
+                dims = shapes.get(tensor)
+                if dims and all(d > 0 for d in dims):
+                    out.append(math.prod(dims))
+        return out
 
     def profile_ops(self, runs: int) -> dict:
         """Per-node kernel times from ORT's profiler (a second session with enable_profiling)."""

@@ -136,3 +136,26 @@ def test_a_predictor_file_from_another_machine_is_noted(capsys):
     assert "\x1b" not in err and "\\x1b]0;owned\\x07" in err
     _note_other_machine("p.json", {"identity": ["not", "a", "record"]})
     assert "fitted on an unknown CPU" in capsys.readouterr().err
+
+
+def test_a_models_kernels_hold_the_layout_reorders_its_backend_inserts(tmp_path):
+    """On ORT the model's kernels include the NCHWc reorders ORT inserts around a Transpose between two
+    convolutions (kernels the ONNX graph does not hold); TFLite inserts none, and gets none."""
+    pytest.importorskip("onnxruntime", reason="the ort extra is not installed")
+    from _onnx_files import conv_transpose_conv
+
+    from benchbench.analysis.kernel_graph import LAYOUT
+    from benchbench.cli.predict import model_kernels
+    from benchbench.core.spec import PROFILES
+
+    counts = {}
+    for between in (None, "Transpose"):
+        path = tmp_path / f"{between}.onnx"
+        conv_transpose_conv(path, between)
+        for backend in ("ort", "tflite"):
+            kernels, _ = model_kernels(str(path), "deploy", backend, {}, PROFILES["default"])
+            layout = [k for k in kernels if k["kind"] == LAYOUT]
+            assert all(k["in_elems"] == 32 * 16 * 16 for k in layout)
+            counts[between, backend] = len(layout)
+    assert counts[None, "tflite"] == counts["Transpose", "tflite"] == 0
+    assert counts["Transpose", "ort"] == counts[None, "ort"] + 2

@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from benchbench.analysis.anchored import anchored_cells, quiet_anchor_ms
-from benchbench.analysis.kernel_graph import fuse, onnx_kernels, point_kernel
+from benchbench.analysis.kernel_graph import LAYOUT, fuse, layout_kernel, onnx_kernels, point_kernel
 from benchbench.analysis.predictor import Predictor, cross_validate, fit_document
 from benchbench.analysis.predictor_report import (
     evaluation,
@@ -354,6 +354,28 @@ def test_the_boundary_a_lone_convolution_pays_is_read_from_chains_and_kept_out_o
     predictor = Predictor(doc)
     errors = [predictor.predict(kernels, io)["t_rel"] / truth - 1 for kernels, io, truth in _unseen_models(30, 7)]
     assert np.mean(np.abs(errors) <= 0.10) >= 0.9  # the models' inner convolutions pay no boundary
+
+
+def test_a_models_layout_reorders_cost_the_boundary_a_lone_convolution_pays():
+    """Planted: the models' layout breaks out of and back into the blocked layout after a third of their
+    convolutions, each reorder paying the lone convolution's boundary per element it moves. Priced from the
+    chains' boundary, the reorder kernels restore the models; left out, the models read fast."""
+    doc = fit_document(_synthetic_sweep(0.005, boundary=BOUNDARY), "synthetic", {"anchor_ms": 0.1})
+    predictor = Predictor(doc)
+    with_reorders, without = [], []
+    for kernels, io, truth in _unseen_models(30, 7):
+        convs = [k for k in kernels if k["kind"] in ("conv", "dwconv", "gconv")]
+        reorders = [layout_kernel(k["out_elems"]) for k in convs[::3] for _ in range(2)]
+        moved = sum(r["in_elems"] for r in reorders)
+        true = truth + BOUNDARY * moved
+        p = predictor.predict(kernels + reorders, io)
+        priced = sum(k["t_rel"] for k in p["kernels"] if k["kind"] == LAYOUT)
+        assert priced == pytest.approx(doc["base"]["boundary"]["conv"] * moved)
+        assert p["t_rel_low"] <= p["t_rel"] <= p["t_rel_high"]
+        with_reorders.append(p["t_rel"] / true - 1)
+        without.append(predictor.predict(kernels, io)["t_rel"] / true - 1)
+    assert np.mean(np.abs(with_reorders) <= 0.10) >= 0.9
+    assert np.median(without) < np.median(with_reorders) - 0.02, (np.median(without), np.median(with_reorders))
 
 
 def test_the_dispatch_a_model_pays_per_kernel_is_read_from_chains_of_tiny_kernels():

@@ -8,6 +8,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from _onnx_files import conv_transpose_conv
 from _sweep import shared_sweep
 from benchbench.runners import get_runner, resolve_backends
 
@@ -201,3 +202,23 @@ def test_ort_measured_session_writes_no_optimized_graph(tmp_path, monkeypatch):
     assert ops["source"] == "ORT optimized graph" and ops["count"] >= 1
     assert "Relu" not in ops["by_type"]  # fused into the conv: the count is the optimized graph's, not the file's
     assert len(made) == 1 and not Path(made[0]).exists()
+
+
+def test_ort_reports_the_layout_reorders_it_inserts_around_what_its_blocked_layout_does_not_cover(tmp_path):
+    """Two convolutions run in ORT's blocked (NCHWc) layout; a Transpose between them does not, so ORT reorders
+    the first's output out of the layout and the Transpose's back in: two more reorders, each of the 32x16x16
+    tensor. Other backends report none (None)."""
+    _needs("ort")
+    import numpy as np
+
+    counts = {}
+    for between in (None, "Transpose"):
+        path = tmp_path / f"{between}.onnx"
+        conv_transpose_conv(path, between)
+        runner = get_runner("ort")(1)
+        runner.load_runtime()
+        runner.prepare(path, np.zeros((1, 32, 16, 16), np.float32))
+        counts[between] = runner.layout_reorders()
+        assert counts[between] and set(counts[between]) == {32 * 16 * 16}
+    assert len(counts["Transpose"]) == len(counts[None]) + 2
+    assert get_runner("null")(1).layout_reorders() is None

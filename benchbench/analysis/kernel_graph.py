@@ -14,7 +14,9 @@ Steps (:func:`graph_kernels`):
    op with a broadcast operand is ``mulbc``); the exporter's multi-node activations are recognised as one
    (``Div → Erf → Add → Mul → Mul`` is gelu, ``x · sigmoid(x)`` is silu);
 3. fusion (:func:`fuse`): a head (conv, dwconv, gconv, gemm, add) absorbs the chain that follows it (bn, relu,
-   bnrelu, sigmoid, hswish, gelu, add, addrelu) when the backend's rules say it fuses (``analysis.fusion``).
+   bnrelu, sigmoid, hswish, gelu, add, addrelu) when the backend's rules say it fuses (``analysis.fusion``);
+4. the caller adds the layout reorders the backend inserts (:func:`layout_kernel`; ``cli.predict``), which only
+   the backend's own compiled graph shows.
 
 The graph is the build's ONNX export, in which the exporter has already folded each BatchNorm that follows a
 convolution. PyTorch eager runs those batch norms; for it the caller adds them back (``extra_bn``).
@@ -26,7 +28,8 @@ import math
 
 from benchbench.core.kernelpoints import OP_CLASS, KernelPoint
 
-__all__ = ["HEADS", "graph_kernels", "fuse", "kernel_macs", "kernel_weights", "point_kernel", "onnx_kernels"]
+__all__ = ["HEADS", "LAYOUT", "graph_kernels", "fuse", "kernel_macs", "kernel_weights", "layout_kernel", "point_kernel",
+           "onnx_kernels"]
 
 HEADS = ("conv", "dwconv", "gconv", "gemm", "add")
 _UNARY = {"Relu": "relu", "LeakyRelu": "relu", "Clip": "relu", "PRelu": "relu", "Sigmoid": "sigmoid",
@@ -54,6 +57,18 @@ def _kernel(op: str, cin: int, cout: int, size: int, out: int, in_elems: int, ou
     return {"op": op, "kind": OP_CLASS[op], "cin": int(cin), "cout": int(cout), "size": int(size), "out": int(out),
             "k": int(k), "stride": int(stride), "groups": int(groups), "rows": int(rows),
             "in_elems": int(in_elems), "out_elems": int(out_elems), "post": "", "nodes": list(nodes)}
+
+
+LAYOUT = "reorder"  # the kind and op of a layout reorder the backend inserts (``layout_kernel``)
+
+
+def layout_kernel(elements: int) -> dict:
+    """A layout reorder the backend inserts between kernels (ONNX Runtime's NCHWc ``ReorderInput`` and
+    ``ReorderOutput``), moving ``elements``: a kernel the graph does not hold, priced per element by the
+    predictor (the boundary that one-convolution nets measure, ``analysis.predictor.chain_fit``)."""
+    e = int(elements)
+    return {"op": LAYOUT, "kind": LAYOUT, "cin": 1, "cout": 1, "size": 1, "out": 1, "k": 1, "stride": 1, "groups": 1,
+            "rows": 1, "in_elems": e, "out_elems": e, "post": "", "nodes": ["(layout reorder)"]}
 
 
 def kernel_weights(k) -> int:

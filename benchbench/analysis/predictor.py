@@ -12,7 +12,9 @@ them, ``base = a + b x (input + output elements) / 2``, is that overhead. A kern
 net's latency minus its base, and for a convolution minus its boundary too: the layout reorders ORT and
 OpenVINO wrap a lone convolution in, read from chains (``chain_fit``), which also correct the base's I/O pricing.
 A model's prediction is the base of the model's own input and output plus, for each kernel, its marginal cost and
-a **dispatch** where chains of tiny kernels measure one that a one-kernel net does not show.
+a **dispatch** where chains of tiny kernels measure one that a one-kernel net does not show; and, for each layout
+reorder the backend inserts into the model (ORT's NCHWc reorders around the operators its blocked layout does not
+cover: a fifth of ghostnet's time), the boundary's price per element it moves.
 
 **Regressors** (one per class: conv, dwconv, gconv, gemm, eltwise, pool, move): a non-negative line in the
 kernel's physical columns (fixed cost, MACs, elements in and out, weights; fitted for relative error with
@@ -38,7 +40,7 @@ import numpy as np
 
 from benchbench.core.kernelpoints import CLASSES, KERNEL_OPS, STRATIFIED, KernelPoint
 
-from .kernel_graph import kernel_macs, kernel_weights, point_kernel
+from .kernel_graph import LAYOUT, kernel_macs, kernel_weights, point_kernel
 
 __all__ = ["PREDICTOR_SCHEMA", "Predictor", "base_fit", "chain_fit", "cross_validate", "features", "fit_document"]
 
@@ -311,13 +313,20 @@ class Predictor:
     def marginal(self, kernels: list[Mapping]) -> np.ndarray:
         """Each kernel's predicted cost inside a model (anchor-relative): its marginal cost, the dispatch
         (``chain_fit``), and a fused chain's extra. A view (Reshape, Flatten) costs the dispatch where the
-        backend executes the reshape probes' node, else a floor."""
+        backend executes the reshape probes' node, else a floor; a layout reorder (``kernel_graph.layout_kernel``)
+        the convolution boundary's price per element."""
         out = np.zeros(len(kernels))
         by_kind: dict[str, list[int]] = {}
         for i, k in enumerate(kernels):
             by_kind.setdefault(k["kind"], []).append(i)
         dispatch = self.base.get("dispatch", 0.0)
         view = dispatch if self.base.get("views_execute") else 0.0
+        # A layout reorder moves what a lone convolution's boundary moves (its input into the blocked layout, its
+        # output back), so it costs the boundary's price per element (``chain_fit``; ORT here: 1.84e-6 anchor
+        # per element, where its profiler timed a 451,584-element ReorderInput at 2.0e-6)
+        per_element = (self.base.get("boundary") or {}).get("conv", 0.0)
+        for i in by_kind.pop(LAYOUT, []):
+            out[i] = per_element * kernels[i]["in_elems"] + dispatch
         for kind, idx in by_kind.items():
             views = [i for i in idx if kernels[i]["op"] == "reshape"]
             out[views] = max(_floor(self.base), view)
@@ -345,6 +354,9 @@ class Predictor:
         sims = np.full(_INTERVAL_DRAWS, fixed)
         for kind in kinds:
             idx = [i for i, k in enumerate(kernels) if k["kind"] == kind]
+            if kind == LAYOUT:  # priced by the boundary, not a regressor: no regressor's residuals to draw
+                sims += m[idx].sum()
+                continue
             resid, weights = self.residuals.get(kind) or (None, None)
             if resid is None or not len(resid):
                 resid = np.concatenate([r for r, _ in self.residuals.values()]) if self.residuals else np.zeros(1)

@@ -56,7 +56,8 @@ def _stderr(msg: str) -> None:
 # -- a model's kernels ---------------------------------------------------------------------------------------
 
 def _onnx_of(model: str, variant: str, config, seed: int):
-    """The ONNX graph of a zoo or plugin model (its cached build's export) or of an ONNX file."""
+    """(graph, file): the ONNX graph of a zoo or plugin model (its cached build's export) or of an ONNX file, and
+    the file it was read from."""
     import onnx
 
     from benchbench.build.builds import ensure_build
@@ -69,7 +70,7 @@ def _onnx_of(model: str, variant: str, config, seed: int):
         file = Path(model).expanduser()
         try:
             regular_file(file, "model file")
-            return get_format("onnx").shaped(file, {})
+            return get_format("onnx").shaped(file, {}), file
         except PathError as exc:
             if exc.exit_code != 2:
                 raise
@@ -84,7 +85,40 @@ def _onnx_of(model: str, variant: str, config, seed: int):
     entry = build["manifest"]["artifacts"].get("onnx") or {}
     if entry.get("status") != "ok":
         raise UsageError(f"{model} ({variant}): no ONNX export: {one_line(entry.get('reason', 'export failed'))}")
-    return onnx.load(str(Path(build["dir"]) / entry["file"]), load_external_data=False)
+    file = Path(build["dir"]) / entry["file"]
+    return onnx.load(str(file), load_external_data=False), file
+
+
+def _layout_kernels(file: Path, graph, backend: str) -> list[dict]:
+    """The layout reorders ``backend`` inserts into the model (``Runner.layout_reorders``: ONNX Runtime's NCHWc
+    reorders), as kernels the graph does not hold; none for a backend that inserts none. The backend loads the
+    model to say so (nothing is run). Its layout does not depend on the threads, so one thread loads it."""
+    import numpy as np
+    from onnx import helper
+
+    from benchbench.analysis.kernel_graph import layout_kernel
+    from benchbench.runners import get_runner
+    from benchbench.runners.base import Runner
+
+    cls = get_runner(backend)
+    if cls.layout_reorders is Runner.layout_reorders:
+        return []
+    inits = {i.name for i in graph.graph.initializer}
+    inputs = {i.name: np.zeros([d.dim_value or 1 for d in i.type.tensor_type.shape.dim],
+                               helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type))
+              for i in graph.graph.input if i.name not in inits}
+    runner = cls(1, {})
+    try:
+        runner.load_runtime()
+        runner.prepare(file, inputs)
+        elements = runner.layout_reorders() or []
+    except Exception as exc:  # a model the backend cannot load: predicted without its reorders, and said so
+        _stderr(f"benchbench: {backend} could not load the model to read its layout reorders ({one_line(str(exc))}); "
+                "predicted without them")
+        return []
+    finally:
+        runner.teardown()
+    return [layout_kernel(e) for e in elements]
 
 
 def _is_onnx_file(model: str) -> bool:
@@ -118,13 +152,14 @@ def _torch_batch_norms(model: str, variant: str, seed: int, shape) -> list[dict]
 
 
 def model_kernels(model: str, variant: str, backend: str, rules: dict, config, seed: int = 0):
-    """(kernels, io) of a model as ``backend`` runs it: the graph cut by the backend's fusion rules; for torch,
+    """(kernels, io) of a model as ``backend`` runs it: the graph cut by the backend's fusion rules, and the layout
+    reorders the backend inserts (``_layout_kernels``); for torch,
     the batch norms eager runs (the export folded those after a convolution) in place of the graph's: after the
     cut, as nothing fuses with them there and the graph's links stay those of the graph."""
     from benchbench.analysis.kernel_graph import graph_kernels
 
-    graph = _onnx_of(model, variant, config, seed)
-    kernels = graph_kernels(graph, rules)
+    graph, file = _onnx_of(model, variant, config, seed)
+    kernels = graph_kernels(graph, rules) + _layout_kernels(file, graph, backend)
     shapes = {}
     for vi in list(graph.graph.input) + list(graph.graph.output):
         dims = [d.dim_value or 1 for d in vi.type.tensor_type.shape.dim]
