@@ -49,8 +49,7 @@ def test_kernel_names_round_trip_and_bad_names_are_refused():
 
 def test_sampled_points_stay_in_the_sweeps_budget():
     for p in sample_points(SWEEP, seed=0):
-        assert point_flops(p) <= 4e9 and p.cin * p.size ** 2 <= 4 * 1024 * 1024
-        assert max(p.cin, p.cout) <= (4096 if p.k == 1 or p.kind == "dwconv" else 1024)
+        assert point_flops(p) <= 2.5e9 and p.cin * p.size ** 2 <= 4 * 1024 * 1024
     counts = {c: sum(p.kind == c for p in sample_points(SWEEP, seed=0)) for c in CLASSES}
     assert counts == SWEEP
 
