@@ -163,7 +163,9 @@ def parse_kernel_name(name: str) -> KernelPoint:
 # regressors interpolate where models live. No measurement of any zoo model is used.
 _CHANNELS = (8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024, 1280, 2048)
 _SIZES = (1, 2, 4, 7, 8, 14, 16, 28, 32, 56, 64, 112, 128, 224)
-_MAX_FLOPS = 2.5e9  # one kernel's FLOPs (a 3x3 conv 256 -> 256 on 56 x 56 is 3.7 GFLOP: above what the zoo has)
+# One kernel's FLOPs at most. VanillaNet's widest 1x1 convolutions are 3.3 GFLOP (and 4096 channels); a sweep
+# reaching them (4 GFLOP, 4096 channels) predicted the zoo no better (docs/predictor.md, Kernel nets).
+_MAX_FLOPS = 2.5e9
 _MAX_TENSOR = 4 * 1024 * 1024  # elements of one activation (16 MiB)
 
 
