@@ -22,7 +22,6 @@ builds in the cache (a ``benchbench run`` of them makes them). Measure nothing e
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -45,23 +44,18 @@ def _model_file(name: str) -> Path:
     return Path(build["dir"]) / entry["file"]
 
 
-def _profile(model_bytes: bytes, feeds: dict, threads: int, runs: int) -> dict[str, float]:
-    """Per profiled node name, the median kernel time (ms) over the second half of ``runs`` inferences."""
-    import onnxruntime as ort
+def _profile(path: Path, feeds: dict, threads: int, runs: int) -> dict[str, float]:
+    """Per profiled node name, its median kernel time (ms) over ``runs`` inferences: the ORT runner's own per-op
+    profile (``OrtRunner.profile_ops``: a second session with ORT's profiler, after one warm inference)."""
+    from benchbench.runners import get_runner
 
-    with tempfile.TemporaryDirectory() as tmp:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-        so.enable_profiling, so.profile_file_prefix = True, str(Path(tmp) / "p")
-        session = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
-        for _ in range(runs):
-            session.run(None, feeds)
-        events = json.loads(Path(session.end_profiling()).read_text())
-    times: dict[str, list[float]] = defaultdict(list)
-    for e in events:
-        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
-            times[e["name"][: -len("_kernel_time")]].append(e["dur"] / 1e3)
-    return {n: statistics.median(v[len(v) // 2:]) for n, v in times.items()}
+    runner = get_runner("ort")(threads)
+    runner.load_runtime()
+    try:
+        runner.prepare(path, feeds)
+        return {op["name"]: op["time_ms"] for op in runner.profile_ops(runs)["ops"]}
+    finally:
+        runner.teardown()
 
 
 def _conv_chain(node_name: str, by_name: dict, producer: dict) -> list | None:
@@ -83,8 +77,9 @@ def _conv_chain(node_name: str, by_name: dict, producer: dict) -> list | None:
     return None
 
 
-def _alone(chain: list, graph, shapes: dict, inits: dict) -> tuple[bytes, dict]:
-    """The chain as a net of its own (its outside inputs as the net's inputs, random), and its feeds."""
+def _alone(chain: list, graph, shapes: dict, inits: dict, path: Path) -> tuple[Path, dict]:
+    """The chain as a net of its own (its outside inputs as the net's inputs, random), saved at ``path``; and its
+    feeds."""
     import numpy as np
     import onnx
     from onnx import helper
@@ -101,7 +96,8 @@ def _alone(chain: list, graph, shapes: dict, inits: dict) -> tuple[bytes, dict]:
     model = helper.make_model(g, opset_imports=list(graph.opset_import))
     model.ir_version = graph.ir_version
     feeds = {i: rng.standard_normal(shapes[i]).astype(np.float32) for i in outside}
-    return model.SerializeToString(), feeds
+    onnx.save(model, str(path))
+    return path, feeds
 
 
 def _kind(conv, inits: dict, shapes: dict) -> str:
@@ -133,28 +129,28 @@ def compare(name: str, threads: int, runs: int, passes: int, verbose: bool) -> l
     producer = {o: n for n in model.graph.node for o in n.output}
     x = next(i for i in model.graph.input if i.name not in inits)
     feeds = {x.name: np.random.default_rng(0).standard_normal(shapes[x.name]).astype(np.float32)}
-    whole = model.SerializeToString()
-    chains = {}
-    for node_name in sorted(_profile(whole, feeds, threads, 4)):  # which kernels the profile names
-        chain = _conv_chain(node_name, by_name, producer)
-        if chain is not None:
-            chains[node_name] = (chain, *_alone(chain, model, shapes, inits))
-    in_model: dict[str, list[float]] = defaultdict(list)
-    alone: dict[str, list[float]] = defaultdict(list)
-    totals = []
-    for p in range(passes):
-        steps = ["model", *chains] if p % 2 == 0 else [*chains, "model"]
-        for step in steps:
-            if step == "model":
-                profile = _profile(whole, feeds, threads, runs)
-                totals.append(sum(profile.values()))
-                for n in chains:
-                    in_model[n].append(profile.get(n, float("nan")))
-            else:
-                _, net, net_feeds = chains[step]
-                # the lone net's own kernel: every profiled node but ORT's layout reorders
-                alone[step].append(sum(v for k, v in _profile(net, net_feeds, threads, runs).items()
-                                       if not k.startswith("Reorder")))
+    with tempfile.TemporaryDirectory(prefix="bb-kernel-context-") as tmp:
+        chains = {}
+        for node_name in sorted(_profile(path, feeds, threads, 4)):  # which kernels the profile names
+            chain = _conv_chain(node_name, by_name, producer)
+            if chain is not None:
+                chains[node_name] = (chain, *_alone(chain, model, shapes, inits, Path(tmp) / f"{len(chains)}.onnx"))
+        in_model: dict[str, list[float]] = defaultdict(list)
+        alone: dict[str, list[float]] = defaultdict(list)
+        totals = []
+        for p in range(passes):
+            steps = ["model", *chains] if p % 2 == 0 else [*chains, "model"]
+            for step in steps:
+                if step == "model":
+                    profile = _profile(path, feeds, threads, runs)
+                    totals.append(sum(profile.values()))
+                    for n in chains:
+                        in_model[n].append(profile.get(n, float("nan")))
+                else:
+                    _, net, net_feeds = chains[step]
+                    # the lone net's own kernel: every profiled node but ORT's layout reorders
+                    alone[step].append(sum(v for k, v in _profile(net, net_feeds, threads, runs).items()
+                                           if not k.startswith("Reorder")))
     rows = []
     for n, (chain, _, _) in chains.items():
         kind, ms, alone_ms = _kind(chain[0], inits, shapes), statistics.median(in_model[n]), statistics.median(alone[n])
@@ -175,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="mobilenetv2_100,shufflenetv2_x1_0,resnet18,efficientnet_b0",
                     help="zoo models, comma-separated")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
-    ap.add_argument("--runs", type=int, default=200, help="profiled inferences per net (the second half counts)")
+    ap.add_argument("--runs", type=int, default=200, help="profiled inferences per net, after one warm one (the median counts)")
     ap.add_argument("--passes", type=int, default=3, help="passes over the model and its lone nets (median)")
     ap.add_argument("--verbose", action="store_true", help="every convolution")
     args = ap.parse_args(argv)
