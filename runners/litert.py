@@ -208,6 +208,32 @@ class LiteRtRunner(Runner):
                     where["inside"] += 1
         return {"total": sum(where.values()), **where}
 
+    def layout_reorders(self):
+        """The elements of each TRANSPOSE the converter left inside the model to change layout: a 4-D permutation
+        between NHWC and NCHW around an operator it ran in the PyTorch model's NCHW order (ShuffleNetV2's channel
+        shuffle and split, CondConv's routing, RepMLP's partitions). The one at the NCHW input and any at an output
+        are the signature's, which every net pays (the predictor's base), and a permutation of other rank is the
+        model's own (an ONNX Transpose). A model whose own graph permutes between NCHW and NHWC would be counted
+        here too; none in the zoo does."""
+        import math
+
+        ops, _ = self._op_list()
+        inputs = {d["index"] for d in self.interpreter.get_input_details()}
+        outputs = {d["index"] for d in self.interpreter.get_output_details()}
+        shapes = {t["index"]: t["shape"] for t in self.interpreter.get_tensor_details()}
+        out = []
+        for o in ops:
+            if o["op_name"] != "TRANSPOSE" or int(o["inputs"][0]) in inputs \
+                    or any(int(t) in outputs for t in o["outputs"]):
+                continue
+            try:  # the permutation is a constant tensor, readable once the interpreter is allocated
+                perm = tuple(int(x) for x in self.interpreter.get_tensor(int(o["inputs"][1])))
+            except (ValueError, IndexError):
+                continue
+            if perm in ((0, 2, 3, 1), (0, 3, 1, 2)):
+                out.append(int(math.prod(shapes[int(o["inputs"][0])])))
+        return out
+
     def executed_ops(self):
         """Every TFLite op runs as one kernel, on XNNPACK or on the builtin CPU kernels; both counts are kept."""
         ops, delegates = self._op_list()

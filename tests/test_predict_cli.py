@@ -159,3 +159,26 @@ def test_a_models_kernels_hold_the_layout_reorders_its_backend_inserts(tmp_path)
             counts[between, backend] = len(layout)
     assert counts[None, "tflite"] == counts["Transpose", "tflite"] == 0
     assert counts["Transpose", "ort"] == counts[None, "ort"] + 2
+
+
+def test_model_kernels_hold_the_layout_transposes_litert_leaves_around_a_channel_shuffle():
+    """LiteRT runs convolutions channels-last; around a channel shuffle (in the model's NCHW order) its converter
+    leaves a TRANSPOSE out of that layout and one back in: two more layout kernels of the 16 x 224 x 224 feature map,
+    which the ONNX graph does not hold. (Both forms keep one before the mean over the NCHW axes, which the
+    converter does not fold; the NCHW input's transpose is every net's base, not a layout kernel.)"""
+    from benchbench.runners import get_runner
+
+    ok, why = get_runner("tflite").is_available()
+    if not ok:
+        pytest.skip(why)
+    from benchbench.analysis.kernel_graph import LAYOUT
+    from benchbench.cli.predict import model_kernels
+    from benchbench.core.spec import PROFILES
+
+    data = Path(__file__).parent / "data" / "shuffle.py"
+    layout = {}
+    for factory in ("plain", "shuffled"):
+        kernels, _ = model_kernels(f"{data}:{factory}", "deploy", "tflite", {}, PROFILES["default"])
+        layout[factory] = [k["in_elems"] for k in kernels if k["kind"] == LAYOUT]
+    assert set(layout["plain"]) <= {16 * 224 * 224}
+    assert sorted(layout["shuffled"]) == sorted(layout["plain"] + [16 * 224 * 224] * 2)

@@ -44,7 +44,7 @@ from .run import measure, run_dir
 __all__ = ["cmd_predict", "SWEEP", "SWEEP_QUICK", "model_kernels"]
 
 # Points per kernel class in the first round of the sweep (the adaptive round adds up to half as many again).
-SWEEP = {"conv": 30, "dwconv": 14, "gconv": 12, "gemm": 12, "eltwise": 33, "pool": 9, "move": 12}
+SWEEP = {"conv": 30, "dwconv": 21, "gconv": 12, "gemm": 12, "eltwise": 33, "pool": 9, "move": 12}
 SWEEP_QUICK = {"conv": 4, "dwconv": 2, "gconv": 2, "gemm": 2, "eltwise": 3, "pool": 2, "move": 2}
 ADAPT_BELOW = 0.9  # a class whose cross-validated share within ±10% is under this gets more points
 
@@ -89,10 +89,35 @@ def _onnx_of(model: str, variant: str, config, seed: int):
     return onnx.load(str(file), load_external_data=False), file
 
 
-def _layout_kernels(file: Path, graph, backend: str) -> list[dict]:
+def _backend_artifact(model: str, variant: str, backend: str, onnx_file: Path, config, seed: int):
+    """What ``backend``'s runner prepares for the model: the ONNX file itself for a backend that runs ONNX, else the
+    cached build's artifact (made if missing: LiteRT's layout is the converter's, so predicting it needs the
+    conversion); None for a model file the backend does not run, or a conversion that failed (said on stderr)."""
+    from benchbench.build.builds import artifact_for, ensure_build
+    from benchbench.core.spec import CellSpec
+    from benchbench.runners import get_runner
+
+    cls = get_runner(backend)
+    fmt = cls.artifact_for({})
+    if fmt == "onnx":
+        return onnx_file
+    if _is_onnx_file(model):
+        return None
+    spec = CellSpec(model, variant, backend, 1, None, 1, seed, ())
+    build = ensure_build(spec, {fmt}, config)
+    artifact, _, unusable = artifact_for(cls, spec, build) if build.get("status") == "ok" else (None, {}, None)
+    if artifact is None:
+        why = unusable or build.get("reason") or "no artifact"
+        _stderr(f"benchbench: no {backend} artifact of {model} ({variant}) to read its layout reorders "
+                f"({one_line(str(why))}); predicted without them")
+    return artifact
+
+
+def _layout_kernels(model: str, variant: str, file: Path, graph, backend: str, config, seed: int) -> list[dict]:
     """The layout reorders ``backend`` inserts into the model (``Runner.layout_reorders``: ONNX Runtime's NCHWc
-    reorders), as kernels the graph does not hold; none for a backend that inserts none. The backend loads the
-    model to say so (nothing is run). Its layout does not depend on the threads, so one thread loads it."""
+    reorders, the TRANSPOSEs LiteRT's converter leaves between NHWC and NCHW), as kernels the graph does not hold;
+    none for a backend that inserts none. The backend loads the model to say so (nothing is run). Its layout does
+    not depend on the threads, so one thread loads it."""
     import numpy as np
     from onnx import helper
 
@@ -101,16 +126,22 @@ def _layout_kernels(file: Path, graph, backend: str) -> list[dict]:
     from benchbench.runners.base import Runner
 
     cls = get_runner(backend)
-    if cls.layout_reorders is Runner.layout_reorders:
+    if cls.layout_reorders is Runner.layout_reorders or not cls.is_available()[0]:
+        return []
+    artifact = _backend_artifact(model, variant, backend, file, config, seed)
+    if artifact is None:
         return []
     inits = {i.name for i in graph.graph.initializer}
-    inputs = {i.name: np.zeros([d.dim_value or 1 for d in i.type.tensor_type.shape.dim],
-                               helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type))
-              for i in graph.graph.input if i.name not in inits}
+    inputs = [np.zeros([d.dim_value or 1 for d in i.type.tensor_type.shape.dim],
+                       helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type))
+              for i in graph.graph.input if i.name not in inits]
+    # a model file's inputs by name (as run binds a user's file); a zoo model's single input as its runner takes it
+    feed = {i.name: x for i, x in zip([i for i in graph.graph.input if i.name not in inits], inputs)} \
+        if _is_onnx_file(model) or len(inputs) != 1 else inputs[0]
     runner = cls(1, {})
     try:
         runner.load_runtime()
-        runner.prepare(file, inputs)
+        runner.prepare(artifact, feed)
         elements = runner.layout_reorders() or []
     except Exception as exc:  # a model the backend cannot load: predicted without its reorders, and said so
         _stderr(f"benchbench: {backend} could not load the model to read its layout reorders ({one_line(str(exc))}); "
@@ -159,7 +190,7 @@ def model_kernels(model: str, variant: str, backend: str, rules: dict, config, s
     from benchbench.analysis.kernel_graph import graph_kernels
 
     graph, file = _onnx_of(model, variant, config, seed)
-    kernels = graph_kernels(graph, rules) + _layout_kernels(file, graph, backend)
+    kernels = graph_kernels(graph, rules) + _layout_kernels(model, variant, file, graph, backend, config, seed)
     shapes = {}
     for vi in list(graph.graph.input) + list(graph.graph.output):
         dims = [d.dim_value or 1 for d in vi.type.tensor_type.shape.dim]
