@@ -174,14 +174,27 @@ def _pick(rng: np.random.Generator, values, low=None, high=None):
     return int(vals[int(rng.integers(len(vals)))])
 
 
-def _conv_point(op: str, rng: np.random.Generator) -> KernelPoint:
-    k = int(rng.choice((1, 3, 5, 7), p=(0.45, 0.4, 0.1, 0.05) if op == "conv" else (0.0, 0.6, 0.3, 0.1)))
+# A depthwise convolution's kernel sizes, taken in turn (``sample_points``): their costs differ by more than their
+# MACs do (LiteRT's XNNPACK ran a 7x7 one on 512 x 56 x 56 in 29 ms, a 5x5 one in 2.4 ms, here), so each needs
+# points across the sizes, not the few a draw weighted to 3x3 gave (every 7x7 one at 2 x 2).
+DW_KERNELS = (3, 5, 7)
+
+
+def _conv_point(op: str, rng: np.random.Generator, k: int | None = None) -> KernelPoint:
+    if k is None:
+        k = int(rng.choice((1, 3, 5, 7), p=(0.45, 0.4, 0.1, 0.05) if op == "conv" else (0.0, 0.6, 0.3, 0.1)))
     stride = int(rng.choice((1, 2), p=(0.8, 0.2)))
+    if op == "dwconv":
+        # Spread evenly over the log of its output elements (256 to 4M), which its cost follows: channels and size
+        # drawn apart put few points where the zoo's widest depthwise kernels are (VanillaNet: 512 x 56 x 56).
+        target = 2.0 ** rng.uniform(8, 22)
+        sizes = [s for s in _SIZES if 2 <= s <= 112 and _CHANNELS[0] * s * s <= target <= _CHANNELS[-1] * s * s]
+        out = sizes[int(rng.integers(len(sizes)))]
+        cin = min(_CHANNELS, key=lambda c: abs(math.log(c * out * out / target)))
+        return KernelPoint("dwconv", cin, cin, out * stride, k, stride, groups=cin)
     out = _pick(rng, _SIZES, 2 if k > 1 else 1, 112)
     size = out * stride
     cin = _pick(rng, _CHANNELS, 8, 2048 if k == 1 else 1024)
-    if op == "dwconv":
-        return KernelPoint("dwconv", cin, cin, size, k, stride, groups=cin)
     cout = _pick(rng, _CHANNELS, 8, 2048 if k == 1 else 1024)
     if op == "gconv":
         groups = _pick(rng, (2, 4, 8, 16, 32), 2, min(cin, cout) // 4)
@@ -190,10 +203,10 @@ def _conv_point(op: str, rng: np.random.Generator) -> KernelPoint:
     return KernelPoint("conv", cin, cout, size, k, stride)
 
 
-def _one(op_class: str, rng: np.random.Generator, op: str | None = None) -> KernelPoint:
-    """One point of ``op_class``; ``op``, the operator, for a ``STRATIFIED`` class."""
+def _one(op_class: str, rng: np.random.Generator, op: str | None = None, k: int | None = None) -> KernelPoint:
+    """One point of ``op_class``; ``op``, the operator, for a ``STRATIFIED`` class; ``k``, a depthwise kernel size."""
     if op_class in ("conv", "dwconv", "gconv"):
-        return _conv_point(op_class, rng)
+        return _conv_point(op_class, rng, k)
     if op_class == "gemm":
         rows = int(rng.choice((1, 1, 49, 196)))
         return KernelPoint("gemm", _pick(rng, _CHANNELS, 16), _pick(rng, _CHANNELS, 8), 1, rows=rows)
@@ -226,19 +239,21 @@ def _fits(p: KernelPoint) -> bool:
 
 def sample_points(counts: dict[str, int], seed: int) -> list[KernelPoint]:
     """``counts[class]`` distinct points of each regressor class, drawn with ``seed`` (deterministic). The
-    operators of a ``STRATIFIED`` class take turns (in an order drawn with the seed), so that each has
-    ``n // len(ops)`` points or one more."""
-    rng = np.random.default_rng(seed)
+    operators of a ``STRATIFIED`` class take turns (in an order drawn with the seed), and so do a depthwise
+    convolution's kernel sizes (``DW_KERNELS``), so that each has ``n // len(turns)`` points or one more. Each class
+    draws from a generator of its own, so that changing one class's design leaves the others' points alone."""
     out: list[KernelPoint] = []
     for op_class, n in counts.items():
         if op_class not in CLASSES:
             raise ValueError(f"unknown kernel class {op_class!r}")
+        rng = np.random.default_rng([seed, CLASSES.index(op_class)])
         ops = [str(o) for o in rng.permutation(STRATIFIED[op_class])] if op_class in STRATIFIED else [None]
+        ks = [int(k) for k in rng.permutation(DW_KERNELS)] if op_class == "dwconv" else [None]
         seen: set[KernelPoint] = set()
         tries = 0
         while len(seen) < n and tries < 200 * max(n, 1):
             tries += 1
-            p = _one(op_class, rng, ops[len(seen) % len(ops)])
+            p = _one(op_class, rng, ops[len(seen) % len(ops)], ks[len(seen) % len(ks)])
             if p not in seen and _fits(p):
                 seen.add(p)
                 out.append(p)
