@@ -64,8 +64,9 @@ LAYOUT = "reorder"  # the kind and op of a layout reorder the backend inserts (`
 
 def layout_kernel(elements: int) -> dict:
     """A layout reorder the backend inserts between kernels (ONNX Runtime's NCHWc ``ReorderInput`` and
-    ``ReorderOutput``), moving ``elements``: a kernel the graph does not hold, priced per element by the
-    predictor (the boundary that one-convolution nets measure, ``analysis.predictor.chain_fit``)."""
+    ``ReorderOutput``, a TRANSPOSE LiteRT's converter leaves between NHWC and NCHW), moving ``elements``: a kernel
+    the graph does not hold, priced per element by the predictor (the boundary that one-convolution nets measure,
+    ``analysis.predictor.chain_fit``)."""
     e = int(elements)
     return {"op": LAYOUT, "kind": LAYOUT, "cin": 1, "cout": 1, "size": 1, "out": 1, "k": 1, "stride": 1, "groups": 1,
             "rows": 1, "in_elems": e, "out_elems": e, "post": "", "nodes": ["(layout reorder)"]}

@@ -14,7 +14,8 @@ OpenVINO wrap a lone convolution in, read from chains (``chain_fit``), which als
 A model's prediction is the base of the model's own input and output plus, for each kernel, its marginal cost and
 a **dispatch** where chains of tiny kernels measure one that a one-kernel net does not show; and, for each layout
 reorder the backend inserts into the model (ORT's NCHWc reorders around the operators its blocked layout does not
-cover: a fifth of ghostnet's time), the boundary's price per element it moves.
+cover: a fifth of ghostnet's time; the NHWC/NCHW transposes LiteRT's converter leaves around a channel shuffle),
+the boundary's price per element it moves.
 
 **Regressors** (one per class: conv, dwconv, gconv, gemm, eltwise, pool, move): a non-negative line in the
 kernel's physical columns (fixed cost, MACs, elements in and out, weights; fitted for relative error with
@@ -107,8 +108,8 @@ def chain_fit(pairs: list[tuple[Mapping, float, float, int]], base: Mapping) -> 
     ``c = (t_r - t_1) / (r - 1)``, the kernel as a model's inner kernels run it. In turn:
 
     * The **dispatch** δ, from the dispatch probes' chains of ``DISPATCH_REPEAT`` tiny kernels: what a kernel
-      costs inside a model beyond its one-kernel net's marginal, ``c - (t_1 - base)`` (the net's base, read from
-      the reshape probes, holds one dispatch already).
+      costs inside a model beyond its one-kernel net's marginal, ``c - (t_1 - base - (γ + β) e)`` (the net's base,
+      read from the reshape probes, holds one dispatch already; the lone depthwise net pays γ and its boundary β).
     * The **I/O correction** γ, from the I/O probes' chains of element-wise kernels:
       ``t_1 - base - c + δ = γ x (input + output elements)``, of either sign.
       The reshape probes' line prices a net's I/O with the Reshape's own copy in it; γ is what that gets wrong.
@@ -116,8 +117,9 @@ def chain_fit(pairs: list[tuple[Mapping, float, float, int]], base: Mapping) -> 
       boundary probes' chains of two: ``t_1 - base - γ e - c + δ = β e``, e the input and output elements, per
       class (dense, depthwise), non-negative least squares on relative error.
 
-    δ and γ are the means over their probes, kept only where a t-test at 95% sets them apart from 0 (a model pays
-    them once per kernel or per element, so noise read as a cost would add up); else 0. Returns
+    Each is read with the others held, three rounds over. δ and γ are the means over their probes, kept only where a
+    t-test at 95% sets them apart from 0 (a model pays them once per kernel or per element, so noise read as a cost
+    would add up); else 0. Returns
     ``{"conv": β, "dwconv": β, "io": γ, "dispatch": δ}``; 0 where no pairs were measured."""
     from scipy.optimize import nnls
     from scipy.stats import t as student_t
