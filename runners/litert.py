@@ -192,20 +192,20 @@ class LiteRtRunner(Runner):
             parts.append(seen)
         return parts
 
-    def _transposes(self, ops: list[dict]) -> dict:
-        """TRANSPOSE ops by position: at an input, at an output, or inside (the model's own permutes, or
+    def _transpose_positions(self, ops: list[dict]) -> list[tuple[dict, str]]:
+        """Each TRANSPOSE op with its position: at an input, at an output, or inside (the model's own permutes, or
         layout changes the converter could not fold)."""
         inputs = {d["index"] for d in self.interpreter.get_input_details()}
         outputs = {d["index"] for d in self.interpreter.get_output_details()}
+        return [(o, "input" if int(o["inputs"][0]) in inputs
+                 else "output" if any(int(t) in outputs for t in o["outputs"]) else "inside")
+                for o in ops if o["op_name"] == "TRANSPOSE"]
+
+    def _transposes(self, ops: list[dict]) -> dict:
+        """TRANSPOSE ops counted by position (``_transpose_positions``)."""
         where = {"input": 0, "output": 0, "inside": 0}
-        for o in ops:
-            if o["op_name"] == "TRANSPOSE":
-                if int(o["inputs"][0]) in inputs:
-                    where["input"] += 1
-                elif any(int(t) in outputs for t in o["outputs"]):
-                    where["output"] += 1
-                else:
-                    where["inside"] += 1
+        for _, position in self._transpose_positions(ops):
+            where[position] += 1
         return {"total": sum(where.values()), **where}
 
     def layout_reorders(self):
@@ -218,13 +218,10 @@ class LiteRtRunner(Runner):
         import math
 
         ops, _ = self._op_list()
-        inputs = {d["index"] for d in self.interpreter.get_input_details()}
-        outputs = {d["index"] for d in self.interpreter.get_output_details()}
         shapes = {t["index"]: t["shape"] for t in self.interpreter.get_tensor_details()}
         out = []
-        for o in ops:
-            if o["op_name"] != "TRANSPOSE" or int(o["inputs"][0]) in inputs \
-                    or any(int(t) in outputs for t in o["outputs"]):
+        for o, position in self._transpose_positions(ops):
+            if position != "inside":
                 continue
             try:  # the permutation is a constant tensor, readable once the interpreter is allocated
                 perm = tuple(int(x) for x in self.interpreter.get_tensor(int(o["inputs"][1])))
