@@ -159,7 +159,8 @@ def _true_marginal(k) -> float:
     """The synthetic backend's kernel costs (anchor units): a fixed cost per kernel and a rate per MAC or element
     that depends on the kernel's kind, in a real backend's proportions (ORT at two threads here, anchor 0.1 ms:
     about 160 GMAC/s for a dense convolution, 0.05-0.2 ns per element of an element-wise op, a boundary near the
-    2.1e-6 anchors per element ``chain_fit`` read there), so that the base, the boundary and the marginals weigh against each other as they do."""
+    2.1e-6 anchors per element ``chain_fit`` read there), so that the base, the boundary and the marginals weigh
+    against each other as they do."""
     kind, op = k["kind"], k["op"]
     if op == "reshape":
         return 0.0

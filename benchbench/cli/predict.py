@@ -132,12 +132,11 @@ def _layout_kernels(model: str, variant: str, file: Path, graph, backend: str, c
     if artifact is None:
         return []
     inits = {i.name for i in graph.graph.initializer}
-    inputs = [np.zeros([d.dim_value or 1 for d in i.type.tensor_type.shape.dim],
-                       helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type))
-              for i in graph.graph.input if i.name not in inits]
+    inputs = {i.name: np.zeros([d.dim_value or 1 for d in i.type.tensor_type.shape.dim],
+                               helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type))
+              for i in graph.graph.input if i.name not in inits}
     # a model file's inputs by name (as run binds a user's file); a zoo model's single input as its runner takes it
-    feed = {i.name: x for i, x in zip([i for i in graph.graph.input if i.name not in inits], inputs)} \
-        if _is_onnx_file(model) or len(inputs) != 1 else inputs[0]
+    feed = inputs if _is_onnx_file(model) or len(inputs) != 1 else next(iter(inputs.values()))
     runner = cls(1, {})
     try:
         runner.load_runtime()
