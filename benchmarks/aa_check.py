@@ -6,7 +6,8 @@ models of 5 ms or more), and each trial's wall time (goal: <= 10 s). Each trial 
 ``--sessions`` pairs of fresh workers, and its interval adds the between-process term ``benchbench doctor``
 cached for this machine (else ``benchbench.results.estimates.PROCESS_SD``). Also the between-process term
 the trials show: the spread of their log-ratios beyond what their own within-trial intervals explain. And what
-sets the intervals' width, as medians over the trials of their quiet rounds' log-ratios: their sd per round, the
+sets the intervals' width, as medians over the trials of their quiet rounds' log-ratios: the edge of the block that
+opens a round (``estimates.position_adjusted``, taken out of every ratio), their sd per round with and without it, the
 half-width of their Hodges-Lehmann interval (``stats.hodges_lehmann``, which a ratio starts from), of the sessions'
 t interval (``estimates.session_spread``, its floor from 4 sessions), and, for comparison, of the median's
 interval (``stats.serial_median_ci``, what a ratio started from before) and of a mean's (1.96 sd / sqrt(rounds)).
@@ -33,7 +34,13 @@ from benchbench.cli.cells import process_sd_for
 from benchbench.core.spec import CellSpec, MeasureConfig, physical_cores
 from benchbench.core.stats import hodges_lehmann, serial_median_ci
 from benchbench.measure.doctor import aa_check
-from benchbench.results.estimates import PROCESS_SD, round_log_ratios, session_spread
+from benchbench.results.estimates import (
+    PROCESS_SD,
+    opener_signs,
+    position_adjusted,
+    round_log_ratios,
+    session_spread,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,13 +108,15 @@ def _parts(cells) -> dict:
                                                                  samples_a=a.samples_ns) if ok]
     if len(quiet) < 3:
         return {}
-    logs = [log for _, log in quiet]
+    raw = [log for _, log in quiet]
+    logs, edge = position_adjusted(raw, opener_signs(b.blocks, a.blocks, [unit for unit, _ in quiet]))
     segments = [unit[0] for unit, _ in quiet]
     _, hl_low, hl_high, rho = hodges_lehmann(logs, segments=segments)
     low, high, _ = serial_median_ci(logs, segments=segments)
     spread = session_spread(segments, logs)
     sd = statistics.stdev(logs)
-    return {"round_sd": sd, "rho": rho, "hl_half": (hl_high - hl_low) / 2, "median_half": (high - low) / 2,
+    return {"round_sd": sd, "raw_round_sd": statistics.stdev(raw), "edge": edge, "rho": rho,
+            "hl_half": (hl_high - hl_low) / 2, "median_half": (high - low) / 2,
             "t_half": spread[1] if spread else None, "mean_half": 1.96 * sd / math.sqrt(len(logs))}
 
 
@@ -126,10 +135,13 @@ def _summary(args, spec: CellSpec, results: list[dict], term: str) -> None:
               f"explains {100 * math.sqrt(within):.2f}%; between-process term {100 * math.sqrt(between):.2f}% "
               f"(the intervals used {term})")
     parts = {k: [r[k] for r in results if r.get(k) is not None]
-             for k in ("round_sd", "hl_half", "t_half", "median_half", "mean_half")}
+             for k in ("round_sd", "raw_round_sd", "edge", "hl_half", "t_half", "median_half", "mean_half")}
     if all(parts.values()):
-        print("what sets the width (medians over the trials): sd of a round's log-ratio "
-              f"{100 * statistics.median(parts['round_sd']):.2f}%; half-widths: the Hodges-Lehmann interval "
+        print("what sets the width (medians over the trials): the opening block's edge "
+              f"{100 * statistics.median(parts['edge']):.2f}% (a round's log-ratio shift per opener, taken out); "
+              f"sd of a round's log-ratio {100 * statistics.median(parts['round_sd']):.2f}% "
+              f"({100 * statistics.median(parts['raw_round_sd']):.2f}% with the edge left in); half-widths: "
+              "the Hodges-Lehmann interval "
               f"±{100 * statistics.median(parts['hl_half']):.2f}%, the sessions' t interval "
               f"±{100 * statistics.median(parts['t_half']):.2f}% (the median's would be "
               f"±{100 * statistics.median(parts['median_half']):.2f}%, a mean's "

@@ -4,7 +4,9 @@ Options make it misbehave on purpose, so tests can prove a sweep survives: ``lat
 inference; the environment's ``BENCHBENCH_NULL_SLOWDOWN`` multiplies it, so that two loopback cluster
 workers can play machines of different speeds), ``fail`` = ``crash`` (hard exit in prepare), ``hang``
 (sleep forever), ``raise`` (an ordinary exception), ``unsupported`` (reject the model), ``crash_later``
-(hard exit at the 40th inference: in the middle of the timed blocks, after warm-up).
+(hard exit at the 40th inference: in the middle of the timed blocks, after warm-up); ``cold_ms`` (an inference
+that starts more than 5 ms after the previous one ended sleeps that much longer: the cold first inference of a
+lockstep block, whose worker sat idle while another one ran).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ class NullRunner(Runner):
     hidden = True  # for the harness tests: no backend, fake latencies
     artifact = "none"
     description = "does nothing; for harness tests"
-    OPTIONS = {"fail": ("crash", "hang", "raise", "unsupported", "crash_later"), "latency_ms": ()}
+    OPTIONS = {"fail": ("crash", "hang", "raise", "unsupported", "crash_later"), "latency_ms": (), "cold_ms": ()}
 
     def prepare(self, artifact, inputs):
         self.inputs = inputs
@@ -35,10 +37,14 @@ class NullRunner(Runner):
             raise UnsupportedModel("null runner rejects every model when asked to")
         slowdown = float(os.environ.get("BENCHBENCH_NULL_SLOWDOWN", "1"))
         self.latency_s = float(self.options.get("latency_ms", 0.2)) / 1e3 * slowdown
-        self.runs = 0
+        self.cold_s = float(self.options.get("cold_ms", 0)) / 1e3
+        self.runs, self.ended = 0, None
 
     def run(self):
         self.runs += 1
         if self.options.get("fail") == "crash_later" and self.runs >= 40:
             os._exit(3)
+        if self.cold_s and self.ended is not None and time.perf_counter() - self.ended > 0.005:
+            time.sleep(self.cold_s)
         time.sleep(self.latency_s)
+        self.ended = time.perf_counter()

@@ -333,3 +333,41 @@ def test_the_doctor_caches_its_between_process_term_and_later_runs_add_it(cache_
     path = doctor.process_sd_path(2)
     path.write_text(path.read_text().replace('"sessions": 6', '"sessions": 7'))
     assert doctor.cached_process_sd(2) is None and config_from(args).process_sd is None
+
+
+def test_each_block_leads_in_with_an_inference_kept_apart_from_its_samples(cache_dir, tmp_path):
+    """A null backend whose inference runs 2 ms slower after an idle gap (cold_ms), as a worker's first inference
+    after another worker's block does. The lead-in of every block that follows another worker's takes that cost
+    (lead_ns); the samples, all 1 ms, do not, so a block median does not depend on how many inferences the block
+    holds. (The block that opens a round follows its own worker's, with no gap.)"""
+    from benchbench.build.builds import Builds
+    from benchbench.measure.group import measure_group
+
+    cold = (("latency_ms", "1"), ("cold_ms", "2"))
+    specs = [CellSpec(TINY, "train", "null", options=cold), CellSpec(TINY, "deploy", "null", options=cold)]
+    builds = Builds(FAST, specs)
+    try:
+        cells, _ = measure_group(specs, FAST, builds)
+    finally:
+        builds.close()
+    assert all(c.ok for c in cells)
+    for cell in cells:
+        assert len(cell.blocks) >= 6
+        followers = [b for b in cell.blocks if b["position"] == 1]
+        assert len(followers) >= 3 and all(b["lead_ns"] >= 2.5e6 for b in followers)
+        assert max(cell.samples_ns) < 2.5e6, max(cell.samples_ns)
+        assert sum(b["n"] for b in cell.blocks) == len(cell.samples_ns)
+
+
+def test_later_sessions_size_their_blocks_from_the_quiet_blocks_not_the_first_warm_up():
+    """An arm whose warm-up read 50 ms (a burst of load) but whose blocks read 10 ms gets 10 ms blocks' sizing
+    for its next session; a disturbed block does not count."""
+    from benchbench.measure.group import _size_from_blocks
+    from benchbench.measure.scheduler import Arm
+
+    quiet = {"wait_share": 0.0, "steal_share": 0.0}
+    arm = Arm(lambda count, settle: None, 50e6)
+    arm.blocks = [{"samples_ns": [10_000_000 + i] * 3, "round": i, **quiet} for i in range(8)]
+    arm.blocks.append({"samples_ns": [90_000_000] * 3, "round": 8, "wait_share": 0.6, "steal_share": 0.0})
+    _size_from_blocks(arm)
+    assert arm.estimate_ns == pytest.approx(10e6, rel=1e-3)

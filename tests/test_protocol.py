@@ -23,7 +23,7 @@ from benchbench.processes.protocol import (
 
 
 def test_round_trip_of_every_field():
-    rec = BlockDone([1, 2, 3], {"wall_ns": 10, "wait_share": 0.1}, 5)
+    rec = BlockDone([1, 2, 3], {"wall_ns": 10, "wait_share": 0.1}, 5, 7, 11)
     line = encode(rec)
     assert line.endswith(b"\n") and json.loads(line)["v"] == PROTOCOL_VERSION
     assert decode(line) == rec

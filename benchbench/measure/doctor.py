@@ -26,7 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from benchbench.core.spec import CellSpec, MeasureConfig
-from benchbench.results.estimates import WAIT_SHARE_LIMIT, RatioEstimate, ratio, round_log_ratios
+from benchbench.results.estimates import (
+    WAIT_SHARE_LIMIT,
+    RatioEstimate,
+    opener_signs,
+    position_adjusted,
+    ratio,
+    round_log_ratios,
+)
 
 __all__ = ["AAResult", "aa_check", "between_process_sd", "cached_process_sd", "process_sd_path", "save_process_sd",
            "PROCESS_SD_TTL_S"]
@@ -89,14 +96,19 @@ def between_process_sd(blocks_b: Sequence[dict], blocks_a: Sequence[dict], sampl
     """The between-process sd of the log-ratio B/A from lockstep blocks measured in several sessions (each a
     fresh pair of workers): the spread of the sessions' mean log-ratios beyond what their own rounds explain.
 
-    Per session, the mean m_s of its rounds' log-ratios (disturbed rounds left out) and that mean's sampling
+    Per session, the mean m_s of its rounds' log-ratios (disturbed rounds left out, the opening block's edge
+    taken out as ``estimates.ratio`` takes it out) and that mean's sampling
     variance v_s (the rounds' variance over their count). Sessions differ by both, so the between-process
     variance is var(m_s) - mean(v_s), floored at 0; ``upper80`` is its one-sided 80% bound (chi-square on
     the sessions' spread). None with fewer than two sessions of at least three rounds."""
+    quiet = [(unit, log) for unit, log, ok in round_log_ratios(blocks_b, blocks_a, wait_limit, samples_b, samples_a)
+             if ok]
+    # the opening block's edge alternates in sign from round to round: left in, it would count as spread within
+    # sessions and hide part of the spread between them (``estimates.position_adjusted``)
+    adjusted, _ = position_adjusted([log for _, log in quiet], opener_signs(blocks_b, blocks_a, [u for u, _ in quiet]))
     logs: dict[int, list[float]] = {}
-    for (session, _), log, quiet in round_log_ratios(blocks_b, blocks_a, wait_limit, samples_b, samples_a):
-        if quiet:
-            logs.setdefault(session, []).append(log)
+    for ((session, _), _), log in zip(quiet, adjusted):
+        logs.setdefault(session, []).append(log)
     sessions = [v for v in logs.values() if len(v) >= 3]
     if len(sessions) < 2:
         return None

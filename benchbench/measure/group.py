@@ -20,7 +20,7 @@ from benchbench.core.spec import CellSpec, MeasureConfig
 from benchbench.core.status import Status
 from benchbench.processes.manager import ForkServer, Worker, WorkerLost
 from benchbench.processes.protocol import Block, BlockDone, Failed, Finish, Finished, Prepare, Ready
-from benchbench.results.estimates import SESSION_SPREAD_MIN
+from benchbench.results.estimates import SESSION_SPREAD_MIN, cell_latency
 from benchbench.results.record import CellResult
 
 from .scheduler import Arm, Schedule, run_lockstep
@@ -158,7 +158,7 @@ def _block_runner(cell: _Prepared, timeout_s: float) -> Callable[[int, bool], di
             cell.lost = (Status.ERROR, f"the worker answered a block with {type(reply).__name__}")
             return None
         return {"samples_ns": reply.samples_ns, **reply.interference, "idle_cpu_ns": reply.idle_cpu_ns,
-                "settle_ns": reply.settle_ns}
+                "settle_ns": reply.settle_ns, "lead_ns": reply.lead_ns}
     return run_block
 
 
@@ -219,6 +219,15 @@ def _schedule_record(schedules: Sequence[Schedule], arms: Sequence[Arm]) -> dict
             "idle_cpu_share": idle / span if span > 0 else None,
             # wall time spent waiting for a finished block's thread pools to stop spinning
             "settle_share": settle / span if span > 0 else None}
+
+
+def _size_from_blocks(arm: Arm) -> None:
+    """Size the arm's next blocks from the latency its quiet blocks read so far, not from its first worker's
+    warm-up: a warm-up that a load slowed (one burst is enough) would size every later block of the group too small,
+    down to one inference where five fit (seen in A/A runs under load here)."""
+    est = cell_latency(arm.blocks)
+    if est is not None and est.value > 0:
+        arm.estimate_ns = est.value * 1e6
 
 
 def _least_sessions(config: MeasureConfig) -> int:
@@ -308,6 +317,8 @@ def measure_group(specs: Sequence[CellSpec], config: MeasureConfig, builds: Buil
             live = [arms[p.index] for p in prepared]
             schedule = run_lockstep(live, part, session=session, min_total_rounds=config.min_blocks)
             schedules.append(schedule)
+            for arm in live:
+                _size_from_blocks(arm)
             last = (session >= config.sessions or schedule.stop_reason == "lost"
                     or (schedule.stop_reason == "converged" and session >= _least_sessions(config)))
             for p in prepared:

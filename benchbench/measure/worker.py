@@ -208,7 +208,8 @@ def _measure(channel: Channel, prep: Prepare) -> None:
 
 
 def _blocks(channel: Channel, runner) -> Finish:
-    """Time one block of inferences per ``Block`` record, until ``Finish`` (returned)."""
+    """Time one block of inferences per ``Block`` record, each after a lead-in inference timed apart, until
+    ``Finish`` (returned)."""
     from .interference import block_interference, snapshot
 
     idle_since = time.process_time_ns()
@@ -220,12 +221,18 @@ def _blocks(channel: Channel, runner) -> Finish:
             raise ProtocolError(f"a measuring worker takes Block or Finish, not {type(record).__name__}")
         idle_cpu = time.process_time_ns() - idle_since
         time_once = runner.time_once
+        # The lead-in: one inference before the samples, kept apart. In lockstep a block mostly follows another
+        # worker's, whose inferences took the caches and let this worker's thread pool fall asleep, so its first
+        # inference is slow (resnet18 on ORT here: +17% on average, +60% at the 90th percentile, the later ones
+        # within 1%). Counted as a sample, that cost would weigh on a block median by how few samples the block
+        # holds: two arms with blocks of 1 and 5 inferences read 4-8% apart in A/A runs under load.
+        lead_ns = time_once()
         before = snapshot()
         samples = [time_once() for _ in range(record.count)]
         after = snapshot()
         settle_ns = _settle() if record.settle else 0
         idle_since = time.process_time_ns()
-        channel.send(BlockDone(samples, block_interference(before, after), idle_cpu, settle_ns))
+        channel.send(BlockDone(samples, block_interference(before, after), idle_cpu, settle_ns, lead_ns))
 
 
 def _check_outputs(runner, spec, reference: list) -> dict:

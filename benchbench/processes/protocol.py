@@ -14,7 +14,7 @@ A measuring worker's conversation::
     Prepare(spec, config, artifact, …) ─►
                                        ◄─ Ready(init_ms, first_ms, warm-up, estimate_ns)  or Failed
     Block(count)                       ─►
-                                       ◄─ BlockDone(samples_ns, interference, idle_cpu_ns)
+                                       ◄─ BlockDone(samples_ns, interference, idle_cpu_ns, settle_ns, lead_ns)
     …                                                           (as many blocks as the scheduler wants)
     Finish()                           ─►
                                        ◄─ Finished(memory, parity, backend)
@@ -99,6 +99,7 @@ class BlockDone:
     interference: dict  # benchbench.measure.interference.block_interference
     idle_cpu_ns: int  # CPU this worker used between its previous block (settled) and this one
     settle_ns: int = 0  # how long after the block its thread pools took to go quiet
+    lead_ns: int = 0  # the block's lead-in inference, timed but not a sample (benchbench.measure.worker._blocks)
 
 
 @dataclass(frozen=True)
