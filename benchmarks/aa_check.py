@@ -36,9 +36,7 @@ from benchbench.core.stats import hodges_lehmann, serial_median_ci
 from benchbench.measure.doctor import aa_check
 from benchbench.results.estimates import (
     PROCESS_SD,
-    opener_signs,
-    position_adjusted,
-    round_log_ratios,
+    quiet_rounds,
     session_spread,
 )
 
@@ -104,13 +102,11 @@ def _trial(i: int, spec: CellSpec, config: MeasureConfig, servers: dict) -> dict
 def _parts(cells) -> dict:
     """What sets a trial's width, from its quiet rounds' log-ratios (B over A; relative half-widths)."""
     a, b = cells
-    quiet = [(unit, log) for unit, log, ok in round_log_ratios(b.blocks, a.blocks, samples_b=b.samples_ns,
-                                                                 samples_a=a.samples_ns) if ok]
-    if len(quiet) < 3:
+    quiet = quiet_rounds(b.blocks, a.blocks, samples_b=b.samples_ns, samples_a=a.samples_ns)
+    if len(quiet.units) < 3:
         return {}
-    raw = [log for _, log in quiet]
-    logs, edge = position_adjusted(raw, opener_signs(b.blocks, a.blocks, [unit for unit, _ in quiet]))
-    segments = [unit[0] for unit, _ in quiet]
+    raw, logs, edge = quiet.raw, quiet.logs, quiet.edge
+    segments = [unit[0] for unit in quiet.units]
     _, hl_low, hl_high, rho = hodges_lehmann(logs, segments=segments)
     low, high, _ = serial_median_ci(logs, segments=segments)
     spread = session_spread(segments, logs)

@@ -481,7 +481,7 @@ class OpenerMachine(FakeMachine):
 
 def test_the_opening_blocks_edge_is_taken_out_of_a_ratio(monkeypatch):
     """Planted truth: the block that opens a round runs 4% faster (its worker ran the block before), B is 1.05x A,
-    3% noise per inference, 8 sessions of 8 rounds. position_adjusted reads the edge back (the log-ratio's shift
+    3% noise per inference, 8 sessions of 8 rounds. quiet_rounds reads the edge back (the log-ratio's shift
     per opener, about log(1/0.96)) within 0.5 points; the ratio's interval holds 1.05 in at least 54 of 60 trials,
     as it does without the adjustment, and is at least a fifth narrower than without it. With no edge planted,
     the adjustment reads about none and the intervals still hold the truth."""
@@ -492,9 +492,7 @@ def test_the_opening_blocks_edge_is_taken_out_of_a_ratio(monkeypatch):
         for seed in range(60):
             m = OpenerMachine(edge, 0.03, seed)
             a, b = _sessions(m, 1.05, 0.0, 8, np.random.default_rng(seed), rounds=8)
-            units = sorted({estimates._unit(x) for x in a.blocks})
-            logs = [r[1] for r in estimates.round_log_ratios(b.blocks, a.blocks)]
-            _, read = estimates.position_adjusted(logs, estimates.opener_signs(b.blocks, a.blocks, units))
+            read = estimates.quiet_rounds(b.blocks, a.blocks).edge
             est = ratio(b.blocks, a.blocks, process_sd=0.0)
             monkeypatch.setattr(estimates, "_OPENERS_MIN", 10**6)
             plain = ratio(b.blocks, a.blocks, process_sd=0.0)

@@ -191,3 +191,26 @@ def test_walsh_averages_selected_past_the_sorting_limit_are_the_sorted_ones():
         select = _walsh_order_statistics(x)
         for k in [0, walsh.size // 2, walsh.size - 1, *rng.integers(0, walsh.size, 6)]:
             assert select(int(k)) == walsh[k], (trial, k)
+
+
+def test_two_sample_differences_selected_past_the_sorting_limit_are_the_sorted_ones():
+    """The two-sample shift (the opener's edge, read after every round of a sweep) selects its order statistics
+    past the sorting limit: on unequal sizes, many ties, values so close that x - t rounds, and one side far
+    from the other, every order statistic asked for, and the median, are those of the full outer product."""
+    import numpy as np
+
+    from benchbench.core.stats import _SORTED_WALSH, _shift_order_statistics, hodges_lehmann_shift
+
+    rng = np.random.default_rng(3)
+    for trial in range(40):
+        m, n = (int(v) for v in rng.integers(2, 3 * _SORTED_WALSH, 2))
+        if trial % 3 == 0:
+            x, y = 5 + 1e-3 * rng.standard_normal(m), 5 + 1e-3 * rng.standard_normal(n)
+        else:
+            x, y = np.round(rng.standard_t(2, m), trial % 4), np.round(rng.standard_t(2, n) + trial % 5, trial % 4)
+        x, y = np.sort(x), np.sort(y)
+        diffs = np.sort(np.subtract.outer(x, y).ravel())
+        select = _shift_order_statistics(x, y)
+        for k in [0, diffs.size // 2, diffs.size - 1, *rng.integers(0, diffs.size, 6)]:
+            assert select(int(k)) == diffs[k], (trial, m, n, k)
+        assert hodges_lehmann_shift(rng.permutation(x), y) == float(np.median(diffs))

@@ -29,10 +29,8 @@ from benchbench.core.spec import CellSpec, MeasureConfig
 from benchbench.results.estimates import (
     WAIT_SHARE_LIMIT,
     RatioEstimate,
-    opener_signs,
-    position_adjusted,
+    quiet_rounds,
     ratio,
-    round_log_ratios,
 )
 
 __all__ = ["AAResult", "aa_check", "between_process_sd", "cached_process_sd", "process_sd_path", "save_process_sd",
@@ -97,17 +95,13 @@ def between_process_sd(blocks_b: Sequence[dict], blocks_a: Sequence[dict], sampl
     fresh pair of workers): the spread of the sessions' mean log-ratios beyond what their own rounds explain.
 
     Per session, the mean m_s of its rounds' log-ratios (disturbed rounds left out, the opening block's edge
-    taken out as ``estimates.ratio`` takes it out) and that mean's sampling
+    taken out: ``estimates.quiet_rounds``) and that mean's sampling
     variance v_s (the rounds' variance over their count). Sessions differ by both, so the between-process
     variance is var(m_s) - mean(v_s), floored at 0; ``upper80`` is its one-sided 80% bound (chi-square on
     the sessions' spread). None with fewer than two sessions of at least three rounds."""
-    quiet = [(unit, log) for unit, log, ok in round_log_ratios(blocks_b, blocks_a, wait_limit, samples_b, samples_a)
-             if ok]
-    # the opening block's edge alternates in sign from round to round: left in, it would count as spread within
-    # sessions and hide part of the spread between them (``estimates.position_adjusted``)
-    adjusted, _ = position_adjusted([log for _, log in quiet], opener_signs(blocks_b, blocks_a, [u for u, _ in quiet]))
+    quiet = quiet_rounds(blocks_b, blocks_a, wait_limit, samples_b, samples_a)
     logs: dict[int, list[float]] = {}
-    for ((session, _), _), log in zip(quiet, adjusted):
+    for (session, _), log in zip(quiet.units, quiet.logs):
         logs.setdefault(session, []).append(log)
     sessions = [v for v in logs.values() if len(v) >= 3]
     if len(sessions) < 2:

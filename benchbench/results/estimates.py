@@ -18,18 +18,26 @@ estimator can re-read old runs (``shared/MEASUREMENT.md``, docs/measurement.md).
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from benchbench.core.stats import hodges_lehmann, serial_median_ci, student_t_quantile
+from benchbench.core.stats import (
+    hodges_lehmann,
+    hodges_lehmann_centre,
+    hodges_lehmann_shift,
+    serial_median_ci,
+    student_t_quantile,
+)
 
 __all__ = [
     "MIN_UNITS",
     "PROCESS_SD",
     "SESSION_SPREAD_MIN",
     "WAIT_SHARE_LIMIT",
+    "QuietRounds",
     "RatioEstimate",
     "SPEEDUP_PAIRS",
     "block_medians_ms",
@@ -40,6 +48,7 @@ __all__ = [
     "kept_blocks",
     "opener_signs",
     "position_adjusted",
+    "quiet_rounds",
     "ratio",
     "round_log_ratios",
     "session_latencies",
@@ -78,6 +87,9 @@ def disturbed(block: dict, limit: float = WAIT_SHARE_LIMIT) -> bool:
     return any((block.get(k) or 0.0) > limit for k in ("wait_share", "steal_share"))
 
 
+_SHORT_BLOCK = 64  # samples up to which a block's median is taken in Python (block_medians_ms)
+
+
 def block_medians_ms(blocks: Sequence[dict], samples_ns: Sequence[int] | None = None) -> list[float]:
     """Each block's median latency (ms). Blocks hold their own samples, or ``n`` into ``samples_ns``."""
     out, offset = [], 0
@@ -87,7 +99,13 @@ def block_medians_ms(blocks: Sequence[dict], samples_ns: Sequence[int] | None = 
         else:
             values = samples_ns[offset: offset + b["n"]]
             offset += b["n"]
-        out.append(float(np.median(values)) / 1e6 if len(values) else math.nan)
+        # a block holds a few inferences, and a sweep re-reads every block after each round: sorting a short
+        # list in Python is about ten times faster than np.median's call, and gives the same value
+        if not len(values):
+            out.append(math.nan)
+            continue
+        median = statistics.median(values) if len(values) <= _SHORT_BLOCK else np.median(values)
+        out.append(float(median) / 1e6)
     return out
 
 
@@ -213,12 +231,37 @@ def position_adjusted(logs: Sequence[float], signs: Sequence[int]) -> tuple[list
     offset cancels from the centre, but it counts as spread and widens every interval. As a crossover trial's
     period effect, it is estimated (half the Hodges-Lehmann shift between the two kinds of rounds) and
     subtracted; the centre barely moves, the spread is the rounds' own again (docs/measurement.md §2)."""
-    plus = np.array([x for x, sg in zip(logs, signs) if sg > 0])
-    minus = np.array([x for x, sg in zip(logs, signs) if sg < 0])
-    if min(plus.size, minus.size) < _OPENERS_MIN:
+    plus = [x for x, sg in zip(logs, signs) if sg > 0]
+    minus = [x for x, sg in zip(logs, signs) if sg < 0]
+    if min(len(plus), len(minus)) < _OPENERS_MIN:
         return list(logs), 0.0
-    edge = float(np.median(np.subtract.outer(plus, minus))) / 2
+    edge = hodges_lehmann_shift(plus, minus) / 2  # by selection: a sweep reads it after every round
     return [x - sg * edge for x, sg in zip(logs, signs)], edge
+
+
+@dataclass(frozen=True)
+class QuietRounds:
+    """The rounds of two lockstep arms in which neither block was disturbed, in time order: their units
+    (session, round), their log-ratios B/A as measured (``raw``) and with the opening block's edge taken out
+    (``logs``), and that edge."""
+
+    units: list[tuple[int, int]]
+    raw: list[float]
+    logs: list[float]
+    edge: float
+
+
+def quiet_rounds(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float = WAIT_SHARE_LIMIT,
+                 samples_b: Sequence[int] | None = None, samples_a: Sequence[int] | None = None) -> QuietRounds:
+    """The quiet rounds' log-ratios B/A, the opening block's edge taken out as ``ratio`` takes it out (but with
+    no fallback to disturbed rounds when few are quiet): what the doctor's between-process term and the A/A
+    check's breakdown read. Left in, the edge, alternating in sign from round to round, would count as spread
+    within sessions and hide part of the spread between them."""
+    quiet = [(unit, log) for unit, log, ok in round_log_ratios(blocks_b, blocks_a, wait_limit, samples_b, samples_a)
+             if ok]
+    units, raw = [u for u, _ in quiet], [log for _, log in quiet]
+    logs, edge = position_adjusted(raw, opener_signs(blocks_b, blocks_a, units))
+    return QuietRounds(units, raw, logs, edge)
 
 
 def ratio(blocks_b: Sequence[dict], blocks_a: Sequence[dict], wait_limit: float = WAIT_SHARE_LIMIT,
@@ -278,7 +321,7 @@ def session_spread(sessions: Sequence, logs: Sequence[float]) -> tuple[float, fl
         by.setdefault(session, []).append(log)
     if len(by) < SESSION_SPREAD_MIN:
         return None
-    centres = [hodges_lehmann(v)[0] for v in by.values()]
+    centres = [hodges_lehmann_centre(v) for v in by.values()]
     half = student_t_quantile(0.975, len(centres) - 1) * float(np.std(centres, ddof=1)) / math.sqrt(len(centres))
     return float(np.mean(centres)), half
 
