@@ -201,24 +201,10 @@ def _walsh_order_statistics(x: np.ndarray) -> Callable[[int], float]:
         return np.maximum(cut, index)
 
     def select(k: int) -> float:
-        lo, hi = float(np.nextafter(x[0], -np.inf)), float(x[-1])  # no average is <= lo; all are <= hi
-        below, upto_hi = 0, upto(hi)
-        while int((upto_hi - index).sum()) - below > 4 * n:
-            mid = (lo + hi) / 2
-            if not lo < mid < hi:  # the bounds met in floating point: enumerate what lies between
-                break
-            upto_mid = upto(mid)
-            count = int((upto_mid - index).sum())
-            if count > k:
-                hi, upto_hi = mid, upto_mid
-            else:
-                lo, below = mid, count
-        start = upto(lo)
-        lengths = upto_hi - start
-        rows = np.repeat(index, lengths)
-        cols = np.repeat(start - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
-        between = np.sort((x[rows] + x[cols]) / 2)  # the averages in (lo, hi]
-        return float(between[k - below])
+        # no average is <= the lower bound, all are <= the upper; per i, the averages <= t are j in [i, upto(t))
+        return _bisect_select(k, float(np.nextafter(x[0], -np.inf)), float(x[-1]), upto,
+                              lambda cut: int((cut - index).sum()), 4 * n,
+                              lambda cut_lo, cut_hi: _pairs(x, x, index, cut_lo, cut_hi - cut_lo, np.add) / 2)
 
     return select
 
@@ -253,26 +239,41 @@ def _shift_order_statistics(x: np.ndarray, y: np.ndarray) -> Callable[[int], flo
     index = np.arange(m)
 
     def select(k: int) -> float:
-        lo, hi = float(np.nextafter(x[0] - y[-1], -np.inf)), float(x[-1] - y[0])  # none is <= lo; all are <= hi
-        below, first_hi = 0, first(hi)
-        while int((n - first_hi).sum()) - below > 4 * (m + n):
-            mid = (lo + hi) / 2
-            if not lo < mid < hi:  # the bounds met in floating point: enumerate what lies between
-                break
-            first_mid = first(mid)
-            count = int((n - first_mid).sum())
-            if count > k:
-                hi, first_hi = mid, first_mid
-            else:
-                lo, below = mid, count
-        first_lo = first(lo)
-        lengths = first_lo - first_hi  # per i, the j with lo < x_i - y_j <= hi
-        rows = np.repeat(index, lengths)
-        cols = np.repeat(first_hi - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
-        between = np.sort(x[rows] - y[cols])
-        return float(between[k - below])
+        # no difference is <= the lower bound, all are <= the upper; per i, those <= t are j in [first(t), n)
+        return _bisect_select(k, float(np.nextafter(x[0] - y[-1], -np.inf)), float(x[-1] - y[0]), first,
+                              lambda cut: int((n - cut).sum()), 4 * (m + n),
+                              lambda cut_lo, cut_hi: _pairs(x, y, index, cut_hi, cut_lo - cut_hi, np.subtract))
 
     return select
+
+
+def _bisect_select(k: int, lo: float, hi: float, cut: Callable[[float], np.ndarray], count: Callable[[np.ndarray], int],
+                   limit: int, between: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> float:
+    """The k-th smallest (0-based) of the values of a row-sorted table (Walsh averages, two-sample differences),
+    by bisection on the value: ``cut(t)`` marks, per row, the edge between its values <= t and the others,
+    ``count`` counts those <= t from it, and ``between(cut(lo), cut(hi))`` gives the values in (lo, hi]. ``lo``
+    must be below every value and ``hi`` at or above every one. The bounds close in until at most ``limit`` values
+    lie between them (or meet in floating point), and only those are sorted."""
+    below, cut_hi = 0, cut(hi)
+    while count(cut_hi) - below > limit:
+        mid = (lo + hi) / 2
+        if not lo < mid < hi:  # the bounds met in floating point: enumerate what lies between
+            break
+        cut_mid = cut(mid)
+        counted = count(cut_mid)
+        if counted > k:
+            hi, cut_hi = mid, cut_mid
+        else:
+            lo, below = mid, counted
+    values = np.sort(between(cut(lo), cut_hi))
+    return float(values[k - below])
+
+
+def _pairs(x: np.ndarray, y: np.ndarray, rows: np.ndarray, start: np.ndarray, lengths: np.ndarray, op) -> np.ndarray:
+    """``op(x[i], y[j])`` for each row i of ``rows`` and j in [start[i], start[i] + lengths[i])."""
+    r = np.repeat(rows, lengths)
+    c = np.repeat(start - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths) + np.arange(lengths.sum())
+    return op(x[r], y[c])
 
 
 def _normal_quantile(p: float) -> float:
