@@ -24,6 +24,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from benchbench.runners import tracked_packages
+
 from benchbench.cli.cells import cells_from
 from benchbench.cli.parser import build_parser
 from benchbench.cli.reference import (
@@ -33,6 +35,7 @@ from benchbench.cli.reference import (
     reference_allocation,
     reference_profiled,
 )
+from benchbench.core.env import environment
 from benchbench.core.spec import REFERENCE
 from benchbench.core.text import one_line
 from benchbench.measure.sweep import run_sweep
@@ -95,14 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     run_args = build_parser().parse_args(["run", "--model", REFERENCE_MODELS, "--backend", REFERENCE_BACKENDS,
                                           "--variant", "all"])
     cells, _ = cells_from(run_args)
-    run = RunResult(meta={"settings": REFERENCE.to_dict()}, path=args.out / "results.json")
+    allocation = reference_allocation()
+    # what `claim --reference` records of the run too, so that a claim read from this file says where and how
+    run = RunResult(meta={"settings": REFERENCE.to_dict(), "rounds": allocation.note, "argv": sys.argv,
+                          "environment": environment(tracked_packages())}, path=args.out / "results.json")
     started = time.perf_counter()
     with open(args.out / "progress.log", "w", encoding="utf-8") as log:
         def progress(line: str) -> None:
             log.write(f"{time.perf_counter() - started:8.1f} {line}\n")
             log.flush()
 
-        run_sweep(cells, REFERENCE, run, rounds=reference_allocation(), progress=progress,
+        run_sweep(cells, REFERENCE, run, rounds=allocation, progress=progress,
                   profile=lambda spec: REFERENCE_PROFILE_RUNS if reference_profiled(spec) else 0)
     wall = time.perf_counter() - started
     sweep = run.meta["sweep"]

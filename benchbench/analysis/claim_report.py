@@ -130,9 +130,10 @@ def backend_summary(backend: str, a: dict) -> list[str]:
 
 THREATS = [
     "- **A shared VM.** Two vCPUs of a cloud VM, shared with other tenants and with other sessions' work. Every "
-    "comparison that matters is measured in lockstep (both sides take turns block by block), every zoo cell in "
-    "three rounds spread over the sweep, and blocks in which the measuring process waited for a CPU are dropped; "
-    "absolute latencies still move with the host's load.",
+    "comparison that matters is measured in lockstep (both sides take turns block by block), every cell of the "
+    "reference in two or three rounds spread over the sweep (the run's rounds are under *Measured on*), and blocks "
+    "in which the measuring process waited for a CPU are dropped; absolute latencies still move with the host's "
+    "load.",
     "- **Threads and batch.** Two intra-op threads and batch 1 throughout. With more cores a runtime parallelizes "
     "large kernels better than small ones, so per-op overheads weigh more there; with larger batches they weigh less.",
     "- **Random weights.** No pretrained weights can be downloaded; every model uses seeded random initialization. "

@@ -93,11 +93,11 @@ class MeasureConfig:
 QUICK = MeasureConfig(warmup_min_count=2, warmup_min_s=0.05, min_count=10, min_s=0.2, max_s=2.0, target_ci=0.03,
                       block_s=0.02, min_blocks=6)
 
-# The reference report (`benchbench claim --reference`, ~620 cells): a 2% target (what the claim's
-# verdicts need: the effects it tests are 5% and more) and a 0.6 s cap *per round*: every zoo cell is
-# measured in three rounds spread over the sweep (``cli.reference_rounds``), each in fresh workers, so a
-# cell's interval spans three processes and three moments of the machine for about the time one 1.6 s
-# round took before. Cells that hit the cap keep their wider interval, and the report shows it.
+# The reference report (`benchbench claim --reference`, 828 cells): a 2% target (what the claim's
+# verdicts need: the effects it tests are 5% and more) and a 0.6 s cap *per round*: every group is
+# measured in two or three rounds spread over the sweep (``cli.reference.reference_allocation``, which also
+# caps the zoo's groups lower), each in fresh workers, so a cell's interval spans several processes and moments
+# of the machine. Cells that hit the cap keep their wider interval, and the report shows it.
 REFERENCE = MeasureConfig(warmup_min_s=0.1, min_s=0.3, max_s=0.6, target_ci=0.02)
 
 # The sampling profiles of ``--sampling``, by name.
