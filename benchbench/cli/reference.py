@@ -16,20 +16,18 @@ REFERENCE_DIR = Path("reports") / "reference"
 # Every compared cell of the reference sweep is measured in lockstep (train/deploy pairs, guideline
 # tables), so a slow phase of the machine hits both sides of a ratio alike, and in several rounds minutes
 # apart, so a slow phase of the sweep is spread over every cell instead of landing on a few families.
-# Sequential allocation: every group gets LEAST_ROUNDS rounds; a guideline table a third only while one of its
-# ratios is unsettled (``reference_settled``). A zoo group gets no third round: the claim reads the zoo through a
-# regression over models, where measurement noise carries 0-11% of a verdict interval's variance
-# (benchmarks/verdict_sessions.py), so a third round buys the verdicts nothing, while each guideline verdict reads
-# its table's ratios directly. Re-reading the 3-round reference of 2026-12 with its first two rounds only kept
-# every backend's verdict interval within 1.09x of all three rounds' and all 48 guideline verdicts; with one
-# round ORT's was 1.47x and 14 verdicts moved.
+# Sequential allocation: every group gets LEAST_ROUNDS rounds, and a third only while one of its ratios
+# is unsettled (``reference_settled``). Re-reading the 3-round reference of 2026-12 with its first two
+# rounds only (benchmarks/verdict_sessions.py) kept every backend's verdict interval within 1.09x of
+# all three rounds' and all 48 guideline verdicts; with one round ORT's was 1.47x and 14 verdicts moved.
 LEAST_ROUNDS, MOST_ROUNDS = 2, 3
-# The zoo's groups sample 0.15 s per cell and round, the guideline tables the reference profile's 0.6 s. Re-reading
-# the reference sweep of 2026-12-07 (every group two or three rounds, the zoo at 0.3 s) with the zoo's cells cut to
-# the first half of each round's lockstep rounds and two rounds (benchmarks/verdict_sessions.py --share 0.5
-# --zoo-only) kept every backend's verdict interval within 0.94-1.05x of the full run's and moved 1 of 48 guideline
-# verdicts; cutting the guideline nets too had moved 12 of them (an earlier run).
-ZOO_MAX_S = 0.15
+# The zoo's groups sample 0.3 s per cell and round (the reference's minimum), the guideline tables the full 0.6 s.
+# The claim's verdicts read the zoo through a regression over models, where a cell's own noise is a small part of
+# the interval; the guideline verdicts read each table's ratios directly. Re-reading the 3-round reference with
+# the zoo's cells cut to the first half of each round's lockstep rounds and two rounds (benchmarks/verdict_sessions.py
+# --share 0.5 --zoo-only) kept every backend's verdict interval within 0.92-1.07x of two full rounds' and all 48
+# guideline verdicts; cutting the guideline nets too moved 12 of them.
+ZOO_MAX_S = 0.3
 # Per-op profiles of every zoo cell feed the claim's time shares and kernel-sum predictor; profiled
 # inferences per op (fewer than run --profile's default: 400 cells, and an op's median over 5 is stable).
 REFERENCE_PROFILE_RUNS = 5
@@ -53,17 +51,15 @@ def reference_settled(cells) -> bool:
 
 
 def reference_allocation():
-    """The reference sweep's rounds: two per group, a third for the guideline tables ``reference_settled``
-    refuses; and its sampling per group: ``ZOO_MAX_S`` for the zoo's, the reference profile's cap for the
-    guideline tables'."""
+    """The reference sweep's rounds: two per group, a third for the groups ``reference_settled`` refuses; and its
+    sampling per group: ``ZOO_MAX_S`` for the zoo's, the reference profile's cap for the guideline tables'."""
     from benchbench.core.spec import REFERENCE
     from benchbench.measure.sweep import Allocation
 
-    return Allocation(lambda spec: MOST_ROUNDS if _kind(spec.model) == "guideline" else LEAST_ROUNDS,
-                      LEAST_ROUNDS, reference_settled,
-                      note=f"{LEAST_ROUNDS} rounds per group, a guideline table a {MOST_ROUNDS}rd while a ratio is "
-                           f"unsettled (its interval holds 1.00 and is wider than ±2%); zoo groups sample "
-                           f"{ZOO_MAX_S} s per cell and round, guideline tables {REFERENCE.max_s} s",
+    return Allocation(MOST_ROUNDS, LEAST_ROUNDS, reference_settled,
+                      note=f"{LEAST_ROUNDS} rounds per group, a {MOST_ROUNDS}rd while a ratio is unsettled (its "
+                           f"interval holds 1.00 and is wider than ±2%); zoo groups sample {ZOO_MAX_S} s per cell "
+                           f"and round, guideline tables {REFERENCE.max_s} s",
                       max_s=lambda spec: ZOO_MAX_S if _kind(spec.model) == "zoo" else REFERENCE.max_s)
 
 

@@ -27,16 +27,18 @@ def _binomial_half_cdf(n: int) -> np.ndarray:
     return np.cumsum(np.exp(log_comb + n * math.log(0.5)))
 
 
-def median_ci(samples, confidence: float = 0.95) -> tuple[float, float]:
+def median_ci(samples, confidence: float = 0.95, log_scale: bool = False) -> tuple[float, float]:
     """Distribution-free CI of the median from binomial order statistics.
 
     The same interval as ``scipy.stats.quantile_test(x, q=median, p=0.5).confidence_interval()``:
     the order statistics at ``ppf(a) - 1`` and ``isf(a)`` of Binomial(n, 1/2), ``a = (1 - confidence) / 2``.
+    Below 6 values, where no such interval reaches 95%, a t interval (:func:`_few_values_interval`; on the log
+    scale with ``log_scale``, for latencies).
     """
     x = np.sort(np.asarray(samples, dtype=float))
     n = x.size
     if n < 6:  # too few order statistics for a 95% interval
-        return float(x[0]), float(x[-1])
+        return _few_values_interval(x, confidence, log_scale)
     a = (1 - confidence) / 2
     cdf = _binomial_half_cdf(n)
     # The relative slack absorbs rounding in the summed CDF at exact ties, as scipy's ppf/isf do.
@@ -45,6 +47,25 @@ def median_ci(samples, confidence: float = 0.95) -> tuple[float, float]:
     low = x[low_index] if low_index >= 0 else x[0]
     high = x[high_index] if high_index < n else x[-1]
     return float(low), float(high)
+
+
+def _few_values_interval(x: np.ndarray, confidence: float, log_scale: bool = False) -> tuple[float, float]:
+    """An interval for the centre of fewer than 6 values (``x`` sorted), where no distribution-free one reaches
+    95%: their range covers the median with probability 1 - 2^(1-n) (50% for two values, 94% for five), so it is
+    widened to the t interval of their mean (``confidence``, n - 1 degrees of freedom), which holds for normal
+    values; the range itself where that is wider. With ``log_scale`` (latencies), positive values are read on the
+    log scale, so the interval stays positive and holds for log-normal values. One value: the value (no spread to
+    read)."""
+    n = x.size
+    low, high = float(x[0]), float(x[-1])
+    if n < 2:
+        return low, high
+    positive = log_scale and low > 0
+    y = np.log(x) if positive else x
+    half = student_t_quantile(1 - (1 - confidence) / 2, n - 1) * float(np.std(y, ddof=1)) / math.sqrt(n)
+    mean = float(np.mean(y))
+    t_low, t_high = (math.exp(mean - half), math.exp(mean + half)) if positive else (mean - half, mean + half)
+    return min(low, t_low), max(high, t_high)
 
 
 def sign_autocorrelation(series, segments=None) -> float:
@@ -79,7 +100,8 @@ def sign_autocorrelation(series, segments=None) -> float:
     return min(max(rho, 0.0), 0.9) if rho == rho else 0.0
 
 
-def serial_median_ci(series, confidence: float = 0.95, segments=None) -> tuple[float, float, float]:
+def serial_median_ci(series, confidence: float = 0.95, segments=None, log_scale: bool = False
+                     ) -> tuple[float, float, float]:
     """CI of the median of ``series`` (in time order) that allows for serial correlation (within
     ``segments``, when given: :func:`sign_autocorrelation`).
 
@@ -89,7 +111,7 @@ def serial_median_ci(series, confidence: float = 0.95, segments=None) -> tuple[f
     """
     rho = sign_autocorrelation(series, segments)
     if rho <= 0.0:
-        low, high = median_ci(series, confidence)
+        low, high = median_ci(series, confidence, log_scale)
         return low, high, 0.0
     x = np.sort(np.asarray(series, dtype=float))
     n = x.size
@@ -131,8 +153,8 @@ def hodges_lehmann(series, confidence: float = 0.95, segments=None) -> tuple[flo
     total = n * (n + 1) // 2
     walsh = _walsh_order_statistics(x)
     estimate = _middle(walsh, total)
-    if n < 6:  # too few for a 95% interval: the extremes, as median_ci gives
-        return estimate, float(x[0]), float(x[-1]), 0.0
+    if n < 6:  # too few Walsh averages for a 95% interval: as median_ci gives
+        return (estimate, *_few_values_interval(x, confidence), 0.0)
     # The signed-rank statistic moves with the values, not only their signs: its serial correlation is the
     # values' own, which the signs' understate (2/pi arcsin rho for normal pairs); invert that relation.
     rho = min(math.sin(math.pi / 2 * sign_autocorrelation(values, segments)), 0.9)
@@ -316,7 +338,7 @@ def summarize(samples_ns, noisy_ci: float = 0.05, noisy_cv: float = 0.10) -> dic
     if x.size == 0:
         return {"count": 0}
     median = float(np.median(x))
-    low, high = median_ci(x)
+    low, high = median_ci(x, log_scale=True)
     half = (high - low) / 2
     ci_rel = half / median if median > 0 else math.inf
     robust_cv = _MAD_TO_SIGMA * float(np.median(np.abs(x - median))) / median if median > 0 else math.inf

@@ -172,7 +172,7 @@ def cell_latency(blocks: Sequence[dict], wait_limit: float = WAIT_SHARE_LIMIT,
     medians = [m for m, k in zip(block_medians_ms(blocks, samples_ns), keep) if k and m == m]
     if not medians:
         return None
-    low, high, _ = serial_median_ci(medians)
+    low, high, _ = serial_median_ci(medians, log_scale=True)  # latencies: an interval of few blocks stays positive
     return RatioEstimate(float(np.median(medians)), low, high, len(medians), len(blocks) - sum(keep), rule)
 
 
