@@ -6,6 +6,10 @@ sessions are dropped, with their samples, and the claim is computed again (``ben
 Printed per backend and per number of sessions: the verdict, the width of its 95% interval (CR2, on the
 per-doubling effect), the share of that interval's variance that measurement noise carries, and the
 guideline verdicts that change. The goal of issue 26: intervals no more than 10% wider than with all sessions.
+Then, per number of sessions, the zoo's own ratios (each form of a model against its train form, which the
+report gives per model and which a verdict read through a regression over models barely shows): their median
+and 90th-percentile 95% half-widths, how many hold 1.00, and how many zoo groups the reference's allocation
+would call unsettled (``cli.reference.reference_settled``).
 
     python benchmarks/verdict_sessions.py reports/reference/results.json
 """
@@ -15,9 +19,12 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import statistics
 import sys
 
 from benchbench.analysis.claim import analyze
+from benchbench.cli.reference import reference_settled
+from benchbench.results.estimates import cell_ratio
 from benchbench.results.load import load_run, model_kind
 
 
@@ -42,6 +49,16 @@ def first_sessions(run, keep: int, share: float = 1.0, zoo_only: bool = False):
             offset += b["n"]
         cell.blocks, cell.samples_ns = blocks, samples
         cell.recompute()
+    return out
+
+
+def zoo_ratios(run) -> list:
+    """Each zoo group's ratios to its first measured cell (its train form), as the report reads them."""
+    out = []
+    for group in run.groups:
+        cells = [c for c in (run.cells[i] for i in group["cells"]) if c.ok]
+        if cells and model_kind(cells[0].model) == "zoo":
+            out += [e for c in cells[1:] if (e := cell_ratio(c, cells[0])) is not None]
     return out
 
 
@@ -82,6 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         shown = ", ".join(f"{t} {b} x{m}" for t, b, m in changed[:6])
         print(f"{'':<10} {keep:>8} guideline verdicts that differ from all sessions': {len(changed)} of "
               f"{len(full_guides)}" + (f" ({shown})" if changed else ""))
+    print(f"\nthe zoo's ratios to their train form\n{'sessions':>8} {'ratios':>7} {'median ±':>9} {'p90 ±':>8} "
+          f"{'hold 1.00':>9} {'unsettled groups':>16}")
+    for keep in range(1, most + 1):
+        cut = run if keep == most and args.share == 1 else first_sessions(run, keep, args.share, args.zoo_only)
+        ratios = zoo_ratios(cut)
+        halves = sorted(e.half_width for e in ratios)
+        zoo = [cells for cells in ([cut.cells[i] for i in g["cells"]] for g in cut.groups)
+               if model_kind(cells[0].model) == "zoo"]
+        if halves:
+            print(f"{keep:>8} {len(halves):>7} {100 * statistics.median(halves):>8.1f}% "
+                  f"{100 * halves[int(0.9 * len(halves))]:>7.1f}% {sum(e.excludes() == 0 for e in ratios):>9} "
+                  f"{sum(not reference_settled(cells) for cells in zoo):>9} of {len(zoo)}")
     return 0
 
 

@@ -245,7 +245,7 @@ def test_claim_on_result_files_prints_verdicts_and_guideline_tables(tmp_path, ca
     assert len(list((tmp_path / "out").glob("*/claim.md"))) == 1
 
 
-def test_the_reference_allocates_a_third_round_only_to_unsettled_guideline_tables_and_profiles_zoo_cells():
+def test_the_reference_allocates_a_third_round_only_to_unsettled_groups_and_profiles_zoo_cells():
     import argparse
 
     from benchbench.cli.reference import reference_allocation
@@ -255,7 +255,7 @@ def test_the_reference_allocates_a_third_round_only_to_unsettled_guideline_table
     alloc = reference_allocation()
     zoo_group = [CellSpec("resnet18", v, "ort") for v in ("train", "deploy", "int8")]
     table = [CellSpec(name, "deploy", "ort") for name in ("g3_1frag_x1", "g3_2parallel_x1")]
-    assert _wanted_rounds(zoo_group + table, [[0, 1, 2], [3, 4]], alloc) == [(2, 2), (2, 3)]
+    assert _wanted_rounds(zoo_group + table, [[0, 1, 2], [3, 4]], alloc) == [(2, 3), (2, 3)]
     assert alloc.max_s(zoo_group[0]) < alloc.max_s(table[0])  # the zoo samples less per round
     # planted: a 10% speedup decides its direction; a 0.3% one, pinned to ±0.5% by 40 quiet rounds, is
     # settled by its precision; the same 0.3% over 6 rounds on a machine drifting by 40% is neither

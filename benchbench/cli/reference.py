@@ -26,7 +26,13 @@ LEAST_ROUNDS, MOST_ROUNDS = 2, 3
 # the interval; the guideline verdicts read each table's ratios directly. Re-reading the 3-round reference with
 # the zoo's cells cut to the first half of each round's lockstep rounds and two rounds (benchmarks/verdict_sessions.py
 # --share 0.5 --zoo-only) kept every backend's verdict interval within 0.92-1.07x of two full rounds' and all 48
-# guideline verdicts; cutting the guideline nets too moved 12 of them.
+# guideline verdicts (0.98-1.01x, re-read on 2026-12-07 with the intervals of fewer than 6 blocks that hold);
+# cutting the guideline nets too moved 12 of them. Cutting the zoo further does not pay:
+# 0.15 s and no third round for a zoo group (tried 2026-12-07) took the sweep from 24.8 to 21.7 minutes, but the
+# zoo groups' own ratios (each form against the train form), which the report gives per model, widened: re-read on
+# one run, median half-width ±3.1% -> ±6.6%, 90th percentile ±11.1% -> ±38.2%, ratios whose interval holds 1.00
+# 78 -> 109 of 354, and torch's verdict interval 1.29x (benchmarks/verdict_sessions.py --share 0.5 --zoo-only;
+# docs/measurement.md §7).
 ZOO_MAX_S = 0.3
 # Per-op profiles of every zoo cell feed the claim's time shares and kernel-sum predictor; profiled
 # inferences per op (fewer than run --profile's default: 400 cells, and an op's median over 5 is stable).
