@@ -96,6 +96,31 @@ def test_journal_and_views_agree(finished_run):
     assert [g["cells"] for g in from_journal.groups] == [g["cells"] for g in doc["groups"]] == [[0, 1], [2, 3]]
 
 
+def test_report_keeps_the_profiles_and_meta_written_after_the_sweep(finished_run, tmp_path, capsys):
+    """Profiles taken after the sweep (``profile_run``, for a resumed run's older cells) and the meta written after
+    it are in results.json only, not in the journal: rebuilding the views from the journal keeps them, and never
+    replaces a profile the journal holds. An unreadable results.json is left alone, with a notice."""
+    from benchbench.results.load import load_run
+
+    folder = _copy(finished_run, tmp_path)
+    run = load_run(folder / "results.json")
+    assert not any(c.metrics.get("profile") for c in run.cells)
+    later = {"status": "ok", "source": "test", "ops": [], "timed": True}
+    run.cells[1].metrics["profile"] = later
+    run.meta["profile"] = {"cells": 1, "wall_s": 1.5}
+    run.save()
+    assert main(["report", str(folder)]) == 0
+    kept = load_run(folder / "results.json")
+    assert [bool(c.metrics.get("profile")) for c in kept.cells] == [False, True, False, False]
+    assert kept.cells[1].metrics["profile"]["source"] == "test" and kept.meta["profile"]["wall_s"] == 1.5
+    assert len(kept.cells) == len(read_journal(folder / "cells.jsonl").cells)  # the journal still sets the cells
+    (folder / "results.json").write_text("not json")
+    capsys.readouterr()
+    assert main(["report", str(folder)]) == 0
+    assert "nothing written after the sweep is carried over" in capsys.readouterr().err
+    assert not any(c.metrics.get("profile") for c in load_run(folder / "results.json").cells)
+
+
 def test_truncated_last_line_is_ignored_with_a_notice(finished_run, tmp_path, capsys):
     folder = _copy(finished_run, tmp_path)
     text = (folder / "cells.jsonl").read_text()

@@ -18,12 +18,15 @@ _write = os.write  # compare --output's one write call; tests replace it to inje
 
 
 def cmd_report(args) -> int:
-    """Rebuild a run folder's results.json, results.csv and report.md from its journal (or results.json)."""
-    from benchbench.results.journal import RESULTS, load_results
+    """Rebuild a run folder's results.json, results.csv and report.md from its journal (or results.json),
+    keeping the profiles and meta that only results.json holds (written after the sweep)."""
+    from benchbench.results.journal import RESULTS, keep_later_records, load_results
     from benchbench.results.views import terminal_table
 
     folder = Path(args.folder)
     run, source = load_results(folder)
+    if source != RESULTS and (folder / RESULTS).is_file():  # profiles and meta written after the sweep
+        keep_later_records(run, folder / RESULTS, notice=lambda msg: print(f"benchbench: {msg}", file=sys.stderr))
     paths = write_views(run, folder, json_too=source != RESULTS, html=args.html)
     print(terminal_table(run))
     print(wrote_text(paths, folder / RESULTS if source != RESULTS else None))

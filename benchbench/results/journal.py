@@ -36,7 +36,8 @@ from .load import SchemaError, load_run, parse_json, read_result_bytes, run_from
 from .record import SCHEMA, SCHEMA_VERSION, CellResult, RunResult
 from .schema import validate_document
 
-__all__ = ["JOURNAL", "RESULTS", "Journal", "JournalBusy", "WriteError", "read_journal", "load_results"]
+__all__ = ["JOURNAL", "RESULTS", "Journal", "JournalBusy", "WriteError", "read_journal", "load_results",
+           "keep_later_records"]
 
 JOURNAL = "cells.jsonl"
 RESULTS = "results.json"
@@ -265,3 +266,27 @@ def load_results(folder: str | Path, notice: Callable[[str], None] | None = None
     if results:
         return load_run(folder / RESULTS), RESULTS
     raise SchemaError(f"{folder} holds neither {JOURNAL} nor {RESULTS}: not a benchbench run folder")
+
+
+def keep_later_records(run: RunResult, results: str | Path, notice: Callable[[str], None] | None = None) -> int:
+    """Copy onto ``run`` (read from a journal) what the results.json beside it holds and the journal does not:
+    per-op profiles taken after the sweep (``measure.profile.profile_run`` writes them into results.json only)
+    and meta written after it (the profiling's and the claim's times). A cell takes a profile only where its own
+    has none, from the cell of the same spec; meta keys only where the journal's meta lacks them. So rebuilding
+    the views from the journal (``benchbench report``) loses none of them. Returns how many cells took a profile;
+    a results.json that cannot be read is left alone, with one ``notice``."""
+    notice = notice or _default_notice
+    try:
+        previous = load_run(Path(results))
+    except (SchemaError, OSError) as exc:
+        notice(f"{results}: not read, so nothing written after the sweep is carried over ({one_line(str(exc))})")
+        return 0
+    profiles = {c.spec: c.metrics["profile"] for c in previous.cells if c.metrics.get("profile")}
+    taken = 0
+    for cell in run.cells:
+        if not cell.metrics.get("profile") and cell.spec in profiles:
+            cell.metrics["profile"] = profiles[cell.spec]
+            taken += 1
+    for key, value in previous.meta.items():
+        run.meta.setdefault(key, value)
+    return taken
