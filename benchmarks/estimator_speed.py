@@ -45,9 +45,9 @@ def _blocks(rounds: int, rng: np.random.Generator) -> tuple[list[dict], list[dic
     return a, b
 
 
-def _timed(fn, *args) -> float:
+def _timed(fn) -> float:
     t0 = time.perf_counter()
-    fn(*args)
+    fn()
     return time.perf_counter() - t0
 
 

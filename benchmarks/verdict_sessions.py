@@ -52,14 +52,24 @@ def first_sessions(run, keep: int, share: float = 1.0, zoo_only: bool = False):
     return out
 
 
-def zoo_ratios(run) -> list:
-    """Each zoo group's ratios to its first measured cell (its train form), as the report reads them."""
-    out = []
+def zoo_summary(run) -> str:
+    """One line on the zoo groups' ratios to their first measured cell (the train form), as the report reads them:
+    how many, their median and 90th-percentile half-widths, how many hold 1.00, and the groups the reference's
+    allocation would call unsettled."""
+    ratios, unsettled, groups = [], 0, 0
     for group in run.groups:
-        cells = [c for c in (run.cells[i] for i in group["cells"]) if c.ok]
-        if cells and model_kind(cells[0].model) == "zoo":
-            out += [e for c in cells[1:] if (e := cell_ratio(c, cells[0])) is not None]
-    return out
+        cells = [run.cells[i] for i in group["cells"]]
+        if model_kind(cells[0].model) != "zoo":
+            continue
+        groups += 1
+        unsettled += not reference_settled(cells)
+        measured = [c for c in cells if c.ok]
+        ratios += [e for c in measured[1:] if (e := cell_ratio(c, measured[0])) is not None]
+    halves = sorted(e.half_width for e in ratios)
+    if not halves:
+        return "no zoo ratios"
+    return (f"{len(halves):>7} {100 * statistics.median(halves):>8.1f}% {100 * halves[int(0.9 * len(halves))]:>7.1f}% "
+            f"{sum(e.excludes() == 0 for e in ratios):>9} {unsettled:>9} of {groups}")
 
 
 def _guideline_codes(result: dict) -> dict:
@@ -82,9 +92,11 @@ def main(argv: list[str] | None = None) -> int:
           "session's rounds" + (" (zoo cells only)" if args.zoo_only else ""))
     print(f"{'backend':<10} {'sessions':>8} {'verdict':<14} {'CR2 95% interval':<18} {'width':>8} {'vs all':>7} "
           f"{'noise share':>11}")
+    zoo_lines = []
     for keep in range(1, most + 1):
-        result = full if keep == most and args.share == 1 else \
-            analyze([first_sessions(run, keep, args.share, args.zoo_only)])
+        cut = run if keep == most and args.share == 1 else first_sessions(run, keep, args.share, args.zoo_only)
+        zoo_lines.append(f"{keep:>8} {zoo_summary(cut)}")
+        result = full if cut is run else analyze([cut])
         for backend, a in sorted(result["per_backend"].items()):
             e, f = a["effect"], full["per_backend"][backend]["effect"]
             if not e or not f:
@@ -101,16 +113,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(full_guides)}" + (f" ({shown})" if changed else ""))
     print(f"\nthe zoo's ratios to their train form\n{'sessions':>8} {'ratios':>7} {'median ±':>9} {'p90 ±':>8} "
           f"{'hold 1.00':>9} {'unsettled groups':>16}")
-    for keep in range(1, most + 1):
-        cut = run if keep == most and args.share == 1 else first_sessions(run, keep, args.share, args.zoo_only)
-        ratios = zoo_ratios(cut)
-        halves = sorted(e.half_width for e in ratios)
-        zoo = [cells for cells in ([cut.cells[i] for i in g["cells"]] for g in cut.groups)
-               if model_kind(cells[0].model) == "zoo"]
-        if halves:
-            print(f"{keep:>8} {len(halves):>7} {100 * statistics.median(halves):>8.1f}% "
-                  f"{100 * halves[int(0.9 * len(halves))]:>7.1f}% {sum(e.excludes() == 0 for e in ratios):>9} "
-                  f"{sum(not reference_settled(cells) for cells in zoo):>9} of {len(zoo)}")
+    print("\n".join(zoo_lines))
     return 0
 
 
