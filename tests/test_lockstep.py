@@ -508,3 +508,28 @@ def test_the_opening_blocks_edge_is_taken_out_of_a_ratio(monkeypatch):
     none = trials(0.0)
     assert abs(np.median([r for r, _, _ in none])) < 0.003
     assert sum(e.low <= 1.05 <= e.high for _, e, _ in none) >= 54
+
+
+def test_the_edge_taken_out_of_few_rounds_keeps_the_intervals_coverage():
+    """Planted truth at the reference's small designs, where the edge rests on three openers per arm: the opening
+    block runs 4% faster, B is 1.30x A. Over 300 trials of each design (3 sessions x 3 and x 5 rounds, 2 x 6 with
+    its openers unbalanced), the adjusted ratio's interval holds 1.30 in at least 92% of them (2000 trials each
+    here: 94.8-95.7%), and its centre errs less than the unadjusted one's where the arms opened unequally often."""
+    from benchbench.results import estimates
+
+    for sessions, rounds in ((3, 3), (3, 5), (2, 6)):
+        held, err_adj, err_plain = 0, [], []
+        for seed in range(300):
+            m = OpenerMachine(0.04, 0.03, 20000 + seed)
+            a, b = _sessions(m, 1.30, 0.0, sessions, np.random.default_rng(20000 + seed), rounds=rounds)
+            est = ratio(b.blocks, a.blocks, process_sd=0.0)
+            held += est.low <= 1.30 <= est.high
+            err_adj.append(abs(math.log(est.value / 1.30)))
+            old, estimates._OPENERS_MIN = estimates._OPENERS_MIN, 10**6
+            try:
+                err_plain.append(abs(math.log(ratio(b.blocks, a.blocks, process_sd=0.0).value / 1.30)))
+            finally:
+                estimates._OPENERS_MIN = old
+        assert held >= 0.92 * 300, (sessions, rounds, held)
+        if (sessions, rounds) == (2, 6):  # rounds 1-5 of each session: one arm opens three, the other two
+            assert np.median(err_adj) < 0.5 * np.median(err_plain), (np.median(err_adj), np.median(err_plain))
