@@ -53,10 +53,11 @@ def _table(diffs: dict[str, list[float]]) -> None:
 
 
 def two_runs(first, second, everything: bool = False) -> tuple[dict, dict]:
-    """Per target, the second run's cells over the first's (two loaded runs): anchor-relative (``t_rel``) and absolute (``t_ms``)
-    relative differences of the cells both runs measured beside a quiet anchor."""
+    """Per target, the second run's cells over the first's (two loaded runs): the relative differences of their
+    anchor-relative (``t_rel``) and absolute (``t_ms``) latencies, over the cells both measured beside a quiet
+    anchor."""
     def keep(cell) -> bool:
-        return everything or ((cell.get("model") or {}).get("kind") == "zoo" and cell["spec"]["variant"] != "int8")
+        return everything or (model_kind(cell.get("model") or {}) == "zoo" and cell["spec"]["variant"] != "int8")
     a, b = anchored_cells([first.to_dict()], keep), anchored_cells([second.to_dict()], keep)
     rel: dict[str, list[float]] = defaultdict(list)
     absolute: dict[str, list[float]] = defaultdict(list)
@@ -72,7 +73,7 @@ def two_runs(first, second, everything: bool = False) -> tuple[dict, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results", help="a results.json measured in two rounds or more")
+    ap.add_argument("results", help="a results.json measured in two rounds or more (with --against: any run)")
     ap.add_argument("--against", metavar="OTHER", help="another run's results.json: compare the two runs' cells, "
                     "anchor-relative (both measured beside the lab anchor) and absolute")
     ap.add_argument("--all", action="store_true", help="every ok cell, not only the zoo's float forms")
