@@ -332,3 +332,26 @@ def test_a_measuring_claim_records_its_analysis_and_total_seconds_in_the_run(tmp
     run.path = tmp_path / "results.json"
     _record_times(run, analysis_s=12.34, total_s=3600.0)
     assert load_run(tmp_path / "results.json").meta["claim"] == {"analysis_s": 12.3, "total_s": 3600.0}
+
+
+def test_the_claims_times_reach_the_runs_journal_which_the_folders_readers_read(tmp_path):
+    """A measured run's folder is read from its journal (``benchbench.load``, the index page), so the meta a
+    claim writes after the sweep goes into the journal too, not only into results.json; and a later claim
+    (``--reference`` writes the times once more) replaces it there."""
+    import benchbench
+    from benchbench.analysis.index_page import _folder_meta
+    from benchbench.cli.claim import _record_times
+    from benchbench.results.journal import JOURNAL, Journal
+
+    run = _population("flops")
+    run.path = tmp_path / "results.json"
+    journal = Journal.create(tmp_path / JOURNAL, run.meta)
+    journal.append_group(run.meta, 0, [], run.cells)
+    journal.close()
+    assert "claim" not in benchbench.load(tmp_path).meta
+    _record_times(run, analysis_s=12.34, total_s=3600.0, lab_s=400.0)
+    want = {"analysis_s": 12.3, "total_s": 3600.0, "lab_s": 400.0}
+    assert benchbench.load(tmp_path).meta["claim"] == want and _folder_meta(tmp_path)["claim"] == want
+    assert len(benchbench.load(tmp_path)) == len(run.cells)  # the meta line commits no cell and drops none
+    _record_times(run, analysis_s=1.0, total_s=2.0)
+    assert _folder_meta(tmp_path)["claim"] == {"analysis_s": 1.0, "total_s": 2.0}

@@ -128,3 +128,6 @@ def test_cli_profile(cache_dir, tmp_path, capsys):
     (results,) = tmp_path.glob("*/results.json")
     recorded = load_run(results).meta["profile"]  # the profiling's time, beside the sweep's
     assert recorded["cells"] == 1 and recorded["wall_s"] >= 0
+    from benchbench.results.journal import read_journal
+
+    assert read_journal(results.with_name("cells.jsonl")).meta["profile"] == recorded  # the journal holds it too

@@ -109,8 +109,8 @@ def reference_lab(args, zoo_run, out_dir: Path, backends: str | None = None, poi
 def _record_times(run, analysis_s: float, total_s: float, lab_s: float | None = None) -> None:
     """The analysis's seconds and the whole command's up to it (calibration, sweep, profiling, the lab, views,
     analysis) in the run's meta, and results.json written again with them (the views before it were written
-    without)."""
-    from benchbench.results.journal import WriteError
+    without); a meta line in the run's journal too, which ``benchbench.load`` and the index page read."""
+    from benchbench.results.journal import JOURNAL, WriteError, record_meta
 
     run.meta["claim"] = {"analysis_s": round(analysis_s, 1), "total_s": round(total_s, 1)}
     if lab_s is not None:
@@ -119,6 +119,9 @@ def _record_times(run, analysis_s: float, total_s: float, lab_s: float | None = 
         run.save()
     except OSError as exc:
         raise WriteError(f"cannot write {run.path}: {exc.strerror or exc}") from None
+    journal = Path(run.path).with_name(JOURNAL)
+    if journal.is_file():
+        record_meta(journal, run.meta)
 
 
 def read_predictor_eval(path: str) -> dict:

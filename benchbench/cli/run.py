@@ -186,6 +186,7 @@ def _sweep(session: _Session) -> None:
             # the profiling's own time, beside the sweep's (meta.sweep): results.json is written after this
             run.meta["profile"] = {"cells": sum(1 for c in run.cells if c.metrics.get("profile")),
                                    "wall_s": round(time.monotonic() - start, 1)}
+            session.journal.append_meta(run.meta)  # the journal's readers see it too, not only results.json's
 
 
 def _report(session: _Session) -> None:

@@ -37,7 +37,7 @@ from .record import SCHEMA, SCHEMA_VERSION, CellResult, RunResult
 from .schema import validate_document
 
 __all__ = ["JOURNAL", "RESULTS", "Journal", "JournalBusy", "WriteError", "read_journal", "load_results",
-           "keep_later_records"]
+           "keep_later_records", "record_meta"]
 
 JOURNAL = "cells.jsonl"
 RESULTS = "results.json"
@@ -130,6 +130,14 @@ class Journal:
         self._append(lines)
         self._groups[index] = len(cells)
 
+    def append_meta(self, meta: dict) -> None:
+        """Record the run's meta durably where it changed since the last line written: meta set after the sweep
+        (the profiling's and the claim's times) that results.json holds, so that a reader of the journal
+        (``benchbench.load`` of the folder, the published folder's index page) holds it too."""
+        if (key := _meta_key(meta)) != self._meta_text:
+            self._append([{"kind": "meta", "meta": {k: v for k, v in meta.items() if k != "sweep"}}])
+            self._meta_text = key
+
     def _append(self, records: list[dict]) -> None:
         data = "".join(strictjson.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
         start = os.lseek(self._fd, 0, os.SEEK_END)
@@ -150,6 +158,24 @@ class Journal:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def record_meta(path: str | Path, meta: dict) -> None:
+    """``Journal.append_meta`` on the journal at ``path`` after its sweep has ended (its lock is free again):
+    a command that writes the run's meta after measuring (``claim``'s times) records it where the journal's
+    readers look. ``JournalBusy`` while another process measures into it; ``WriteError`` when it cannot be
+    written."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    _take(fd, path)
+    journal = Journal(path, fd, {}, None)
+    try:
+        journal.append_meta(meta)
+    finally:
+        journal.close()
 
 
 def _meta_key(meta: dict) -> str:
