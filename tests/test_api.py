@@ -61,8 +61,13 @@ def test_to_pandas_one_row_per_cell():
 
 
 def test_reference_loads():
+    """The published folder loads through the API (its journal) with every cell its results.json holds."""
+    import json
+
+    raw = json.loads((REFERENCE / "results.json").read_text())["cells"]
     res = benchbench.load(REFERENCE)
-    assert len(res) == 620 and sum(c.ok for c in res.cells) == 620
+    assert len(res) == len(raw) > 0
+    assert sum(c.ok for c in res.cells) == sum(c["status"] == "ok" for c in raw) > 0
 
 
 def test_a_clear_error_without_pandas(monkeypatch):

@@ -305,7 +305,7 @@ def test_zoo_records_from_the_reference():
         pytest.skip("no reference results")
     zoo = zoo_records([json.loads(ref.read_text())], CACHES)
     backends = {r["backend"] for r in zoo}
-    assert backends == {"ort", "openvino", "tflite", "torch"}
+    assert {"ort", "openvino", "tflite", "torch"} <= backends  # and the int8 targets the reference measures now
     assert len(zoo) >= 4 * 100
     for r in zoo:
         assert r["executed_ops"] > 0 and sum(r["bytes_by_regime"].values()) > 0 and sum(r["flops_by_kind"].values()) > 0

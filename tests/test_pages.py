@@ -14,6 +14,7 @@ from _synthetic import HOSTILE_REASON, small_run
 
 from benchbench.analysis.claim_html import claim_html, write_claim_html
 from benchbench.analysis.index_page import index_html, write_index_html
+from benchbench.analysis.verdict_text import pct_interval
 from benchbench.results.html import ASSETS, json_script, md_inline, report_html, write_page, write_report_html
 from benchbench.results.journal import WriteError
 from benchbench.results.views import speedups
@@ -167,7 +168,7 @@ def test_index_links_what_the_folder_holds(tmp_path, reference):
     for backend, a in analysis["per_backend"].items():
         assert f">{backend}<" in page
     e = analysis["per_backend"]["openvino"]["effect"]
-    assert "+7.9% [+3.2, +12.9]" in page and e["families"] == 21
+    assert pct_interval(e["effect"], e["effect_ci95"], 1) in page and e["families"] == 21
     assert index_html(tmp_path, meta=run.meta) == page  # the folder's claim.json was read
 
 
