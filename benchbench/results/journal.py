@@ -161,10 +161,10 @@ class Journal:
 
 
 def record_meta(path: str | Path, meta: dict) -> None:
-    """``Journal.append_meta`` on the journal at ``path`` after its sweep has ended (its lock is free again):
-    a command that writes the run's meta after measuring (``claim``'s times) records it where the journal's
-    readers look. ``JournalBusy`` while another process measures into it; ``WriteError`` when it cannot be
-    written."""
+    """The run's meta as the last ``meta`` line of the journal at ``path``, after its sweep has ended (its lock is
+    free again): a command that writes the run's meta after measuring (``claim``'s times) records it where the
+    journal's readers look. ``JournalBusy`` while another process measures into it; ``WriteError`` when it
+    cannot be written."""
     path = Path(path)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
