@@ -160,18 +160,13 @@ class Journal:
             self._fd = -1
 
 
-def record_meta(path: str | Path, meta: dict) -> None:
-    """The run's meta as the last ``meta`` line of the journal at ``path``, after its sweep has ended (its lock is
-    free again): a command that writes the run's meta after measuring (``claim``'s times) records it where the
-    journal's readers look. ``JournalBusy`` while another process measures into it; ``WriteError`` when it
-    cannot be written."""
-    path = Path(path)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise _write_error(path, exc) from None
-    _take(fd, path)
-    journal = Journal(path, fd, {}, None)
+def record_meta(path: str | Path, meta: dict, notice: Callable[[str], None] | None = None) -> None:
+    """The run's meta as the last ``meta`` line of the journal at ``path`` (where it differs from the journal's),
+    after its sweep has ended: a command that writes the run's meta after measuring (``claim``'s times) records
+    it where the journal's readers look. Reopened as ``--resume`` reopens it (a torn last line cut off first, so
+    the line never glues onto it; a few seconds for the reference's journal). ``JournalBusy`` while another
+    process measures into it; ``WriteError`` when it cannot be written."""
+    journal = Journal.reopen(path, notice)
     try:
         journal.append_meta(meta)
     finally:
