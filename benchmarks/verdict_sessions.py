@@ -9,7 +9,7 @@ guideline verdicts that change. The goal of issue 26: intervals no more than 10%
 Then, per number of sessions, the zoo's own ratios (each form of a model against its train form, which the
 report gives per model and which a verdict read through a regression over models barely shows): their median
 and 90th-percentile 95% half-widths, how many hold 1.00, and how many zoo groups the reference's allocation
-would call unsettled (``cli.reference.reference_settled``).
+would call unsettled (``cli.reference.ratios_settled``).
 
     python benchmarks/verdict_sessions.py reports/reference/results.json
 """
@@ -23,8 +23,7 @@ import statistics
 import sys
 
 from benchbench.analysis.claim import analyze
-from benchbench.cli.reference import reference_settled
-from benchbench.results.estimates import cell_ratio
+from benchbench.cli.reference import group_ratios, ratios_settled
 from benchbench.results.load import load_run, model_kind
 
 
@@ -62,9 +61,9 @@ def zoo_summary(run) -> str:
         if model_kind(cells[0].model) != "zoo":
             continue
         groups += 1
-        unsettled += not reference_settled(cells)
-        measured = [c for c in cells if c.ok]
-        ratios += [e for c in measured[1:] if (e := cell_ratio(c, measured[0])) is not None]
+        mine = list(group_ratios(cells))
+        unsettled += not ratios_settled(mine)
+        ratios += mine
     halves = sorted(e.half_width for e in ratios)
     if not halves:
         return "no zoo ratios"

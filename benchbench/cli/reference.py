@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import UsageError
 
 __all__ = ["REFERENCE_MODELS", "REFERENCE_BACKENDS", "REFERENCE_DIR", "REFERENCE_MARKER", "reference_allocation",
-           "reference_settled", "reference_profiled", "reference_args", "check_reference_dest", "publish_reference"]
+           "group_ratios", "ratios_settled", "reference_settled", "reference_profiled", "reference_args",
+           "check_reference_dest", "publish_reference"]
 
 # `benchbench claim --reference`: what the committed reference report measures, and where it lands.
 REFERENCE_MODELS = "*"  # the whole zoo and the guideline nets
@@ -39,21 +41,28 @@ ZOO_MAX_S = 0.3
 REFERENCE_PROFILE_RUNS = 5
 
 
-def reference_settled(cells) -> bool:
-    """Whether a reference group needs no further round: every ratio to its first measured cell (a zoo
-    model's deploy/train speedup, a guideline row's speed against the table's first row) either decides its
-    direction (its 95% interval excludes 1.00) or is pinned to the reference's ±2% (``REFERENCE.target_ci``).
-    A group of one cell is settled: the claim reads its latency, which two rounds already spread over the
-    sweep."""
-    from benchbench.core.spec import REFERENCE
+def group_ratios(cells) -> Iterator:
+    """A group's ratios, as the report reads them: each measured cell's to the group's first measured cell (a
+    zoo model's forms against its train form, a guideline row against the table's first row), one at a time."""
     from benchbench.results.estimates import cell_ratio
 
     measured = [c for c in cells if c.ok]
-    for cell in measured[1:]:
-        est = cell_ratio(cell, measured[0])
-        if est is not None and est.excludes() == 0 and est.half_width > REFERENCE.target_ci:
-            return False
-    return True
+    return (e for c in measured[1:] if (e := cell_ratio(c, measured[0])) is not None)
+
+
+def ratios_settled(ratios: Iterable) -> bool:
+    """Whether every ratio either decides its direction (its 95% interval excludes 1.00) or is pinned to the
+    reference's ±2% (``REFERENCE.target_ci``); stops at the first that does neither."""
+    from benchbench.core.spec import REFERENCE
+
+    return all(e.excludes() != 0 or e.half_width <= REFERENCE.target_ci for e in ratios)
+
+
+def reference_settled(cells) -> bool:
+    """Whether a reference group needs no further round: its ratios (``group_ratios``) are settled
+    (``ratios_settled``). A group of one cell is settled: the claim reads its latency, which two rounds already
+    spread over the sweep."""
+    return ratios_settled(group_ratios(cells))
 
 
 def reference_allocation():
