@@ -251,6 +251,27 @@ def test_unseen_models_are_predicted_within_the_planted_noise():
     assert covered >= 36  # the intervals hold the truth for at least 90% of the models
 
 
+def test_kernels_priced_by_their_own_nets_sum_to_the_model_and_show_a_context_the_nets_lack():
+    """The oracle of ``benchmarks/kernel_oracle.py``: each kernel priced at its own net's marginal. Where a kernel
+    costs in a model what it costs alone, the sum is the model (the base, boundary and dispatch read from the sweep
+    are taken back out); where the model's kernels cost 15% more (a context no one-kernel net has), the sum reads
+    the model that much low, whatever a regressor would have said. Without noise, exactly: a kernel's dispatch is
+    a fraction of a percent of these models."""
+    dispatch = 0.01
+    predictor = Predictor(fit_document(_synthetic_sweep(0.0, boundary=BOUNDARY, dispatch=dispatch), "synthetic",
+                                       {"anchor_ms": 0.1}))
+
+    def net(k):  # the synthetic backend's one-kernel net of ``k``
+        conv = k["kind"] in ("conv", "dwconv", "gconv")
+        return _base(k) + _true_marginal(k) + (BOUNDARY * (k["in_elems"] + k["out_elems"]) if conv else 0.0)
+
+    for kernels, io, truth in _unseen_models(10, seed=5, dispatch=dispatch):
+        oracle = predictor.fixed(io) + sum(predictor.measured_marginal(k, net(k)) for k in kernels)
+        assert oracle == pytest.approx(truth, rel=2e-4)
+        in_context = predictor.fixed(io) + sum(1.15 * (_true_marginal(k) + dispatch) for k in kernels)
+        assert oracle / in_context - 1 == pytest.approx(1 / 1.15 - 1, abs=0.02)
+
+
 def test_the_interval_holds_the_prediction_when_the_kernels_fit_exactly():
     """Residuals of 0 (a backend the regressors fit exactly, such as the null one) leave the interval at the
     prediction itself; summed in another order it must not miss it by a rounding."""

@@ -349,13 +349,25 @@ class Predictor:
                 out[i] *= 1.0 + self.rules.get(k["fusion"], {}).get("extra", 0.0)
         return out
 
+    def measured_marginal(self, kernel: Mapping, t_rel: float) -> float:
+        """What ``kernel`` costs inside a model (anchor units) if it costs there what its one-kernel net, measured at
+        ``t_rel``, shows: the net less its base (the fixed cost, its I/O, a convolution's boundary), floored, plus
+        the dispatch. The regressors learn this same marginal; ``benchmarks/kernel_oracle.py`` prices a model's
+        kernels by their own nets this way to tell the regressors' misses from what a kernel costs in context."""
+        return max(t_rel - _net_base(self.base, kernel), _floor(self.base)) + self.base.get("dispatch", 0.0)
+
+    def fixed(self, io: Mapping) -> float:
+        """A model's fixed cost (anchor units): the base of its input and output (``io``: ``in_elems``,
+        ``out_elems``)."""
+        return _io_base(self.base, io)
+
     def predict(self, kernels: list[Mapping], io: Mapping, seed: int = 0) -> dict:
         """The prediction for a model cut into ``kernels`` (``kernel_graph.graph_kernels`` under this
         predictor's rules), whose input and output have ``io`` = ``{"in_elems", "out_elems"}``: the total in
         anchor units and ms, a 95% interval (each class's cross-validated residuals resampled, one draw per class
         and simulation: errors of one class's kernels move together), and the per-kernel breakdown."""
         m = self.marginal(kernels)
-        fixed = _io_base(self.base, io)
+        fixed = self.fixed(io)
         total = fixed + float(m.sum())
         rng = np.random.default_rng(seed)
         kinds = sorted({k["kind"] for k in kernels})
