@@ -34,7 +34,8 @@ def _conv(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> nn.C
 
 
 class _Post(nn.Module):
-    """A fusion experiment's chain behind its head: bn, relu, bnrelu, sigmoid, hswish, gelu, add, addrelu.
+    """A fusion experiment's chain behind its head: bn, relu, bnrelu, sigmoid, hswish, gelu, add, addrelu, clip
+    (ReLU6, which exports as ONNX's Clip).
     ``add`` adds the head's input (a residual: the head keeps the tensor's shape)."""
 
     def __init__(self, chain: str, channels: int, four_d: bool):
@@ -50,6 +51,8 @@ class _Post(nn.Module):
             y = y + x
         if c.endswith("relu"):
             return F.relu(y)
+        if c == "clip":
+            return F.relu6(y)
         if c == "sigmoid":
             return torch.sigmoid(y)
         if c == "hswish":
@@ -89,7 +92,8 @@ class KernelNet(nn.Module):
             return self.head(x)
         if op == "gemm":  # rows 1: a classifier's Gemm on (1, cin); else a MatMul over (1, 1, rows, cin)
             return self.head(x.flatten(1) if p.rows == 1 else x)
-        simple = {"relu": F.relu, "sigmoid": torch.sigmoid, "hswish": F.hardswish, "gelu": F.gelu, "silu": F.silu}
+        simple = {"relu": F.relu, "sigmoid": torch.sigmoid, "hswish": F.hardswish, "gelu": F.gelu, "silu": F.silu,
+                  "clip": F.relu6}
         if op in simple:
             for _ in range(p.repeat):  # a chain of the op (the I/O probes)
                 x = simple[op](x)

@@ -22,6 +22,7 @@ from benchbench.cli.predict import SWEEP
 from benchbench.core.kernelpoints import (
     CLASSES,
     FUSION_PATTERNS,
+    POSTS,
     KernelPoint,
     chain_points,
     dispatch_points,
@@ -147,12 +148,61 @@ def test_fusion_follows_the_rules_and_only_them():
     assert _ops(fuse([dw, *kernels[1:]], rules))[0] == "dwconv-bnrelu"
 
 
+def _clip_graph() -> onnx.ModelProto:
+    """x -> depthwise Conv -> Clip(0, 6) -> 1x1 Conv -> BN -> Clip(0, 6): MobileNetV2's ReLU6s."""
+    rng = np.random.default_rng(0)
+    c = 8
+    inits = [numpy_helper.from_array(rng.standard_normal((c, 1, 3, 3)).astype(np.float32), "wd"),
+             numpy_helper.from_array(rng.standard_normal((c, c, 1, 1)).astype(np.float32), "wp"),
+             *[numpy_helper.from_array(np.ones(c, np.float32), n) for n in ("g", "b", "m", "v")],
+             numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+             numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
+    n = helper.make_node
+    nodes = [n("Conv", ["x", "wd"], ["d"], pads=[1, 1, 1, 1], group=c, name="dw"),
+             n("Clip", ["d", "lo", "hi"], ["d6"], name="clip1"),
+             n("Conv", ["d6", "wp"], ["p"], name="pw"),
+             n("BatchNormalization", ["p", "g", "b", "m", "v"], ["pb"], name="bn"),
+             n("Clip", ["pb", "lo", "hi"], ["y"], name="clip2")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c, 16, 16])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_a_clip_is_a_kernel_of_its_own_and_older_rules_still_read_it_as_a_relu():
+    """ReLU6 exports as Clip, which ONNX Runtime runs fused behind a convolution at up to 1.45x a fused ReLU's cost
+    (docs/predictor.md): it has its own op and fusion experiments. Rules fitted before them (no ``+clip`` key)
+    still fuse it as the ReLU they read it as, so a stored predictor cuts a model as it did."""
+    kernels = onnx_kernels(_clip_graph())
+    assert _ops(kernels) == ["dwconv", "clip", "conv", "bn", "clip"]
+    older = {"conv+bn": {"fused": True}, "conv+relu": {"fused": True}, "conv+bnrelu": {"fused": True}}
+    cut = fuse(kernels, older)
+    assert _ops(cut) == ["dwconv-clip", "conv-bnclip"]
+    assert [k["fusion"] for k in cut] == ["conv+relu", "conv+bnrelu"]
+    # rules with clip experiments: a fused clip, no bnclip experiment (the bn alone fuses), and an unfused one
+    newer = {**older, "conv+clip": {"fused": True}, "dwconv+clip": {"fused": False}}
+    assert _ops(fuse(kernels, newer)) == ["dwconv", "clip", "conv-bn", "clip"]
+    assert "clip" in POSTS and ("dwconv", "clip") in FUSION_PATTERNS
+
+
+def test_a_clip_kernel_net_exports_as_an_onnx_clip(tmp_path):
+    torch = pytest.importorskip("torch")
+    from benchbench.models import create_model
+
+    net = create_model("kern_dwconv-clip_c8o8_s6_k3_st1_g8", "deploy").eval()
+    x = torch.randn(1, 8, 6, 6) * 10
+    y = net(x)
+    assert float(y.min()) >= 0 and float(y.max()) <= 6 and float(y.max()) > 0
+    path = tmp_path / "clip.onnx"
+    torch.onnx.export(net, (x,), str(path), dynamo=False, opset_version=17)
+    assert [k["op"] for k in onnx_kernels(onnx.load(str(path)))] == ["dwconv", "clip"]
+
+
 # -- a synthetic backend -----------------------------------------------------------------------------------
 
 BASE_A, BASE_B = 0.05, 3e-7  # anchor units, and per I/O element
-FUSES = {"conv+bn", "conv+relu", "conv+bnrelu", "dwconv+bnrelu", "dwconv+relu", "gemm+relu"}
+FUSES = {"conv+bn", "conv+relu", "conv+bnrelu", "dwconv+bnrelu", "dwconv+relu", "gemm+relu", "dwconv+clip"}
 ELEMENT_COST = {"relu": 1.0, "sigmoid": 2.0, "hswish": 1.5, "gelu": 3.0, "silu": 2.5, "bn": 1.2, "add": 1.5,
-                "mul": 1.5, "mulbc": 1.3, "softmax": 4.0, "layernorm": 4.0}
+                "mul": 1.5, "mulbc": 1.3, "softmax": 4.0, "layernorm": 4.0, "clip": 1.2}
 
 
 def _true_marginal(k) -> float:
@@ -208,7 +258,8 @@ def _synthetic_sweep(noise: float, seed: int = 1, boundary: float = 0.0, dispatc
             else:
                 extra_kernels = 1 + ("bn" in p.post) + ("relu" in p.post and p.post != "relu")
                 t = _base(k) + _true_marginal(head) + 0.003 * extra_kernels
-                executed = 1 + len([x for x in ("bn", "add", "relu", "sigmoid", "hswish", "gelu") if x in p.post])
+                executed = 1 + len([x for x in ("bn", "add", "relu", "sigmoid", "hswish", "gelu", "clip")
+                                    if x in p.post])
         out[p.name] = {"t_rel": t * (1 + noise * rng.standard_normal()), "t_ms": 0.1 * t, "anchor_ms": 0.1,
                        "executed_ops": executed}
     return out
@@ -445,9 +496,12 @@ def test_a_base_that_over_prices_io_is_corrected_from_chains_of_element_wise_ker
     models = _unseen_models(30, 7)
     errors = np.array([predictor.predict(kernels, io)["t_rel"] / truth - 1 for kernels, io, truth in models])
     assert np.mean(np.abs(errors) <= 0.10) >= 0.9
-    # without the correction the memory-bound kernels' marginals are lost and the element-wise class misses
+    # without the correction the memory-bound kernels' marginals are lost and the element-wise class errs more
+    # (its median error: the share within ±10% of a few dozen nets is too coarse to show it on every design draw)
     blind = {**doc["base"], "boundary": {**doc["base"]["boundary"], "io": 0.0}}
-    assert cross_validate(doc["points"], blind)["eltwise"]["within_10pct"] < doc["cv"]["eltwise"]["within_10pct"]
+    without = cross_validate(doc["points"], blind)["eltwise"]
+    assert without["median_abs_error"] > 1.2 * doc["cv"]["eltwise"]["median_abs_error"]
+    assert without["within_10pct"] <= doc["cv"]["eltwise"]["within_10pct"]
 
 
 def _cell(model, group, rounds_ms, backend="ort"):

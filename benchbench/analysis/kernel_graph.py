@@ -14,7 +14,7 @@ Steps (:func:`graph_kernels`):
    op with a broadcast operand is ``mulbc``); the exporter's multi-node activations are recognised as one
    (``Div → Erf → Add → Mul → Mul`` is gelu, ``x · sigmoid(x)`` is silu);
 3. fusion (:func:`fuse`): a head (conv, dwconv, gconv, gemm, add) absorbs the chain that follows it (bn, relu,
-   bnrelu, sigmoid, hswish, gelu, add, addrelu) when the backend's rules say it fuses (``analysis.fusion``);
+   bnrelu, sigmoid, hswish, gelu, add, addrelu, clip) when the backend's rules say it fuses (``analysis.fusion``);
 4. the caller adds the layout reorders the backend inserts (:func:`layout_kernel`; ``cli.predict``), which only
    the backend's own compiled graph shows.
 
@@ -32,7 +32,7 @@ __all__ = ["HEADS", "LAYOUT", "graph_kernels", "fuse", "kernel_macs", "kernel_we
            "onnx_kernels"]
 
 HEADS = ("conv", "dwconv", "gconv", "gemm", "add")
-_UNARY = {"Relu": "relu", "LeakyRelu": "relu", "Clip": "relu", "PRelu": "relu", "Sigmoid": "sigmoid",
+_UNARY = {"Relu": "relu", "LeakyRelu": "relu", "Clip": "clip", "PRelu": "relu", "Sigmoid": "sigmoid",
           "HardSigmoid": "sigmoid", "Tanh": "sigmoid", "Exp": "sigmoid", "Log": "sigmoid", "Sqrt": "sigmoid",
           "Reciprocal": "sigmoid", "Pow": "sigmoid", "Neg": "relu", "Abs": "relu", "Softplus": "sigmoid",
           "HardSwish": "hswish", "Erf": "gelu", "Gelu": "gelu", "BatchNormalization": "bn", "Softmax": "softmax",
@@ -274,10 +274,10 @@ def _compact(kernels: list[dict]) -> list[dict]:
 
 
 def _post_token(kernels, j, head) -> str | None:
-    """What kernel j is as a post op of ``head``: bn, relu, sigmoid, hswish, gelu, or add (a residual of the
+    """What kernel j is as a post op of ``head``: bn, relu, sigmoid, hswish, gelu, clip, or add (a residual of the
     head's output shape, its other operand computed elsewhere)."""
     k = kernels[j]
-    if k["op"] in ("bn", "relu", "sigmoid", "hswish", "gelu"):
+    if k["op"] in ("bn", "relu", "sigmoid", "hswish", "gelu", "clip"):
         return k["op"]
     if k["op"] == "add" and k.get("op_type") == "Add" and len(k.get("dyn_inputs", ())) == 2 \
             and k["out_elems"] == head["out_elems"]:
@@ -285,7 +285,7 @@ def _post_token(kernels, j, head) -> str | None:
     return None
 
 
-_CHAINS = ("bnrelu", "addrelu", "bn", "relu", "sigmoid", "hswish", "gelu", "add")
+_CHAINS = ("bnrelu", "addrelu", "bn", "relu", "sigmoid", "hswish", "gelu", "add", "clip")
 
 
 def fuse(kernels: list[dict], rules: dict) -> list[dict]:
@@ -307,7 +307,7 @@ def fuse(kernels: list[dict], rules: dict) -> list[dict]:
             j = nxt
         for n in range(len(tokens), 0, -1):
             name = "".join(tokens[:n])
-            key = _rule(rules, k["op"], name) if name in _CHAINS else None
+            key = _rule(rules, k["op"], name)
             if key is not None:
                 _absorb(kernels, chain[: n + 1], post=name)
                 k["fusion"] = key
@@ -316,7 +316,12 @@ def fuse(kernels: list[dict], rules: dict) -> list[dict]:
 
 
 def _rule(rules: dict, head: str, chain: str) -> str | None:
-    """The rule that fuses ``chain`` behind ``head`` (its key), or None when the backend runs it apart."""
+    """The rule that fuses ``chain`` behind ``head`` (its key), or None when the backend runs it apart. Rules
+    fitted before Clip had experiments of its own read a Clip as a ReLU (``bnclip`` as ``bnrelu``), and still do."""
+    if "clip" in chain and not any(key.endswith("+clip") for key in rules):
+        chain = chain.replace("clip", "relu")
+    if chain not in _CHAINS:
+        return None
     for key in (f"{head}+{chain}", f"conv+{chain}" if head in ("dwconv", "gconv") else None):
         if key in rules:
             return key if rules[key]["fused"] else None

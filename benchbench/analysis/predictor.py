@@ -156,7 +156,7 @@ def chain_fit(pairs: list[tuple[Mapping, float, float, int]], base: Mapping) -> 
     return fit
 
 
-_CHEAP = frozenset({"relu", "add", "mul", "mulbc", "bn"})
+_CHEAP = frozenset({"relu", "clip", "add", "mul", "mulbc", "bn"})
 _REDUCING = frozenset({"softmax", "layernorm"})
 
 
