@@ -87,17 +87,18 @@ def oracle(predictor, kernels: list, io: dict, points: list, measured: dict) -> 
 
 
 def base_nets() -> list[str]:
-    """The nets a fit reads its base from: the reshape probes, the chains, the dispatch and I/O probes, the fusion
-    experiments (``predict --fit``'s first names)."""
-    from benchbench.core.kernelpoints import chain_points, dispatch_points, fusion_points, io_points, probe_points
+    """The nets a fit reads its base from (``core.kernelpoints.base_points``: the probes, chains, fusion
+    experiments)."""
+    from benchbench.core.kernelpoints import base_points
 
-    return [p.name for p in probe_points() + fusion_points() + dispatch_points() + chain_points() + io_points()]
+    return [p.name for p in base_points()]
 
 
 def own_base(predictor, backend: str, cells: dict):
     """The stored predictor with its base (fixed cost, I/O, boundary, dispatch) read from ``cells`` instead, as
     ``predict --fit`` reads it (``analysis.predictor.fit_document``); None where the base nets were not measured."""
     from benchbench.analysis.predictor import Predictor, fit_document
+
     wanted = set(base_nets())
     kern = {n: rec for (n, _), rec in cells.items() if n in wanted and not rec["disturbed"]}
     if len(kern) < len(wanted) // 2:

@@ -33,6 +33,11 @@ def _conv(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1) -> nn.C
     return conv
 
 
+# The element-wise activations a kernel net runs, alone (``KernelNet``) or at the end of a post chain (``_Post``).
+_ACTIVATIONS = {"relu": F.relu, "sigmoid": torch.sigmoid, "hswish": F.hardswish, "gelu": F.gelu, "silu": F.silu,
+                "clip": F.relu6}
+
+
 class _Post(nn.Module):
     """A fusion experiment's chain behind its head: bn, relu, bnrelu, sigmoid, hswish, gelu, add, addrelu, clip
     (ReLU6, which exports as ONNX's Clip).
@@ -49,17 +54,8 @@ class _Post(nn.Module):
             y = self.bn(y)
         if c.startswith("add"):
             y = y + x
-        if c.endswith("relu"):
-            return F.relu(y)
-        if c == "clip":
-            return F.relu6(y)
-        if c == "sigmoid":
-            return torch.sigmoid(y)
-        if c == "hswish":
-            return F.hardswish(y)
-        if c == "gelu":
-            return F.gelu(y)
-        return y
+        activation = _ACTIVATIONS.get(c.removeprefix("bn").removeprefix("add"))  # none for bn and add alone
+        return activation(y) if activation is not None else y
 
 
 class KernelNet(nn.Module):
@@ -92,11 +88,9 @@ class KernelNet(nn.Module):
             return self.head(x)
         if op == "gemm":  # rows 1: a classifier's Gemm on (1, cin); else a MatMul over (1, 1, rows, cin)
             return self.head(x.flatten(1) if p.rows == 1 else x)
-        simple = {"relu": F.relu, "sigmoid": torch.sigmoid, "hswish": F.hardswish, "gelu": F.gelu, "silu": F.silu,
-                  "clip": F.relu6}
-        if op in simple:
+        if op in _ACTIVATIONS:
             for _ in range(p.repeat):  # a chain of the op (the I/O probes)
-                x = simple[op](x)
+                x = _ACTIVATIONS[op](x)
             return x
         if op == "add":  # two full tensors, one Add (the second a weight of the input's shape)
             return x + self.other

@@ -89,10 +89,9 @@ def test_fit_stores_a_predictor_that_predicts_and_checks_models(cache_dir, tmp_p
 def _quick_fit_cells() -> int:
     """The cells of ``predict --fit --quick``'s sweep: its nets in anchored blocks of four, one anchor each."""
     from benchbench.cli.predict import SWEEP_QUICK
-    from benchbench.core.kernelpoints import dispatch_points, fusion_points, probe_points, sample_points
+    from benchbench.core.kernelpoints import base_points, sample_points
 
-    names = dict.fromkeys(p.name for p in probe_points() + fusion_points() + dispatch_points()
-                          + sample_points(SWEEP_QUICK, 0))
+    names = dict.fromkeys(p.name for p in base_points(quick=True) + sample_points(SWEEP_QUICK, 0))
     return len(names) + -(-len(names) // 4)
 
 

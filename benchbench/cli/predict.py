@@ -336,14 +336,7 @@ def _measure_anchored(args, names: list[str], folder: Path, keep, evaluate: bool
 
 def _fit(args) -> int:
     from benchbench.build.cache import seal, write_json
-    from benchbench.core.kernelpoints import (
-        chain_points,
-        dispatch_points,
-        fusion_points,
-        io_points,
-        probe_points,
-        sample_points,
-    )
+    from benchbench.core.kernelpoints import base_points, sample_points
     from benchbench.core.spec import physical_cores
     from benchbench.runners import resolve_backends
 
@@ -360,9 +353,7 @@ def _fit(args) -> int:
         docs = _fit_all(runs, backends, threads, start, devices)
         extra = []
     else:
-        probes = probe_points() + fusion_points() + dispatch_points() + ([] if args.quick else
-                                                                          chain_points() + io_points())
-        first = list(dict.fromkeys(p.name for p in probes + sample_points(counts, args.seed)))
+        first = list(dict.fromkeys(p.name for p in base_points(args.quick) + sample_points(counts, args.seed)))
         code, runs = _measure_anchored(args, first, folder, _is_kernel, earlier=earlier)
         if code >= 128:
             return code

@@ -47,6 +47,7 @@ __all__ = [
     "CLASSES",
     "KernelPoint",
     "fusion_points",
+    "base_points",
     "chain_points",
     "dispatch_points",
     "io_points",
@@ -318,6 +319,13 @@ def io_points() -> list[KernelPoint]:
     for c, s in IO_SIZES:
         out += [KernelPoint("sigmoid", c, c, s), KernelPoint("sigmoid", c, c, s, repeat=IO_REPEAT)]
     return out
+
+
+def base_points(quick: bool = False) -> list[KernelPoint]:
+    """The nets a fit reads everything but its regressors from, measured before its sampled points: the reshape
+    probes (the base), the fusion experiments, the dispatch probes, and unless ``quick`` the boundary chains and
+    the I/O probes (``analysis.predictor.fit_document``)."""
+    return probe_points() + fusion_points() + dispatch_points() + ([] if quick else chain_points() + io_points())
 
 
 def fusion_points() -> list[KernelPoint]:
