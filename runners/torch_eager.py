@@ -1,4 +1,5 @@
-"""PyTorch eager on the CPU: ``inference_mode``, explicit intra-op threads, one inter-op thread."""
+"""PyTorch eager on the CPU: ``inference_mode``, explicit intra-op threads, one inter-op thread, and a C heap that
+keeps what it freed (``runners/heap.py``)."""
 
 from __future__ import annotations
 
@@ -37,12 +38,17 @@ class TorchRunner(Runner):
     # 1.1-2x as long as one after the other (benchmarks/later_rounds.py), where the other runtimes gained.
     starts_side_by_side = False
     description = "PyTorch eager, CPU"
+    heap: dict = {}  # the C heap's policy in this worker (load_runtime)
     device = "cpu"
 
     def load_runtime(self):
         import torch
+        from benchbench.runners.heap import keep_freed_memory
 
         self.torch = torch
+        # Before any tensor: glibc's malloc would otherwise hand freed outputs back to the system and fault
+        # them in again on the next inference, as the process's history decides (runners/heap.py).
+        self.heap = keep_freed_memory()
         torch.set_num_threads(self.threads)
         try:
             torch.set_num_interop_threads(1)
@@ -160,6 +166,7 @@ class TorchRunner(Runner):
             "device": self.device,
             "interop_threads": torch.get_num_interop_threads(),
             "precision": "f32",
+            "heap": self.heap,
         }
 
 

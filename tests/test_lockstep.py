@@ -180,11 +180,27 @@ def test_a_sessions_latency_leaves_out_its_disturbed_blocks_as_the_cells_does():
 
 
 def test_block_interference_shares():
-    before = Snapshot(0, 0, 1_000, 500, 0)
-    after = Snapshot(100_000_000, 80_000_000, 81_000, 20_500, None)
+    before = Snapshot(0, 0, 1_000, 500, 0, 40)
+    after = Snapshot(100_000_000, 80_000_000, 81_000, 20_500, None, 340)
     rec = block_interference(before, after)
     assert rec["wait_share"] == pytest.approx(0.2) and rec["steal_ns"] is None and rec["steal_share"] is None
+    assert rec["minor_faults"] == 300
+    assert block_interference(Snapshot(0, 0, None, None, None), after)["minor_faults"] is None
     assert disturbed(rec) and not disturbed({"wait_share": 0.05, "steal_share": 0.0})
+
+
+def test_faults_per_inference_count_every_block_over_its_samples():
+    """Planted: 12 blocks of 5 samples, 3 of them disturbed (dropped from the latency, not from the faults),
+    with 100 faults each: 1200 faults over 60 inferences is 20 per inference; blocks without a count (a
+    platform without getrusage) give None, not 0."""
+    blocks, samples = [], []
+    for i in range(12):
+        block = [1_000_000] * 5
+        samples += block
+        blocks.append({"n": 5, "session": 1, "round": i + 1, "wait_share": 0.5 if i < 3 else 0.0,
+                       "wall_ns": sum(block), "run_ns": sum(block), "wait_ns": 0, "minor_faults": 100})
+    assert cell_stats(samples, blocks)["faults_per_inference"] == pytest.approx(20.0)
+    assert cell_stats(samples, [{**b, "minor_faults": None} for b in blocks])["faults_per_inference"] is None
 
 
 def test_a_lost_arm_leaves_the_others_measuring():

@@ -2,9 +2,12 @@
 
 Two user models with the same graph and 9.9x the weights (tests/data/weights.py) run through the real
 harness on ort; the extra resident memory after load must match the extra weight bytes. On torch, a zoo
-model's deploy form (fewer weights: its branches fused) must not load more than its train form.
+model's deploy form (fewer weights: its branches fused) must not load more than its train form. The torch
+worker's heap keeps what it freed (runners/heap.py), so an inference does not fault its buffers in again.
 """
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,58 @@ def test_a_torch_deploy_form_is_charged_its_weights_not_torch_s_lazy_imports(cac
     assert train.ok and deploy.ok, (train.reason, deploy.reason)
     assert deploy.model["params"] < train.model["params"]
     assert deploy.memory["load_mib"] < train.memory["load_mib"] + 8, (train.memory, deploy.memory)
+
+
+_FAULTS = """
+import resource, sys
+import numpy as np
+from benchbench.runners.heap import keep_freed_memory
+held = keep_freed_memory() if sys.argv[1] == "policy" else None
+np._core.multiarray._set_madvise_hugepage(False)  # 4 KiB pages, as PyTorch's blocks get
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(3):
+    np.full(10 << 20, 1.0, dtype=np.float32)  # 40 MiB, written, freed
+before = faults()
+for _ in range(10):
+    np.full(10 << 20, 1.0, dtype=np.float32)
+print(held and held["policy"], (faults() - before) / 10)
+"""
+
+
+@pytest.mark.parametrize("arm", ["glibc", "policy", "opted-out"])
+def test_the_heap_policy_keeps_a_freed_block_from_faulting_in_again(arm):
+    """A 40 MiB block written and freed ten times: glibc maps and unmaps it every time (10,240 pages faulted
+    in per block); under the policy the heap keeps it, unless ``BENCHBENCH_TORCH_MALLOC=default`` says not to."""
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("the policy is glibc's mallopt; this C library is not glibc")
+    env = {"BENCHBENCH_TORCH_MALLOC": "default"} if arm == "opted-out" else {}
+    import os
+
+    out = subprocess.run([sys.executable, "-c", _FAULTS, "none" if arm == "glibc" else "policy"], check=True,
+                         capture_output=True, text=True, timeout=60, env={**os.environ, **env}).stdout.split()
+    policy, faults = out[0], float(out[1])
+    if arm == "policy":
+        assert policy == "keep-freed" and faults < 100, (policy, faults)
+    else:
+        assert policy == ("default" if arm == "opted-out" else "None") and faults > 5000, (policy, faults)
+
+
+@pytest.mark.slow
+def test_a_torch_worker_keeps_its_freed_memory_and_counts_its_faults(cache_dir, tmp_path):
+    """Through the real harness: a model that makes and frees a 40 MiB intermediate per inference
+    (tests/data/scratch.py) runs without faulting it in again, and the cell records the policy and its faults
+    per timed inference; an ORT cell counts its faults too."""
+    pytest.importorskip("torch", reason="the test measures the real torch backend")
+    pytest.importorskip("onnxruntime", reason="the test measures the real ort backend too")
+    cells = [CellSpec(f"{DATA / 'scratch.py'}:wide", "deploy", b, input_size=(32, 32), threads=1)
+             for b in ("torch", "ort")]
+    run = run_sweep(cells, FAST, RunResult(meta={}, path=tmp_path / "results.json"), progress=lambda m: None)
+    torch_cell, ort_cell = run.cells
+    assert torch_cell.ok and ort_cell.ok, (torch_cell.reason, ort_cell.reason)
+    assert torch_cell.backend["heap"]["policy"] == "keep-freed"
+    assert torch_cell.stats["faults_per_inference"] < 500, torch_cell.stats  # glibc alone: 10,240
+    assert all(b["minor_faults"] is not None for b in torch_cell.blocks)
+    assert ort_cell.stats["faults_per_inference"] is not None and "heap" not in ort_cell.backend

@@ -330,8 +330,9 @@ def session_spread(sessions: Sequence, logs: Sequence[float]) -> tuple[float, fl
 def cell_stats(samples_ns: Sequence[int], blocks: Sequence[dict], noisy_ci: float = 0.05,
                wait_limit: float = WAIT_SHARE_LIMIT) -> dict:
     """A blocked cell's statistics. The headline median and its 95% interval are over blocks (the units
-    that vary together); mean, spread and percentiles over the kept blocks' samples; and the measured
-    interference: the share of the cell's window its threads spent waiting for a CPU."""
+    that vary together); mean, spread and percentiles over the kept blocks' samples; the measured
+    interference: the share of the cell's window its threads spent waiting for a CPU; and the page faults
+    the process took per timed inference (``faults_per_inference``; None where blocks do not count them)."""
     from benchbench.core.stats import summarize
 
     keep, rule = kept_blocks(blocks, wait_limit)
@@ -350,6 +351,7 @@ def cell_stats(samples_ns: Sequence[int], blocks: Sequence[dict], noisy_ci: floa
     steal = [b["steal_share"] for b in blocks if b.get("steal_share") is not None]
     wait_share = wait / (run + wait) if run + wait > 0 else None
     ci_rel = (est.high - est.low) / 2 / est.value if est.value > 0 else math.inf
+    counted = [b for b in blocks if b.get("minor_faults") is not None]
     stats.update(
         count=len(samples_ns),
         median_ms=est.value, ci_low_ms=est.low, ci_high_ms=est.high, ci_rel=ci_rel,
@@ -358,6 +360,9 @@ def cell_stats(samples_ns: Sequence[int], blocks: Sequence[dict], noisy_ci: floa
         wait_share=wait_share,
         steal_share=float(np.mean(steal)) if steal else None,
         sampled_ms=wall / 1e6,
+        # over every block, kept or not: faults are the cell's own cost, not another process's
+        faults_per_inference=(sum(b["minor_faults"] for b in counted) / sum(b["n"] for b in counted)
+                              if counted else None),
         # noisy is a measured fact: the window lost too much to other processes, or the blocks disagree
         noisy=bool((wait_share or 0) > wait_limit or ci_rel > noisy_ci),
     )

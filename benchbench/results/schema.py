@@ -126,6 +126,7 @@ class BlockRecord(_Open):
     session: Positive = 1
     wait_share: Annotated[float, Field(ge=0, le=1)] | None = None
     steal_share: Annotated[float, Field(ge=0)] | None = None
+    minor_faults: Count | None = None
 
 
 class Host(_Open):

@@ -103,6 +103,7 @@ def rows(run: RunResult, sp: dict[tuple, RatioEstimate] | None = None) -> list[d
             "noisy": s.get("noisy"),
             **_speedup_columns(sp.get(k) if c.spec.variant in _CANDIDATES and c.ok else None),
             "wait_share": s.get("wait_share"),
+            "faults_per_inference": s.get("faults_per_inference"),
             "blocks": s.get("blocks"),
             "blocks_dropped": s.get("blocks_dropped"),
             "init_ms": c.timing.get("init_ms"),
@@ -302,19 +303,21 @@ def _metrics_section(run: RunResult) -> list[str]:
                      _fmt(m.get("graph_ops"), "d"), _fmt(m.get("executed_ops"), "d"), _fmt(m.get("dag_width"), "d"),
                      _fmt(m.get("joins"), "d"), mib(m.get("mac_bytes")), _fmt(m.get("arithmetic_intensity"), ".1f"),
                      mib(m.get("artifact_bytes")), _fmt(r["load_mib"], ".1f"), _fmt(r["infer_peak_mib"], ".1f"),
+                     _fmt(r["faults_per_inference"], ".0f"),
                      _fmt(m.get("achieved_gflops"), ".2f"),
                      _fmt(100 * m["peak_share"] if m.get("peak_share") is not None else None, ".0f"),
                      m.get("bound") or ""])
     if not body:
         return []
     headers = ["model", "backend", "variant", "params M", "GFLOPs", "M elem-ops", "graph ops", "ops run", "DAG width",
-               "joins", "MAC MiB", "FLOP/B", "artifact MiB", "load MiB", "infer peak MiB", "GFLOP/s", "% peak",
+               "joins", "MAC MiB", "FLOP/B", "artifact MiB", "load MiB", "infer peak MiB", "faults/inf", "GFLOP/s", "% peak",
                "bound"]
     lines = ["## Metrics", "", tabulate(body, headers, tablefmt="github", disable_numparse=True), ""]
     lines += ["Per inference. GFLOPs: conv/linear/matmul, FLOPs = 2 x MACs; elem-ops: elementwise, normalization, "
               "pooling and reduction work counted apart; graph ops, DAG width (max antichain) and joins: the exported "
               "ONNX before backend fusions; ops run: after them; MAC: ShuffleNetV2 memory access cost (inputs + "
-              "outputs + weights per op); FLOP/B = GFLOPs / MAC; GFLOP/s = FLOPs / median latency; % peak and bound "
+              "outputs + weights per op); FLOP/B = GFLOPs / MAC; faults/inf: page faults the process took per timed "
+              "inference (memory the allocator gave back and took again); GFLOP/s = FLOPs / median latency; % peak and bound "
               "against the calibration below. Definitions: docs/metrics.md.", ""]
     cal = run.meta.get("roofline") or {}
     if cal:
