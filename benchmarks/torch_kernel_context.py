@@ -16,7 +16,9 @@ received there, in three contexts:
 Each model is measured in ``--passes`` passes (model, then its convolutions alone; each context's order turns
 from pass to pass), and each figure is the median over passes of the per-call medians. Prints, per model, the
 summed in-model time of its convolutions and its ratio to each context's sum; ``--verbose`` adds the convolutions
-whose flushed time is furthest from their in-model time. Measure nothing else meanwhile.
+whose flushed time is furthest from their in-model time. The C heap is set as the torch worker sets it
+(``runners/heap.py``; ``BENCHBENCH_TORCH_MALLOC=default`` leaves glibc's policy, under which a model's
+buffers may be faulted in again on every call). Measure nothing else meanwhile.
 
     python benchmarks/torch_kernel_context.py --model resnet18,mobilenetv2_100,efficientnet_b0,shufflenetv2_x1_0
 """
@@ -124,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--passes", type=int, default=3, help="passes over the model and its convolutions (median)")
     ap.add_argument("--verbose", action="store_true", help="the convolutions whose flushed time is furthest off")
     args = ap.parse_args(argv)
+    from benchbench.runners.heap import keep_freed_memory
+
+    print(f"heap: {keep_freed_memory()}")
     for name in args.model.split(","):
         compare(name.strip(), args.threads, args.passes, args.verbose)
     return 0

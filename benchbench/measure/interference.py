@@ -13,9 +13,9 @@ so every block carries its own evidence:
 * ``steal_share``: VM steal over the block, as a share of all CPUs' time;
 * ``minor_faults``: the page faults the process took over the block (``getrusage``'s ``ru_minflt``, all
   threads). Not interference but the cell's own cost: an allocator that hands freed memory back to the
-  system and faults it in again on the next inference (glibc's, under PyTorch eager: 2,300-13,700 faults per
-  inference for MobileNetV2, EfficientNet-B0 and VanillaNet-5 here) is slower by that, and a kernel timed
-  alone in a loop, whose buffers are reused, never shows it.
+  system and faults it in again on the next inference (glibc's, under PyTorch eager: 2,600-21,500 faults per
+  inference for MobileNetV2, EfficientNet-B0 and VanillaNet-5 here; docs/metrics.md) is slower by that, and
+  a kernel timed alone in a loop, whose buffers are reused, never shows it.
 
 schedstat advances in scheduler ticks (about 4 ms here), so read it per block (tens of ms), not per
 inference. On systems without ``/proc`` every figure is None and no block is ever filtered. Which blocks

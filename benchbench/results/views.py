@@ -310,15 +310,15 @@ def _metrics_section(run: RunResult) -> list[str]:
     if not body:
         return []
     headers = ["model", "backend", "variant", "params M", "GFLOPs", "M elem-ops", "graph ops", "ops run", "DAG width",
-               "joins", "MAC MiB", "FLOP/B", "artifact MiB", "load MiB", "infer peak MiB", "faults/inf", "GFLOP/s", "% peak",
-               "bound"]
+               "joins", "MAC MiB", "FLOP/B", "artifact MiB", "load MiB", "infer peak MiB", "faults/inf", "GFLOP/s",
+               "% peak", "bound"]
     lines = ["## Metrics", "", tabulate(body, headers, tablefmt="github", disable_numparse=True), ""]
     lines += ["Per inference. GFLOPs: conv/linear/matmul, FLOPs = 2 x MACs; elem-ops: elementwise, normalization, "
               "pooling and reduction work counted apart; graph ops, DAG width (max antichain) and joins: the exported "
               "ONNX before backend fusions; ops run: after them; MAC: ShuffleNetV2 memory access cost (inputs + "
               "outputs + weights per op); FLOP/B = GFLOPs / MAC; faults/inf: page faults the process took per timed "
-              "inference (memory the allocator gave back and took again); GFLOP/s = FLOPs / median latency; % peak and bound "
-              "against the calibration below. Definitions: docs/metrics.md.", ""]
+              "inference (memory the allocator gave back and took again); GFLOP/s = FLOPs / median latency; "
+              "% peak and bound against the calibration below. Definitions: docs/metrics.md.", ""]
     cal = run.meta.get("roofline") or {}
     if cal:
         cal_rows = [[e.get("backend"), e.get("threads"), e.get("device"), _fmt(e.get("peak_gflops"), ".1f"),
