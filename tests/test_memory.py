@@ -6,6 +6,8 @@ model's deploy form (fewer weights: its branches fused) must not load more than 
 worker's heap keeps what it freed (runners/heap.py), so an inference does not fault its buffers in again.
 """
 
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -91,16 +93,14 @@ print(held and held["policy"], (faults() - before) / 10)
 def test_the_heap_policy_keeps_a_freed_block_from_faulting_in_again(arm):
     """A 40 MiB block written and freed ten times: glibc maps and unmaps it every time (10,240 pages faulted
     in per block); under the policy the heap keeps it, unless ``BENCHBENCH_TORCH_MALLOC=default`` says not to."""
-    import platform
-
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("the policy is glibc's mallopt; this C library is not glibc")
     env = {"BENCHBENCH_TORCH_MALLOC": "default"} if arm == "opted-out" else {}
-    import os
-
-    out = subprocess.run([sys.executable, "-c", _FAULTS, "none" if arm == "glibc" else "policy"], check=True,
-                         capture_output=True, text=True, timeout=60, env={**os.environ, **env}).stdout.split()
-    policy, faults = out[0], float(out[1])
+    # -P: the installed benchbench, not a source folder in the working directory (where runners/ is not inside it)
+    done = subprocess.run([sys.executable, "-P", "-c", _FAULTS, "none" if arm == "glibc" else "policy"],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, **env})
+    assert done.returncode == 0, done.stderr
+    policy, faults = done.stdout.split()[0], float(done.stdout.split()[1])
     if arm == "policy":
         assert policy == "keep-freed" and faults < 100, (policy, faults)
     else:
