@@ -87,12 +87,15 @@ def test_fit_stores_a_predictor_that_predicts_and_checks_models(cache_dir, tmp_p
 
 
 def _quick_fit_cells() -> int:
-    """The cells of ``predict --fit --quick``'s sweep: its nets in anchored blocks of four, one anchor each."""
-    from benchbench.cli.predict import SWEEP_QUICK
-    from benchbench.core.kernelpoints import base_points, sample_points
+    """The cells of ``predict --fit --quick``'s first sweep on the null backend: its nets in anchored blocks, as
+    the sweep lays them out (``cli.cells.predict_cells``)."""
+    from benchbench.cli.cells import predict_cells
+    from benchbench.cli.parser import build_parser
+    from benchbench.cli.predict import first_sweep
 
-    names = dict.fromkeys(p.name for p in base_points(quick=True) + sample_points(SWEEP_QUICK, 0))
-    return len(names) + -(-len(names) // 4)
+    args = build_parser().parse_args(["predict", "--fit", "--quick", "--backend", "null"])
+    args.sweep_names = first_sweep(quick=True, seed=0)
+    return len(predict_cells(args)[0])
 
 
 def test_a_killed_fit_resumes_its_sweep_and_stores_the_predictor(cache_dir, tmp_path):

@@ -41,7 +41,7 @@ from .predictors import (
 from .resume import resumed_predict, sweep_folders
 from .run import measure, run_dir
 
-__all__ = ["cmd_predict", "SWEEP", "SWEEP_QUICK", "model_kernels"]
+__all__ = ["cmd_predict", "SWEEP", "SWEEP_QUICK", "first_sweep", "model_kernels"]
 
 # Points per kernel class in the first round of the sweep (the adaptive round adds up to half as many again).
 SWEEP = {"conv": 30, "dwconv": 21, "gconv": 12, "gemm": 12, "eltwise": 33, "pool": 9, "move": 12}
@@ -334,9 +334,17 @@ def _measure_anchored(args, names: list[str], folder: Path, keep, evaluate: bool
     return code, runs
 
 
+def first_sweep(quick: bool, seed: int) -> list[str]:
+    """The kernel nets ``predict --fit`` measures first, each once: the base nets (``kernelpoints.base_points``),
+    then the sampled points of every class (``SWEEP``, or ``SWEEP_QUICK`` with ``--quick``)."""
+    from benchbench.core.kernelpoints import base_points, sample_points
+
+    counts = SWEEP_QUICK if quick else SWEEP
+    return list(dict.fromkeys(p.name for p in base_points(quick) + sample_points(counts, seed)))
+
+
 def _fit(args) -> int:
     from benchbench.build.cache import seal, write_json
-    from benchbench.core.kernelpoints import base_points, sample_points
     from benchbench.core.spec import physical_cores
     from benchbench.runners import resolve_backends
 
@@ -353,7 +361,7 @@ def _fit(args) -> int:
         docs = _fit_all(runs, backends, threads, start, devices)
         extra = []
     else:
-        first = list(dict.fromkeys(p.name for p in base_points(args.quick) + sample_points(counts, args.seed)))
+        first = first_sweep(args.quick, args.seed)
         code, runs = _measure_anchored(args, first, folder, _is_kernel, earlier=earlier)
         if code >= 128:
             return code
