@@ -30,6 +30,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
+
 __all__ = ["Snapshot", "snapshot", "runnable_ns", "others_running", "block_interference"]
 
 _TICK_NS = 1e9 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 1e7
@@ -103,11 +108,7 @@ def others_running() -> int | None:
 
 
 def _minor_faults() -> int | None:
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return None
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource is not None else None
 
 
 def snapshot() -> Snapshot:
